@@ -1,0 +1,43 @@
+"""Option decorators shared by the commands that build an ICRM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from icrm_sgl.engines import engine_names
+from icrm_sgl.shots import SAMPLING_MODES
+
+
+def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Engine, model, shots, prompt mode and sampling options."""
+    options = [
+        click.option("--engine", default="local", show_default=True,
+                     type=click.Choice(engine_names()), help="Engine that runs the programs."),
+        click.option("--model", "model_name", default=None,
+                     help="Model: a GGUF path for the local engine (default: packaged SmolLM2)."),
+        click.option("--rm-type", type=click.Choice(["individual", "pairwise"]), default=None,
+                     help="Judging mode (default: detected from the input's keys)."),
+        click.option("--num-shots", default=3, show_default=True, type=click.IntRange(0),
+                     help="Shots shown before each example."),
+        click.option("--shot-sampling", "shot_sampling_mode", default="fixed",
+                     show_default=True, type=click.Choice(SAMPLING_MODES),
+                     help="fixed: first n (one shared prefix); random: seeded sample."),
+        click.option("--shots-pool", "shots_pool_path", default=None,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="A shots pool JSON file (default: the packaged pool)."),
+        click.option("--completion/--chat", default=True, show_default=True,
+                     help="Plain-text prompt, or user/assistant chat roles."),
+        click.option("--max-tokens", type=click.IntRange(1), default=None,
+                     help="Token budget for the verdict's text fields, split evenly."),
+        click.option("--temperature", default=0.0, show_default=True,
+                     type=click.FloatRange(0.0), help="0 is greedy (score/choice by select)."),
+        click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0)),
+        click.option("--seed", default=42, show_default=True, type=int),
+        click.option("--verbose", is_flag=True, help="Print each prompt to stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

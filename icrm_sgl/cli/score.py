@@ -1,0 +1,66 @@
+"""``icrm-sgl score``: judge the examples of a .json / .jsonl file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from icrm_sgl.cli.options import judge_options
+from icrm_sgl.inputs import detect_rm_type, load_examples
+from icrm_sgl.judgement import Judgement
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@judge_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write JSONL records here (default: stdout).")
+def score(input_path: str, output: str | None, rm_type: str | None, max_tokens: int | None,
+          temperature: float, top_p: float, **icrm_options: Any) -> None:
+    """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
+
+    One example prints its verdict as indented JSON. Several print (or write to
+    --output) one JSONL record each, with a progress bar and a summary on stderr.
+    Exit code 2 when any example was malformed, 1 when any verdict failed.
+    """
+    from icrm_sgl.icrm import ICRM  # imports sglang (slow): only when a command runs
+
+    loaded = load_examples(input_path)
+    rm_type = rm_type or detect_rm_type(loaded.examples)
+    gen = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
+    with ICRM(rm_type=rm_type, **icrm_options) as model:
+        if loaded.single and not loaded.errors:
+            result = model.judge(loaded.examples[0], **gen)
+            click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
+            return
+        failures = [Judgement(ex_id, error=msg, meta={"stage": "input"}) for ex_id, msg in loaded.errors]
+        results = model.judge_batch(loaded.examples, progress=True, **gen)
+        counts = _write_all(failures, results, output)
+    click.echo(
+        f"{counts['ok']} verdicts, {counts['input']} malformed examples skipped, "
+        f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
+        err=True,
+    )
+    sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
+
+
+def _write_all(failures: list[Judgement], results: Any, output: str | None) -> dict[str, int]:
+    counts = {"ok": 0, "input": 0, "failed": 0}
+    sink: IO[str] = Path(output).open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        for result in [*failures, *results]:
+            if result.ok:
+                counts["ok"] += 1
+            else:
+                counts["input" if result.meta.get("stage") == "input" else "failed"] += 1
+                click.echo(f"skipped {result.id}: {result.error}", err=True)
+            sink.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
+            sink.flush()
+    finally:
+        if output:
+            sink.close()
+    return counts

@@ -1,0 +1,48 @@
+"""Engine registry: names map to factories that are imported only when used.
+
+A factory takes ``model_name`` and engine options and returns an sglang ``BaseBackend``
+that runs icrm-sgl's programs. Later engines register here without touching callers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from icrm_sgl.errors import InputError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from sglang.lang.backend.base_backend import BaseBackend
+
+EngineFactory = Callable[..., "BaseBackend"]
+
+#: name → "module:function" of the factory, imported lazily.
+_ENGINES: dict[str, str] = {
+    "local": "icrm_sgl.engines.local:create",
+}
+
+
+def register_engine(name: str, target: str) -> None:
+    """Register (or replace) an engine factory given as ``"module:function"``."""
+    _ENGINES[name] = target
+
+
+def engine_names() -> list[str]:
+    return sorted(_ENGINES)
+
+
+def create_engine(name: str, model_name: str | None = None, **options: Any) -> BaseBackend:
+    """Build the backend registered under ``name``."""
+    target = _ENGINES.get(name)
+    if target is None:
+        raise InputError(f"unknown engine {name!r}: choose one of {', '.join(engine_names())}")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"engine {name!r} needs the package {exc.name!r}: pip install {exc.name}"
+        ) from None
+    factory: EngineFactory = getattr(module, attr)
+    return factory(model_name=model_name, **options)

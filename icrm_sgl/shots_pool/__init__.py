@@ -1,0 +1,1 @@
+"""Packaged shot pools (individual.json, pairwise.json)."""
