@@ -1,4 +1,13 @@
-"""icrm-sgl: an in-context reward model built on sglang programs with constrained decoding."""
+"""icrm-sgl: an in-context reward model built on sglang programs with constrained decoding.
+
+Names that need sglang (slow to import) load on first use, so that the CLI's help and
+the schema helpers start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from icrm_sgl.errors import (
     EngineError,
@@ -7,11 +16,15 @@ from icrm_sgl.errors import (
     MissingDependencyError,
     VerdictError,
 )
-from icrm_sgl.icrm import ICRM
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.programs.judge import ProgramConfig, build_program
 from icrm_sgl.schemas import IndividualVerdict, PairwiseVerdict, json_schema, validate_verdict
 from icrm_sgl.shots import load_shots, sample_shots
+
+_LAZY = {
+    "ICRM": "icrm_sgl.icrm",
+    "ProgramConfig": "icrm_sgl.programs.judge",
+    "build_program": "icrm_sgl.programs.judge",
+}
 
 __all__ = [
     "ICRM",
@@ -30,3 +43,9 @@ __all__ = [
     "sample_shots",
     "validate_verdict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'icrm_sgl' has no attribute {name!r}")

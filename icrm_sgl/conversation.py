@@ -69,9 +69,9 @@ def split_conversation(turns: list[Turn]) -> Exchange:
     )
 
 
-def validate_pair(conversation_a: Any, conversation_b: Any, where: str = "example") -> tuple[
-    list[Turn], list[Turn]
-]:
+def validate_pair(
+    conversation_a: Any, conversation_b: Any, where: str = "example"
+) -> tuple[list[Turn], list[Turn]]:
     """Check both conversations and that they differ only in the last assistant turn."""
     a = validate_conversation(conversation_a, f"{where}: conversation_A")
     b = validate_conversation(conversation_b, f"{where}: conversation_B")
@@ -81,6 +81,6 @@ def validate_pair(conversation_a: Any, conversation_b: Any, where: str = "exampl
         if ta != tb:
             raise _fail(
                 where,
-                f"conversations differ at turn {i}; they may differ only in the last assistant turn",
+                f"conversations differ at turn {i}; only the last assistant turn may differ",
             )
     return a, b

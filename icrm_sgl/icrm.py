@@ -150,7 +150,11 @@ class ICRM:
         self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None, **gen: Any
     ) -> Judgement:
         """Judge one example; raises ``InputError`` or ``VerdictError`` instead of failing soft."""
-        example_fields(self.rm_type, example)
+        self._generation(gen)
+        ex_id = example.get("id", 0) if isinstance(example, Mapping) else 0
+        example_fields(
+            self.rm_type, example if isinstance(example, Mapping) else {}, f"example {ex_id}"
+        )
         (result,) = self.judge_batch([example], shots=shots, **gen)
         if not result.ok:
             raise VerdictError(f"example {result.id}: {result.error}")
@@ -252,7 +256,8 @@ def _accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
         "cached_tokens": metas[0].get("cached_tokens"),
         "completion_tokens": sum(m.get("completion_tokens", 0) for m in metas),
         "truncated": [
-            k for k, m in zip(text_vars, metas, strict=True)
+            k
+            for k, m in zip(text_vars, metas, strict=True)
             if (m.get("finish_reason") or {}).get("type") == "length"
         ],
     }

@@ -67,9 +67,9 @@ def load_shots(rm_type: str, path: str | Path | None = None) -> list[Shot]:
     return shots
 
 
-def sample_shots(pool: list[Shot], n: int, mode: str = "fixed", seed: int | None = 42) -> list[
-    Shot
-]:
+def sample_shots(
+    pool: list[Shot], n: int, mode: str = "fixed", seed: int | None = 42
+) -> list[Shot]:
     """Pick ``n`` shots: ``fixed`` takes the first n (one shared prefix), ``random`` is seeded."""
     if not 0 <= n <= len(pool):
         raise InputError(f"num_shots must be between 0 and {len(pool)} (pool size), got {n}")

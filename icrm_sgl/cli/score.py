@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import IO, Any
+from itertools import chain
+from typing import Any
 
 import click
 
@@ -17,10 +17,22 @@ from icrm_sgl.judgement import Judgement
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @judge_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Write JSONL records here (default: stdout).")
-def score(input_path: str, output: str | None, rm_type: str | None, max_tokens: int | None,
-          temperature: float, top_p: float, **icrm_options: Any) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JSONL records here (default: stdout).",
+)
+def score(
+    input_path: str,
+    output: str | None,
+    rm_type: str | None,
+    max_tokens: int | None,
+    temperature: float,
+    top_p: float,
+    **icrm_options: Any,
+) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
 
     One example prints its verdict as indented JSON. Several print (or write to
@@ -37,7 +49,9 @@ def score(input_path: str, output: str | None, rm_type: str | None, max_tokens: 
             result = model.judge(loaded.examples[0], **gen)
             click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
             return
-        failures = [Judgement(ex_id, error=msg, meta={"stage": "input"}) for ex_id, msg in loaded.errors]
+        failures = [
+            Judgement(ex_id, error=msg, meta={"stage": "input"}) for ex_id, msg in loaded.errors
+        ]
         results = model.judge_batch(loaded.examples, progress=True, **gen)
         counts = _write_all(failures, results, output)
     click.echo(
@@ -50,9 +64,8 @@ def score(input_path: str, output: str | None, rm_type: str | None, max_tokens: 
 
 def _write_all(failures: list[Judgement], results: Any, output: str | None) -> dict[str, int]:
     counts = {"ok": 0, "input": 0, "failed": 0}
-    sink: IO[str] = Path(output).open("w", encoding="utf-8") if output else sys.stdout
-    try:
-        for result in [*failures, *results]:
+    with click.open_file(output or "-", "w", encoding="utf-8") as sink:
+        for result in chain(failures, results):
             if result.ok:
                 counts["ok"] += 1
             else:
@@ -60,7 +73,4 @@ def _write_all(failures: list[Judgement], results: Any, output: str | None) -> d
                 click.echo(f"skipped {result.id}: {result.error}", err=True)
             sink.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
             sink.flush()
-    finally:
-        if output:
-            sink.close()
     return counts

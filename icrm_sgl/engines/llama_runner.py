@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ from icrm_sgl.engines.sampling import (
 )
 from icrm_sgl.errors import EngineError
 
-#: Contexts shorter than this are not worth saving when they are about to be discarded.
+#: A context is saved before truncation only when at least this many tokens would be lost.
 _MIN_SAVED_TOKENS = 64
 
 
@@ -82,9 +83,7 @@ class LlamaRunner:
         vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
         self._vocab = vocab
         self.eos_ids = {self._llm.token_eos()} | {
-            t
-            for t in range(self.vocab_size)
-            if llama_cpp.llama_vocab_is_eog(vocab, t)
+            t for t in range(self.vocab_size) if llama_cpp.llama_vocab_is_eog(vocab, t)
         }
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
 
@@ -97,7 +96,11 @@ class LlamaRunner:
         if self._grammars is None:
             from llguidance.llamacpp import lltokenizer_from_vocab
 
-            tokenizer = lltokenizer_from_vocab(self._vocab, eos_token=self._llm.token_eos())
+            with warnings.catch_warnings():
+                # llguidance calls a llama.cpp function that llama-cpp-python marks deprecated,
+                # once per vocabulary entry.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tokenizer = lltokenizer_from_vocab(self._vocab, eos_token=self._llm.token_eos())
             self._grammars = GrammarCache(tokenizer, self.vocab_size)
         return self._grammars
 
@@ -124,9 +127,7 @@ class LlamaRunner:
             chunk = [int(t) for t in tokens[start : start + self._n_batch]]
             n_past = len(self._tokens)
             if n_past + len(chunk) > self.n_ctx:
-                raise EngineError(
-                    f"prompt needs more than the context size of {self.n_ctx} tokens"
-                )
+                raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
             self._batch.set_batch(chunk, n_past=n_past, logits_all=all_logits)
             try:
                 self._ctx.decode(self._batch)
@@ -142,7 +143,7 @@ class LlamaRunner:
 
     def _truncate(self, n: int) -> None:
         if n < len(self._tokens):
-            if len(self._tokens) >= _MIN_SAVED_TOKENS and not self.prefix_cache.covers(
+            if len(self._tokens) - n >= _MIN_SAVED_TOKENS and not self.prefix_cache.covers(
                 self._tokens
             ):
                 self.prefix_cache.put(self._save_state())

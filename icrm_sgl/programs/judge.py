@@ -148,4 +148,3 @@ def build_program(config: ProgramConfig) -> SglFunction:
         )
 
     return sgl.function(pairwise)
-

@@ -36,9 +36,9 @@ def render_feedback(rm_type: str, feedback: Mapping[str, Any]) -> str:
     return json.dumps(ordered, ensure_ascii=False)
 
 
-def example_fields(rm_type: str, example: Mapping[str, Any], where: str = "example") -> dict[
-    str, str
-]:
+def example_fields(
+    rm_type: str, example: Mapping[str, Any], where: str = "example"
+) -> dict[str, str]:
     """Validate an example's conversation(s) and return the per-example template values."""
     if rm_type == "individual":
         turns = validate_conversation(example.get("conversation"), f"{where}: conversation")
@@ -81,12 +81,8 @@ class PromptTemplates:
         required_overall = keys - {"history"} | {"shots"}
         return cls(
             rm_type,
-            _template(
-                template_path, f"{rm_type}.template", overall_allowed, required_overall
-            ),
-            _template(
-                shot_template_path, f"{rm_type}_shot.template", shot_allowed, required_shot
-            ),
+            _template(template_path, f"{rm_type}.template", overall_allowed, required_overall),
+            _template(shot_template_path, f"{rm_type}_shot.template", shot_allowed, required_shot),
         )
 
     def render_shots(self, shots: Sequence[Mapping[str, Any]]) -> str:

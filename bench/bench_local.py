@@ -1,0 +1,469 @@
+"""Benchmark of the local llama.cpp engine on a 3-shot pairwise prompt.
+
+Run from the repository root::
+
+    python bench/bench_local.py [--examples N] [--max-tokens M] [--out bench/results/local.json]
+
+One run measures, on the same process and model:
+
+1. the first verdict on a fresh backend (cold: nothing in the KV cache, nothing saved);
+2. the mean verdict time on N further examples with prefix reuse ON (warm backend);
+3. the mean verdict time on the same N examples with prefix reuse OFF;
+4. the share of prompt tokens reused (sum cached_tokens / sum prompt_tokens) for 2 and 3;
+5. decode tokens/s with and without the llguidance constraint mask (``FIELD_REGEX``).
+
+ON and OFF verdicts are interleaved example by example (ON first, then OFF on the same
+example), so that load from other processes on a shared machine hits both alike. The
+masked / unmasked decode runs are interleaved too, with their order flipped every
+repetition. A table goes to stdout, every figure plus machine info to ``--out`` (JSON).
+
+This is a benchmark, not a test: it is slow (minutes) and its figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Synthetic further examples: (user question, candidate A, candidate B). Distinct topics
+# so that the example-specific tail of each prompt differs; the few-shot head is shared.
+FURTHER = [
+    (
+        "How long should I boil an egg to get a runny yolk?",
+        "About six minutes in water that is already boiling, then straight into cold "
+        "water so it stops cooking. The white sets and the yolk stays soft.",
+        "Eggs are a great source of protein and can be cooked in many ways.",
+    ),
+    (
+        "What does the Python expression `[x * 2 for x in range(3)]` evaluate to?",
+        "It evaluates to [0, 2, 4]: range(3) yields 0, 1 and 2, and each is doubled.",
+        "It evaluates to [2, 4, 6] because every number from 1 to 3 is doubled.",
+    ),
+    (
+        "Can you suggest a name for a small bakery that sells sourdough bread?",
+        "How about 'Rise & Crumb'? Other ideas: 'The Slow Loaf', 'Wild Yeast Corner' "
+        "or 'Starter Culture'.",
+        "Bakery.",
+    ),
+    (
+        "Why is the sky blue during the day?",
+        "Sunlight is scattered by air molecules, and shorter (blue) wavelengths scatter "
+        "much more than red ones (Rayleigh scattering), so blue light reaches us from "
+        "every part of the sky.",
+        "Because the sky reflects the colour of the ocean.",
+    ),
+    (
+        "Translate 'good morning, how are you?' into Spanish.",
+        "Buenos días, ¿cómo estás?",
+        "Bonjour, comment allez-vous ?",
+    ),
+    (
+        "I have a job interview tomorrow. Any quick tips?",
+        "Research the company, prepare two or three stories that show your skills, have "
+        "questions ready for them, and get a good night's sleep.",
+        "Just be yourself and don't worry about it, interviews are not important.",
+    ),
+    (
+        "What is 15% of 80?",
+        "15% of 80 is 12.",
+        "15% of 80 is 8, because you take 10% and add half of it.",
+    ),
+    (
+        "Write a haiku about autumn leaves.",
+        "Red leaves drift and fall\nwhispering on the cold wind\nthe branches let go",
+        "Autumn is a season that comes after summer and before winter in most places.",
+    ),
+]
+
+
+def pairwise_example(question: str, a: str, b: str) -> dict[str, Any]:
+    user = {"role": "user", "content": question}
+    return {
+        "conversation_A": [user, {"role": "assistant", "content": a}],
+        "conversation_B": [user, {"role": "assistant", "content": b}],
+    }
+
+
+def first_example() -> dict[str, Any]:
+    path = REPO / "examples" / "test_pairwise.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return pairwise_example(
+        "I want to book a flight",
+        "Sure, where do you want to go?",
+        "I need your departure city, destination, dates and number of passengers.",
+    )
+
+
+# -- switching prefix reuse off -----------------------------------------------------------
+#
+# The runner reuses computed KV in two ways: (a) the live context keeps the longest common
+# token prefix with the next prompt, and (b) ``prefix_cache`` keeps saved KV states that
+# it restores when they match more. "Reuse OFF" must defeat both, for the OFF verdicts
+# only, on the SAME runner (same model, threads and memory as the ON verdicts):
+#   * (b) ``no_saved_states`` swaps in an empty zero-byte ``PrefixCache`` for the duration
+#     (``put`` is a no-op at max_bytes 0, ``best_match`` finds nothing), then puts the
+#     real one back, untouched, so the ON verdicts keep their saved states;
+#   * (a) ``clear_context`` drops the whole live KV sequence before each OFF verdict via
+#     the runner's ``_truncate(0)`` (with the zero-byte cache installed it saves nothing).
+# Inside one verdict the five field calls and the final ``select`` still continue the
+# live context (each call extends the previous one's text): that is how any engine runs
+# an sglang program, not cross-example reuse. ``cached_tokens`` in the meta counts the
+# first field call, i.e. exactly the reuse from before the verdict started.
+# No library code is changed; ``_truncate`` is private, hence this one helper.
+
+
+@contextlib.contextmanager
+def no_saved_states(runner) -> Iterator[None]:
+    from icrm_sgl.engines.prefix_cache import PrefixCache
+
+    with runner._lock:
+        saved = runner.prefix_cache
+        runner.prefix_cache = PrefixCache(0)
+    try:
+        yield
+    finally:
+        with runner._lock:
+            runner.prefix_cache = saved
+
+
+def clear_context(runner) -> None:
+    with runner._lock:
+        runner._truncate(0)
+    assert len(runner._tokens) == 0
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+
+class SaveMeter:
+    """Counts the runner's KV-state serialisations and the time they take (diagnostic).
+
+    The runner saves a state whenever it cuts back a long context that no saved state
+    covers (also inside one verdict, between field calls), and with a zero-byte cache it
+    still serialises before discarding. Wraps the bound method on this instance only.
+    """
+
+    def __init__(self, runner) -> None:
+        self.calls, self.seconds = 0, 0.0
+        original = runner._save_state
+
+        def metered():
+            start = time.perf_counter()
+            try:
+                return original()
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - start
+
+        runner._save_state = metered
+
+    def since(self, mark: tuple[int, float]) -> dict[str, Any]:
+        return {"kv_saves": self.calls - mark[0], "kv_save_seconds": self.seconds - mark[1]}
+
+    def mark(self) -> tuple[int, float]:
+        return self.calls, self.seconds
+
+
+def timed_verdict(
+    model, example: dict[str, Any], max_tokens: int, meter: SaveMeter
+) -> dict[str, Any]:
+    mark = meter.mark()
+    start = time.perf_counter()
+    (result,) = list(model.judge_batch([example], num_threads=1, max_tokens=max_tokens))
+    seconds = time.perf_counter() - start
+    meta = result.meta
+    return {
+        "seconds": seconds,
+        "ok": result.ok,
+        "error": result.error,
+        "choice": (result.verdict or {}).get("choice"),
+        "prompt_tokens": meta.get("prompt_tokens") or 0,
+        "cached_tokens": meta.get("cached_tokens") or 0,
+        "completion_tokens": meta.get("completion_tokens") or 0,
+        **meter.since(mark),
+    }
+
+
+def reuse_share(runs: list[dict[str, Any]]) -> float:
+    prompt = sum(r["prompt_tokens"] for r in runs)
+    return sum(r["cached_tokens"] for r in runs) / prompt if prompt else float("nan")
+
+
+def decode_bench(model, example, new_tokens: int, reps: int, meter: SaveMeter) -> dict[str, Any]:
+    """Decode tokens/s with and without the FIELD_REGEX mask, prefill excluded.
+
+    The prompt (rendered example + the verdict's first key) is evaluated once first, so
+    every timed call finds it in the live context. Each call still re-evaluates the last
+    prompt token (the runner needs fresh logits) and builds a matcher; to remove that
+    fixed cost, every timed call of ``new_tokens`` is paired with a 1-token call of the
+    same condition, and the rate is (tokens_long - tokens_short) / (t_long - t_short),
+    summed over repetitions. Warm-up calls of both conditions come first: besides
+    compiling the grammar, they let the engine save the (prompt + greedy output) KV
+    states it writes when a call cuts back the previous call's output, so that the timed
+    calls find them already covered and pay no state save (greedy output repeats).
+    """
+    from icrm_sgl.engines.sampling import Sampling
+    from icrm_sgl.programs.judge import FIELD_REGEX
+
+    runner = model.backend.runner
+    options = model.backend.options
+    prompt = model.render_prompt(example) + '{"analysis of A": "'
+    conditions = {"masked": FIELD_REGEX, "unmasked": None}
+
+    def call(regex, n):
+        start = time.perf_counter()
+        out = runner.generate(
+            prompt,
+            max_new_tokens=n,
+            sampling=Sampling(),
+            regex=regex,
+            seed=options.seed,
+            ignore_eos=True,  # no effect under a mask; keeps unmasked runs at full length
+            no_repeat_ngram=options.no_repeat_ngram,  # as in real verdicts
+        )
+        return time.perf_counter() - start, out
+
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in conditions}
+    texts: dict[str, str] = {}
+    _, warm = call(None, 1)  # prefill (mostly reused from the verdicts already run)
+    for n in (new_tokens, 1):  # grammar compile, KV states saved, first-call effects
+        for regex in conditions.values():
+            call(regex, n)
+    for rep in range(reps):
+        order = list(conditions) if rep % 2 == 0 else list(reversed(conditions))
+        for name in order:
+            mark = meter.mark()
+            t_long, long = call(conditions[name], new_tokens)
+            t_short, short = call(conditions[name], 1)
+            saves = meter.since(mark)
+            texts[name] = long.text
+            samples[name].append(
+                {
+                    "t_long": t_long,
+                    "t_short": t_short,
+                    "tokens_long": long.completion_tokens,
+                    "tokens_short": short.completion_tokens,
+                    "kv_saves": saves["kv_saves"],
+                }
+            )
+    result: dict[str, Any] = {
+        "prompt_tokens": warm.prompt_tokens,
+        "max_new_tokens": new_tokens,
+        "repetitions": reps,
+    }
+    for name, rows in samples.items():
+        tokens = sum(r["tokens_long"] - r["tokens_short"] for r in rows)
+        seconds = sum(r["t_long"] - r["t_short"] for r in rows)
+        result[name] = {
+            "tokens_per_s": tokens / seconds if tokens > 0 and seconds > 0 else None,
+            "tokens_per_s_each": [
+                (r["tokens_long"] - r["tokens_short"]) / (r["t_long"] - r["t_short"])
+                if r["t_long"] > r["t_short"] and r["tokens_long"] > r["tokens_short"]
+                else None
+                for r in rows
+            ],
+            "samples": rows,
+            "text": texts.get(name),
+        }
+    m, u = result["masked"]["tokens_per_s"], result["unmasked"]["tokens_per_s"]
+    result["masked_over_unmasked"] = m / u if m and u else None
+    return result
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def machine_info(model) -> dict[str, Any]:
+    import llama_cpp
+
+    runner = model.backend.runner
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "llama_cpp": getattr(llama_cpp, "__version__", None),
+        "model": model.model_name,
+        "model_path": runner.model_path,
+        "n_ctx": runner.n_ctx,
+        "n_threads": model.backend.options.n_threads or os.cpu_count(),
+        "cache_mib": model.backend.options.cache_mib,
+        "no_repeat_ngram": model.backend.options.no_repeat_ngram,
+    }
+
+
+def fmt(x: float | None, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def print_table(r: dict[str, Any]) -> None:
+    v, d = r["verdicts"], r["decode"]
+    rows = [
+        (
+            "first verdict (cold)",
+            f"{fmt(v['cold']['seconds'], '.2f')} s",
+            f"reused {v['cold']['cached_tokens']}/{v['cold']['prompt_tokens']} tokens",
+        ),
+        (
+            "mean verdict, reuse ON",
+            f"{fmt(v['on_mean_s'], '.2f')} s",
+            f"reused {fmt(100 * v['on_reuse_share'], '.1f')}% of prompt tokens",
+        ),
+        (
+            "mean verdict, reuse OFF",
+            f"{fmt(v['off_mean_s'], '.2f')} s",
+            f"reused {fmt(100 * v['off_reuse_share'], '.1f')}% of prompt tokens",
+        ),
+        (
+            "speedup ON vs OFF",
+            f"{fmt(v['speedup_on_vs_off'], '.2f')}x",
+            f"over {v['n_further']} examples, interleaved",
+        ),
+        ("decode, masked", f"{fmt(d['masked']['tokens_per_s'], '.1f')} tok/s", "regex=FIELD_REGEX"),
+        ("decode, unmasked", f"{fmt(d['unmasked']['tokens_per_s'], '.1f')} tok/s", "regex=None"),
+        (
+            "decode masked/unmasked",
+            f"{fmt(d['masked_over_unmasked'], '.2f')}x",
+            f"{d['repetitions']} reps each, interleaved",
+        ),
+    ]
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(b) for _, b, _ in rows)
+    m = r["machine"]
+    print(
+        f"\nicrm-sgl local engine, pairwise {r['settings']['num_shots']}-shot, "
+        f"{m['model']}, {m['n_threads']} thread(s), prompt ~{r['prompt_tokens']} tokens, "
+        f"max_tokens {r['settings']['max_tokens']}"
+    )
+    print("-" * (w0 + w1 + 40))
+    for a, b, c in rows:
+        print(f"{a:<{w0}}  {b:>{w1}}  {c}")
+    print("-" * (w0 + w1 + 40))
+    on = ", ".join(f"{x['seconds']:.1f}" for x in v["on"])
+    off = ", ".join(f"{x['seconds']:.1f}" for x in v["off"])
+    print(f"per example ON  (s): {on}\nper example OFF (s): {off}")
+    print(f"same choice ON vs OFF: {v['same_choice_on_off']}")
+    k = v["kv_save_seconds_per_verdict"]
+    print(
+        f"KV-state save time per verdict (s): cold {k['cold']:.2f}, "
+        f"ON {k['on']:.2f}, OFF {k['off']:.2f}"
+    )
+    print(f"total run time: {r['total_seconds']:.1f} s (model load {r['load_seconds']:.2f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--examples", type=int, default=4, help="further examples (max %d)" % len(FURTHER)
+    )
+    parser.add_argument("--max-tokens", type=int, default=100, help="verdict token budget")
+    parser.add_argument("--decode-tokens", type=int, default=64)
+    parser.add_argument("--decode-reps", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default: the engine's, = cpu count)",
+    )
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
+    args = parser.parse_args(argv)
+    if not 1 <= args.examples <= len(FURTHER):
+        parser.error(f"--examples must be between 1 and {len(FURTHER)}")
+
+    from icrm_sgl.icrm import ICRM
+
+    t0 = time.perf_counter()
+    load_avg_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    options = {} if args.threads is None else {"n_threads": args.threads}
+    model = ICRM(rm_type="pairwise", num_shots=3, **options)
+    load_seconds = time.perf_counter() - t0
+    try:
+        runner = model.backend.runner
+        meter = SaveMeter(runner)
+        further = [pairwise_example(*f) for f in FURTHER[: args.examples]]
+
+        print("cold verdict ...", file=sys.stderr, flush=True)
+        cold = timed_verdict(model, first_example(), args.max_tokens, meter)
+
+        on_runs, off_runs = [], []
+        for i, example in enumerate(further):
+            print(
+                f"example {i + 1}/{len(further)}: reuse ON, then OFF ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            on_runs.append(timed_verdict(model, example, args.max_tokens, meter))
+            with no_saved_states(runner):
+                clear_context(runner)
+                off_runs.append(timed_verdict(model, example, args.max_tokens, meter))
+
+        print("decode tokens/s ...", file=sys.stderr, flush=True)
+        decode = decode_bench(model, further[0], args.decode_tokens, args.decode_reps, meter)
+
+        on_mean = statistics.mean(r["seconds"] for r in on_runs)
+        off_mean = statistics.mean(r["seconds"] for r in off_runs)
+        result = {
+            "settings": {
+                "rm_type": "pairwise",
+                "num_shots": 3,
+                "max_tokens": args.max_tokens,
+                "further_examples": args.examples,
+                "decode_tokens": args.decode_tokens,
+                "decode_reps": args.decode_reps,
+            },
+            "machine": machine_info(model),
+            "prompt_tokens": cold["prompt_tokens"],
+            "load_seconds": load_seconds,
+            "verdicts": {
+                "cold": cold,
+                "on": on_runs,
+                "off": off_runs,
+                "n_further": len(further),
+                "on_mean_s": on_mean,
+                "off_mean_s": off_mean,
+                "on_median_s": statistics.median(r["seconds"] for r in on_runs),
+                "off_median_s": statistics.median(r["seconds"] for r in off_runs),
+                "speedup_on_vs_off": off_mean / on_mean if on_mean > 0 else None,
+                "on_reuse_share": reuse_share(on_runs),
+                "off_reuse_share": reuse_share(off_runs),
+                "same_choice_on_off": [
+                    a["choice"] == b["choice"] for a, b in zip(on_runs, off_runs, strict=True)
+                ],
+                "all_ok": all(r["ok"] for r in [cold, *on_runs, *off_runs]),
+                "kv_save_seconds_per_verdict": {
+                    "cold": cold["kv_save_seconds"],
+                    "on": statistics.mean(r["kv_save_seconds"] for r in on_runs),
+                    "off": statistics.mean(r["kv_save_seconds"] for r in off_runs),
+                },
+            },
+            "decode": decode,
+            "load_average_start": load_avg_start,
+            "load_average_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        }
+    finally:
+        model.close()
+    result["total_seconds"] = time.perf_counter() - t0
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print_table(result)
+    print(f"figures written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
