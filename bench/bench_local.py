@@ -115,13 +115,12 @@ def first_example() -> dict[str, Any]:
 #   * (b) ``no_saved_states`` swaps in an empty zero-byte ``PrefixCache`` for the duration
 #     (``put`` is a no-op at max_bytes 0, ``best_match`` finds nothing), then puts the
 #     real one back, untouched, so the ON verdicts keep their saved states;
-#   * (a) ``clear_context`` drops the whole live KV sequence before each OFF verdict via
-#     the runner's ``_truncate(0)`` (with the zero-byte cache installed it saves nothing).
+#   * (a) ``runner.reset()`` drops the whole live KV sequence before each OFF verdict
+#     without saving it.
 # Inside one verdict the five field calls and the final ``select`` still continue the
 # live context (each call extends the previous one's text): that is how any engine runs
 # an sglang program, not cross-example reuse. ``cached_tokens`` in the meta counts the
 # first field call, i.e. exactly the reuse from before the verdict started.
-# No library code is changed; ``_truncate`` is private, hence this one helper.
 
 
 @contextlib.contextmanager
@@ -138,21 +137,15 @@ def no_saved_states(runner) -> Iterator[None]:
             runner.prefix_cache = saved
 
 
-def clear_context(runner) -> None:
-    with runner._lock:
-        runner._truncate(0)
-    assert len(runner._tokens) == 0
-
-
 # -- measurements ---------------------------------------------------------------------------
 
 
 class SaveMeter:
     """Counts the runner's KV-state serialisations and the time they take (diagnostic).
 
-    The runner saves a state whenever it cuts back a long context that no saved state
-    covers (also inside one verdict, between field calls), and with a zero-byte cache it
-    still serialises before discarding. Wraps the bound method on this instance only.
+    The runner serialises the live KV state before it drops a long enough suffix that no
+    saved state covers. The time spent there is part of the verdict times. Wraps this
+    instance's method only.
     """
 
     def __init__(self, runner) -> None:
@@ -288,6 +281,8 @@ def decode_bench(model, example, new_tokens: int, reps: int, meter: SaveMeter) -
 def machine_info(model) -> dict[str, Any]:
     import llama_cpp
 
+    from icrm_sgl.engines.llama_runner import default_threads
+
     runner = model.backend.runner
     return {
         "platform": platform.platform(),
@@ -299,7 +294,7 @@ def machine_info(model) -> dict[str, Any]:
         "model": model.model_name,
         "model_path": runner.model_path,
         "n_ctx": runner.n_ctx,
-        "n_threads": model.backend.options.n_threads or os.cpu_count(),
+        "n_threads": model.backend.options.n_threads or default_threads(),
         "cache_mib": model.backend.options.cache_mib,
         "no_repeat_ngram": model.backend.options.no_repeat_ngram,
     }
@@ -330,7 +325,12 @@ def print_table(r: dict[str, Any]) -> None:
         (
             "speedup ON vs OFF",
             f"{fmt(v['speedup_on_vs_off'], '.2f')}x",
-            f"over {v['n_further']} examples, interleaved",
+            f"mean OFF / mean ON, {v['n_further']} examples, interleaved",
+        ),
+        (
+            "  by medians",
+            f"{fmt(v['off_median_s'] / v['on_median_s'], '.2f')}x",
+            f"median ON {v['on_median_s']:.2f} s, OFF {v['off_median_s']:.2f} s",
         ),
         ("decode, masked", f"{fmt(d['masked']['tokens_per_s'], '.1f')} tok/s", "regex=FIELD_REGEX"),
         ("decode, unmasked", f"{fmt(d['unmasked']['tokens_per_s'], '.1f')} tok/s", "regex=None"),
@@ -367,7 +367,7 @@ def print_table(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--examples", type=int, default=4, help="further examples (max %d)" % len(FURTHER)
+        "--examples", type=int, default=4, help=f"further examples (max {len(FURTHER)})"
     )
     parser.add_argument("--max-tokens", type=int, default=100, help="verdict token budget")
     parser.add_argument("--decode-tokens", type=int, default=64)
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="llama.cpp threads (default: the engine's, = cpu count)",
+        help="llama.cpp threads (default: the engine's, all cores but one)",
     )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
     args = parser.parse_args(argv)
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             on_runs.append(timed_verdict(model, example, args.max_tokens, meter))
             with no_saved_states(runner):
-                clear_context(runner)
+                runner.reset()
                 off_runs.append(timed_verdict(model, example, args.max_tokens, meter))
 
         print("decode tokens/s ...", file=sys.stderr, flush=True)

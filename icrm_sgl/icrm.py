@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,10 @@ GENERATION_DEFAULTS: dict[str, Any] = {
 }
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
+
+# sglang's executor warns with a full traceback when a program fails; icrm-sgl reports
+# the same failure as a one-line error in the example's result instead.
+warnings.filterwarnings("ignore", message="Error in stream_executor", category=UserWarning)
 
 
 class ICRM:

@@ -1,9 +1,10 @@
-"""Shot pools: loading, validation against the verdict schema, and sampling."""
+"""Shot pools: loading, validation against the verdict schema, and selection."""
 
 from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,9 @@ from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.programs.prompts import example_fields
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.schemas import choice_winner, validate_verdict
 
-SAMPLING_MODES = ("fixed", "random")
+SAMPLING_MODES = ("fixed", "random", "balanced")
 
 Shot = dict[str, Any]
 
@@ -24,10 +25,20 @@ def builtin_pool_path(rm_type: str) -> Path:
     return Path(str(resources.files("icrm_sgl.shots_pool").joinpath(f"{rm_type}.json")))
 
 
-def _normalise(record: Any, rm_type: str, index: int, source: str) -> Shot:
-    where = f"{source}: shot {index}"
+def shot_label(shot: Shot) -> str:
+    """The shot's verdict in one word: its score or its choice."""
+    feedback = shot["feedback"]
+    return str(feedback.get("score", feedback.get("choice")))
+
+
+def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
+    """Check one pool record and return it with defaults and its feedback as a dict.
+
+    The original IC-RM format loads too: ``feedback`` may be a JSON string, and a
+    missing ``id`` / ``category`` gets a default.
+    """
     if not isinstance(record, dict):
-        raise InputError(f"{where}: expected an object, got {type(record).__name__}")
+        raise InputError(f"{source}: shot {index}: expected an object")
     shot = dict(record)
     shot.setdefault("id", f"{rm_type}-{index}")
     shot.setdefault("category", "general")
@@ -48,9 +59,9 @@ def _normalise(record: Any, rm_type: str, index: int, source: str) -> Shot:
     return shot
 
 
-def load_shots(rm_type: str, path: str | Path | None = None) -> list[Shot]:
-    """Load and validate a pool (the packaged one when ``path`` is None)."""
-    source = Path(path) if path is not None else builtin_pool_path(rm_type)
+def read_pool(path: str | Path) -> list[Any]:
+    """The raw records of a pool file (a JSON list)."""
+    source = Path(path)
     try:
         records = json.loads(source.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -59,22 +70,83 @@ def load_shots(rm_type: str, path: str | Path | None = None) -> list[Shot]:
         raise InputError(f"shots pool {source}: invalid JSON at line {exc.lineno}") from None
     if not isinstance(records, list):
         raise InputError(f"shots pool {source}: expected a JSON list of shots")
-    shots = [_normalise(r, rm_type, i, str(source)) for i, r in enumerate(records)]
-    ids = [s["id"] for s in shots]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise InputError(f"shots pool {source}: duplicate ids {dupes}")
+    return records
+
+
+def pool_problems(records: list[Any], rm_type: str, source: str) -> tuple[list[Shot], list[str]]:
+    """Every valid shot, and one message per invalid record or duplicate id."""
+    shots, problems = [], []
+    for i, record in enumerate(records):
+        try:
+            shots.append(normalise_shot(record, rm_type, i, source))
+        except InputError as exc:
+            problems.append(str(exc))
+    counts = Counter(s["id"] for s in shots)
+    problems += [f"{source}: duplicate shot id {i!r}" for i, n in counts.items() if n > 1]
+    return shots, problems
+
+
+def load_shots(rm_type: str, path: str | Path | None = None) -> list[Shot]:
+    """Load and validate a pool (the packaged one when ``path`` is None)."""
+    source = Path(path) if path is not None else builtin_pool_path(rm_type)
+    shots, problems = pool_problems(read_pool(source), rm_type, str(source))
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more)
     return shots
 
 
 def sample_shots(
     pool: list[Shot], n: int, mode: str = "fixed", seed: int | None = 42
 ) -> list[Shot]:
-    """Pick ``n`` shots: ``fixed`` takes the first n (one shared prefix), ``random`` is seeded."""
+    """Pick ``n`` shots.
+
+    ``fixed`` takes the first n (one shared prefix, the default); ``random`` is a seeded
+    sample; ``balanced`` spreads categories and verdicts, deterministic for a seed and n.
+    """
     if not 0 <= n <= len(pool):
         raise InputError(f"num_shots must be between 0 and {len(pool)} (pool size), got {n}")
     if mode == "fixed":
         return pool[:n]
     if mode == "random":
         return random.Random(seed).sample(pool, n)
+    if mode == "balanced":
+        return _balanced(pool, n, random.Random(seed))
     raise InputError(f"unknown shot sampling mode {mode!r}: expected one of {SAMPLING_MODES}")
+
+
+def _balanced(pool: list[Shot], n: int, rng: random.Random) -> list[Shot]:
+    """Round-robin over categories (seeded order); in each, the least-used verdict band
+    (score band 1-2, 3-4, …, or winning side), then the least-used score or choice."""
+    by_category: dict[str, list[Shot]] = {}
+    for shot in pool:
+        by_category.setdefault(shot["category"], []).append(shot)
+    categories = sorted(by_category)
+    rng.shuffle(categories)
+    for shots in by_category.values():
+        rng.shuffle(shots)
+    # Ties start as if used once: the pool keeps A=B rare and so should a selection.
+    used: Counter[str] = Counter({"tie": 1})
+    picked: list[Shot] = []
+    while len(picked) < n:
+        for category in categories:
+            if len(picked) == n:
+                break
+            candidates = by_category[category]
+            if not candidates:
+                continue
+            best = min(candidates, key=lambda s: (used[_band(s)], used[shot_label(s)]))
+            candidates.remove(best)
+            used[_band(best)] += 1
+            used[shot_label(best)] += 1
+            picked.append(best)
+    return picked
+
+
+def _band(shot: Shot) -> str:
+    """Rubric band of a score (1-2, 3-4, …) or the side a choice favours."""
+    feedback = shot["feedback"]
+    if "score" in feedback:
+        low = (feedback["score"] - 1) // 2 * 2 + 1
+        return f"{low}-{low + 1}"
+    return choice_winner(feedback["choice"])

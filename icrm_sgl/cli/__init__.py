@@ -8,6 +8,7 @@ import sys
 import click
 
 from icrm_sgl.cli.score import score
+from icrm_sgl.cli.shots import shots
 from icrm_sgl.errors import IcrmError
 
 
@@ -18,6 +19,7 @@ def cli() -> None:
 
 
 cli.add_command(score)
+cli.add_command(shots)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default="fixed",
             show_default=True,
             type=click.Choice(SAMPLING_MODES),
-            help="fixed: first n (one shared prefix); random: seeded sample.",
+            help="fixed: first n (one shared prefix); random: seeded; balanced: spread categories.",
         ),
         click.option(
             "--shots-pool",
@@ -54,6 +54,20 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             type=click.Path(exists=True, dir_okay=False),
             help="A shots pool JSON file (default: the packaged pool).",
+        ),
+        click.option(
+            "--template",
+            "template_path",
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="Prompt template with {$key} placeholders (see README).",
+        ),
+        click.option(
+            "--shot-template",
+            "shot_template_path",
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="Template for one shot.",
         ),
         click.option(
             "--completion/--chat",

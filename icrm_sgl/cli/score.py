@@ -39,10 +39,10 @@ def score(
     --output) one JSONL record each, with a progress bar and a summary on stderr.
     Exit code 2 when any example was malformed, 1 when any verdict failed.
     """
-    from icrm_sgl.icrm import ICRM  # imports sglang (slow): only when a command runs
-
     loaded = load_examples(input_path)
     rm_type = rm_type or detect_rm_type(loaded.examples)
+    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
     gen = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         if loaded.single and not loaded.errors:

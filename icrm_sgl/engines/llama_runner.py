@@ -34,6 +34,12 @@ from icrm_sgl.errors import EngineError
 _MIN_SAVED_TOKENS = 64
 
 
+def default_threads() -> int:
+    """All cores but one: llama.cpp's spinning worker threads slow down by orders of
+    magnitude when another busy process competes for every core."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 @dataclass
 class Completion:
     """The outcome of one generation call, with sglang-style accounting."""
@@ -64,7 +70,7 @@ class LlamaRunner:
                 model_path=model_path,
                 n_ctx=n_ctx,
                 n_batch=n_batch,
-                n_threads=n_threads or os.cpu_count(),
+                n_threads=n_threads or default_threads(),
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
@@ -141,10 +147,13 @@ class LlamaRunner:
         self._logits = rows[-1]
         return np.stack(rows) if all_logits else rows[-1]
 
-    def _truncate(self, n: int) -> None:
+    def _truncate(self, n: int, save: bool = True) -> None:
         if n < len(self._tokens):
-            if len(self._tokens) - n >= _MIN_SAVED_TOKENS and not self.prefix_cache.covers(
-                self._tokens
+            if (
+                save
+                and self.prefix_cache.max_bytes > 0
+                and len(self._tokens) - n >= _MIN_SAVED_TOKENS
+                and not self.prefix_cache.covers(self._tokens)
             ):
                 self.prefix_cache.put(self._save_state())
             self._ctx.kv_cache_seq_rm(0, n, -1)
@@ -155,7 +164,7 @@ class LlamaRunner:
         size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
-        return KVState(self._tokens.copy(), bytes(buf[:written]))
+        return KVState(self._tokens.copy(), ctypes.string_at(buf, written))
 
     def _restore_state(self, state: KVState) -> None:
         self._ctx.kv_cache_seq_rm(0, 0, -1)
@@ -170,6 +179,10 @@ class LlamaRunner:
         """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
         if len(tokens) == 0:
             raise EngineError("empty prompt")
+        if len(tokens) >= self.n_ctx:
+            raise EngineError(
+                f"prompt of {len(tokens)} tokens does not fit the context size of {self.n_ctx}"
+            )
         live = common_prefix_len(self._tokens, tokens)
         saved, state = self.prefix_cache.best_match(tokens)
         if state is not None and saved > live:
@@ -181,6 +194,11 @@ class LlamaRunner:
         reuse = min(live, len(tokens) - 1)
         self._truncate(reuse)
         return self._eval(tokens[reuse:]), reuse
+
+    def reset(self) -> None:
+        """Empty the live context without saving it (saved prefixes stay)."""
+        with self._lock:
+            self._truncate(0, save=False)
 
     def cache_prefix(self, text: str) -> int:
         """Evaluate ``text`` and keep its KV state; returns its length in tokens."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,6 +78,10 @@ def resolve_model_path(model_name: str | None) -> Path:
 
 class LocalBackend(BaseBackend):
     """An sglang frontend backend that runs a GGUF model with llama-cpp-python."""
+
+    #: ``run_batch`` threads: one model, one lock, so one program at a time keeps each
+    #: example's context live from field to field (more threads are safe, not faster).
+    batch_threads = 1
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         super().__init__()
@@ -167,3 +172,18 @@ class LocalBackend(BaseBackend):
 def create(model_name: str | None = None, **options) -> LocalBackend:
     """Registry factory: ``model_name`` is a GGUF path or None for the packaged SmolLM2."""
     return LocalBackend(LocalOptions(model_name=model_name, **options))
+
+
+def token_counter(model_name: str | None = None) -> Callable[[str], int]:
+    """Count tokens with a model's tokenizer only (no weights are loaded)."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = LlamaModel(path_model=str(resolve_model_path(model_name)), params=params, verbose=False)
+
+    def count(text: str) -> int:
+        return len(model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    return count

@@ -95,6 +95,17 @@ def var_name(key: str) -> str:
     return re.sub(r"\W+", "_", key)
 
 
+class _ExecutorStopped(Exception):
+    """The stream executor failed; the caller reads ``state.error()``."""
+
+
+def _read(s, name: str) -> str:
+    try:
+        return s[name]
+    except KeyError:
+        raise _ExecutorStopped from None
+
+
 def _write_verdict(s, config: ProgramConfig) -> None:
     final = FINAL_FIELDS[config.rm_type]
     text_keys = [k for k in public_keys(config.rm_type) if k != final.key]
@@ -102,11 +113,7 @@ def _write_verdict(s, config: ProgramConfig) -> None:
         for i, key in enumerate(text_keys):
             s += ("{" if i == 0 else ", ") + json.dumps(key) + ': "'
             s += sgl.gen(var_name(key), max_tokens=config.field_tokens, regex=FIELD_REGEX)
-            try:
-                value = s[var_name(key)]
-            except KeyError:  # the executor failed; the caller reads state.error()
-                return
-            s += closing_suffix(value)
+            s += closing_suffix(_read(s, var_name(key)))
         s += ", " + json.dumps(final.key) + ": " + final.opener
         if config.sample_final:
             s += sgl.gen(final.key, max_tokens=8, regex=final.regex)
@@ -120,16 +127,21 @@ def build_program(config: ProgramConfig) -> SglFunction:
     """An sglang function for one judging mode, prompt template and decoding choice."""
 
     def body(s, **args) -> None:
-        if config.completion:
+        try:
+            if config.completion:
+                _write_prompt(s, config.prompt, args)
+                _write_verdict(s, config)
+                return
+            s += sgl.user_begin()
             _write_prompt(s, config.prompt, args)
+            s += sgl.user_end()
+            s += sgl.assistant_begin()
             _write_verdict(s, config)
+            s += sgl.assistant_end()
+        except _ExecutorStopped:
+            # Submitting anything more (even the end of a var scope, which a normal exit
+            # from ``with`` would do) would hang the executor's final sync.
             return
-        s += sgl.user_begin()
-        _write_prompt(s, config.prompt, args)
-        s += sgl.user_end()
-        s += sgl.assistant_begin()
-        _write_verdict(s, config)
-        s += sgl.assistant_end()
 
     if config.rm_type == "individual":
 
