@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -67,6 +68,7 @@ class ICRM:
         verbose: bool = False,
         seed: int = 42,
         field_tokens: int = 128,
+        concurrency: int | None = None,
         backend: BaseBackend | None = None,
         **engine_options: Any,
     ) -> None:
@@ -79,10 +81,12 @@ class ICRM:
         self.verbose = verbose
         self.seed = seed
         self.field_tokens = field_tokens
+        self.concurrency = concurrency
         self.shots_pool = load_shots(rm_type, shots_pool_path)
         self.templates = PromptTemplates.load(rm_type, template_path, shot_template_path)
         self.default_shots = self.sample_shots(num_shots)
         self._programs: dict[tuple, tuple[ProgramConfig, SglFunction]] = {}
+        self.engine_options = engine_options
         self._owns_backend = backend is None
         self.backend = backend or create_engine(
             engine, model_name=model_name, seed=seed, **engine_options
@@ -114,6 +118,24 @@ class ICRM:
         """The prompt text up to where the verdict JSON starts (completion layout)."""
         prompt = self.templates.with_shots(self.default_shots if shots is None else shots)
         return prompt.render(example_fields(self.rm_type, example))
+
+    def fingerprint(self, **gen: Any) -> dict[str, Any]:
+        """Everything that changes a verdict, for cache keys and resume checks."""
+        params, field_tokens = self._generation(gen)
+        prompt = self.templates.with_shots(self.default_shots)
+        text = json.dumps([str(seg) for seg in prompt.segments] + [str(self.templates.shot)])
+        return {
+            "engine": self.engine,
+            "engine_options": {k: str(v) for k, v in sorted(self.engine_options.items())},
+            "model": self.model_name,
+            "rm_type": self.rm_type,
+            "program_version": PROGRAM_VERSION,
+            "prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "shots": [s.get("id") for s in self.default_shots],
+            "completion": self.completion,
+            "sampling": {**params, "field_tokens": field_tokens},
+            "seed": self.seed,
+        }
 
     def _generation(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         unknown = set(kwargs) - set(GENERATION_DEFAULTS) - _IGNORED_KEYWORDS
@@ -156,10 +178,7 @@ class ICRM:
     ) -> Judgement:
         """Judge one example; raises ``InputError`` or ``VerdictError`` instead of failing soft."""
         self._generation(gen)
-        ex_id = example.get("id", 0) if isinstance(example, Mapping) else 0
-        example_fields(
-            self.rm_type, example if isinstance(example, Mapping) else {}, f"example {ex_id}"
-        )
+        example_fields(self.rm_type, example, f"example {example.get('id', 0)}")
         (result,) = self.judge_batch([example], shots=shots, **gen)
         if not result.ok:
             raise VerdictError(f"example {result.id}: {result.error}")
@@ -200,7 +219,9 @@ class ICRM:
         states = program.run_batch(
             arguments,
             backend=self.backend,
-            num_threads=num_threads or getattr(self.backend, "batch_threads", "auto"),
+            num_threads=num_threads
+            or self.concurrency
+            or getattr(self.backend, "batch_threads", "auto"),
             generator_style=True,
             max_new_tokens=field_tokens,
             **params,

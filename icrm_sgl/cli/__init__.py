@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from icrm_sgl.cli.eval import eval_command
 from icrm_sgl.cli.score import score
 from icrm_sgl.cli.shots import shots
 from icrm_sgl.errors import IcrmError
@@ -20,6 +21,7 @@ def cli() -> None:
 
 cli.add_command(score)
 cli.add_command(shots)
+cli.add_command(eval_command)
 
 
 def main() -> None:

@@ -11,6 +11,29 @@ from icrm_sgl.engines import engine_names
 from icrm_sgl.shots import SAMPLING_MODES
 
 
+def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
+    """``--endpoint`` and ``-E KEY=VALUE`` as engine keyword arguments (values as YAML-ish
+    scalars: ints, floats, true/false, else text)."""
+    options: dict[str, Any] = {"endpoint": endpoint} if endpoint else {}
+    for item in engine_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-E")
+        options[key.strip()] = _scalar(value.strip())
+    return options
+
+
+def _scalar(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Engine, model, shots, prompt mode and sampling options."""
     options = [
@@ -22,10 +45,30 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Engine that runs the programs.",
         ),
         click.option(
+            "--endpoint",
+            default=None,
+            help="URL of a running server (sglang engine: a server or a router).",
+        ),
+        click.option(
+            "--engine-option",
+            "-E",
+            "engine_option",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Engine setting, repeatable (e.g. -E n_threads=2, -E num_workers=2).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1),
+            default=None,
+            help="Examples in flight at once (default: the engine's choice; local: 1).",
+        ),
+        click.option(
             "--model",
             "model_name",
             default=None,
-            help="Model: a GGUF path for the local engine (default: packaged SmolLM2).",
+            help="Model: a GGUF path (local engine, default: packaged SmolLM2) or a name/path "
+            "for the sglang engine to launch.",
         ),
         click.option(
             "--rm-type",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options
+from icrm_sgl.cli.options import engine_kwargs, judge_options
 from icrm_sgl.inputs import detect_rm_type, load_examples
 from icrm_sgl.judgement import Judgement
 
@@ -29,6 +29,8 @@ def score(
     output: str | None,
     rm_type: str | None,
     max_tokens: int | None,
+    endpoint: str | None,
+    engine_option: tuple[str, ...],
     temperature: float,
     top_p: float,
     **icrm_options: Any,
@@ -44,6 +46,7 @@ def score(
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
     gen = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
+    icrm_options.update(engine_kwargs(endpoint, engine_option))
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         if loaded.single and not loaded.errors:
             result = model.judge(loaded.examples[0], **gen)

@@ -10,6 +10,8 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from icrm_sgl.errors import InputError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ EngineFactory = Callable[..., "BaseBackend"]
 #: name → "module:function" of the factory, imported lazily.
 _ENGINES: dict[str, str] = {
     "local": "icrm_sgl.engines.local:create",
+    "sglang": "icrm_sgl.engines.sglang_server:create",
 }
 
 
@@ -45,4 +48,10 @@ def create_engine(name: str, model_name: str | None = None, **options: Any) -> B
             f"engine {name!r} needs the package {exc.name!r}: pip install {exc.name}"
         ) from None
     factory: EngineFactory = getattr(module, attr)
-    return factory(model_name=model_name, **options)
+    try:
+        return factory(model_name=model_name, **options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"engine {name!r}: bad option(s): {problems}") from None

@@ -1,0 +1,157 @@
+"""``icrm-sgl eval``: judge a labelled benchmark and report accuracy the official way."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from icrm_sgl.cli.options import engine_kwargs, judge_options
+
+FORMATS = ("rewardbench", "llmbar", "pairs")
+
+
+def default_output_dir(source: str) -> Path:
+    """``eval-results/<name>``: the file's stem, its folder for ``dataset.json``."""
+    path = Path(source)
+    name = path.parent.name if path.stem == "dataset" else path.stem
+    return Path("eval-results") / (name or source.replace("/", "_"))
+
+
+@click.command("eval")
+@click.argument("source")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Record format (default: detected).",
+)
+@click.option(
+    "--split", default="filtered", show_default=True, help="Split, for a Hugging Face dataset name."
+)
+@click.option(
+    "--orders",
+    type=click.Choice(("both", "ab", "alternate")),
+    default="both",
+    show_default=True,
+    help="both: each pair in both A/B orders; ab: chosen as A; alternate: by pair.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where results.jsonl, metrics.json and chart.png go (default: eval-results/<name>).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --output-dir.")
+@click.option("--overwrite", is_flag=True, help="Discard results already in --output-dir.")
+@click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Judge the first N pairs.")
+@click.option("--subsets", default=None, help="Comma-separated subsets to keep.")
+@judge_options
+def eval_command(
+    source: str,
+    fmt: str | None,
+    split: str,
+    orders: str,
+    output_dir: str | None,
+    resume: bool,
+    overwrite: bool,
+    use_cache: bool,
+    cache_dir: str | None,
+    limit: int | None,
+    subsets: str | None,
+    rm_type: str | None,
+    max_tokens: int | None,
+    endpoint: str | None,
+    engine_option: tuple[str, ...],
+    temperature: float,
+    top_p: float,
+    **icrm_options: Any,
+) -> None:
+    """Judge the labelled pairs in SOURCE (a file, an LLMBar folder, or a hub dataset name).
+
+    Pairwise by default, both orders reconciled; --rm-type individual scores each reply.
+    Writes results.jsonl (one record per pair, flushed as it is judged), metrics.json and
+    chart.png, and prints the metrics table.
+    """
+    from icrm_sgl.evaluation.loaders import load_pairs
+
+    icrm_options.update(engine_kwargs(endpoint, engine_option))
+
+    pairs = load_pairs(source, fmt, split)
+    if subsets:
+        wanted = {s.strip() for s in subsets.split(",") if s.strip()}
+        pairs = [p for p in pairs if p.subset in wanted]
+    pairs = pairs[:limit] if limit else pairs
+    if not pairs:
+        raise click.UsageError("no pairs left to judge after --subsets / --limit")
+    _run(
+        source,
+        pairs,
+        Path(output_dir) if output_dir else default_output_dir(source),
+        rm_type or "pairwise",
+        orders,
+        resume,
+        overwrite,
+        use_cache,
+        cache_dir,
+        {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
+        icrm_options,
+    )
+
+
+def _run(
+    source: str,
+    pairs: list,
+    out: Path,
+    rm_type: str,
+    orders: str,
+    resume: bool,
+    overwrite: bool,
+    use_cache: bool,
+    cache_dir: str | None,
+    gen: dict[str, Any],
+    icrm_options: dict[str, Any],
+) -> None:
+    from icrm_sgl.evaluation.cache import VerdictCache
+    from icrm_sgl.evaluation.chart import write_chart
+    from icrm_sgl.evaluation.metrics import compute_metrics, format_table
+    from icrm_sgl.evaluation.runner import Evaluator
+    from icrm_sgl.evaluation.store import ResultStore
+    from icrm_sgl.icrm import ICRM
+
+    started = time.perf_counter()
+    store = ResultStore(out)
+    cache = VerdictCache(cache_dir) if use_cache else None
+    with ICRM(rm_type=rm_type, **icrm_options) as model:
+        evaluator = Evaluator(model, orders=orders, cache=cache, **gen)
+        done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
+        todo = [p for p in pairs if p.id not in done]
+        if done:
+            click.echo(f"resuming: {len(done)} pairs already judged, {len(todo)} to go", err=True)
+        try:
+            written = evaluator.run(todo, store)
+        finally:
+            store.close()
+            if cache is not None:
+                cache.close()
+    metrics = compute_metrics(store.records())
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    chart = write_chart(metrics, out / "chart.png")
+    elapsed = time.perf_counter() - started
+    click.echo(format_table(metrics))
+    click.echo(
+        f"{written} pairs judged in {elapsed:.1f} s ({written / elapsed:.2f} pairs/s); "
+        f"results: {store.results_path}, metrics: {out / 'metrics.json'}, chart: {chart}",
+        err=True,
+    )

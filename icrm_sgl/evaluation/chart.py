@@ -1,0 +1,77 @@
+"""A PNG bar chart of accuracy, flip rate and failure rate per subset.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot, no display), so it works on
+headless machines and leaves no global figure state behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from icrm_sgl.errors import MissingDependencyError
+
+#: (metrics key, legend label, colour) of each bar in a group.
+SERIES = (
+    ("accuracy", "accuracy", "#2f6db5"),
+    ("flip_rate", "position-flip rate", "#e08a1e"),
+    ("failure_rate", "failure rate", "#c0392b"),
+)
+ROW_HEIGHT_IN = 0.42
+DPI = 120
+
+
+def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [*metrics["per_subset"].items(), ("overall", metrics["overall"])]
+
+
+def _series(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The bars worth drawing: flip rate only where some pair was judged in two orders."""
+    has_flips = any(row["flip_n"] for _, row in _rows(metrics))
+    return [s for s in SERIES if s[0] != "flip_rate" or has_flips]
+
+
+def _title(metrics: dict[str, Any]) -> str:
+    title = f"{metrics['mode']} judging, n = {metrics['n']}"
+    score = (metrics.get("rewardbench") or {}).get("score")
+    if score is not None:
+        title += f" — RewardBench score {score * 100:.1f}%"
+    return title
+
+
+def _draw(ax: Any, metrics: dict[str, Any]) -> None:
+    rows = _rows(metrics)
+    series = _series(metrics)
+    bar = 0.8 / len(series)
+    for k, (key, label, colour) in enumerate(series):
+        offsets = [i + (k - (len(series) - 1) / 2) * bar for i in range(len(rows))]
+        values = [float("nan") if r[key] is None else r[key] for _, r in rows]
+        ax.barh(offsets, values, height=bar, label=label, color=colour)
+    ax.set_yticks(range(len(rows)), [f"{name} ({r['n']})" for name, r in rows])
+    ax.axhline(len(rows) - 1.5, color="grey", linewidth=0.8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first subset on top, overall at the bottom
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("rate (0 to 1)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.set_title(_title(metrics))
+
+
+def write_chart(metrics: dict, path: str | Path) -> Path:
+    """Write a grouped bar chart of the metrics to a PNG file and return its path."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MissingDependencyError(
+            "the evaluation chart needs matplotlib (pip install matplotlib)"
+        ) from None
+    path = Path(path)
+    height = 2.0 + ROW_HEIGHT_IN * (len(metrics["per_subset"]) + 1)
+    fig = Figure(figsize=(9, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    _draw(fig.add_subplot(), metrics)
+    fig.legend(loc="outside lower center", ncols=len(_series(metrics)), fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path

@@ -1,0 +1,324 @@
+"""Load labelled preference pairs (RewardBench, LLMBar or our own pairs format).
+
+Every record is checked before any judging starts: a malformed record fails the whole load
+with a message naming the file and the record, because an evaluation that silently skips
+data reports a number for a different data set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from icrm_sgl.conversation import Turn, validate_pair
+from icrm_sgl.errors import InputError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """Two conversations with the same history; ``chosen`` ends with the better reply."""
+
+    id: str
+    subset: str
+    chosen: list[dict[str, str]]
+    rejected: list[dict[str, str]]
+
+
+FORMATS = ("rewardbench", "llmbar", "pairs")
+
+#: Keys a record must have in each format (``pairs`` also takes optional subset and id).
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "rewardbench": ("id", "prompt", "chosen", "rejected", "subset"),
+    "llmbar": ("input", "output_1", "output_2", "label"),
+    "pairs": ("conversation_A", "conversation_B", "label"),
+}
+
+#: Keys that identify a format in detection (RewardBench's id/subset are then required).
+_SIGNATURE_KEYS: dict[str, tuple[str, ...]] = {
+    "rewardbench": ("prompt", "chosen", "rejected"),
+    "llmbar": ("input", "output_1", "output_2"),
+    "pairs": ("conversation_A", "conversation_B"),
+}
+
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".parquet")
+_LLMBAR_FILE = "dataset.json"
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+def _expected_keys() -> str:
+    return "; ".join(f"{fmt}: {', '.join(keys)}" for fmt, keys in REQUIRED_KEYS.items())
+
+
+def detect_format(records: list[dict], where: str = "records") -> str:
+    """Guess the format from the first record's keys, so users need not name it."""
+    if not records:
+        raise InputError(f"{where}: no records")
+    first = records[0]
+    if not isinstance(first, dict):
+        raise InputError(f"{where}: record 0 is {type(first).__name__}, expected an object")
+    for fmt in FORMATS:
+        if set(_SIGNATURE_KEYS[fmt]) <= set(first):
+            return fmt
+    raise InputError(
+        f"{where}: unknown record format (keys: {', '.join(sorted(map(str, first)))}); "
+        f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}"
+    )
+
+
+def _check_format(fmt: str | None) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> list[Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+    return data
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {number} is not valid JSON ({exc})") from None
+    return records
+
+
+def _read_parquet(path: Path) -> list[Any]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError(
+            f"{path}: reading parquet needs pyarrow (pip install pyarrow)"
+        ) from None
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for bad files
+        raise InputError(f"{path}: cannot read parquet ({_short(exc)})") from None
+
+
+_READERS: dict[str, Callable[[Path], list[Any]]] = {
+    ".json": _read_json,
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".parquet": _read_parquet,
+}
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    """Read a list of record objects from a .json, .jsonl or .parquet file."""
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(
+            f"{path}: unsupported file type {path.suffix!r}; expected {', '.join(_READERS)}"
+        )
+    records = reader(path)
+    if not records:
+        raise InputError(f"{path}: no records")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}: record {index} is {type(record).__name__}, expected an object"
+            )
+    return records
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def _where(source: str, index: int, record: dict[str, Any]) -> str:
+    rid = record.get("id")
+    return f"{source}: record {index}" + (f" (id {rid!r})" if rid is not None else "")
+
+
+def _require(record: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise InputError(f"{where}: missing key(s) {', '.join(map(repr, missing))}")
+
+
+def _single_turn(prompt: Any, reply: Any) -> list[Turn]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
+
+
+def _text_id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"{where}: id must be a string or an integer, got {value!r}")
+    return str(value)
+
+
+def _text_subset(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where}: subset must be a non-empty string, got {value!r}")
+    return value
+
+
+def _from_rewardbench(record: dict[str, Any], index: int, source: str) -> LabelledPair:
+    """A RewardBench record: one user prompt and two candidate replies."""
+    where = _where(source, index, record)
+    _require(record, REQUIRED_KEYS["rewardbench"], where)
+    chosen, rejected = validate_pair(
+        _single_turn(record["prompt"], record["chosen"]),
+        _single_turn(record["prompt"], record["rejected"]),
+        where,
+    )
+    return LabelledPair(
+        id=_text_id(record["id"], where),
+        subset=_text_subset(record["subset"], where),
+        chosen=chosen,
+        rejected=rejected,
+    )
+
+
+def _from_llmbar(record: dict[str, Any], index: int, source: str, subset: str) -> LabelledPair:
+    """An LLMBar record: label 1 means output_1 is the better reply."""
+    where = f"{source}: record {index}"
+    _require(record, REQUIRED_KEYS["llmbar"], where)
+    label = record["label"]
+    if isinstance(label, bool) or label not in (1, 2):
+        raise InputError(f"{where}: label must be 1 or 2, got {label!r}")
+    one, two = validate_pair(
+        _single_turn(record["input"], record["output_1"]),
+        _single_turn(record["input"], record["output_2"]),
+        where,
+    )
+    chosen, rejected = (one, two) if label == 1 else (two, one)
+    return LabelledPair(id=f"{subset}/{index}", subset=subset, chosen=chosen, rejected=rejected)
+
+
+def _from_pairs(record: dict[str, Any], index: int, source: str) -> LabelledPair:
+    """Our own format: two conversations and which one ("A" or "B") is better."""
+    where = _where(source, index, record)
+    _require(record, REQUIRED_KEYS["pairs"], where)
+    label = record["label"]
+    if label not in ("A", "B"):
+        raise InputError(f"{where}: label must be 'A' or 'B', got {label!r}")
+    a, b = validate_pair(record["conversation_A"], record["conversation_B"], where)
+    chosen, rejected = (a, b) if label == "A" else (b, a)
+    return LabelledPair(
+        id=_text_id(record.get("id", str(index)), where),
+        subset=_text_subset(record.get("subset", "default"), where),
+        chosen=chosen,
+        rejected=rejected,
+    )
+
+
+def _convert(
+    records: list[dict[str, Any]], fmt: str, source: str, subset: str
+) -> list[LabelledPair]:
+    if fmt == "rewardbench":
+        return [_from_rewardbench(r, i, source) for i, r in enumerate(records)]
+    if fmt == "llmbar":
+        return [_from_llmbar(r, i, source, subset) for i, r in enumerate(records)]
+    return [_from_pairs(r, i, source) for i, r in enumerate(records)]
+
+
+def _check_unique(pairs: list[LabelledPair], source: str) -> None:
+    """Ids key the result store and resuming, so two pairs may never share one."""
+    seen: dict[str, int] = {}
+    for index, pair in enumerate(pairs):
+        if pair.id in seen:
+            raise InputError(
+                f"{source}: duplicate id {pair.id!r} (records {seen[pair.id]} and {index})"
+            )
+        seen[pair.id] = index
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _load_llmbar_folder(folder: Path) -> list[LabelledPair]:
+    """Every dataset.json under the folder; subset = its folder relative to ``folder``."""
+    files = sorted(folder.rglob(_LLMBAR_FILE))
+    if not files:
+        raise InputError(f"{folder}: no {_LLMBAR_FILE} found in this folder or below it")
+    pairs: list[LabelledPair] = []
+    for path in files:
+        relative = path.parent.relative_to(folder).as_posix()
+        subset = folder.name if relative == "." else relative
+        pairs.extend(_convert(_read_records(path), "llmbar", str(path), subset))
+    return pairs
+
+
+def _load_file(path: Path, fmt: str | None) -> list[LabelledPair]:
+    records = _read_records(path)
+    fmt = fmt or detect_format(records, str(path))
+    return _convert(records, fmt, str(path), path.resolve().parent.name)
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _hub_failure(name: str, reason: str) -> InputError:
+    return InputError(
+        f"cannot load dataset {name!r} from the Hugging Face hub ({reason}); "
+        "download it and pass the file path"
+    )
+
+
+def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
+    """Records of a Hugging Face dataset split; fails fast when the hub is out of reach."""
+    if _offline():
+        raise _hub_failure(name, "HF_HUB_OFFLINE is set")
+    try:
+        import datasets
+    except ImportError:
+        raise MissingDependencyError(
+            f"loading {name!r} from the hub needs the datasets package (pip install datasets)"
+        ) from None
+    try:
+        data = datasets.load_dataset(name, split=split)
+    except Exception as exc:  # network, auth, unknown name or split: all end the same way
+        raise _hub_failure(name, _short(exc)) from None
+    return [dict(row) for row in data]
+
+
+def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+    if name.lower().endswith(_FILE_SUFFIXES) or not _HUB_NAME.fullmatch(name):
+        raise InputError(f"{name}: no such file or folder (nor an owner/name hub dataset)")
+    source = f"{name} [{split}]"
+    records = _read_hub(name, split)
+    fmt = fmt or detect_format(records, source)
+    return _convert(records, fmt, source, name.rsplit("/", 1)[-1])
+
+
+def load_pairs(source: str, fmt: str | None = None, split: str = "filtered") -> list[LabelledPair]:
+    """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset."""
+    _check_format(fmt)
+    path = Path(source)
+    if path.is_dir():
+        if fmt not in (None, "llmbar"):
+            raise InputError(f"{path}: a folder is read as llmbar, not as {fmt}")
+        pairs = _load_llmbar_folder(path)
+    elif path.is_file():
+        pairs = _load_file(path, fmt)
+    else:
+        pairs = _load_hub(str(source), fmt, split)
+    _check_unique(pairs, str(source))
+    return pairs

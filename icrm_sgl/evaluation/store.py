@@ -1,0 +1,84 @@
+"""Append-only JSONL results with a config fingerprint, so runs survive being killed.
+
+Every record is written and flushed as soon as its pair is judged. ``--resume`` reads
+the finished ids back (dropping a line cut short by a crash) and refuses to continue a
+run whose configuration differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from icrm_sgl.errors import InputError
+
+RESULTS = "results.jsonl"
+CONFIG = "config.json"
+
+
+class ResultStore:
+    """``results.jsonl`` + ``config.json`` in one output folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.results_path = self.folder / RESULTS
+        self.config_path = self.folder / CONFIG
+        self._file: Any = None
+
+    def open(self, config: dict[str, Any], *, resume: bool, overwrite: bool) -> set[str]:
+        """Prepare the folder; return the ids already judged (empty unless resuming)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        exists = self.results_path.exists() and self.results_path.stat().st_size > 0
+        if exists and not (resume or overwrite):
+            raise InputError(
+                f"{self.results_path} already holds results: pass --resume to continue "
+                "that run or --overwrite to start again"
+            )
+        if resume and exists:
+            self._check_config(config)
+            done = {r["id"] for r in self._repair_and_read()}
+        else:
+            self.results_path.write_text("", encoding="utf-8")
+            done = set()
+        self.config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        self._file = self.results_path.open("a", encoding="utf-8")
+        return done
+
+    def _check_config(self, config: dict[str, Any]) -> None:
+        try:
+            old = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise InputError(
+                f"cannot resume: {self.config_path} is missing or unreadable"
+            ) from None
+        changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        if changed:
+            raise InputError(
+                "refusing to mix results from a different configuration "
+                f"(changed: {', '.join(changed)}); use another --output-dir or --overwrite"
+            )
+
+    def _repair_and_read(self) -> list[dict[str, Any]]:
+        """Records on disk; a last line without its newline (a crash mid-write) is cut."""
+        data = self.results_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with self.results_path.open("r+b") as f:
+                f.truncate(len(data))
+        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record and push it to disk before returning."""
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def records(self) -> list[dict[str, Any]]:
+        return self._repair_and_read()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

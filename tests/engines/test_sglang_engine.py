@@ -1,0 +1,394 @@
+"""The sglang engine: launch command, GPU check, health wait and process-group shutdown
+against a stand-in server (a small local HTTP process that answers like sglang), prefix
+tracing of the judging programs, and an end-to-end run on a real server (GPU only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sglang.lang.backend.base_backend import BaseBackend
+from sglang.lang.chat_template import get_chat_template
+from sglang.lang.tracer import extract_prefix_by_tracing
+
+from icrm_sgl import ICRM
+from icrm_sgl.engines import create_engine
+from icrm_sgl.engines import sglang_server as eng
+from icrm_sgl.errors import EngineError, InputError
+from icrm_sgl.programs.judge import ProgramConfig, build_program
+from icrm_sgl.programs.prompts import PromptTemplates
+from icrm_sgl.shots import load_shots
+
+#: A stand-in for ``sglang.launch_server``: health, model info and /generate endpoints,
+#: plus a child process that ignores SIGTERM, so only a process-group SIGKILL ends it.
+STANDIN = r"""
+import argparse, json, signal, subprocess, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+parser = argparse.ArgumentParser()
+parser.add_argument("-m", dest="module")
+parser.add_argument("--model-path", default="standin/judge-model")
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--mode", default="ok")
+parser.add_argument("--record")
+args, _ = parser.parse_known_args()
+
+if args.mode == "exit":
+    print("loading weights\nRuntimeError: CUDA out of memory (stand-in)", flush=True)
+    sys.exit(3)
+if args.mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"])
+print(f"child {child.pid}", flush=True)
+INFO = {"model_path": args.model_path, "served_model_name": args.model_path}
+
+
+def completion(body):
+    text, params = body["text"], body.get("sampling_params", {})
+    if isinstance(text, list):  # select: score every choice, the first one best
+        return [{"text": "", "meta_info": {
+            "prompt_tokens": len(t), "output_token_logprobs": [],
+            "input_token_logprobs": [[-0.5, 1, "\u0000"], [-0.5 * (i + 1), 2, "\u0000"]],
+        }} for i, t in enumerate(text)]
+    generated = "" if params.get("max_new_tokens") == 0 else 'fine"'
+    return {"text": generated, "meta_info": {
+        "prompt_tokens": len(text), "cached_tokens": 7, "completion_tokens": 2,
+        "finish_reason": {"type": "stop"}}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def reply(self, code, obj=None):
+        data = json.dumps(obj if obj is not None else {}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path in ("/health", "/health_generate"):
+            self.reply(503 if args.mode == "never-healthy" else 200)
+        elif self.path in ("/model_info", "/get_model_info"):
+            self.reply(200, INFO)
+        else:
+            self.reply(404, {"error": "not found"})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if args.record:
+            with open(args.record, "a") as f:
+                f.write(json.dumps(body) + "\n")
+        if args.mode == "reject":
+            self.reply(400, {"error": {"message": "bad request (stand-in)"}})
+        else:
+            self.reply(200, completion(body))
+
+    def log_message(self, *a):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+"""
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Path:
+    """The stand-in server as an executable script, usable as the engine's ``python``."""
+    script = tmp_path / "standin_server.py"
+    script.write_text(f"#!{sys.executable}\n{STANDIN}")
+    script.chmod(0o755)
+    return script
+
+
+def start_standin(
+    script: Path, tmp_path: Path, *args: str, timeout: float = 10
+) -> eng.ServerProcess:
+    port = eng.free_port()
+    cmd = [sys.executable, str(script), "--port", str(port), *args]
+    return eng.serve(cmd, port, timeout, str(tmp_path / "server.log"))
+
+
+def child_pid(log_path: str) -> int:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for line in Path(log_path).read_text().splitlines():
+            if line.startswith("child "):
+                return int(line.split()[1])
+        time.sleep(0.05)
+    raise AssertionError("the stand-in did not report its child")
+
+
+def is_dead(pid: int) -> bool:
+    """Gone, or a zombie waiting for a parent that no longer exists to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_dead(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while not is_dead(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- options and launch command ------------------------------------------------------------
+
+
+def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
+    opts = eng.SglangOptions(
+        model_name="Qwen/Qwen2.5-7B-Instruct",
+        num_workers=2,
+        num_gpu_per_worker=4,
+        server_args="--mem-fraction-static 0.8 --chat-template 'my template.jinja'",
+        seed=7,
+        api_key="k",
+        python="/opt/py/bin/python",
+    )
+    cmd = eng.launch_command(opts.model_name, opts, 31234)
+    assert cmd[:5] == [
+        "/opt/py/bin/python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        opts.model_name,
+    ]
+    flags = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert flags["--tp-size"] == "4" and flags["--dp-size"] == "2"
+    assert flags["--host"] == "127.0.0.1" and flags["--port"] == "31234"
+    assert flags["--random-seed"] == "7" and flags["--api-key"] == "k"
+    assert cmd[-4:] == ["--mem-fraction-static", "0.8", "--chat-template", "my template.jinja"]
+    unseeded = eng.SglangOptions(model_name="m", seed=None, server_args=["--x"])
+    assert "--random-seed" not in eng.launch_command("m", unseeded, 1)
+    assert eng.launch_command("m", unseeded, 1)[-1] == "--x"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "give a model"),
+        ({"endpoint": "localhost:30000"}, "http(s)://"),
+        ({"endpoint": "http://127.0.0.1:1", "num_workers": 2}, "only apply when launching"),
+        ({"model_name": "m", "threads": 3}, "Extra inputs"),
+    ],
+)
+def test_bad_options_are_rejected(options, message):
+    with pytest.raises(ValidationError, match=message):
+        eng.SglangOptions(**options)
+
+
+def test_registry_reports_bad_options_as_input_error():
+    with pytest.raises(InputError, match="engine 'sglang': bad option"):
+        create_engine("sglang", model_name="m", num_workers=0)
+
+
+def test_free_port_is_bindable():
+    port = eng.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+# -- GPU count -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("visible", "count"), [("", 0), ("-1", 0), ("0", 1), ("0,1,2", 3)])
+def test_count_gpus_honours_cuda_visible_devices(monkeypatch, visible, count):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert eng.count_gpus() == count
+
+
+def test_count_gpus_asks_nvidia_smi(monkeypatch, tmp_path):
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: H100 (UUID: a)'\necho 'GPU 1: H100 (UUID: b)'\n")
+    smi.chmod(0o755)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert eng.count_gpus() == 2
+
+
+def test_too_few_gpus_fail_before_anything_is_launched(monkeypatch, tmp_path):
+    marker = tmp_path / "launched"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake_python.chmod(0o755)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with pytest.raises(EngineError, match=r"4 GPU\(s\) needed .* but 1 visible"):
+        eng.create("m", num_workers=2, num_gpu_per_worker=2, python=str(fake_python))
+    assert not marker.exists()
+
+
+# -- health wait and shutdown against a stand-in server ------------------------------------
+
+
+def test_wait_and_shutdown_with_standin_server(standin, tmp_path):
+    server = start_standin(standin, tmp_path)
+    child = child_pid(server.log_path)
+    info = eng.fetch_model_info(server.url, timeout=5)
+    assert info["model_path"] == "standin/judge-model"
+    assert server.proc.poll() is None and not is_dead(child)
+    started = time.monotonic()
+    server.stop(grace=5)
+    assert server.proc.returncode is not None
+    assert wait_dead(child), "a child that ignores SIGTERM must die with the group"
+    assert time.monotonic() - started < 8
+    server.stop()  # idempotent
+
+
+def test_stop_kills_a_standin_server_that_ignores_sigterm(standin, tmp_path):
+    server = start_standin(standin, tmp_path, "--mode", "stubborn")
+    child = child_pid(server.log_path)
+    started = time.monotonic()
+    eng.stop_process_group(server.proc, grace=0.3)
+    assert server.proc.returncode == -signal.SIGKILL
+    assert wait_dead(child) and time.monotonic() - started < 5
+
+
+def test_standin_server_that_exits_early_reports_its_log_tail(standin, tmp_path):
+    with pytest.raises(EngineError) as info:
+        start_standin(standin, tmp_path, "--mode", "exit")
+    message = str(info.value)
+    assert "exited with code 3" in message and str(tmp_path / "server.log") in message
+    assert "CUDA out of memory (stand-in)" in message
+
+
+def test_standin_server_never_healthy_times_out_and_is_stopped(standin, tmp_path, monkeypatch):
+    started = []
+    real_start = eng.start_process
+    monkeypatch.setattr(
+        eng, "start_process", lambda *a: started.append(real_start(*a)) or started[-1]
+    )
+    with pytest.raises(EngineError, match=r"not healthy after 1.5 s"):
+        start_standin(standin, tmp_path, "--mode", "never-healthy", timeout=1.5)
+    assert started[0].returncode is not None
+
+
+def test_interrupt_during_wait_stops_the_standin_server(standin, tmp_path, monkeypatch):
+    procs = []
+
+    def interrupted(url, proc, *args, **kwargs):
+        procs.append(proc)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eng, "wait_healthy", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        start_standin(standin, tmp_path)
+    assert procs[0].returncode is not None
+
+
+# -- connecting ----------------------------------------------------------------------------
+
+
+def test_connecting_to_an_unreachable_url_fails_fast():
+    url = f"http://127.0.0.1:{eng.free_port()}"
+    started = time.monotonic()
+    with pytest.raises(EngineError, match=r"cannot reach .*/health"):
+        eng.create("m", endpoint=url, request_timeout=2)
+    assert time.monotonic() - started < 5
+
+
+def test_standin_serving_another_model_is_refused(standin, tmp_path):
+    server = start_standin(standin, tmp_path, "--model-path", "org/other-model")
+    try:
+        with pytest.raises(EngineError, match=r"serves 'org/other-model', not 'org/my-model'"):
+            eng.create("org/my-model", endpoint=server.url)
+        backend = eng.create("/models/other-model", endpoint=server.url + "/")
+        assert backend.get_model_name() == "org/other-model"
+        backend.shutdown()  # connected, not launched: the server keeps running
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_server_http_errors_become_engine_errors(standin, tmp_path):
+    server = start_standin(standin, tmp_path, "--mode", "reject")
+    try:
+        backend = eng.create(None, endpoint=server.url)
+        with pytest.raises(EngineError, match=r"HTTP 400: .*bad request"):
+            backend.cache_prefix("x" * 100)
+    finally:
+        server.stop()
+
+
+# -- prefix warm-up ------------------------------------------------------------------------
+
+
+class TemplateOnly(BaseBackend):
+    """A backend that only has a known chat template, for tracing."""
+
+    def __init__(self, template: str) -> None:
+        super().__init__()
+        self.chat_template = get_chat_template(template)
+
+
+@pytest.mark.parametrize("rm_type", ["individual", "pairwise"])
+@pytest.mark.parametrize("template", ["chatml", "llama-3-instruct"])
+def test_traced_prefix_is_the_constant_prompt_text(rm_type, template):
+    prompt = PromptTemplates.load(rm_type).with_shots(load_shots(rm_type)[:3])
+    constant = prompt.segments[0]
+    assert isinstance(constant, str) and len(constant) > 64  # run_batch caches > 64 chars
+    backend = TemplateOnly(template)
+    user_prefix, _ = backend.chat_template.get_prefix_and_suffix("user", [])
+    for completion, expected in ((True, constant), (False, user_prefix + constant)):
+        program = build_program(
+            ProgramConfig(rm_type=rm_type, prompt=prompt, completion=completion)
+        )
+        assert extract_prefix_by_tracing(program, backend) == expected
+
+
+def test_create_launches_standin_server_and_warms_each_worker(
+    standin, tmp_path, monkeypatch, pairwise_example
+):
+    record = tmp_path / "requests.jsonl"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    model = ICRM(
+        model_name="standin/judge-model",
+        rm_type="pairwise",
+        engine="sglang",
+        num_workers=2,
+        python=str(standin),
+        server_args=["--record", str(record)],
+        log_path=str(tmp_path / "launched.log"),
+        launch_timeout=20,
+    )
+    backend = model.backend
+    assert backend.batch_threads == 64 and model.model_name == "standin/judge-model"
+    child = child_pid(str(tmp_path / "launched.log"))
+    results = list(model.judge_batch([pairwise_example, pairwise_example]))
+    model.close()
+
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert results[0].verdict["choice"] == "A++"
+    assert results[0].meta["cached_tokens"] == 7 and results[0].meta["prompt_tokens"] > 5000
+    requests = [json.loads(line) for line in record.read_text().splitlines()]
+    prefix = model.templates.with_shots(model.default_shots).segments[0]
+    warm = [r for r in requests[:2] if r["text"] == prefix]
+    assert len(warm) == 2 and all(r["sampling_params"]["max_new_tokens"] == 0 for r in warm)
+    assert backend.server is None and wait_dead(child)
+
+
+# -- the real thing ------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+def test_real_sglang_server_end_to_end(pairwise_example):
+    if eng.count_gpus() == 0:
+        pytest.skip("no NVIDIA GPU visible (nvidia-smi -L / CUDA_VISIBLE_DEVICES)")
+    model_name = os.environ.get("ICRM_GPU_MODEL")
+    if not model_name:
+        pytest.skip("set ICRM_GPU_MODEL to a small HF model name or path")
+    with ICRM(model_name=model_name, rm_type="pairwise", engine="sglang") as model:
+        first = model.judge(pairwise_example)
+        second = model.judge(pairwise_example)
+    assert first.ok and second.ok
+    assert second.meta["cached_tokens"] > 0, second.meta
