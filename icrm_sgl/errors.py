@@ -20,7 +20,15 @@ class MissingDependencyError(IcrmError, ImportError):
 
 
 class EngineError(IcrmError, RuntimeError):
-    """The engine failed to run a program (load failure, server error, bad grammar)."""
+    """The engine failed to run a program (load failure, server error, bad grammar).
+
+    ``retryable`` marks transient failures (rate limits, 5xx, timeouts, lost connections)
+    that are worth trying again after a pause.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class VerdictError(IcrmError):

@@ -8,6 +8,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +18,7 @@ from sglang.lang.ir import SglFunction
 from tqdm import tqdm
 
 from icrm_sgl.engines import create_engine
+from icrm_sgl.engines.hosted import HostedEngine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.programs.judge import (
@@ -26,6 +29,7 @@ from icrm_sgl.programs.judge import (
     var_name,
 )
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
+from icrm_sgl.programs.template import Template
 from icrm_sgl.schemas import public_keys, validate_verdict, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
@@ -44,6 +48,19 @@ _IGNORED_KEYWORDS = {"stop"}
 # sglang's executor warns with a full traceback when a program fails; icrm-sgl reports
 # the same failure as a one-line error in the example's result instead.
 warnings.filterwarnings("ignore", message="Error in stream_executor", category=UserWarning)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The validated examples of one ``judge_batch`` call and how to judge them."""
+
+    ids: list[str]
+    arguments: list[dict[str, str]]
+    shots: list[Shot]
+    num_threads: int | str | None
+    params: dict[str, Any]
+    field_tokens: int
+    max_tokens: int | None
 
 
 class ICRM:
@@ -192,15 +209,36 @@ class ICRM:
         num_threads: int | str | None = None,
         **gen: Any,
     ) -> Iterator[Judgement]:
-        """Judge many examples with sglang's ``run_batch``, yielding results in input order.
+        """Judge many examples: sglang's ``run_batch`` (results in input order) or, on a
+        hosted engine, concurrent API calls (results in completion order).
 
         Malformed examples are yielded first as failed ``Judgement``s and skipped; the
         others run. Each example's id is its ``id`` key, else its position.
         """
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
-        config, program = self._program(shots, params["temperature"] > 1e-5, field_tokens)
-        ids, arguments = [], []
+        prompt = self.templates.with_shots(shots)
+        failures, ids, arguments = self._prepare(examples, prompt)
+        yield from failures
+        if not arguments:
+            return
+        batch = _Batch(
+            ids, arguments, shots, num_threads, params, field_tokens, gen.get("max_tokens")
+        )
+        run = self._run_hosted if isinstance(self.backend, HostedEngine) else self._run_programs
+        bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
+        shot_ids = [s.get("id") for s in shots]
+        for result in run(batch):
+            result.meta["shots"] = shot_ids
+            bar.update()
+            yield result
+        bar.close()
+
+    def _prepare(
+        self, examples: Iterable[Mapping[str, Any]], prompt: Template
+    ) -> tuple[list[Judgement], list[str], list[dict[str, str]]]:
+        """Validate every example: failures for the malformed, ids and fields for the rest."""
+        failures, ids, arguments = [], [], []
         for i, example in enumerate(examples):
             ex_id = str(example.get("id", i)) if isinstance(example, Mapping) else str(i)
             try:
@@ -208,35 +246,69 @@ class ICRM:
                     raise InputError(f"example {ex_id}: expected an object")
                 fields = example_fields(self.rm_type, example, f"example {ex_id}")
             except InputError as exc:
-                yield Judgement(ex_id, error=str(exc), meta={"stage": "input"})
+                failures.append(Judgement(ex_id, error=str(exc), meta={"stage": "input"}))
                 continue
             ids.append(ex_id)
             arguments.append(fields)
             if self.verbose:
-                print(config.prompt.render(fields), file=sys.stderr)
-        if not arguments:
-            return
+                print(prompt.render(fields), file=sys.stderr)
+        return failures, ids, arguments
+
+    def _run_programs(self, batch: _Batch) -> Iterator[Judgement]:
+        """The sglang path: ``run_batch`` over the judging program, in input order."""
+        sample_final = batch.params["temperature"] > 1e-5
+        config, program = self._program(batch.shots, sample_final, batch.field_tokens)
         states = program.run_batch(
-            arguments,
+            batch.arguments,
             backend=self.backend,
-            num_threads=num_threads
+            num_threads=batch.num_threads
             or self.concurrency
             or getattr(self.backend, "batch_threads", "auto"),
             generator_style=True,
-            max_new_tokens=field_tokens,
-            **params,
+            max_new_tokens=batch.field_tokens,
+            **batch.params,
         )
-        bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         started = time.perf_counter()
-        shot_ids = [s.get("id") for s in shots]
-        for ex_id, state in zip(ids, states, strict=True):
+        for ex_id, state in zip(batch.ids, states, strict=True):
             now = time.perf_counter()
-            result = self._collect(ex_id, state, config, now - started)
-            result.meta["shots"] = shot_ids
+            yield self._collect(ex_id, state, config, now - started)
             started = now
-            bar.update()
-            yield result
-        bar.close()
+
+    def _run_hosted(self, batch: _Batch) -> Iterator[Judgement]:
+        """The hosted path: one API call (plus re-asks) per example, in completion order."""
+        prompt = self.templates.with_shots(batch.shots)
+        gen = {**batch.params, "max_tokens": batch.max_tokens}
+        threads = None if batch.num_threads == "auto" else batch.num_threads
+        workers = int(threads or self.concurrency or self.backend.batch_threads)
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            futures = [
+                pool.submit(self._judge_hosted, ex_id, prompt.render(fields), gen)
+                for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # a consumer that stops early (or Ctrl-C) leaves no requests queued
+            pool.shutdown(cancel_futures=True)
+
+    def _judge_hosted(self, ex_id: str, prompt: str, gen: dict[str, Any]) -> Judgement:
+        meta: dict[str, Any] = {
+            "engine": self.engine,
+            "model": self.model_name,
+            "rm_type": self.rm_type,
+            "program_version": PROGRAM_VERSION,
+        }
+        started = time.perf_counter()
+        try:
+            verdict, info = self.backend.judge(prompt, self.rm_type, self.completion, gen)
+        except VerdictError as exc:
+            meta.update(seconds=round(time.perf_counter() - started, 3), retries=exc.attempts - 1)
+            return Judgement(ex_id, error=f"verdict error: {exc}", meta=meta)
+        except EngineError as exc:
+            meta["seconds"] = round(time.perf_counter() - started, 3)
+            return Judgement(ex_id, error=f"engine error: {exc}", meta=meta)
+        meta.update(info)
+        return Judgement(ex_id, verdict=verdict, meta=meta)
 
     def _collect(self, ex_id: str, state: Any, config: ProgramConfig, seconds: float) -> Judgement:
         meta: dict[str, Any] = {

@@ -46,8 +46,11 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--endpoint",
+            "--base-url",
+            "endpoint",
             default=None,
-            help="URL of a running server (sglang engine: a server or a router).",
+            help="URL of a running server (sglang: a server or a router; openai engines: "
+            "the API base URL, e.g. http://127.0.0.1:8000/v1).",
         ),
         click.option(
             "--engine-option",
@@ -67,8 +70,8 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--model",
             "model_name",
             default=None,
-            help="Model: a GGUF path (local engine, default: packaged SmolLM2) or a name/path "
-            "for the sglang engine to launch.",
+            help="Model: a GGUF path (local engine, default: packaged SmolLM2), a name/path "
+            "for the sglang engine to launch, or a hosted API's model name.",
         ),
         click.option(
             "--rm-type",
@@ -122,7 +125,8 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--max-tokens",
             type=click.IntRange(1),
             default=None,
-            help="Token budget for the verdict's text fields, split evenly.",
+            help="Token budget for the verdict's text fields, split evenly (hosted engines: "
+            "the whole verdict, default 1024).",
         ),
         click.option(
             "--temperature",

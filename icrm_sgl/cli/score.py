@@ -59,16 +59,28 @@ def score(
         counts = _write_all(failures, results, output)
     click.echo(
         f"{counts['ok']} verdicts, {counts['input']} malformed examples skipped, "
-        f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
+        f"{counts['failed']} failed"
+        + (f", {counts['retries']} retries" if "retries" in counts else "")
+        + (f", {counts['tokens']} tokens" if counts.get("tokens") else "")
+        + (f"; records in {output}" if output else ""),
         err=True,
     )
     sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
+
+
+def _tally(counts: dict[str, int], meta: dict[str, Any]) -> None:
+    """Add a record's re-asks (hosted engines report them) and tokens to the summary."""
+    if "retries" in meta:
+        counts["retries"] = counts.get("retries", 0) + meta["retries"]
+    tokens = (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
+    counts["tokens"] = counts.get("tokens", 0) + tokens
 
 
 def _write_all(failures: list[Judgement], results: Any, output: str | None) -> dict[str, int]:
     counts = {"ok": 0, "input": 0, "failed": 0}
     with click.open_file(output or "-", "w", encoding="utf-8") as sink:
         for result in chain(failures, results):
+            _tally(counts, result.meta)
             if result.ok:
                 counts["ok"] += 1
             else:

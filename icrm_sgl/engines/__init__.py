@@ -1,7 +1,8 @@
 """Engine registry: names map to factories that are imported only when used.
 
 A factory takes ``model_name`` and engine options and returns an sglang ``BaseBackend``
-that runs icrm-sgl's programs. Later engines register here without touching callers.
+that runs icrm-sgl's programs, or a ``HostedEngine`` that returns whole verdicts. Later
+engines register here without touching callers.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from icrm_sgl.errors import InputError, MissingDependencyError
 if TYPE_CHECKING:
     from sglang.lang.backend.base_backend import BaseBackend
 
-EngineFactory = Callable[..., "BaseBackend"]
+    from icrm_sgl.engines.hosted import HostedEngine
+
+EngineFactory = Callable[..., "BaseBackend | HostedEngine"]
 
 #: name → "module:function" of the factory, imported lazily.
 _ENGINES: dict[str, str] = {
     "local": "icrm_sgl.engines.local:create",
     "sglang": "icrm_sgl.engines.sglang_server:create",
+    "openai": "icrm_sgl.engines.hosted.openai_compat:create",
+    "together": "icrm_sgl.engines.hosted.openai_compat:create_together",
+    "vllm": "icrm_sgl.engines.hosted.openai_compat:create_vllm",
+    "mistral": "icrm_sgl.engines.hosted.openai_compat:create_mistral",
+    "claude": "icrm_sgl.engines.hosted.claude:create",
 }
 
 
@@ -35,7 +43,9 @@ def engine_names() -> list[str]:
     return sorted(_ENGINES)
 
 
-def create_engine(name: str, model_name: str | None = None, **options: Any) -> BaseBackend:
+def create_engine(
+    name: str, model_name: str | None = None, **options: Any
+) -> BaseBackend | HostedEngine:
     """Build the backend registered under ``name``."""
     target = _ENGINES.get(name)
     if target is None:

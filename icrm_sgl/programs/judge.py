@@ -82,7 +82,7 @@ class ProgramConfig:
     rm_type: str
     prompt: Template
     completion: bool = True
-    field_tokens: int = 160
+    field_tokens: int = 128
     sample_final: bool = False
 
 

@@ -1,0 +1,113 @@
+"""The hosted-engine base class: one abstract call, capability flags, shared retries."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+
+from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
+from icrm_sgl.errors import EngineError, InputError
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One API answer: the verdict text the model produced and the usage it reported."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class HostedOptions(BaseModel):
+    """Settings shared by every hosted engine."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model_name: str | None = None
+    base_url: str | None = Field(None, validation_alias=AliasChoices("base_url", "endpoint"))
+    api_key: SecretStr | None = None
+    seed: int | None = None
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    max_tokens: int = Field(1024, ge=1, description="verdict budget when the call sets none")
+    max_retries: int = Field(3, ge=0, description="re-asks after an invalid verdict")
+    max_attempts: int = Field(5, ge=1, description="tries per request on transient errors")
+    backoff_base: float = Field(0.5, ge=0)
+    backoff_cap: float = Field(8.0, ge=0)
+
+
+class HostedEngine:
+    """A model behind an HTTP API; subclasses implement ``send`` and set the flags."""
+
+    #: Examples in flight at once in a batch, unless the caller says otherwise.
+    batch_threads: ClassVar[int] = 8
+    #: The API constrains output to a JSON schema (else it is only validated).
+    supports_schema: ClassVar[bool] = True
+    engine_name: ClassVar[str] = "hosted"
+
+    def __init__(self, options: HostedOptions, model_name: str) -> None:
+        self.options = options
+        self.model_name = model_name
+        self.backoff = Backoff(
+            options.max_attempts, options.backoff_base, options.backoff_cap, self.where
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.engine_name} engine ({self.options.base_url or 'default endpoint'})"
+
+    def get_model_name(self) -> str:
+        return self.model_name
+
+    def shutdown(self) -> None:
+        """Release connections; nothing by default."""
+
+    def send(
+        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+    ) -> Reply:
+        """One API call for the conversation so far; raises ``EngineError``."""
+        raise NotImplementedError
+
+    def judge(
+        self, prompt: str, rm_type: str, completion: bool, gen: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``."""
+        gen = {**gen, "max_tokens": gen.get("max_tokens") or self.options.max_tokens}
+        verdict, meta = obtain_verdict(
+            lambda messages: self.send(messages, rm_type, completion, gen),
+            prompt,
+            rm_type,
+            self.options.max_retries,
+            self.backoff,
+        )
+        return verdict, {"engine": self.engine_name, "model": self.model_name, **meta}
+
+
+def resolve_key(options: HostedOptions, env_var: str, required: bool, where: str) -> str | None:
+    """The API key from the options or the environment; an ``InputError`` if one is needed."""
+    if options.api_key is not None:
+        return options.api_key.get_secret_value()
+    key = os.environ.get(env_var)
+    if not key and required:
+        raise InputError(f"{where} needs an API key: set {env_var} or pass api_key")
+    return key or None
+
+
+def status_error(status: int, detail: str, where: str, key: str | None) -> EngineError:
+    """An HTTP error as an ``EngineError``: 429 / 5xx retryable, auth without server text."""
+    if status in (401, 403):
+        return EngineError(f"{where}: authentication failed (HTTP {status}); check the API key")
+    if key:
+        detail = detail.replace(key, "***")
+    retryable = status == 429 or status >= 500
+    return EngineError(f"{where}: HTTP {status}: {detail[:300]}", retryable=retryable)
+
+
+def connection_error(exc: Exception, where: str) -> EngineError:
+    """A timeout or a failed connection: retryable."""
+    return EngineError(f"{where}: cannot reach the server ({type(exc).__name__})", retryable=True)

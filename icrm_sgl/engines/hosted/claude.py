@@ -1,0 +1,109 @@
+"""Anthropic's Messages API: the verdict is the input of a forced ``record_verdict`` tool
+call whose input schema is the verdict schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from icrm_sgl.engines.hosted.base import (
+    HostedEngine,
+    HostedOptions,
+    Message,
+    Reply,
+    connection_error,
+    resolve_key,
+    status_error,
+)
+from icrm_sgl.errors import InputError
+from icrm_sgl.schemas import json_schema
+
+TOOL_NAME = "record_verdict"
+
+
+def verdict_tool(rm_type: str) -> dict[str, Any]:
+    """The tool whose input is the verdict."""
+    return {
+        "name": TOOL_NAME,
+        "description": "Record the evaluation as a JSON object with exactly the required keys.",
+        "input_schema": json_schema(rm_type),
+    }
+
+
+def request_params(
+    model: str, messages: list[Message], rm_type: str, gen: dict[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments of ``messages.create`` for one verdict request."""
+    params: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": gen["max_tokens"],
+        "tools": [verdict_tool(rm_type)],
+        "tool_choice": {"type": "tool", "name": TOOL_NAME},
+    }
+    # The SDK no longer takes sampling arguments and recent models refuse temperature and
+    # top_p together: send each only when the caller moved it off its default.
+    sampling = {}
+    if gen.get("temperature", 0.0) > 0.0:
+        sampling["temperature"] = gen["temperature"]
+    if gen.get("top_p", 1.0) < 1.0:
+        sampling["top_p"] = gen["top_p"]
+    if sampling:
+        params["extra_body"] = sampling
+    return params
+
+
+def parse_response(res: Any) -> Reply:
+    """The tool input as JSON text (any text reply when the tool was not called) + usage."""
+    tool = next((b for b in res.content if b.type == "tool_use" and b.name == TOOL_NAME), None)
+    if tool is not None:
+        text = json.dumps(tool.input, ensure_ascii=False)
+    else:
+        text = "".join(getattr(b, "text", "") for b in res.content)
+    usage = res.usage
+    return Reply(
+        text,
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        cached_tokens=getattr(usage, "cache_read_input_tokens", None),
+    )
+
+
+class ClaudeEngine(HostedEngine):
+    """Claude models through the ``anthropic`` SDK; chat only (the prompt is one user turn)."""
+
+    engine_name = "claude"
+
+    def __init__(self, options: HostedOptions) -> None:
+        if not options.model_name:
+            raise InputError("claude engine needs a model name, e.g. --model claude-sonnet-4-5")
+        self._key = resolve_key(options, "ANTHROPIC_API_KEY", not options.base_url, "claude engine")
+        self.client = anthropic.Anthropic(
+            api_key=self._key or "none",
+            base_url=options.base_url,
+            timeout=options.timeout,
+            max_retries=0,
+        )
+        super().__init__(options, options.model_name)
+
+    def shutdown(self) -> None:
+        """Close the HTTP client's connections."""
+        self.client.close()
+
+    def send(
+        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+    ) -> Reply:
+        params = request_params(self.model_name, messages, rm_type, gen)
+        try:
+            return parse_response(self.client.messages.create(**params))
+        except anthropic.APIStatusError as exc:
+            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from None
+        except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
+            raise connection_error(exc, self.where) from None
+
+
+def create(model_name: str | None = None, **options: Any) -> ClaudeEngine:
+    """Claude via Anthropic's API (ANTHROPIC_API_KEY or ``api_key``)."""
+    return ClaudeEngine(HostedOptions(model_name=model_name, **options))

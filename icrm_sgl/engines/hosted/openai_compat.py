@@ -1,0 +1,248 @@
+"""OpenAI-compatible APIs (OpenAI, Together, Mistral, vLLM, llama.cpp servers) via the
+official ``openai`` client, with the verdict schema sent in the form each server reads."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import openai
+
+from icrm_sgl.engines.hosted.base import (
+    HostedEngine,
+    HostedOptions,
+    Message,
+    Reply,
+    connection_error,
+    resolve_key,
+    status_error,
+)
+from icrm_sgl.errors import InputError
+from icrm_sgl.schemas import json_schema
+
+#: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
+CHAT_FORMATS = ("json_schema", "json_object_schema", "json_object")
+
+CompletionSchema = Literal["vllm", "vllm-legacy", "llama.cpp", "none"]
+
+
+class OpenAIOptions(HostedOptions):
+    """Settings of the OpenAI-compatible engines."""
+
+    completion_schema: CompletionSchema | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults of one provider: endpoint, key variable, completion-mode schema fields."""
+
+    name: str
+    base_url: str | None
+    key_env: str
+    key_required: bool
+    completion_schema: CompletionSchema
+
+
+PRESETS = {
+    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "llama.cpp"),
+    "together": Preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True, "none"),
+    "vllm": Preset("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm"),
+    "mistral": Preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "none"),
+}
+
+
+def response_format(kind: str, rm_type: str) -> dict[str, Any]:
+    """The chat ``response_format`` for one of ``CHAT_FORMATS``."""
+    schema = json_schema(rm_type)
+    if kind == "json_schema":
+        spec = {"name": f"{rm_type}_verdict", "schema": schema, "strict": True}
+        return {"type": "json_schema", "json_schema": spec}
+    if kind == "json_object_schema":  # llama.cpp servers constrain JSON mode to this schema
+        return {"type": "json_object", "schema": grammar_schema(rm_type)}
+    return {"type": "json_object"}
+
+
+def grammar_schema(rm_type: str) -> dict[str, Any]:
+    """The verdict schema without ``maxLength``, for llama.cpp's grammar converter: it
+    unrolls a length bound into nested rules and refuses (or crashes the server) at 2000.
+    The bound is still enforced by validation."""
+    return _drop_key(json_schema(rm_type), "maxLength")
+
+
+def _drop_key(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
+    if isinstance(node, list):
+        return [_drop_key(v, key) for v in node]
+    return node
+
+
+def completion_fields(kind: CompletionSchema, rm_type: str) -> dict[str, Any]:
+    """Request fields that make a server constrain ``/v1/completions`` to the schema."""
+    schema = json_schema(rm_type)
+    if kind == "vllm":
+        return {"structured_outputs": {"json": schema}}
+    if kind == "vllm-legacy":
+        return {"guided_json": schema}
+    if kind == "llama.cpp":
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        lenient = grammar_schema(rm_type)
+        return {"grammar": json_schema_to_gbnf(json.dumps(lenient)), "json_schema": lenient}
+    return {}
+
+
+def completion_text(messages: list[Message]) -> str:
+    """The conversation as plain text: the prompt, then any invalid reply and its fix-up."""
+    text = messages[0]["content"]
+    for message in messages[1:]:
+        text += (
+            message["content"] if message["role"] == "assistant" else f"\n\n{message['content']}\n"
+        )
+    return text
+
+
+class _FormatRejected(Exception):
+    """The server refused a chat ``response_format``; the next one should be tried."""
+
+
+def _rejects_format(exc: openai.APIStatusError) -> bool:
+    # llama-cpp-python answers an unknown format with HTTP 500, others with 400 or 422.
+    return exc.status_code in (400, 422, 500) and "response_format" in str(exc.message)
+
+
+class OpenAICompatEngine(HostedEngine):
+    """Chat: one call with JSON-schema structured output (else JSON mode). Completion:
+    the schema as the server's own request fields."""
+
+    def __init__(self, options: OpenAIOptions, preset: Preset) -> None:
+        self.engine_name = preset.name
+        # A key is needed for the provider's own endpoint, not for a server of your own.
+        own_server = options.base_url not in (None, preset.base_url)
+        options = options.model_copy(update={"base_url": options.base_url or preset.base_url})
+        self._key = resolve_key(
+            options, preset.key_env, preset.key_required and not own_server, f"{preset.name} engine"
+        )
+        self.client = openai.OpenAI(
+            api_key=self._key or "none",
+            base_url=options.base_url,
+            timeout=options.timeout,
+            max_retries=0,
+        )
+        self.completion_schema = options.completion_schema or preset.completion_schema
+        self._format = 0
+        self._format_lock = threading.Lock()
+        super().__init__(options, options.model_name or "")
+        if not self.model_name:
+            self.model_name = self._served_model()
+
+    def _served_model(self) -> str:
+        models = self._request(lambda: self.client.models.list().data)
+        if not models:
+            raise InputError(f"{self.where} serves no model; pass one with --model")
+        return models[0].id
+
+    def _request(self, call: Callable[[], Any], format_kind: int | None = None) -> Any:
+        """Run one client call; its failures as ``EngineError`` (or ``_FormatRejected``
+        when a chat server refuses ``CHAT_FORMATS[format_kind]`` and a laxer one is left)."""
+        try:
+            return call()
+        except openai.APIStatusError as exc:
+            laxer_left = format_kind is not None and format_kind + 1 < len(CHAT_FORMATS)
+            if laxer_left and _rejects_format(exc):
+                raise _FormatRejected from None
+            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise connection_error(exc, self.where) from None
+
+    def _sampling(self, gen: dict[str, Any]) -> dict[str, Any]:
+        params = {k: gen[k] for k in ("temperature", "top_p", "max_tokens") if k in gen}
+        for key in ("frequency_penalty", "presence_penalty"):
+            if gen.get(key):
+                params[key] = gen[key]
+        if self.options.seed is not None:
+            params["seed"] = self.options.seed
+        return params
+
+    def shutdown(self) -> None:
+        """Close the HTTP client's connections."""
+        self.client.close()
+
+    def send(
+        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+    ) -> Reply:
+        if completion:
+            return self._complete(messages, rm_type, gen)
+        return self._chat(messages, rm_type, gen)
+
+    def _complete(self, messages: list[Message], rm_type: str, gen: dict[str, Any]) -> Reply:
+        res = self._request(
+            lambda: self.client.completions.create(
+                model=self.model_name,
+                prompt=completion_text(messages),
+                extra_body=completion_fields(self.completion_schema, rm_type),
+                **self._sampling(gen),
+            )
+        )
+        return _reply(res.choices[0].text if res.choices else "", res.usage)
+
+    def _chat(self, messages: list[Message], rm_type: str, gen: dict[str, Any]) -> Reply:
+        while True:
+            kind = self._format
+            try:
+                res = self._request(
+                    lambda kind=kind: self.client.chat.completions.create(
+                        model=self.model_name,
+                        messages=messages,
+                        response_format=response_format(CHAT_FORMATS[kind], rm_type),
+                        **self._sampling(gen),
+                    ),
+                    format_kind=kind,
+                )
+            except _FormatRejected:
+                with self._format_lock:  # remembered for this backend's later calls
+                    self._format = max(self._format, kind + 1)
+                continue
+            text = res.choices[0].message.content if res.choices else None
+            return _reply(text or "", res.usage)
+
+
+def _reply(text: str, usage: Any) -> Reply:
+    if usage is None:
+        return Reply(text)
+    details = getattr(usage, "prompt_tokens_details", None)
+    return Reply(
+        text,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=getattr(details, "cached_tokens", None),
+    )
+
+
+def _build(preset: str, model_name: str | None, options: dict[str, Any]) -> OpenAICompatEngine:
+    if "endpoint" in options and "base_url" in options:
+        raise InputError(f"{preset} engine: give base_url or endpoint, not both")
+    return OpenAICompatEngine(OpenAIOptions(model_name=model_name, **options), PRESETS[preset])
+
+
+def create(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
+    """Any OpenAI-compatible endpoint (``base_url``), key from OPENAI_API_KEY or ``api_key``."""
+    return _build("openai", model_name, options)
+
+
+def create_together(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
+    """Together AI (TOGETHER_API_KEY)."""
+    return _build("together", model_name, options)
+
+
+def create_vllm(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
+    """A vLLM server (default http://127.0.0.1:8000/v1; key optional)."""
+    return _build("vllm", model_name, options)
+
+
+def create_mistral(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
+    """Mistral's API (MISTRAL_API_KEY)."""
+    return _build("mistral", model_name, options)

@@ -1,0 +1,85 @@
+"""A scripted stand-in HTTP server for hosted-engine tests: it answers POSTs from a list
+of (status, JSON body) replies and records every request body it received."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class StandinServer:
+    """Replies in order (the last one repeats); ``requests`` holds the parsed bodies."""
+
+    def __init__(self, replies: list[tuple[int, dict[str, Any]]]) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        handler = self._handler()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def _next(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.paths.append(path)
+        self.requests.append(body)
+        return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                status, reply = server._next(self.path, json.loads(self.rfile.read(length)))
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> StandinServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def chat_reply(content: str) -> tuple[int, dict[str, Any]]:
+    """An OpenAI chat-completion response carrying ``content``."""
+    return 200, {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "standin",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": 20,
+            "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": 64},
+        },
+    }
+
+
+def error_reply(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    """An OpenAI-style error body."""
+    return status, {"error": {"message": message, "type": "error", "code": None}}

@@ -1,0 +1,109 @@
+"""Hosted engines against a real OpenAI-compatible server (llama.cpp + SmolLM2) through
+the official ``openai`` client: the schema reaches the server and verdicts validate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import openai
+import pytest
+from pydantic import ValidationError
+
+from icrm_sgl import ICRM
+from icrm_sgl.schemas import public_keys, validate_verdict
+from tests.conftest import EXAMPLES
+
+#: Enough tokens for SmolLM2 to close a one-shot pairwise verdict.
+BUDGET = {"max_tokens": 400}
+
+
+def hosted(base_url: str, completion: bool, **options) -> ICRM:
+    return ICRM(
+        rm_type="pairwise",
+        engine="openai",
+        base_url=base_url,
+        num_shots=1,
+        completion=completion,
+        **options,
+    )
+
+
+def raw_reply(base_url: str, prompt: str, completion: bool) -> str:
+    """The server's reply to the judge prompt with no schema or format in the request."""
+    client = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0)
+    if completion:
+        return client.completions.create(model="m", prompt=prompt, max_tokens=200).choices[0].text
+    messages = [{"role": "user", "content": prompt}]
+    raw = client.chat.completions.create(model="m", messages=messages, max_tokens=200)
+    return raw.choices[0].message.content
+
+
+@pytest.mark.parametrize("completion", [False, True], ids=["chat", "completion"])
+def test_llama_server_verdict_is_valid_and_unconstrained_reply_is_not(
+    llama_server, pairwise_example, completion
+):
+    """The schema reaches the server: without it the same prompt gets no valid verdict."""
+    with hosted(llama_server, completion) as model:
+        result = model.judge(pairwise_example, **BUDGET)
+        prompt = model.render_prompt(pairwise_example, model.sample_shots(1))
+        if not completion:  # llama.cpp rejects json_schema: JSON mode + schema, remembered
+            assert model.backend._format == 1
+    assert list(result.verdict) == public_keys("pairwise")
+    validate_verdict("pairwise", result.verdict)
+    assert result.meta["engine"] == "openai" and result.meta["prompt_tokens"] > 0
+    assert result.meta["completion_tokens"] > 0 and result.meta["retries"] == 0
+    assert "cached_tokens" in result.meta
+    with pytest.raises(ValidationError):
+        validate_verdict("pairwise", raw_reply(llama_server, prompt, completion))
+
+
+def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, pairwise_example):
+    with ICRM(
+        rm_type="pairwise",
+        engine="vllm",
+        endpoint=llama_server,
+        num_shots=1,
+        completion_schema="llama.cpp",
+    ) as model:
+        result = model.judge(pairwise_example, **BUDGET)
+    validate_verdict("pairwise", result.verdict)
+    assert result.meta["engine"] == "vllm"
+
+
+def test_cli_scores_against_llama_server(llama_server):
+    cli = [sys.executable, "-m", "icrm_sgl.cli", "score", str(EXAMPLES / "test_pairwise.json")]
+    args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2", "--chat"]
+    proc = subprocess.run(
+        [*cli, *args, "--num-shots", "1", "--max-tokens", "400"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout)
+    validate_verdict("pairwise", json.loads(proc.stdout))
+
+
+@pytest.mark.slow
+def test_batch_of_twenty_yields_valid_verdicts_or_counted_failures(
+    llama_server, individual_example
+):
+    examples = [{"id": f"ex{i}", **individual_example} for i in range(20)]
+    with ICRM(
+        rm_type="individual",
+        engine="openai",
+        base_url=llama_server,
+        num_shots=1,
+        max_retries=1,
+    ) as model:
+        results = list(model.judge_batch(examples, max_tokens=200, num_threads=4))
+    assert sorted(r.id for r in results) == sorted(e["id"] for e in examples)
+    print(f"{sum(r.ok for r in results)} valid, {sum(not r.ok for r in results)} failed")
+    for result in results:
+        if result.ok:
+            validate_verdict("individual", result.verdict)
+        else:
+            assert result.verdict is None
+            assert result.error.startswith(("verdict error", "engine error"))
