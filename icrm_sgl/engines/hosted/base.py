@@ -33,7 +33,7 @@ class HostedOptions(BaseModel):
     base_url: str | None = Field(None, validation_alias=AliasChoices("base_url", "endpoint"))
     api_key: SecretStr | None = None
     seed: int | None = None
-    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    timeout: float = Field(300.0, gt=0, description="seconds per HTTP request")
     max_tokens: int = Field(1024, ge=1, description="verdict budget when the call sets none")
     max_retries: int = Field(3, ge=0, description="re-asks after an invalid verdict")
     max_attempts: int = Field(5, ge=1, description="tries per request on transient errors")
@@ -110,4 +110,10 @@ def status_error(status: int, detail: str, where: str, key: str | None) -> Engin
 
 def connection_error(exc: Exception, where: str) -> EngineError:
     """A timeout or a failed connection: retryable."""
+    if "Timeout" in type(exc).__name__:
+        return EngineError(
+            f"{where}: request timed out (a busy server? raise -E timeout=SECONDS "
+            "or lower --concurrency)",
+            retryable=True,
+        )
     return EngineError(f"{where}: cannot reach the server ({type(exc).__name__})", retryable=True)
