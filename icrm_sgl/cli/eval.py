@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import engine_kwargs, judge_options
+from icrm_sgl.cli.options import judge_options, split_options
 
 FORMATS = ("rewardbench", "llmbar", "pairs")
 
@@ -70,13 +70,7 @@ def eval_command(
     cache_dir: str | None,
     limit: int | None,
     subsets: str | None,
-    rm_type: str | None,
-    max_tokens: int | None,
-    endpoint: str | None,
-    engine_option: tuple[str, ...],
-    temperature: float,
-    top_p: float,
-    **icrm_options: Any,
+    **options: Any,
 ) -> None:
     """Judge the labelled pairs in SOURCE (a file, an LLMBar folder, or a hub dataset name).
 
@@ -86,7 +80,7 @@ def eval_command(
     """
     from icrm_sgl.evaluation.loaders import load_pairs
 
-    icrm_options.update(engine_kwargs(endpoint, engine_option))
+    rm_type, gen, icrm_options = split_options(options)
 
     pairs = load_pairs(source, fmt, split)
     if subsets:
@@ -105,7 +99,7 @@ def eval_command(
         overwrite,
         use_cache,
         cache_dir,
-        {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p},
+        gen,
         icrm_options,
     )
 

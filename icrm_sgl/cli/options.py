@@ -11,6 +11,17 @@ from icrm_sgl.engines import engine_names
 from icrm_sgl.shots import SAMPLING_MODES
 
 
+def split_options(
+    options: dict[str, Any],
+) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """The values of ``judge_options`` as (rm_type, generation kwargs, ICRM kwargs)."""
+    rest = dict(options)
+    rm_type = rest.pop("rm_type")
+    gen = {key: rest.pop(key) for key in ("max_tokens", "temperature", "top_p")}
+    rest.update(engine_kwargs(rest.pop("endpoint"), rest.pop("engine_option")))
+    return rm_type, gen, rest
+
+
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
     """``--endpoint`` and ``-E KEY=VALUE`` as engine keyword arguments (values as YAML-ish
     scalars: ints, floats, true/false, else text)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import engine_kwargs, judge_options
+from icrm_sgl.cli.options import judge_options, split_options
 from icrm_sgl.inputs import detect_rm_type, load_examples
 from icrm_sgl.judgement import Judgement
 
@@ -27,13 +27,7 @@ from icrm_sgl.judgement import Judgement
 def score(
     input_path: str,
     output: str | None,
-    rm_type: str | None,
-    max_tokens: int | None,
-    endpoint: str | None,
-    engine_option: tuple[str, ...],
-    temperature: float,
-    top_p: float,
-    **icrm_options: Any,
+    **options: Any,
 ) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
 
@@ -42,11 +36,10 @@ def score(
     Exit code 2 when any example was malformed, 1 when any verdict failed.
     """
     loaded = load_examples(input_path)
+    rm_type, gen, icrm_options = split_options(options)
     rm_type = rm_type or detect_rm_type(loaded.examples)
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
-    gen = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
-    icrm_options.update(engine_kwargs(endpoint, engine_option))
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         if loaded.single and not loaded.errors:
             result = model.judge(loaded.examples[0], **gen)
