@@ -8,20 +8,9 @@ started on a free local port with ``num_workers`` data-parallel replicas of
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import os
 import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -29,9 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
 from sglang.lang.chat_template import get_chat_template, get_chat_template_by_model_path
 
+from icrm_sgl.engines.server_process import (
+    HOST,
+    ServerProcess,
+    check_gpus,
+    default_log_path,
+    free_port,
+    serve,
+)
 from icrm_sgl.errors import EngineError
-
-HOST = "127.0.0.1"
 #: Options that only make sense when this engine launches the server itself.
 _LAUNCH_ONLY = (
     "num_workers",
@@ -135,42 +130,6 @@ def check_model(model_name: str | None, info: dict, base_url: str) -> None:
 # -- launching a server --------------------------------------------------------------------
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free right now (the OS picks it when binding port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def count_gpus() -> int:
-    """Visible NVIDIA GPUs: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``, else the
-    driver's /proc entries (no torch import: it takes seconds)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        entries = [e for e in visible.split(",") if e.strip()]
-        return 0 if entries[:1] == ["-1"] else len(entries)
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
-            return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
-        except (OSError, subprocess.SubprocessError):
-            return 0
-    proc_dir = Path("/proc/driver/nvidia/gpus")
-    return len(list(proc_dir.iterdir())) if proc_dir.is_dir() else 0
-
-
-def check_gpus(num_workers: int, num_gpu_per_worker: int) -> None:
-    """Refuse to launch when fewer GPUs are visible than the workers need."""
-    need, have = num_workers * num_gpu_per_worker, count_gpus()
-    if have < need:
-        raise EngineError(
-            f"sglang engine: {need} GPU(s) needed (num_workers={num_workers} x "
-            f"num_gpu_per_worker={num_gpu_per_worker}) but {have} visible "
-            "(CUDA_VISIBLE_DEVICES / nvidia-smi -L); pass endpoint=URL to use a running server"
-        )
-
-
 def launch_command(model_name: str, options: SglangOptions, port: int) -> list[str]:
     """The ``sglang.launch_server`` command line for these options."""
     cmd = [options.python, "-m", "sglang.launch_server", "--model-path", model_name]
@@ -181,127 +140,6 @@ def launch_command(model_name: str, options: SglangOptions, port: int) -> list[s
     if options.api_key:
         cmd += ["--api-key", options.api_key]
     return cmd + list(options.server_args)
-
-
-def start_process(cmd: list[str], log_path: str) -> subprocess.Popen:
-    """Start ``cmd`` in its own process group, stdout and stderr appended to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def log_tail(log_path: str, lines: int = 20) -> str:
-    """The last lines of a log file, for error messages."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _failure(message: str, log_path: str) -> EngineError:
-    tail = log_tail(log_path)
-    return EngineError(f"{message}; log: {log_path}" + (f"\n{tail}" if tail else ""))
-
-
-def wait_healthy(
-    base_url: str,
-    proc: subprocess.Popen,
-    timeout: float,
-    log_path: str,
-    api_key: str | None = None,
-    interval: float = 1.0,
-) -> None:
-    """Poll ``/health_generate`` until it answers 200; fail fast if the process exits.
-
-    Polls start 0.1 s apart and back off to ``interval``.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        code = proc.poll()
-        if code is not None:
-            raise _failure(f"sglang server exited with code {code} before it was ready", log_path)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _failure(f"sglang server not healthy after {timeout:g} s", log_path)
-        try:
-            res = requests.get(
-                f"{base_url}/health_generate", headers=_headers(api_key), timeout=min(10, left)
-            )
-            if res.status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(2 * delay, interval)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
-        os.killpg(pgid, sig)
-
-
-def stop_process_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the process's group, wait up to ``grace`` seconds for the leader, then
-    SIGKILL the group: server children (schedulers, detokenizer) must not outlive the
-    leader holding GPU memory."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5.0)
-
-
-@dataclass
-class ServerProcess:
-    """A server this engine started: its process (group leader), URL and log."""
-
-    proc: subprocess.Popen
-    url: str
-    log_path: str
-
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop the server and its children; safe to call more than once."""
-        atexit.unregister(self.stop)
-        stop_process_group(self.proc, grace)
-
-
-def _default_log_path() -> str:
-    fd, path = tempfile.mkstemp(prefix="icrm-sglang-", suffix=".log")
-    os.close(fd)
-    return path
-
-
-def serve(
-    cmd: list[str],
-    port: int,
-    timeout: float,
-    log_path: str | None = None,
-    api_key: str | None = None,
-) -> ServerProcess:
-    """Start a server command listening on ``port`` and wait until it is healthy.
-
-    It is stopped again on any failure or interrupt (Ctrl-C) during the wait, and at
-    interpreter exit if nobody stops it first.
-    """
-    log_path = log_path or _default_log_path()
-    server = ServerProcess(start_process(cmd, log_path), f"http://{HOST}:{port}", log_path)
-    atexit.register(server.stop)
-    try:
-        wait_healthy(server.url, server.proc, timeout, log_path, api_key)
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 # -- the backend ---------------------------------------------------------------------------
@@ -375,10 +213,18 @@ def connect(
 
 def launch(options: SglangOptions) -> SglangBackend:
     """Launch ``sglang.launch_server`` for ``options.model_name`` and connect to it."""
-    check_gpus(options.num_workers, options.num_gpu_per_worker)
+    check_gpus("sglang", options.num_workers, options.num_gpu_per_worker)
     port = free_port()
     cmd = launch_command(options.model_name, options, port)
-    server = serve(cmd, port, options.launch_timeout, options.log_path, options.api_key)
+    server = serve(
+        cmd,
+        port,
+        options.launch_timeout,
+        options.log_path or default_log_path("icrm-sglang-"),
+        health_path="/health_generate",
+        headers=_headers(options.api_key),
+        name="sglang server",
+    )
     try:
         return connect(server.url, options, server, warm_copies=options.num_workers)
     except BaseException:

@@ -20,6 +20,7 @@ from sglang.lang.tracer import extract_prefix_by_tracing
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
+from icrm_sgl.engines import server_process as sp
 from icrm_sgl.engines import sglang_server as eng
 from icrm_sgl.errors import EngineError, InputError
 from icrm_sgl.programs.judge import ProgramConfig, build_program
@@ -110,10 +111,10 @@ def standin(tmp_path: Path) -> Path:
 
 def start_standin(
     script: Path, tmp_path: Path, *args: str, timeout: float = 10
-) -> eng.ServerProcess:
-    port = eng.free_port()
+) -> sp.ServerProcess:
+    port = sp.free_port()
     cmd = [sys.executable, str(script), "--port", str(port), *args]
-    return eng.serve(cmd, port, timeout, str(tmp_path / "server.log"))
+    return sp.serve(cmd, port, timeout, str(tmp_path / "server.log"))
 
 
 def child_pid(log_path: str) -> int:
@@ -194,7 +195,7 @@ def test_registry_reports_bad_options_as_input_error():
 
 
 def test_free_port_is_bindable():
-    port = eng.free_port()
+    port = sp.free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
 
@@ -205,7 +206,7 @@ def test_free_port_is_bindable():
 @pytest.mark.parametrize(("visible", "count"), [("", 0), ("-1", 0), ("0", 1), ("0,1,2", 3)])
 def test_count_gpus_honours_cuda_visible_devices(monkeypatch, visible, count):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert eng.count_gpus() == count
+    assert sp.count_gpus() == count
 
 
 def test_count_gpus_asks_nvidia_smi(monkeypatch, tmp_path):
@@ -214,7 +215,7 @@ def test_count_gpus_asks_nvidia_smi(monkeypatch, tmp_path):
     smi.chmod(0o755)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert eng.count_gpus() == 2
+    assert sp.count_gpus() == 2
 
 
 def test_too_few_gpus_fail_before_anything_is_launched(monkeypatch, tmp_path):
@@ -249,7 +250,7 @@ def test_stop_kills_a_standin_server_that_ignores_sigterm(standin, tmp_path):
     server = start_standin(standin, tmp_path, "--mode", "stubborn")
     child = child_pid(server.log_path)
     started = time.monotonic()
-    eng.stop_process_group(server.proc, grace=0.3)
+    sp.stop_process_group(server.proc, grace=0.3)
     assert server.proc.returncode == -signal.SIGKILL
     assert wait_dead(child) and time.monotonic() - started < 5
 
@@ -264,9 +265,9 @@ def test_standin_server_that_exits_early_reports_its_log_tail(standin, tmp_path)
 
 def test_standin_server_never_healthy_times_out_and_is_stopped(standin, tmp_path, monkeypatch):
     started = []
-    real_start = eng.start_process
+    real_start = sp.start_process
     monkeypatch.setattr(
-        eng, "start_process", lambda *a: started.append(real_start(*a)) or started[-1]
+        sp, "start_process", lambda *a: started.append(real_start(*a)) or started[-1]
     )
     with pytest.raises(EngineError, match=r"not healthy after 1.5 s"):
         start_standin(standin, tmp_path, "--mode", "never-healthy", timeout=1.5)
@@ -280,7 +281,7 @@ def test_interrupt_during_wait_stops_the_standin_server(standin, tmp_path, monke
         procs.append(proc)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eng, "wait_healthy", interrupted)
+    monkeypatch.setattr(sp, "wait_healthy", interrupted)
     with pytest.raises(KeyboardInterrupt):
         start_standin(standin, tmp_path)
     assert procs[0].returncode is not None
@@ -290,7 +291,7 @@ def test_interrupt_during_wait_stops_the_standin_server(standin, tmp_path, monke
 
 
 def test_connecting_to_an_unreachable_url_fails_fast():
-    url = f"http://127.0.0.1:{eng.free_port()}"
+    url = f"http://127.0.0.1:{sp.free_port()}"
     started = time.monotonic()
     with pytest.raises(EngineError, match=r"cannot reach .*/health"):
         eng.create("m", endpoint=url, request_timeout=2)
@@ -382,7 +383,7 @@ def test_create_launches_standin_server_and_warms_each_worker(
 
 @pytest.mark.gpu
 def test_real_sglang_server_end_to_end(pairwise_example):
-    if eng.count_gpus() == 0:
+    if sp.count_gpus() == 0:
         pytest.skip("no NVIDIA GPU visible (nvidia-smi -L / CUDA_VISIBLE_DEVICES)")
     model_name = os.environ.get("ICRM_GPU_MODEL")
     if not model_name:
