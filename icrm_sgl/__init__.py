@@ -24,6 +24,10 @@ _LAZY = {
     "ICRM": "icrm_sgl.icrm",
     "ProgramConfig": "icrm_sgl.programs.judge",
     "build_program": "icrm_sgl.programs.judge",
+    "write_judgement": "icrm_sgl.programs.judge",
+    "read_verdict": "icrm_sgl.programs.judge",
+    "program_config": "icrm_sgl.programs.factory",
+    "example_fields": "icrm_sgl.programs.prompts",
 }
 
 __all__ = [
@@ -38,10 +42,14 @@ __all__ = [
     "ProgramConfig",
     "VerdictError",
     "build_program",
+    "example_fields",
     "json_schema",
     "load_shots",
+    "program_config",
+    "read_verdict",
     "sample_shots",
     "validate_verdict",
+    "write_judgement",
 ]
 
 

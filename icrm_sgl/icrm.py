@@ -22,15 +22,15 @@ from icrm_sgl.engines.hosted import HostedEngine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.programs.judge import (
-    FINAL_FIELDS,
     PROGRAM_VERSION,
     ProgramConfig,
     build_program,
-    var_name,
+    parse_verdict,
+    verdict_accounting,
 )
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
-from icrm_sgl.schemas import public_keys, validate_verdict, verdict_model
+from icrm_sgl.schemas import public_keys, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
 #: Generation keywords accepted by calls, with their defaults (greedy decoding).
@@ -109,6 +109,12 @@ class ICRM:
             engine, model_name=model_name, seed=seed, **engine_options
         )
         self.model_name = self.backend.get_model_name()
+        if not completion and getattr(self.backend, "chat_template_known", True) is False:
+            self.close()
+            raise InputError(
+                f"engine {engine!r}: cannot tell the chat template of {self.model_name!r}; "
+                "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
+            )
 
     # -- shots and programs --------------------------------------------------------------
 
@@ -127,6 +133,7 @@ class ICRM:
                 completion=self.completion,
                 field_tokens=field_tokens,
                 sample_final=sample_final,
+                layout=getattr(self.backend, "program_layout", "per_field"),
             )
             self._programs[key] = (config, build_program(config))
         return self._programs[key]
@@ -322,13 +329,13 @@ class ICRM:
         if error is not None:
             kind = "engine" if isinstance(error, EngineError) else type(error).__name__
             return Judgement(ex_id, error=f"{kind} error: {error}", meta=meta)
-        meta.update(_accounting(state, config))
-        text = state["verdict"]
+        meta.update(verdict_accounting(state, config))
         try:
-            verdict = validate_verdict(self.rm_type, text)
+            verdict, cut = parse_verdict(self.rm_type, state["verdict"])
         except ValidationError as exc:
             first = exc.errors()[0]
             return Judgement(ex_id, error=f"invalid verdict: {first['msg']}", meta=meta)
+        meta["truncated"] += [k for k in cut if k not in meta["truncated"]]
         return Judgement(ex_id, verdict=verdict.to_public(), meta=meta)
 
     def close(self) -> None:
@@ -341,27 +348,3 @@ class ICRM:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
-    """Token counts from the per-call meta info: the first call's prompt is the judge prompt."""
-    final = FINAL_FIELDS[config.rm_type]
-    text_vars = [k for k in public_keys(config.rm_type) if k != final.key]
-    metas = [state.get_meta_info(var_name(k)) or {} for k in text_vars]
-    final_meta = state.get_meta_info(final.key) or {}
-    out: dict[str, Any] = {
-        "prompt_tokens": metas[0].get("prompt_tokens"),
-        "cached_tokens": metas[0].get("cached_tokens"),
-        "completion_tokens": sum(m.get("completion_tokens", 0) for m in metas),
-        "truncated": [
-            k
-            for k, m in zip(text_vars, metas, strict=True)
-            if (m.get("finish_reason") or {}).get("type") == "length"
-        ],
-    }
-    if "probabilities" in final_meta:
-        out["probabilities"] = {
-            choice[: len(choice) - len(final.closer)]: round(p, 6)
-            for choice, p in final_meta["probabilities"].items()
-        }
-    return out

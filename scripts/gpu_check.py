@@ -1,9 +1,11 @@
-"""Verify the sglang engine on a GPU machine.
+"""Verify the sglang engine on a GPU machine (the same checks the CPU test tier makes).
 
 Launches an sglang server through icrm-sgl's engine (or uses ``--endpoint``), judges the
-two example files, then a batch of generated pairwise examples, and prints verdict
-validity, examples per second and the prefix-reuse ratio (cached / prompt tokens).
-Exit code 0 when every verdict is valid, 1 when some are not, 2 on a setup error.
+two example files greedily (probabilities required) in completion and chat mode, one
+sampled verdict, then a batch of generated pairwise examples, and prints verdict
+validity, examples per second, round trips per verdict and the prefix-reuse ratio
+(cached / prompt tokens). Exit code 0 when every verdict is valid and every greedy one
+has probabilities, 1 otherwise, 2 on a setup error.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-path", help="server log (default: a temp file)")
     parser.add_argument("--n", type=int, default=50, help="pairwise batch size (default 50)")
     parser.add_argument("--num-shots", type=int, default=3)
-    parser.add_argument("--chat", action="store_true", help="chat layout instead of completion")
+    parser.add_argument("--chat", action="store_true", help="batch in chat mode, not completion")
+    parser.add_argument("--layout", choices=("one_request", "per_field"), default="one_request")
     parser.add_argument("--json", dest="json_path", help="also write the summary here")
     args = parser.parse_args(argv)
     if not args.model and not args.endpoint:
@@ -116,8 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     """Engine options from the command line: connect, or launch with the given layout."""
     if args.endpoint:
-        return {"endpoint": args.endpoint}
+        return {"endpoint": args.endpoint, "layout": args.layout}
     return {
+        "layout": args.layout,
         "num_workers": args.num_workers,
         "num_gpu_per_worker": args.num_gpu_per_worker,
         "server_args": args.server_args,
@@ -126,19 +130,22 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def judge_file(backend: Any, rm_type: str, path: Path, args: argparse.Namespace) -> bool:
-    """Judge one example file and print its verdict; True when it is valid."""
+def judge_file(
+    backend: Any, rm_type: str, path: Path, args: argparse.Namespace, chat: bool, **gen: Any
+) -> bool:
+    """Judge one example file and print its verdict; True when it is valid (and, when
+    greedy, carries the score / choice probabilities)."""
     model = ICRM(
-        rm_type=rm_type,
-        engine="sglang",
-        backend=backend,
-        num_shots=args.num_shots,
-        completion=not args.chat,
-    )
-    (result,) = model.judge_batch([json.loads(path.read_text())])
+        rm_type=rm_type, engine="sglang", backend=backend, num_shots=args.num_shots,
+        completion=not chat,
+    )  # fmt: skip
+    (result,) = model.judge_batch([json.loads(path.read_text())], **gen)
+    greedy = not gen.get("temperature")
+    ok = result.ok and (not greedy or "probabilities" in result.meta)
     shown = json.dumps(result.verdict if result.ok else result.error, ensure_ascii=False)
-    print(f"{path.name}: {'valid' if result.ok else 'FAILED'} {shown}")
-    return result.ok
+    mode = f"{'chat' if chat else 'completion'}, {'greedy' if greedy else 'sampled'}"
+    print(f"{path.name} ({mode}): {'valid' if ok else 'FAILED'} {shown}")
+    return ok
 
 
 def reuse_ratio(results: Iterable[Judgement]) -> float | None:
@@ -173,6 +180,10 @@ def batch_check(backend: Any, args: argparse.Namespace) -> dict[str, Any]:
     ratio = reuse_ratio(results)
     return {
         "valid": len(valid),
+        "with_probabilities": sum("probabilities" in r.meta for r in valid),
+        "round_trips_mean": round(
+            sum(r.meta["round_trips"] for r in valid) / max(len(valid), 1), 2
+        ),
         "total": len(results),
         "seconds": round(seconds, 2),
         "examples_per_s": round(len(results) / seconds, 2),
@@ -188,9 +199,13 @@ def run(args: argparse.Namespace) -> int:
     backend = create_engine("sglang", model_name=args.model, seed=42, **engine_options(args))
     try:
         print(f"server ready in {time.perf_counter() - started:.0f} s: {backend.get_model_name()}")
+        individual, pairwise = EXAMPLES / "test_individual.json", EXAMPLES / "test_pairwise.json"
         files_ok = [
-            judge_file(backend, "individual", EXAMPLES / "test_individual.json", args),
-            judge_file(backend, "pairwise", EXAMPLES / "test_pairwise.json", args),
+            judge_file(backend, "individual", individual, args, chat=False),
+            judge_file(backend, "pairwise", pairwise, args, chat=False),
+            judge_file(backend, "individual", individual, args, chat=True),
+            judge_file(backend, "pairwise", pairwise, args, chat=True),
+            judge_file(backend, "pairwise", pairwise, args, chat=False, temperature=0.8),
         ]
         summary = batch_check(backend, args)
     finally:
@@ -199,12 +214,14 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"pairwise batch: {summary['valid']}/{summary['total']} valid, "
         f"{summary['examples_per_s']} examples/s, prefix reuse {summary['prefix_reuse']}, "
+        f"{summary['round_trips_mean']} round trips per verdict, "
         f"{summary['agrees_with_intended']} agree with the intended better answer"
     )
     print(json.dumps(summary))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(summary, indent=2) + "\n")
-    return 0 if all(files_ok) and summary["valid"] == summary["total"] else 1
+    complete = summary["valid"] == summary["with_probabilities"] == summary["total"]
+    return 0 if all(files_ok) and complete else 1
 
 
 def main(argv: list[str] | None = None) -> int:

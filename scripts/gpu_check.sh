@@ -8,7 +8,8 @@ usage: scripts/gpu_check.sh MODEL [options]             launch an sglang server 
        scripts/gpu_check.sh --endpoint URL [MODEL] [options]   use a running server or router
 
 options: --num-workers N  --num-gpu-per-worker N  --server-args "FLAGS"
-         --n 50  --num-shots 3  --chat  --log-path FILE  --json FILE
+         --n 50  --num-shots 3  --chat  --layout one_request|per_field
+         --log-path FILE  --json FILE
 example: scripts/gpu_check.sh Qwen/Qwen2.5-0.5B-Instruct
          scripts/gpu_check.sh --endpoint http://127.0.0.1:30000
 Set PYTHON to choose the interpreter (default: python3).

@@ -14,20 +14,13 @@ from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod, token_le
 from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
+from icrm_sgl.engines.chat_templates import template_name_in
 from icrm_sgl.engines.llama_runner import LlamaRunner
 from icrm_sgl.engines.sampling import Sampling
 from icrm_sgl.errors import EngineError, MissingDependencyError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-#: Chat-template markers found in GGUF metadata, mapped to sglang template names.
-_TEMPLATE_MARKERS = (
-    ("<|im_start|>", "chatml"),
-    ("<|start_header_id|>", "llama-3-instruct"),
-    ("<start_of_turn>", "gemma-it"),
-    ("[INST]", "llama-2-chat"),
-)
 
 
 class LocalOptions(BaseModel):
@@ -100,7 +93,7 @@ class LocalBackend(BaseBackend):
         if self.options.chat_template:
             return self.options.chat_template
         jinja = self.runner.metadata.get("tokenizer.chat_template", "")
-        return next((name for marker, name in _TEMPLATE_MARKERS if marker in jinja), "chatml")
+        return template_name_in(jinja) or "chatml"
 
     def get_model_name(self) -> str:
         return self.model_name

@@ -62,7 +62,9 @@ def check_gpus(engine: str, num_workers: int, num_gpu_per_worker: int) -> None:
         )
 
 
-def start_process(cmd: list[str], log_path: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_process(
+    cmd: list[str], log_path: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start ``cmd`` in its own process group, stdout and stderr appended to ``log_path``."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(

@@ -8,16 +8,28 @@ started on a free local port with ``num_workers`` data-parallel replicas of
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+import threading
+import weakref
+import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sglang.lang.backend.runtime_endpoint import RuntimeEndpoint
-from sglang.lang.chat_template import get_chat_template, get_chat_template_by_model_path
+from sglang.lang.backend.base_backend import BaseBackend
+from sglang.lang.chat_template import (
+    ChatTemplate,
+    get_chat_template,
+    get_chat_template_by_model_path,
+)
+from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod
+from sglang.lang.interpreter import StreamExecutor
+from sglang.lang.ir import SglSamplingParams
 
+from icrm_sgl.engines.chat_templates import local_chat_template, template_name_in
 from icrm_sgl.engines.server_process import (
     HOST,
     ServerProcess,
@@ -27,6 +39,7 @@ from icrm_sgl.engines.server_process import (
     serve,
 )
 from icrm_sgl.errors import EngineError
+
 #: Options that only make sense when this engine launches the server itself.
 _LAUNCH_ONLY = (
     "num_workers",
@@ -35,6 +48,8 @@ _LAUNCH_ONLY = (
     "launch_timeout",
     "log_path",
     "python",
+    "device",
+    "server_env",
 )
 
 
@@ -54,8 +69,16 @@ class SglangOptions(BaseModel):
     chat_template: str | None = Field(None, description="sglang template name override")
     batch_threads: int = Field(64, ge=1, description="run_batch threads (requests in flight)")
     request_timeout: float = Field(10.0, gt=0, description="seconds for health/model checks")
+    generate_timeout: float = Field(300.0, gt=0, description="seconds for one /generate request")
+    layout: Literal["per_field", "one_request"] = Field(
+        "one_request", description="text fields in one request, or one request per field"
+    )
     seed: int | None = 42
     python: str = Field(default_factory=lambda: sys.executable, description="server's python")
+    device: Literal["cuda", "cpu"] = Field("cuda", description="where a launched server runs")
+    server_env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment for a launched server"
+    )
 
     @field_validator("server_args", mode="before")
     @classmethod
@@ -135,6 +158,8 @@ def launch_command(model_name: str, options: SglangOptions, port: int) -> list[s
     cmd = [options.python, "-m", "sglang.launch_server", "--model-path", model_name]
     cmd += ["--tp-size", str(options.num_gpu_per_worker), "--dp-size", str(options.num_workers)]
     cmd += ["--host", HOST, "--port", str(port)]
+    if options.device != "cuda":
+        cmd += ["--device", options.device]
     if options.seed is not None:
         cmd += ["--random-seed", str(options.seed)]
     if options.api_key:
@@ -145,9 +170,14 @@ def launch_command(model_name: str, options: SglangOptions, port: int) -> list[s
 # -- the backend ---------------------------------------------------------------------------
 
 
-class SglangBackend(RuntimeEndpoint):
-    """sglang's ``RuntimeEndpoint`` with checked startup, typed errors, per-worker prefix
-    warm-up and ownership of a launched server."""
+class SglangBackend(BaseBackend):
+    """Runs icrm-sgl's programs on an sglang server or router over its native ``/generate``.
+
+    Unlike sglang's ``RuntimeEndpoint`` it puts a timeout on every request, scores
+    ``select`` choices with single-text requests (which routers accept), treats the
+    server's missing first log-probability as part of the shared prefix, pins every request
+    of one program run to one data-parallel worker, and owns a server it launched.
+    """
 
     def __init__(
         self,
@@ -155,65 +185,200 @@ class SglangBackend(RuntimeEndpoint):
         model_info: dict,
         options: SglangOptions,
         server: ServerProcess | None = None,
-        warm_copies: int = 1,
+        dp_size: int = 1,
     ) -> None:
-        # RuntimeEndpoint.__init__ is not called: it re-fetches model info with no
-        # timeout; its attributes are set here from the checked answer instead.
-        super(RuntimeEndpoint, self).__init__()
-        self.support_concate_and_append = True
+        super().__init__()
         self.base_url = base_url
-        self.api_key = options.api_key
-        self.verify = None
         self.model_info = model_info
         self.options = options
         self.server = server
-        self.warm_copies = warm_copies
+        self.dp_size = dp_size
         self.batch_threads = options.batch_threads
-        self.chat_template = (
-            get_chat_template(options.chat_template)
-            if options.chat_template
-            else get_chat_template_by_model_path(model_info.get("model_path", ""))
+        self.program_layout = options.layout
+        self.chat_template, self.chat_template_known = resolve_chat_template(
+            options.chat_template, model_info.get("model_path", "")
         )
+        self._local = threading.local()
+        self._scoring = ThreadPoolExecutor(max_workers=16, thread_name_prefix="icrm-select")
+        self._seen_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._seen_lock = threading.Lock()
 
-    def cache_prefix(self, prefix_str: str) -> None:
-        """Send the shared prompt prefix once per data-parallel worker, concurrently, so
-        every worker's radix cache holds it before the batch starts."""
-        if self.warm_copies == 1:
-            super().cache_prefix(prefix_str)
-            return
-        with ThreadPoolExecutor(self.warm_copies) as pool:
-            list(pool.map(super().cache_prefix, [prefix_str] * self.warm_copies))
+    # -- requests --------------------------------------------------------------------------
 
-    def _assert_success(self, res: Any) -> None:
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _rank(self, s: StreamExecutor) -> int:
+        """The data-parallel worker every request of this program run goes to."""
+        return zlib.crc32(s.sid.encode()) % self.dp_size
+
+    def _post(
+        self, payload: dict[str, Any], s: StreamExecutor | None = None, path: str = "/generate"
+    ) -> Any:
+        if self.dp_size > 1 and s is not None:
+            payload["routed_dp_rank"] = self._rank(s)
+        url = self.base_url + path
+        timeout = self.options.generate_timeout
+        try:
+            res = self._session().post(
+                url, json=payload, headers=_headers(self.options.api_key), timeout=timeout
+            )
+        except requests.Timeout as exc:
+            raise EngineError(
+                f"sglang server {self.base_url}: no answer within {timeout:g} s "
+                "(raise it with -E generate_timeout=SECONDS)",
+                retryable=True,
+            ) from exc
+        except requests.RequestException as exc:
+            raise EngineError(
+                f"sglang server {self.base_url}: request failed ({type(exc).__name__})",
+                retryable=True,
+            ) from exc
         if res.status_code != 200:
             try:
                 detail = res.json()
             except ValueError:
                 detail = res.text
             raise EngineError(f"sglang server {self.base_url}: HTTP {res.status_code}: {detail}")
+        return res.json() if res.content else None
+
+    def _remember(self, s: StreamExecutor, meta: dict) -> None:
+        with self._seen_lock:
+            self._seen_tokens[s] = meta.get("prompt_tokens", 0) + meta.get("completion_tokens", 0)
+
+    def _recall(self, s: StreamExecutor) -> int | None:
+        with self._seen_lock:
+            return self._seen_tokens.pop(s, None)
+
+    # -- the BaseBackend interface ----------------------------------------------------------
+
+    def get_model_name(self) -> str:
+        return self.model_info.get("model_path") or self.options.model_name or "sglang"
+
+    def get_chat_template(self):
+        return self.chat_template
+
+    def cache_prefix(self, prefix_str: str) -> None:
+        """Prefill the shared prompt prefix once on every data-parallel worker."""
+        payloads = [{"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}]
+        if self.dp_size > 1:
+            payloads = [{**payloads[0], "routed_dp_rank": r} for r in range(self.dp_size)]
+        list(self._scoring.map(self._post, payloads))
+
+    def commit_lazy_operations(self, s: StreamExecutor) -> None:
+        if s.text_:  # a fork of an empty state has nothing to prefill
+            self._post({"text": s.text_, "sampling_params": {"max_new_tokens": 0}}, s)
+
+    def flush_cache(self) -> None:
+        """Empty the server's prefix cache (for measurements)."""
+        self._post({}, path="/flush_cache")
+
+    def generate(self, s: StreamExecutor, sampling_params: SglSamplingParams):
+        payload: dict[str, Any] = {
+            "text": s.text_,
+            "sampling_params": {"skip_special_tokens": True, **sampling_params.to_srt_kwargs()},
+        }
+        for item in ("return_logprob", "logprob_start_len", "top_logprobs_num"):
+            value = getattr(sampling_params, item, None)
+            if value is not None:
+                payload[item] = value
+        obj = self._post(payload, s)
+        meta = obj["meta_info"]
+        self._remember(s, meta)
+        return obj["text"], meta
+
+    def select(
+        self,
+        s: StreamExecutor,
+        choices: list[str],
+        temperature: float,
+        choices_method: ChoicesSamplingMethod,
+    ) -> ChoicesDecision:
+        """Score every choice by its log-probability after the text so far.
+
+        One single-text request per choice, in parallel (routers take one text per
+        request). The scored window starts two tokens before the choices so that a choice
+        merging with the text's last token is scored whole; the shared tokens in it add
+        the same amount to every choice.
+        """
+        if choices_method.requires_unconditional_logprobs:
+            raise EngineError("sglang engine: unconditional log-probabilities are not supported")
+        seen = self._recall(s)
+        if seen is None:
+            probe = {"text": s.text_, "sampling_params": {"max_new_tokens": 0}}
+            seen = self._post(probe, s)["meta_info"]["prompt_tokens"]
+        start = max(seen - 2, 0)
+
+        def score(choice: str) -> list[list[Any]]:
+            payload = {
+                "text": s.text_ + choice,
+                "sampling_params": {"max_new_tokens": 0, "temperature": 0},
+                "return_logprob": True,
+                "return_text_in_logprobs": True,
+                "logprob_start_len": start,
+            }
+            return self._post(payload, s)["meta_info"]["input_token_logprobs"]
+
+        windows = list(self._scoring.map(score, choices))
+        normalized = [sum(t[0] or 0.0 for t in w) / max(len(w), 1) for w in windows]
+        return choices_method(
+            choices=choices,
+            normalized_prompt_logprobs=normalized,
+            input_token_logprobs=windows,
+            output_token_logprobs=[[] for _ in choices],
+        )
 
     def shutdown(self) -> None:
         """Stop the server this backend launched (a connected server is left running)."""
+        self._scoring.shutdown(wait=False, cancel_futures=True)
         if self.server is not None:
             self.server.stop()
             self.server = None
 
 
+def resolve_chat_template(name: str | None, model_path: str) -> tuple[ChatTemplate, bool]:
+    """The chat template for a served model, and whether it is known to be the model's own.
+
+    An explicit name wins; then sglang's match on the model path; then the template in a
+    local checkpoint directory's tokenizer files. Otherwise sglang's generic fallback, which
+    chat mode refuses (``chat_template_known`` is False).
+    """
+    if name:
+        return get_chat_template(name), True
+    by_path = get_chat_template_by_model_path(model_path)
+    if by_path.name != "default":
+        return by_path, True
+    found = template_name_in(local_chat_template(model_path))
+    if found:
+        return get_chat_template(found), True
+    return by_path, False
+
+
+def server_dp_size(base_url: str, api_key: str | None, timeout: float) -> int:
+    """The server's data-parallel size (1 for a router, which has no ``/server_info``)."""
+    for path in ("/server_info", "/get_server_info"):
+        res = _get(base_url + path, api_key, timeout)
+        if res.status_code == 200:
+            return int(res.json().get("dp_size") or 1)
+    return 1
+
+
 def connect(
-    base_url: str,
-    options: SglangOptions,
-    server: ServerProcess | None = None,
-    warm_copies: int = 1,
+    base_url: str, options: SglangOptions, server: ServerProcess | None = None
 ) -> SglangBackend:
     """A backend for a healthy server or router that serves ``options.model_name``."""
     info = fetch_model_info(base_url, options.api_key, options.request_timeout)
     check_model(options.model_name, info, base_url)
-    return SglangBackend(base_url, info, options, server, warm_copies)
+    dp_size = server_dp_size(base_url, options.api_key, options.request_timeout)
+    return SglangBackend(base_url, info, options, server, dp_size)
 
 
 def launch(options: SglangOptions) -> SglangBackend:
     """Launch ``sglang.launch_server`` for ``options.model_name`` and connect to it."""
-    check_gpus("sglang", options.num_workers, options.num_gpu_per_worker)
+    if options.device == "cuda":
+        check_gpus("sglang", options.num_workers, options.num_gpu_per_worker)
     port = free_port()
     cmd = launch_command(options.model_name, options, port)
     server = serve(
@@ -224,9 +389,10 @@ def launch(options: SglangOptions) -> SglangBackend:
         health_path="/health_generate",
         headers=_headers(options.api_key),
         name="sglang server",
+        env={**os.environ, **options.server_env} if options.server_env else None,
     )
     try:
-        return connect(server.url, options, server, warm_copies=options.num_workers)
+        return connect(server.url, options, server)
     except BaseException:
         server.stop()
         raise

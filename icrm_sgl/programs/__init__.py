@@ -1,1 +1,7 @@
-"""Prompt templates and the sglang judging programs."""
+"""Prompt templates and the sglang judging programs.
+
+Public entry points for your own sglang code: ``program_config`` (the settings ``ICRM``
+would use), ``build_program`` (a ready ``@sgl.function``), ``write_judgement`` (append a
+judgement inside your own program), ``read_verdict`` (the validated verdict of a state),
+``example_fields`` (a conversation example as program arguments).
+"""

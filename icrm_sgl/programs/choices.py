@@ -14,6 +14,9 @@ class JointProbability(ChoicesSamplingMethod):
     Unlike sglang's length-normalised default this compares true sequence
     probabilities, which is right when choices end in the same terminator. The meta
     info carries ``probabilities``: the softmax of the summed log-probabilities.
+
+    A server reports no log-probability (``None``) for the first token of the scored
+    window; that token lies in the prefix every choice shares, so it counts as 0.
     """
 
     def __call__(
@@ -25,7 +28,7 @@ class JointProbability(ChoicesSamplingMethod):
         output_token_logprobs: list[list[Any]],
         unconditional_token_logprobs: list[list[Any]] | None = None,
     ) -> ChoicesDecision:
-        totals = np.array([sum(tok[0] for tok in seq) for seq in input_token_logprobs])
+        totals = np.array([sum(tok[0] or 0.0 for tok in seq) for seq in input_token_logprobs])
         probs = np.exp(totals - totals.max())
         probs /= probs.sum()
         return ChoicesDecision(

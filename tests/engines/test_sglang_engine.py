@@ -39,6 +39,7 @@ parser.add_argument("--model-path", default="standin/judge-model")
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--record")
+parser.add_argument("--dp-size", type=int, default=1)
 args, _ = parser.parse_known_args()
 
 if args.mode == "exit":
@@ -54,11 +55,10 @@ INFO = {"model_path": args.model_path, "served_model_name": args.model_path}
 
 def completion(body):
     text, params = body["text"], body.get("sampling_params", {})
-    if isinstance(text, list):  # select: score every choice, the first one best
-        return [{"text": "", "meta_info": {
-            "prompt_tokens": len(t), "output_token_logprobs": [],
-            "input_token_logprobs": [[-0.5, 1, "\u0000"], [-0.5 * (i + 1), 2, "\u0000"]],
-        }} for i, t in enumerate(text)]
+    if body.get("return_logprob"):  # scoring one select choice: shorter scores higher
+        return {"text": "", "meta_info": {
+            "prompt_tokens": len(text), "output_token_logprobs": [],
+            "input_token_logprobs": [[None, 1, "x"], [-0.01 * len(text), 2, "y"]]}}
     generated = "" if params.get("max_new_tokens") == 0 else 'fine"'
     return {"text": generated, "meta_info": {
         "prompt_tokens": len(text), "cached_tokens": 7, "completion_tokens": 2,
@@ -79,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(503 if args.mode == "never-healthy" else 200)
         elif self.path in ("/model_info", "/get_model_info"):
             self.reply(200, INFO)
+        elif self.path == "/server_info":
+            self.reply(200, {"dp_size": args.dp_size})
         else:
             self.reply(404, {"error": "not found"})
 
@@ -170,6 +172,9 @@ def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "31234"
     assert flags["--random-seed"] == "7" and flags["--api-key"] == "k"
     assert cmd[-4:] == ["--mem-fraction-static", "0.8", "--chat-template", "my template.jinja"]
+    cpu = eng.SglangOptions(model_name="m", device="cpu")
+    assert cpu.device == "cpu" and "--device" not in eng.launch_command("m", opts, 1)
+    assert eng.launch_command("m", cpu, 1)[-4:-2] == ["--device", "cpu"]
     unseeded = eng.SglangOptions(model_name="m", seed=None, server_args=["--x"])
     assert "--random-seed" not in eng.launch_command("m", unseeded, 1)
     assert eng.launch_command("m", unseeded, 1)[-1] == "--x"
@@ -347,9 +352,10 @@ def test_traced_prefix_is_the_constant_prompt_text(rm_type, template):
         assert extract_prefix_by_tracing(program, backend) == expected
 
 
-def test_create_launches_standin_server_and_warms_each_worker(
+def test_launch_with_standin_server_warms_each_worker_and_pins_each_verdict(
     standin, tmp_path, monkeypatch, pairwise_example
 ):
+    """What a CPU server cannot show: two data-parallel workers (a stand-in, named so)."""
     record = tmp_path / "requests.jsonl"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     model = ICRM(
@@ -363,18 +369,26 @@ def test_create_launches_standin_server_and_warms_each_worker(
         launch_timeout=20,
     )
     backend = model.backend
-    assert backend.batch_threads == 64 and model.model_name == "standin/judge-model"
+    assert backend.batch_threads == 64 and backend.dp_size == 2
     child = child_pid(str(tmp_path / "launched.log"))
-    results = list(model.judge_batch([pairwise_example, pairwise_example]))
+    examples = []
+    for i in range(6):
+        ex = json.loads(json.dumps(pairwise_example))
+        ex["conversation_B"][-1]["content"] = f"marker-{i}"
+        examples.append(ex)
+    results = list(model.judge_batch(examples))
     model.close()
 
     assert all(r.ok for r in results), [r.error for r in results]
-    assert results[0].verdict["choice"] == "A++"
-    assert results[0].meta["cached_tokens"] == 7 and results[0].meta["prompt_tokens"] > 5000
+    assert results[0].verdict["choice"] == "A+" and results[0].meta["cached_tokens"] == 7
     requests = [json.loads(line) for line in record.read_text().splitlines()]
     prefix = model.templates.with_shots(model.default_shots).segments[0]
-    warm = [r for r in requests[:2] if r["text"] == prefix]
-    assert len(warm) == 2 and all(r["sampling_params"]["max_new_tokens"] == 0 for r in warm)
+    warm = [r for r in requests if r["text"] == prefix]
+    assert sorted(r["routed_dp_rank"] for r in warm) == [0, 1]
+    for i in range(6):
+        mine = [r for r in requests if f"marker-{i}" in r["text"]]
+        assert len(mine) >= 7  # text fields, then one request per choice
+        assert len({r["routed_dp_rank"] for r in mine}) == 1, "a verdict spans two workers"
     assert backend.server is None and wait_dead(child)
 
 

@@ -1,0 +1,210 @@
+"""Benchmark of the sglang engine's two verdict layouts on a real sglang server.
+
+Run from the repository root::
+
+    python bench/bench_sglang.py [--endpoint URL] [--examples 40] [--max-tokens 25]
+
+Without ``--endpoint`` it launches the CPU test server (bundled SmolLM2 converted to a
+Hugging Face checkpoint; see ``devtools/sglang_cpu``). One run measures, on one server:
+
+1. verdicts/s, round trips per verdict and the share of prompt tokens the server reports
+   cached, for the ``per_field`` and ``one_request`` layouts, at concurrency 1 and 8, on
+   the same tricky pairwise examples (cache flushed and the shot prefix warmed before each
+   cell; cells interleaved so load from other processes hits both layouts alike);
+2. decode tokens/s on the server under the field regex (``*``), under the bounded form it
+   replaced (``{0,2000}``) and unconstrained, as ratios of the unconstrained rate;
+3. the per-token mask time of xgrammar and llguidance for both regex forms, offline, with
+   SmolLM2's tokenizer.
+
+A table goes to stdout, every figure to ``--out`` (JSON). A benchmark, not a test: minutes
+long and noisy on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devtools.sglang_cpu import converted_model, cpu_engine_options  # noqa: E402
+from devtools.tricky import tricky_pairwise  # noqa: E402
+from icrm_sgl import ICRM  # noqa: E402
+from icrm_sgl.engines import create_engine  # noqa: E402
+from icrm_sgl.programs.judge import FIELD_REGEX, JSON_CHAR  # noqa: E402
+
+BOUNDED_FIELD_REGEX = JSON_CHAR + '{0,2000}"'
+LAYOUTS = ("per_field", "one_request")
+
+
+def layout_cell(backend, layout: str, examples: list, concurrency: int, max_tokens: int) -> dict:
+    """Judge every example with one layout at one concurrency on a flushed server."""
+    backend.program_layout = layout
+    backend.flush_cache()
+    model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=3)
+    prefix = model.templates.with_shots(model.default_shots).segments[0]
+    backend.cache_prefix(prefix)
+    started = time.perf_counter()
+    results = list(model.judge_batch(examples, num_threads=concurrency, max_tokens=max_tokens))
+    elapsed = time.perf_counter() - started
+    ok = [r for r in results if r.ok]
+    prompt = sum(r.meta["prompt_tokens"] or 0 for r in ok)
+    cached = sum(r.meta["cached_tokens"] or 0 for r in ok)
+    return {
+        "layout": layout,
+        "concurrency": concurrency,
+        "verdicts": len(results),
+        "valid": len(ok),
+        "seconds": round(elapsed, 2),
+        "verdicts_per_s": round(len(ok) / elapsed, 3),
+        "round_trips_mean": round(statistics.mean(r.meta["round_trips"] for r in ok), 2),
+        "completion_tokens_mean": round(
+            statistics.mean(r.meta["completion_tokens"] for r in ok), 1
+        ),
+        "truncated_share": round(sum(bool(r.meta["truncated"]) for r in ok) / len(ok), 3),
+        "cached_share": round(cached / prompt, 4) if prompt else None,
+    }
+
+
+def decode_rate(backend, prompt: str, regex: str | None, tokens: int) -> dict:
+    """Tokens/s of one greedy generation on a warm prompt (prefill is cached)."""
+    params: dict[str, Any] = {"max_new_tokens": tokens, "temperature": 0, "ignore_eos": True}
+    if regex is not None:
+        params["regex"] = regex
+    backend._post({"text": prompt, "sampling_params": {"max_new_tokens": 0}})
+    started = time.perf_counter()
+    meta = backend._post({"text": prompt, "sampling_params": params})["meta_info"]
+    elapsed = time.perf_counter() - started
+    return {"tokens": meta["completion_tokens"], "seconds": round(elapsed, 3)}
+
+
+def decode_rates(backend, repeats: int, tokens: int) -> dict:
+    """Constrained vs unconstrained decode, interleaved; ratios of the unconstrained rate."""
+    prompt = 'Describe a good answer to a travel question.\n{"analysis": "'
+    forms = {"field *": FIELD_REGEX, "field {0,2000}": BOUNDED_FIELD_REGEX, "none": None}
+    runs: dict[str, list[dict]] = {name: [] for name in forms}
+    for _ in range(repeats):
+        for name, regex in forms.items():
+            runs[name].append(decode_rate(backend, prompt, regex, tokens))
+    rates = {
+        name: sum(r["tokens"] for r in rs) / sum(r["seconds"] for r in rs)
+        for name, rs in runs.items()
+    }
+    return {
+        "tokens_per_s": {k: round(v, 2) for k, v in rates.items()},
+        "ratio_to_unconstrained": {k: round(v / rates["none"], 3) for k, v in rates.items()},
+        "runs": runs,
+    }
+
+
+def mask_costs(steps: int = 64, bounded_steps: int = 4) -> dict:
+    """Per-token mask time (ms) of xgrammar and llguidance for both regex forms (the
+    bounded form over fewer tokens: xgrammar takes seconds per token on it)."""
+    import llguidance
+    import llguidance.hf
+    import numpy as np
+    import xgrammar as xgr
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(converted_model()))
+    all_ids = tok.encode(" a plain sentence with words" * 20)
+    out: dict[str, dict[str, float]] = {}
+    info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=len(tok))
+    compiler = xgr.GrammarCompiler(info)
+    ll_tok = llguidance.hf.from_tokenizer(tok)
+    forms = (
+        ("field *", FIELD_REGEX, steps),
+        ("field {0,2000}", BOUNDED_FIELD_REGEX, bounded_steps),
+    )
+    for name, regex, n in forms:
+        text_ids = all_ids[:n]
+        started = time.perf_counter()
+        matcher = xgr.GrammarMatcher(compiler.compile_regex(regex))
+        compile_s = time.perf_counter() - started
+        bitmask = xgr.allocate_token_bitmask(1, info.vocab_size)
+        started = time.perf_counter()
+        for tid in text_ids:
+            matcher.fill_next_token_bitmask(bitmask)
+            matcher.accept_token(tid)
+        xgr_ms = (time.perf_counter() - started) / len(text_ids) * 1000
+        ll = llguidance.LLMatcher(ll_tok, llguidance.LLMatcher.grammar_from_regex(regex))
+        words = np.empty((ll_tok.vocab_size + 31) // 32, dtype=np.int32)
+        started = time.perf_counter()
+        for tid in text_ids:
+            ll.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
+            ll.consume_token(tid)
+        ll_ms = (time.perf_counter() - started) / len(text_ids) * 1000
+        out[name] = {
+            "xgrammar_compile_s": round(compile_s, 3),
+            "xgrammar_ms_per_token": round(xgr_ms, 3),
+            "llguidance_ms_per_token": round(ll_ms, 4),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoint", help="an sglang server or router (default: launch one)")
+    parser.add_argument("--examples", type=int, default=40)
+    parser.add_argument("--max-tokens", type=int, default=25)
+    parser.add_argument("--concurrency", default="1,8")
+    parser.add_argument("--decode-tokens", type=int, default=48)
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "sglang.json"))
+    args = parser.parse_args()
+
+    options = {"endpoint": args.endpoint} if args.endpoint else cpu_engine_options()
+    backend = create_engine("sglang", **options)
+    try:
+        examples = tricky_pairwise(args.examples)
+        cells = []
+        for conc in (int(c) for c in args.concurrency.split(",")):
+            for layout in LAYOUTS:
+                cells.append(layout_cell(backend, layout, examples, conc, args.max_tokens))
+                print(json.dumps(cells[-1]), file=sys.stderr, flush=True)
+        decode = decode_rates(backend, repeats=2, tokens=args.decode_tokens)
+    finally:
+        backend.shutdown()
+    masks = mask_costs()
+    report = {
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "server": args.endpoint or "launched CPU server (SmolLM2-135M, bf16, torch_native)",
+        "examples": args.examples,
+        "max_tokens": args.max_tokens,
+        "layouts": cells,
+        "decode": decode,
+        "mask_costs": masks,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+
+
+def print_table(report: dict) -> None:
+    print(f"{'layout':<12} {'conc':>4} {'valid':>7} {'verdicts/s':>10} {'round trips':>11} "
+          f"{'cached':>7} {'truncated':>9}")  # fmt: skip
+    for c in report["layouts"]:
+        print(
+            f"{c['layout']:<12} {c['concurrency']:>4} {c['valid']:>3}/{c['verdicts']:<3} "
+            f"{c['verdicts_per_s']:>10.3f} {c['round_trips_mean']:>11.2f} "
+            f"{c['cached_share']:>7.1%} {c['truncated_share']:>9.0%}"
+        )
+    print("\ndecode on the server (tokens/s, ratio to unconstrained)")
+    for name, rate in report["decode"]["tokens_per_s"].items():
+        print(f"  {name:<16} {rate:>8.2f}  {report['decode']['ratio_to_unconstrained'][name]:.3f}")
+    print("\nmask per token (ms)      xgrammar   llguidance   xgrammar compile (s)")
+    for name, m in report["mask_costs"].items():
+        print(
+            f"  {name:<20} {m['xgrammar_ms_per_token']:>10.3f} "
+            f"{m['llguidance_ms_per_token']:>12.4f} {m['xgrammar_compile_s']:>10.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

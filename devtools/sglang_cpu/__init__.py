@@ -1,0 +1,50 @@
+"""A real sglang server on this machine's CPU, for tests and benchmarks.
+
+The bundled SmolLM2 is converted to a Hugging Face checkpoint (cached), and the server is
+launched through the sglang engine's own launch path with CPU settings: torch-native
+attention, bf16, a small KV pool, and a pure-torch stand-in for the two ``sgl_kernel``
+CPU ops (``shim/``) first on the server's PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from devtools.sglang_cpu.convert import converted_model
+
+SHIM = Path(__file__).resolve().parent / "shim"
+
+#: launch_server flags that make sglang 0.5.23 serve a small model on the CPU.
+CPU_SERVER_ARGS = [
+    "--attention-backend",
+    "torch_native",
+    "--dtype",
+    "bfloat16",
+    "--disable-cuda-graph",
+    "--mem-fraction-static",
+    "0.1",
+    "--max-total-tokens",
+    "16384",
+    "--sleep-on-idle",
+    "--skip-server-warmup",
+]
+
+#: One OpenMP thread: the server's decode slows ~10x when its threads compete for cores.
+CPU_SERVER_ENV = {
+    "PYTHONPATH": str(SHIM),
+    "SGLANG_USE_CPU_ENGINE": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+def cpu_engine_options(grammar_backend: str = "xgrammar", **extra: Any) -> dict[str, Any]:
+    """Options for ``create_engine("sglang", ...)`` that launch the CPU test server."""
+    return {
+        "model_name": str(converted_model()),
+        "device": "cpu",
+        "server_args": [*CPU_SERVER_ARGS, "--grammar-backend", grammar_backend],
+        "server_env": dict(CPU_SERVER_ENV),
+        "launch_timeout": 600,
+        **extra,
+    }
