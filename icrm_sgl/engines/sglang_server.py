@@ -27,6 +27,7 @@ from icrm_sgl.engines.server_process import (
     serve,
 )
 from icrm_sgl.errors import EngineError
+
 #: Options that only make sense when this engine launches the server itself.
 _LAUNCH_ONLY = (
     "num_workers",
