@@ -31,9 +31,9 @@ class Capabilities:
     #: Generation options the engine honours (``max_tokens``, ``temperature``, ``top_p``
     #: always; ``top_k`` and the penalties where listed).
     sampling: frozenset[str]
-    #: Prompt modes served: ``completion`` (plain text) and/or ``chat`` (roles).
+    #: Prompt modes served, the default first: ``completion`` (plain text), ``chat`` (roles).
     modes: tuple[str, ...]
-    #: The mode used when the caller does not choose one (the first of ``modes``).
+    #: How the verdict's form is enforced (for the README's engine table and errors).
     constraint: str
     #: The score / choice comes with a probability for every allowed value.
     probabilities: bool
@@ -42,6 +42,7 @@ class Capabilities:
 
     @property
     def default_mode(self) -> str:
+        """The mode used when the caller does not choose one."""
         return self.modes[0]
 
     def check_sampling(self, engine: str, params: Mapping[str, Any]) -> None:

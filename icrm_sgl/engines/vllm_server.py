@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from icrm_sgl.engines.hosted.openai_compat import PRESETS, OpenAICompatEngine, OpenAIOptions
+from icrm_sgl.engines.hosted.openai_compat import (
+    PRESETS,
+    OpenAICompatEngine,
+    OpenAIOptions,
+    check_one_endpoint,
+)
 from icrm_sgl.engines.server_process import (
     HOST,
     ServerProcess,
@@ -147,8 +152,7 @@ def launch(options: VllmOptions) -> LaunchedVllmEngine:
 def create(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
     """Registry factory: launch ``vllm serve`` for a model when no endpoint is given,
     else connect to the endpoint (or the default local port)."""
-    if "endpoint" in options and "base_url" in options:
-        raise InputError("vllm engine: give base_url or endpoint, not both")
+    check_one_endpoint("vllm", options)
     opts = VllmOptions(model_name=model_name, **options)
     if opts.base_url is None and opts.model_name:
         return launch(opts)

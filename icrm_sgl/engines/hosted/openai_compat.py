@@ -232,9 +232,14 @@ def _reply(text: str, usage: Any) -> Reply:
     )
 
 
-def _build(preset: str, model_name: str | None, options: dict[str, Any]) -> OpenAICompatEngine:
+def check_one_endpoint(engine: str, options: dict[str, Any]) -> None:
+    """``base_url`` and ``endpoint`` are one option under two names: refuse both at once."""
     if "endpoint" in options and "base_url" in options:
-        raise InputError(f"{preset} engine: give base_url or endpoint, not both")
+        raise InputError(f"{engine} engine: give base_url or endpoint, not both")
+
+
+def _build(preset: str, model_name: str | None, options: dict[str, Any]) -> OpenAICompatEngine:
+    check_one_endpoint(preset, options)
     return OpenAICompatEngine(OpenAIOptions(model_name=model_name, **options), PRESETS[preset])
 
 
@@ -246,11 +251,6 @@ def create(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
 def create_together(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
     """Together AI (TOGETHER_API_KEY)."""
     return _build("together", model_name, options)
-
-
-def create_vllm(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
-    """A vLLM server (default http://127.0.0.1:8000/v1; key optional)."""
-    return _build("vllm", model_name, options)
 
 
 def create_mistral(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
