@@ -10,12 +10,12 @@ test-all: install
 	python -m pytest -m "slow or not slow"
 
 check:
-	ruff check icrm_sgl tests bench
-	ruff format --check icrm_sgl tests bench
+	ruff check icrm_sgl tests bench devtools examples scripts
+	ruff format --check icrm_sgl tests bench devtools examples scripts
 
 format:
-	ruff format icrm_sgl tests bench
-	ruff check --fix icrm_sgl tests bench
+	ruff format icrm_sgl tests bench devtools examples scripts
+	ruff check --fix icrm_sgl tests bench devtools examples scripts
 
 bench:
 	python bench/bench_local.py

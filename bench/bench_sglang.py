@@ -46,7 +46,7 @@ LAYOUTS = ("per_field", "one_request")
 
 def layout_cell(backend, layout: str, examples: list, concurrency: int, max_tokens: int) -> dict:
     """Judge every example with one layout at one concurrency on a flushed server."""
-    backend.program_layout = layout
+    backend.options.layout = layout
     backend.flush_cache()
     model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=3)
     prefix = model.templates.with_shots(model.default_shots).segments[0]

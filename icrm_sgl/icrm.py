@@ -5,31 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
-from sglang.lang.backend.base_backend import BaseBackend
-from sglang.lang.ir import SglFunction
 from tqdm import tqdm
 
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.hosted import HostedEngine
-from icrm_sgl.errors import EngineError, InputError, VerdictError
+from icrm_sgl.engines.capabilities import engine_capabilities
+from icrm_sgl.engines.identity import engine_identity
+from icrm_sgl.engines.protocol import Engine
+from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.programs.judge import (
-    PROGRAM_VERSION,
-    ProgramConfig,
-    build_program,
-    parse_verdict,
-    verdict_accounting,
-)
+from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
+from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Runner, run_cached
 from icrm_sgl.schemas import public_keys, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
@@ -44,23 +36,6 @@ GENERATION_DEFAULTS: dict[str, Any] = {
 }
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
-
-# sglang's executor warns with a full traceback when a program fails; icrm-sgl reports
-# the same failure as a one-line error in the example's result instead.
-warnings.filterwarnings("ignore", message="Error in stream_executor", category=UserWarning)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """The validated examples of one ``judge_batch`` call and how to judge them."""
-
-    ids: list[str]
-    arguments: list[dict[str, str]]
-    shots: list[Shot]
-    num_threads: int | str | None
-    params: dict[str, Any]
-    field_tokens: int
-    max_tokens: int | None
 
 
 class ICRM:
@@ -79,64 +54,83 @@ class ICRM:
         shots_pool_path: str | None = None,
         num_shots: int = 3,
         shot_sampling_mode: str = "fixed",
-        completion: bool = True,
+        completion: bool | None = None,
         template_path: str | None = None,
         shot_template_path: str | None = None,
         verbose: bool = False,
         seed: int = 42,
         field_tokens: int = 128,
         concurrency: int | None = None,
-        backend: BaseBackend | None = None,
+        backend: Engine | None = None,
+        *,
+        feedback_template_path: str | None = None,
+        use_cache: bool = False,
+        overwrite_cache: bool = False,
+        cache_dir: str | None = None,
+        num_workers: int | None = None,
+        num_gpu_per_worker: int | None = None,
+        dtype: str | None = None,
+        quantization: str | None = None,
         **engine_options: Any,
     ) -> None:
         verdict_model(rm_type)
         self.rm_type = rm_type
         self.engine = engine
+        self.capabilities = engine_capabilities(engine)
+        self.completion = self.capabilities.resolve_mode(engine, completion)
         self.num_shots = num_shots
         self.shot_sampling_mode = shot_sampling_mode
-        self.completion = completion
         self.verbose = verbose
         self.seed = seed
         self.field_tokens = field_tokens
         self.concurrency = concurrency
         self.shots_pool = load_shots(rm_type, shots_pool_path)
-        self.templates = PromptTemplates.load(rm_type, template_path, shot_template_path)
+        self.templates = PromptTemplates.load(
+            rm_type, template_path, shot_template_path, feedback_template_path
+        )
         self.default_shots = self.sample_shots(num_shots)
-        self._programs: dict[tuple, tuple[ProgramConfig, SglFunction]] = {}
-        self.engine_options = engine_options
+        launch = {
+            "num_workers": num_workers,
+            "num_gpu_per_worker": num_gpu_per_worker,
+            "dtype": dtype,
+            "quantization": quantization,
+        }
+        self.engine_options = {
+            **{k: v for k, v in launch.items() if v is not None},
+            **engine_options,
+        }
         self._owns_backend = backend is None
-        self.backend = backend or create_engine(
-            engine, model_name=model_name, seed=seed, **engine_options
+        self.backend: Engine = backend or create_engine(
+            engine, model_name=model_name, seed=seed, **self.engine_options
         )
         self.model_name = self.backend.get_model_name()
-        if not completion and getattr(self.backend, "chat_template_known", True) is False:
+        if not self.completion and getattr(self.backend, "chat_template_known", True) is False:
             self.close()
             raise InputError(
                 f"engine {engine!r}: cannot tell the chat template of {self.model_name!r}; "
                 "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
             )
+        self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
+        self.overwrite_cache = overwrite_cache
+        self._runner = self._make_runner()
 
-    # -- shots and programs --------------------------------------------------------------
+    def _make_runner(self) -> Runner:
+        context = RunContext(
+            engine=self.engine,
+            model=self.model_name,
+            rm_type=self.rm_type,
+            completion=self.completion,
+            concurrency=self.concurrency,
+            batch_threads=self.backend.batch_threads,
+        )
+        runner = ProgramRunner if self.capabilities.programs else HostedRunner
+        return runner(self.backend, context)
+
+    # -- shots, prompts and keys ---------------------------------------------------------
 
     def sample_shots(self, num_shots: int, mode: str | None = None) -> list[Shot]:
         """Shots from the pool: ``fixed`` (first n) or ``random`` (seeded by ``seed``)."""
         return sample_shots(self.shots_pool, num_shots, mode or self.shot_sampling_mode, self.seed)
-
-    def _program(
-        self, shots: Sequence[Mapping[str, Any]], sample_final: bool, field_tokens: int
-    ) -> tuple[ProgramConfig, SglFunction]:
-        key = (json.dumps(list(shots), sort_keys=True), sample_final, field_tokens)
-        if key not in self._programs:
-            config = ProgramConfig(
-                rm_type=self.rm_type,
-                prompt=self.templates.with_shots(shots),
-                completion=self.completion,
-                field_tokens=field_tokens,
-                sample_final=sample_final,
-                layout=getattr(self.backend, "program_layout", "per_field"),
-            )
-            self._programs[key] = (config, build_program(config))
-        return self._programs[key]
 
     def render_prompt(self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None) -> str:
         """The prompt text up to where the verdict JSON starts (completion layout)."""
@@ -144,18 +138,24 @@ class ICRM:
         return prompt.render(example_fields(self.rm_type, example))
 
     def fingerprint(self, **gen: Any) -> dict[str, Any]:
-        """Everything that changes a verdict, for cache keys and resume checks."""
+        """Everything that changes a verdict, for cache keys and resume checks: the
+        engine's identity and resolved options, prompt, shots, sampling and seed."""
         params, field_tokens = self._generation(gen)
         prompt = self.templates.with_shots(self.default_shots)
+        return self._fingerprint(prompt, self.default_shots, params, field_tokens)
+
+    def _fingerprint(
+        self, prompt: Template, shots: Sequence[Shot], params: dict[str, Any], field_tokens: int
+    ) -> dict[str, Any]:
         text = json.dumps([str(seg) for seg in prompt.segments] + [str(self.templates.shot)])
         return {
             "engine": self.engine,
-            "engine_options": {k: str(v) for k, v in sorted(self.engine_options.items())},
+            "engine_identity": engine_identity(self.backend),
             "model": self.model_name,
             "rm_type": self.rm_type,
             "program_version": PROGRAM_VERSION,
             "prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            "shots": [s.get("id") for s in self.default_shots],
+            "shots": [s.get("id") for s in shots],
             "completion": self.completion,
             "sampling": {**params, "field_tokens": field_tokens},
             "seed": self.seed,
@@ -169,6 +169,7 @@ class ICRM:
                 f"accepted: {sorted(GENERATION_DEFAULTS)}"
             )
         params = {k: kwargs.get(k, v) for k, v in GENERATION_DEFAULTS.items()}
+        self.capabilities.check_sampling(self.engine, params)
         max_tokens = params.pop("max_tokens")
         n_text = len(public_keys(self.rm_type)) - 1
         field_tokens = self.field_tokens
@@ -220,7 +221,8 @@ class ICRM:
         hosted engine, concurrent API calls (results in completion order).
 
         Malformed examples are yielded first as failed ``Judgement``s and skipped; the
-        others run. Each example's id is its ``id`` key, else its position.
+        others run. Each example's id is its ``id`` key, else its position. With
+        ``use_cache``, cached verdicts come first.
         """
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
@@ -229,10 +231,15 @@ class ICRM:
         yield from failures
         if not arguments:
             return
-        batch = _Batch(
-            ids, arguments, shots, num_threads, params, field_tokens, gen.get("max_tokens")
+        batch = Batch(
+            ids, arguments, shots, prompt, num_threads, params, field_tokens, gen.get("max_tokens")
         )
-        run = self._run_hosted if isinstance(self.backend, HostedEngine) else self._run_programs
+        run = self._runner.run
+        if self.cache is not None:
+            config = self._fingerprint(prompt, shots, params, field_tokens)
+            run = partial(
+                run_cached, self._runner, self.cache, config, overwrite=self.overwrite_cache
+            )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
         for result in run(batch):
@@ -261,87 +268,12 @@ class ICRM:
                 print(prompt.render(fields), file=sys.stderr)
         return failures, ids, arguments
 
-    def _run_programs(self, batch: _Batch) -> Iterator[Judgement]:
-        """The sglang path: ``run_batch`` over the judging program, in input order."""
-        sample_final = batch.params["temperature"] > 1e-5
-        config, program = self._program(batch.shots, sample_final, batch.field_tokens)
-        states = program.run_batch(
-            batch.arguments,
-            backend=self.backend,
-            num_threads=batch.num_threads
-            or self.concurrency
-            or getattr(self.backend, "batch_threads", "auto"),
-            generator_style=True,
-            max_new_tokens=batch.field_tokens,
-            **batch.params,
-        )
-        started = time.perf_counter()
-        for ex_id, state in zip(batch.ids, states, strict=True):
-            now = time.perf_counter()
-            yield self._collect(ex_id, state, config, now - started)
-            started = now
-
-    def _run_hosted(self, batch: _Batch) -> Iterator[Judgement]:
-        """The hosted path: one API call (plus re-asks) per example, in completion order."""
-        prompt = self.templates.with_shots(batch.shots)
-        gen = {**batch.params, "max_tokens": batch.max_tokens}
-        threads = None if batch.num_threads == "auto" else batch.num_threads
-        workers = int(threads or self.concurrency or self.backend.batch_threads)
-        pool = ThreadPoolExecutor(max_workers=workers)
-        try:
-            futures = [
-                pool.submit(self._judge_hosted, ex_id, prompt.render(fields), gen)
-                for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
-            ]
-            for future in as_completed(futures):
-                yield future.result()
-        finally:  # a consumer that stops early (or Ctrl-C) leaves no requests queued
-            pool.shutdown(cancel_futures=True)
-
-    def _judge_hosted(self, ex_id: str, prompt: str, gen: dict[str, Any]) -> Judgement:
-        meta: dict[str, Any] = {
-            "engine": self.engine,
-            "model": self.model_name,
-            "rm_type": self.rm_type,
-            "program_version": PROGRAM_VERSION,
-        }
-        started = time.perf_counter()
-        try:
-            verdict, info = self.backend.judge(prompt, self.rm_type, self.completion, gen)
-        except VerdictError as exc:
-            meta.update(seconds=round(time.perf_counter() - started, 3), retries=exc.attempts - 1)
-            return Judgement(ex_id, error=f"verdict error: {exc}", meta=meta)
-        except EngineError as exc:
-            meta["seconds"] = round(time.perf_counter() - started, 3)
-            return Judgement(ex_id, error=f"engine error: {exc}", meta=meta)
-        meta.update(info)
-        return Judgement(ex_id, verdict=verdict, meta=meta)
-
-    def _collect(self, ex_id: str, state: Any, config: ProgramConfig, seconds: float) -> Judgement:
-        meta: dict[str, Any] = {
-            "engine": self.engine,
-            "model": self.model_name,
-            "rm_type": self.rm_type,
-            "program_version": PROGRAM_VERSION,
-            "seconds": round(seconds, 3),
-        }
-        error = state.error()
-        if error is not None:
-            kind = "engine" if isinstance(error, EngineError) else type(error).__name__
-            return Judgement(ex_id, error=f"{kind} error: {error}", meta=meta)
-        meta.update(verdict_accounting(state, config))
-        try:
-            verdict, cut = parse_verdict(self.rm_type, state["verdict"])
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            return Judgement(ex_id, error=f"invalid verdict: {first['msg']}", meta=meta)
-        meta["truncated"] += [k for k in cut if k not in meta["truncated"]]
-        return Judgement(ex_id, verdict=verdict.to_public(), meta=meta)
-
     def close(self) -> None:
-        """Release the engine (frees the local model, stops a launched server)."""
+        """Release the engine (frees the local model, stops a launched server) and the cache."""
         if self._owns_backend:
             self.backend.shutdown()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> ICRM:
         return self

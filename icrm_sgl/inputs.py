@@ -29,15 +29,15 @@ def load_examples(path: str | Path) -> ExampleFile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text") from exc
     if path.suffix == ".jsonl":
         return _load_jsonl(path, text)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
     if isinstance(data, dict):
         return ExampleFile([data], [], single=True)
     if isinstance(data, list):

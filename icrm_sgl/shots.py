@@ -48,13 +48,13 @@ def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
         try:
             feedback = json.loads(feedback)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: feedback is not valid JSON ({exc.msg})") from None
+            raise InputError(f"{where}: feedback is not valid JSON ({exc.msg})") from exc
     try:
         shot["feedback"] = validate_verdict(rm_type, feedback or {}).to_public()
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "feedback"
-        raise InputError(f"{where}: feedback {loc}: {first['msg']}") from None
+        raise InputError(f"{where}: feedback {loc}: {first['msg']}") from exc
     example_fields(rm_type, shot, where)
     return shot
 
@@ -65,9 +65,9 @@ def read_pool(path: str | Path) -> list[Any]:
     try:
         records = json.loads(source.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"shots pool {source}: cannot read ({exc.strerror})") from None
+        raise InputError(f"shots pool {source}: cannot read ({exc.strerror})") from exc
     except json.JSONDecodeError as exc:
-        raise InputError(f"shots pool {source}: invalid JSON at line {exc.lineno}") from None
+        raise InputError(f"shots pool {source}: invalid JSON at line {exc.lineno}") from exc
     if not isinstance(records, list):
         raise InputError(f"shots pool {source}: expected a JSON list of shots")
     return records

@@ -24,10 +24,10 @@ cli.add_command(shots)
 cli.add_command(eval_command)
 
 
-def main() -> None:
+def main(group: click.Group = cli) -> None:
     """Entry point: library errors become one line on stderr and exit code 2."""
     try:
-        cli.main(standalone_mode=False)
+        group.main(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)

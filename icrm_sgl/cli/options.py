@@ -127,10 +127,17 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Template for one shot.",
         ),
         click.option(
+            "--feedback-template",
+            "feedback_template_path",
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="Template for a shot's verdict, placeholders named after its keys.",
+        ),
+        click.option(
             "--completion/--chat",
-            default=True,
-            show_default=True,
-            help="Plain-text prompt, or user/assistant chat roles.",
+            default=None,
+            help="Plain-text prompt, or user/assistant chat roles (default: the engine's "
+            "mode: completion for local, sglang, vllm; chat for hosted APIs).",
         ),
         click.option(
             "--max-tokens",

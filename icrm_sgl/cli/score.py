@@ -24,9 +24,20 @@ from icrm_sgl.judgement import Judgement
     default=None,
     help="Write JSONL records here (default: stdout).",
 )
+@click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
+@click.option("--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
+)
 def score(
     input_path: str,
     output: str | None,
+    use_cache: bool,
+    overwrite_cache: bool,
+    cache_dir: str | None,
     **options: Any,
 ) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
@@ -40,7 +51,8 @@ def score(
     rm_type = rm_type or detect_rm_type(loaded.examples)
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
-    with ICRM(rm_type=rm_type, **icrm_options) as model:
+    cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
+    with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
         if loaded.single and not loaded.errors:
             result = model.judge(loaded.examples[0], **gen)
             click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))

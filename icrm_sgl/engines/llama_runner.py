@@ -74,7 +74,7 @@ class LlamaRunner:
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from None
+            raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from exc
         self.model_path = model_path
         self.n_ctx = self._llm.n_ctx()
         self.vocab_size = self._llm.n_vocab()
@@ -138,7 +138,7 @@ class LlamaRunner:
             try:
                 self._ctx.decode(self._batch)
             except RuntimeError as exc:
-                raise EngineError(f"llama.cpp decode failed: {exc}") from None
+                raise EngineError(f"llama.cpp decode failed: {exc}") from exc
             self._tokens = np.concatenate([self._tokens, np.asarray(chunk, dtype=np.int32)])
             wanted = range(len(chunk)) if all_logits else [len(chunk) - 1]
             for i in wanted:

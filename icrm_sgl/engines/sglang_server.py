@@ -50,6 +50,8 @@ _LAUNCH_ONLY = (
     "python",
     "device",
     "server_env",
+    "dtype",
+    "quantization",
 )
 
 
@@ -76,6 +78,8 @@ class SglangOptions(BaseModel):
     seed: int | None = 42
     python: str = Field(default_factory=lambda: sys.executable, description="server's python")
     device: Literal["cuda", "cpu"] = Field("cuda", description="where a launched server runs")
+    dtype: str | None = Field(None, description="--dtype of a launched server")
+    quantization: str | None = Field(None, description="--quantization of a launched server")
     server_env: dict[str, str] = Field(
         default_factory=dict, description="extra environment for a launched server"
     )
@@ -113,11 +117,11 @@ def _get(url: str, api_key: str | None, timeout: float) -> requests.Response:
     """GET with a short timeout; unreachable servers become one-line ``EngineError``s."""
     try:
         return requests.get(url, headers=_headers(api_key), timeout=timeout)
-    except requests.Timeout:
-        raise EngineError(f"sglang engine: no answer from {url} within {timeout:g} s") from None
+    except requests.Timeout as exc:
+        raise EngineError(f"sglang engine: no answer from {url} within {timeout:g} s") from exc
     except requests.RequestException as exc:
         reason = type(exc).__name__
-        raise EngineError(f"sglang engine: cannot reach {url} ({reason}); is it running?") from None
+        raise EngineError(f"sglang engine: cannot reach {url} ({reason}); is it running?") from exc
 
 
 def fetch_model_info(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> dict:
@@ -160,6 +164,9 @@ def launch_command(model_name: str, options: SglangOptions, port: int) -> list[s
     cmd += ["--host", HOST, "--port", str(port)]
     if options.device != "cuda":
         cmd += ["--device", options.device]
+    for flag, value in (("--dtype", options.dtype), ("--quantization", options.quantization)):
+        if value:
+            cmd += [flag, value]
     if options.seed is not None:
         cmd += ["--random-seed", str(options.seed)]
     if options.api_key:
@@ -194,7 +201,6 @@ class SglangBackend(BaseBackend):
         self.server = server
         self.dp_size = dp_size
         self.batch_threads = options.batch_threads
-        self.program_layout = options.layout
         self.chat_template, self.chat_template_known = resolve_chat_template(
             options.chat_template, model_info.get("model_path", "")
         )
@@ -202,6 +208,11 @@ class SglangBackend(BaseBackend):
         self._scoring = ThreadPoolExecutor(max_workers=16, thread_name_prefix="icrm-select")
         self._seen_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._seen_lock = threading.Lock()
+
+    @property
+    def program_layout(self) -> str:
+        """How the judging programs write the text fields (``options.layout``)."""
+        return self.options.layout
 
     # -- requests --------------------------------------------------------------------------
 

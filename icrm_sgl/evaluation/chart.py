@@ -62,10 +62,10 @@ def write_chart(metrics: dict, path: str | Path) -> Path:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError:
+    except ImportError as exc:
         raise MissingDependencyError(
             "the evaluation chart needs matplotlib (pip install matplotlib)"
-        ) from None
+        ) from exc
     path = Path(path)
     height = 2.0 + ROW_HEIGHT_IN * (len(metrics["per_subset"]) + 1)
     fig = Figure(figsize=(9, height), layout="constrained")

@@ -85,7 +85,7 @@ def _read_json(path: Path) -> list[Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from None
+        raise InputError(f"{path}: invalid JSON ({exc})") from exc
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     return data
@@ -100,21 +100,21 @@ def _read_jsonl(path: Path) -> list[Any]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {number} is not valid JSON ({exc})") from None
+                raise InputError(f"{path}: line {number} is not valid JSON ({exc})") from exc
     return records
 
 
 def _read_parquet(path: Path) -> list[Any]:
     try:
         import pyarrow.parquet as pq
-    except ImportError:
+    except ImportError as exc:
         raise MissingDependencyError(
             f"{path}: reading parquet needs pyarrow (pip install pyarrow)"
-        ) from None
+        ) from exc
     try:
         return pq.read_table(path).to_pylist()
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
-        raise InputError(f"{path}: cannot read parquet ({_short(exc)})") from None
+        raise InputError(f"{path}: cannot read parquet ({_short(exc)})") from exc
 
 
 _READERS: dict[str, Callable[[Path], list[Any]]] = {
@@ -288,14 +288,14 @@ def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
         raise _hub_failure(name, "HF_HUB_OFFLINE is set")
     try:
         import datasets
-    except ImportError:
+    except ImportError as exc:
         raise MissingDependencyError(
             f"loading {name!r} from the hub needs the datasets package (pip install datasets)"
-        ) from None
+        ) from exc
     try:
         data = datasets.load_dataset(name, split=split)
     except Exception as exc:  # network, auth, unknown name or split: all end the same way
-        raise _hub_failure(name, _short(exc)) from None
+        raise _hub_failure(name, _short(exc)) from exc
     return [dict(row) for row in data]
 
 

@@ -49,10 +49,8 @@ class ResultStore:
     def _check_config(self, config: dict[str, Any]) -> None:
         try:
             old = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            raise InputError(
-                f"cannot resume: {self.config_path} is missing or unreadable"
-            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot resume: {self.config_path} is missing or unreadable") from exc
         changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
         if changed:
             raise InputError(

@@ -30,10 +30,22 @@ def render_history(history: Sequence[Turn]) -> str:
     return "\n".join(f"{_ROLE_NAMES[t['role']]}: {t['content']}" for t in history)
 
 
-def render_feedback(rm_type: str, feedback: Mapping[str, Any]) -> str:
-    """A verdict as one JSON line, keys in public order: exactly what the program writes."""
+def render_feedback(
+    rm_type: str, feedback: Mapping[str, Any], template: Template | None = None
+) -> str:
+    """A shot's verdict: one JSON line, keys in public order (exactly what the program
+    writes), or the user's feedback template filled with the verdict's fields."""
     ordered = {key: feedback[key] for key in public_keys(rm_type)}
-    return json.dumps(ordered, ensure_ascii=False)
+    if template is None:
+        return json.dumps(ordered, ensure_ascii=False)
+    return template.render({feedback_key(key): str(value) for key, value in ordered.items()})
+
+
+def feedback_key(public_key: str) -> str:
+    """A verdict key as a placeholder name: ``analysis of A`` → ``analysis_of_A``,
+    ``reason of A>B`` → ``reason_of_A_gt_B`` (``=`` → ``eq``)."""
+    spelled = public_key.replace(">", " gt ").replace("=", " eq ")
+    return "_".join(spelled.split())
 
 
 def example_fields(
@@ -65,6 +77,8 @@ class PromptTemplates:
     rm_type: str
     overall: Template
     shot: Template
+    #: How a shot's verdict is written (``None``: the JSON line the program produces).
+    feedback: Template | None = None
 
     @classmethod
     def load(
@@ -72,8 +86,10 @@ class PromptTemplates:
         rm_type: str,
         template_path: str | Path | None = None,
         shot_template_path: str | Path | None = None,
+        feedback_template_path: str | Path | None = None,
     ) -> PromptTemplates:
-        """Built-in templates, or the user's files in the seed's ``{$key}`` style."""
+        """Built-in templates, or the user's files in the seed's ``{$key}`` style; a
+        feedback template's placeholders are the verdict's keys (see ``feedback_key``)."""
         keys = frozenset(EXAMPLE_KEYS[rm_type])
         overall_allowed = keys | {"shots"}
         shot_allowed = keys | {"index", "feedback"}
@@ -83,6 +99,7 @@ class PromptTemplates:
             rm_type,
             _template(template_path, f"{rm_type}.template", overall_allowed, required_overall),
             _template(shot_template_path, f"{rm_type}_shot.template", shot_allowed, required_shot),
+            _feedback_template(rm_type, feedback_template_path),
         )
 
     def render_shots(self, shots: Sequence[Mapping[str, Any]]) -> str:
@@ -92,7 +109,7 @@ class PromptTemplates:
             where = f"shot {shot.get('id', i)}"
             values = example_fields(self.rm_type, shot, where)
             values["index"] = str(i)
-            values["feedback"] = render_feedback(self.rm_type, shot["feedback"])
+            values["feedback"] = render_feedback(self.rm_type, shot["feedback"], self.feedback)
             parts.append(self.shot.render(values))
         return "".join(parts)
 
@@ -108,3 +125,10 @@ def _template(
         return Template.load(path, allowed=allowed, required=required)
     text = resources.files("icrm_sgl.programs").joinpath("templates", builtin).read_text("utf-8")
     return Template.parse(text, name=builtin, allowed=allowed, required=required)
+
+
+def _feedback_template(rm_type: str, path: str | Path | None) -> Template | None:
+    if path is None:
+        return None
+    keys = [feedback_key(k) for k in public_keys(rm_type)]
+    return Template.load(path, allowed=frozenset(keys), required=frozenset(keys[-1:]))

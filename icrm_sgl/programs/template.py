@@ -83,7 +83,7 @@ class Template:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise InputError(f"template {path}: cannot read ({exc.strerror})") from None
+            raise InputError(f"template {path}: cannot read ({exc.strerror})") from exc
         return cls.parse(text, name=str(path), allowed=allowed, required=required)
 
     @property

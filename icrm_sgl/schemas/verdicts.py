@@ -71,10 +71,10 @@ def verdict_model(rm_type: str) -> type[_Verdict]:
     """The verdict model for a judging mode ('individual' or 'pairwise')."""
     try:
         return RM_TYPES[rm_type]
-    except KeyError:
+    except KeyError as exc:
         raise InputError(
             f"unknown rm_type {rm_type!r}: expected one of {', '.join(RM_TYPES)}"
-        ) from None
+        ) from exc
 
 
 def choice_margin(choice: str) -> int:
@@ -109,6 +109,26 @@ def json_schema(rm_type: str) -> dict[str, Any]:
     schema = verdict_model(rm_type).model_json_schema(by_alias=True)
     _forbid_extra(schema)
     return schema
+
+
+def grammar_schema(rm_type: str) -> dict[str, Any]:
+    """The verdict schema for servers that compile it into a grammar (llama.cpp, vLLM):
+    no ``maxLength`` (unrolled into nested rules, it is refused or compiles for seconds)
+    and the score as an ``enum`` of 1-10 (llama.cpp's converter let integer bounds
+    through). Validation still enforces both."""
+    schema = _drop_key(json_schema(rm_type), "maxLength")
+    score = schema["properties"].get("score")
+    if score is not None:
+        schema["properties"]["score"] = {"title": score.get("title", "Score"), "enum": list(SCORES)}
+    return schema
+
+
+def _drop_key(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
+    if isinstance(node, list):
+        return [_drop_key(v, key) for v in node]
+    return node
 
 
 def validate_verdict(rm_type: str, data: str | dict[str, Any]) -> _Verdict:

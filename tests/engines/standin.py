@@ -8,11 +8,44 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: The request fields OpenAI's chat completions endpoint knows (a subset is enough here).
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "response_format",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "frequency_penalty",
+        "presence_penalty",
+        "seed",
+        "stop",
+        "n",
+        "stream",
+        "logprobs",
+        "top_logprobs",
+        "tools",
+        "tool_choice",
+        "user",
+    }
+)
+
 
 class StandinServer:
-    """Replies in order (the last one repeats); ``requests`` holds the parsed bodies."""
+    """Replies in order (the last one repeats); ``requests`` holds the parsed bodies.
 
-    def __init__(self, replies: list[tuple[int, dict[str, Any]]]) -> None:
+    With ``known_fields``, a request carrying any other field is refused with HTTP 400,
+    as OpenAI does ("Unrecognized request argument supplied").
+    """
+
+    def __init__(
+        self,
+        replies: list[tuple[int, dict[str, Any]]],
+        known_fields: frozenset[str] | None = None,
+    ) -> None:
+        self.known_fields = known_fields
         self.replies = list(replies)
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
@@ -27,6 +60,9 @@ class StandinServer:
     def _next(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.paths.append(path)
         self.requests.append(body)
+        unknown = sorted(set(body) - self.known_fields) if self.known_fields else []
+        if unknown:
+            return error_reply(400, f"Unrecognized request argument supplied: {unknown[0]}")
         return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -42,14 +42,15 @@ def claude(url: str, **options):
 
 def test_claude_request_building_without_network():
     with StandinServer([message(VALID)]) as server:
-        verdict, meta = claude(server.url).judge("Judge this.", "pairwise", True, GEN)
+        verdict, meta = claude(server.url).judge("Judge this.", "pairwise", False, GEN)
     assert verdict == VALID
     body = server.requests[0]
     assert server.paths == ["/v1/messages"]
     assert body["tools"][0]["input_schema"] == json_schema("pairwise")
     assert body["tool_choice"] == {"type": "tool", "name": TOOL_NAME}
     assert body["messages"] == [{"role": "user", "content": "Judge this."}]
-    assert body["max_tokens"] == 50 and "top_p" not in body and "temperature" not in body
+    # Greedy is sent as temperature 0 (the API's own default is 1.0); top_p 1.0 is a no-op.
+    assert body["max_tokens"] == 50 and body["temperature"] == 0.0 and "top_p" not in body
     assert meta["prompt_tokens"] == 300 and meta["completion_tokens"] == 40
     assert meta["cached_tokens"] == 256 and meta["engine"] == "claude"
 

@@ -20,6 +20,9 @@ BUDGET = {"max_tokens": 400}
 
 
 def hosted(base_url: str, completion: bool, **options) -> ICRM:
+    """The openai engine on the llama.cpp server; completion mode names its schema fields."""
+    if completion:
+        options.setdefault("completion_schema", "llama.cpp")
     return ICRM(
         rm_type="pairwise",
         engine="openai",
@@ -74,7 +77,7 @@ def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, p
 
 def test_cli_scores_against_llama_server(llama_server):
     cli = [sys.executable, "-m", "icrm_sgl.cli", "score", str(EXAMPLES / "test_pairwise.json")]
-    args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2", "--chat"]
+    args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2"]  # chat
     proc = subprocess.run(
         [*cli, *args, "--num-shots", "1", "--max-tokens", "400"],
         capture_output=True,
@@ -107,3 +110,21 @@ def test_batch_of_twenty_yields_valid_verdicts_or_counted_failures(
         else:
             assert result.verdict is None
             assert result.error.startswith(("verdict error", "engine error"))
+
+
+def test_individual_completion_score_is_bounded_by_the_enum_on_llama_server(
+    llama_server, individual_example
+):
+    """The integer bound used to reach llama.cpp's grammar converter unenforced (scores
+    above 10); as an enum it holds on the first reply."""
+    with ICRM(
+        rm_type="individual",
+        engine="openai",
+        base_url=llama_server,
+        num_shots=1,
+        completion=True,
+        completion_schema="llama.cpp",
+        max_retries=0,
+    ) as model:
+        result = model.judge(individual_example, **BUDGET)
+    assert result.verdict["score"] in range(1, 11) and result.meta["retries"] == 0

@@ -154,9 +154,9 @@ def test_presets_set_their_endpoints(monkeypatch):
     monkeypatch.setenv("MISTRAL_API_KEY", "sk-mistral")
     mistral = create_engine("mistral", model_name="mistral-small-latest")
     assert str(mistral.client.base_url).startswith("https://api.mistral.ai/v1")
-    vllm = create_engine("vllm", model_name="m")
+    vllm = create_engine("vllm", model_name="m", endpoint="http://127.0.0.1:8000/v1")
     assert str(vllm.client.base_url).startswith("http://127.0.0.1:8000/v1")
-    assert vllm.completion_schema == "vllm"
+    assert vllm.completion_schema == "vllm"  # a model and no endpoint launches: test_vllm_engine
 
 
 def test_cli_batch_summary_counts_retries_and_tokens_with_standin_server(tmp_path):

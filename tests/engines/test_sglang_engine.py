@@ -172,6 +172,10 @@ def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "31234"
     assert flags["--random-seed"] == "7" and flags["--api-key"] == "k"
     assert cmd[-4:] == ["--mem-fraction-static", "0.8", "--chat-template", "my template.jinja"]
+    typed = eng.SglangOptions(model_name="m", dtype="bfloat16", quantization="fp8")
+    typed_flags = eng.launch_command("m", typed, 1)
+    assert typed_flags[typed_flags.index("--dtype") + 1] == "bfloat16"
+    assert typed_flags[typed_flags.index("--quantization") + 1] == "fp8"
     cpu = eng.SglangOptions(model_name="m", device="cpu")
     assert cpu.device == "cpu" and "--device" not in eng.launch_command("m", opts, 1)
     assert eng.launch_command("m", cpu, 1)[-4:-2] == ["--device", "cpu"]

@@ -53,11 +53,11 @@ def test_launched_server_is_real_and_knows_its_chat_template(sglang_backend):
 
 @pytest.mark.parametrize("layout", ["one_request", "per_field"])
 def test_greedy_pairwise_verdict_has_probabilities(sglang_backend, pairwise_example, layout):
-    sglang_backend.program_layout = layout
+    sglang_backend.options.layout = layout
     try:
         result = judge_model(sglang_backend).judge(pairwise_example, **BUDGET)
     finally:
-        sglang_backend.program_layout = "one_request"
+        sglang_backend.options.layout = "one_request"
     validate_verdict("pairwise", result.verdict)
     probs = result.meta["probabilities"]
     assert set(probs) == set(CHOICES) and abs(sum(probs.values()) - 1) < 1e-3

@@ -43,13 +43,16 @@ def request_params(
         "tools": [verdict_tool(rm_type)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
     }
-    # The SDK no longer takes sampling arguments and recent models refuse temperature and
-    # top_p together: send each only when the caller moved it off its default.
-    sampling = {}
-    if gen.get("temperature", 0.0) > 0.0:
+    # Sent in the body: recent models refuse temperature and top_p together, so top_p goes
+    # only when it narrows sampling (1.0 is the no-op); temperature whenever it is set,
+    # 0 included (the API's default is 1.0, not greedy).
+    sampling: dict[str, Any] = {}
+    if gen.get("temperature") is not None:
         sampling["temperature"] = gen["temperature"]
     if gen.get("top_p", 1.0) < 1.0:
         sampling["top_p"] = gen["top_p"]
+    if gen.get("top_k", -1) > 0:
+        sampling["top_k"] = gen["top_k"]
     if sampling:
         params["extra_body"] = sampling
     return params
@@ -99,9 +102,9 @@ class ClaudeEngine(HostedEngine):
         try:
             return parse_response(self.client.messages.create(**params))
         except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from None
+            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
-            raise connection_error(exc, self.where) from None
+            raise connection_error(exc, self.where) from exc
 
 
 def create(model_name: str | None = None, **options: Any) -> ClaudeEngine:

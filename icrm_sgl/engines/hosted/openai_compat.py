@@ -21,7 +21,7 @@ from icrm_sgl.engines.hosted.base import (
     status_error,
 )
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import json_schema
+from icrm_sgl.schemas import grammar_schema, json_schema
 
 #: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
 CHAT_FORMATS = ("json_schema", "json_object_schema", "json_object")
@@ -37,20 +37,31 @@ class OpenAIOptions(HostedOptions):
 
 @dataclass(frozen=True)
 class Preset:
-    """Defaults of one provider: endpoint, key variable, completion-mode schema fields."""
+    """Defaults of one provider: endpoint, key variable, the schema fields its
+    ``/v1/completions`` accepts, and how it spells sampling options."""
 
     name: str
     base_url: str | None
     key_env: str
     key_required: bool
     completion_schema: CompletionSchema
+    #: The request field of the seed.
+    seed_field: str = "seed"
+    #: The server reads ``top_k`` (the OpenAI API itself has none).
+    top_k: bool = False
 
 
+#: Only vLLM's own fields go to a server by default: providers reject unknown fields, so
+#: other servers get schema fields only when asked (``completion_schema``).
 PRESETS = {
-    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "llama.cpp"),
-    "together": Preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True, "none"),
-    "vllm": Preset("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm"),
-    "mistral": Preset("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "none"),
+    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "none"),
+    "together": Preset(
+        "together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True, "none", top_k=True
+    ),
+    "vllm": Preset("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm", top_k=True),
+    "mistral": Preset(
+        "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "none", "random_seed"
+    ),
 }
 
 
@@ -65,24 +76,9 @@ def response_format(kind: str, rm_type: str) -> dict[str, Any]:
     return {"type": "json_object"}
 
 
-def grammar_schema(rm_type: str) -> dict[str, Any]:
-    """The verdict schema without ``maxLength``, for llama.cpp's grammar converter: it
-    unrolls a length bound into nested rules and refuses (or crashes the server) at 2000.
-    The bound is still enforced by validation."""
-    return _drop_key(json_schema(rm_type), "maxLength")
-
-
-def _drop_key(node: Any, key: str) -> Any:
-    if isinstance(node, dict):
-        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
-    if isinstance(node, list):
-        return [_drop_key(v, key) for v in node]
-    return node
-
-
 def completion_fields(kind: CompletionSchema, rm_type: str) -> dict[str, Any]:
     """Request fields that make a server constrain ``/v1/completions`` to the schema."""
-    schema = json_schema(rm_type)
+    schema = grammar_schema(rm_type)
     if kind == "vllm":
         return {"structured_outputs": {"json": schema}}
     if kind == "vllm-legacy":
@@ -90,8 +86,7 @@ def completion_fields(kind: CompletionSchema, rm_type: str) -> dict[str, Any]:
     if kind == "llama.cpp":
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        lenient = grammar_schema(rm_type)
-        return {"grammar": json_schema_to_gbnf(json.dumps(lenient)), "json_schema": lenient}
+        return {"grammar": json_schema_to_gbnf(json.dumps(schema)), "json_schema": schema}
     return {}
 
 
@@ -120,9 +115,15 @@ class OpenAICompatEngine(HostedEngine):
 
     def __init__(self, options: OpenAIOptions, preset: Preset) -> None:
         self.engine_name = preset.name
+        self.preset = preset
         # A key is needed for the provider's own endpoint, not for a server of your own.
         own_server = options.base_url not in (None, preset.base_url)
-        options = options.model_copy(update={"base_url": options.base_url or preset.base_url})
+        options = options.model_copy(
+            update={
+                "base_url": options.base_url or preset.base_url,
+                "completion_schema": options.completion_schema or preset.completion_schema,
+            }
+        )
         self._key = resolve_key(
             options, preset.key_env, preset.key_required and not own_server, f"{preset.name} engine"
         )
@@ -132,7 +133,7 @@ class OpenAICompatEngine(HostedEngine):
             timeout=options.timeout,
             max_retries=0,
         )
-        self.completion_schema = options.completion_schema or preset.completion_schema
+        self.completion_schema: CompletionSchema = options.completion_schema
         self._format = 0
         self._format_lock = threading.Lock()
         super().__init__(options, options.model_name or "")
@@ -153,19 +154,29 @@ class OpenAICompatEngine(HostedEngine):
         except openai.APIStatusError as exc:
             laxer_left = format_kind is not None and format_kind + 1 < len(CHAT_FORMATS)
             if laxer_left and _rejects_format(exc):
-                raise _FormatRejected from None
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from None
+                raise _FormatRejected from exc
+            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise connection_error(exc, self.where) from None
+            raise connection_error(exc, self.where) from exc
 
-    def _sampling(self, gen: dict[str, Any]) -> dict[str, Any]:
-        params = {k: gen[k] for k in ("temperature", "top_p", "max_tokens") if k in gen}
+    def _sampling(self, gen: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Sampling keyword arguments of the client call, with ``extra_body`` for fields
+        the OpenAI API lacks (ICRM refuses options an engine does not declare)."""
+        params: dict[str, Any] = {
+            k: gen[k] for k in ("temperature", "top_p", "max_tokens") if k in gen
+        }
         for key in ("frequency_penalty", "presence_penalty"):
             if gen.get(key):
                 params[key] = gen[key]
+        extra = dict(extra or {})
+        if self.preset.top_k and gen.get("top_k", -1) > 0:
+            extra["top_k"] = gen["top_k"]
         if self.options.seed is not None:
-            params["seed"] = self.options.seed
-        return params
+            if self.preset.seed_field == "seed":
+                params["seed"] = self.options.seed
+            else:
+                extra[self.preset.seed_field] = self.options.seed
+        return {**params, "extra_body": extra} if extra else params
 
     def shutdown(self) -> None:
         """Close the HTTP client's connections."""
@@ -183,8 +194,7 @@ class OpenAICompatEngine(HostedEngine):
             lambda: self.client.completions.create(
                 model=self.model_name,
                 prompt=completion_text(messages),
-                extra_body=completion_fields(self.completion_schema, rm_type),
-                **self._sampling(gen),
+                **self._sampling(gen, completion_fields(self.completion_schema, rm_type)),
             )
         )
         return _reply(res.choices[0].text if res.choices else "", res.usage)
@@ -222,9 +232,14 @@ def _reply(text: str, usage: Any) -> Reply:
     )
 
 
-def _build(preset: str, model_name: str | None, options: dict[str, Any]) -> OpenAICompatEngine:
+def check_one_endpoint(engine: str, options: dict[str, Any]) -> None:
+    """``base_url`` and ``endpoint`` are one option under two names: refuse both at once."""
     if "endpoint" in options and "base_url" in options:
-        raise InputError(f"{preset} engine: give base_url or endpoint, not both")
+        raise InputError(f"{engine} engine: give base_url or endpoint, not both")
+
+
+def _build(preset: str, model_name: str | None, options: dict[str, Any]) -> OpenAICompatEngine:
+    check_one_endpoint(preset, options)
     return OpenAICompatEngine(OpenAIOptions(model_name=model_name, **options), PRESETS[preset])
 
 
@@ -236,11 +251,6 @@ def create(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
 def create_together(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
     """Together AI (TOGETHER_API_KEY)."""
     return _build("together", model_name, options)
-
-
-def create_vllm(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:
-    """A vLLM server (default http://127.0.0.1:8000/v1; key optional)."""
-    return _build("vllm", model_name, options)
 
 
 def create_mistral(model_name: str | None = None, **options: Any) -> OpenAICompatEngine:

@@ -42,7 +42,7 @@ class Backoff:
             except EngineError as exc:
                 if not exc.retryable or attempt == self.max_attempts:
                     if exc.retryable:
-                        raise EngineError(f"{exc} (gave up after {attempt} attempts)") from None
+                        raise EngineError(f"{exc} (gave up after {attempt} attempts)") from exc
                     raise
                 self.sleep(self.delay(attempt))
         raise AssertionError("unreachable")

@@ -1,0 +1,52 @@
+"""The hosted path: one API call (plus re-asks) per example, in completion order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from icrm_sgl.engines.protocol import HostedJudge
+from icrm_sgl.errors import EngineError, VerdictError
+from icrm_sgl.judgement import Judgement
+from icrm_sgl.runners.base import Batch, RunContext
+
+
+class HostedRunner:
+    """Runs a batch as concurrent whole-verdict requests on a hosted engine."""
+
+    def __init__(self, engine: HostedJudge, context: RunContext) -> None:
+        self.engine = engine
+        self.context = context
+
+    def run(self, batch: Batch) -> Iterator[Judgement]:
+        """Results as they complete; engine and verdict failures are per example, any
+        other exception propagates."""
+        gen = {**batch.params, "max_tokens": batch.max_tokens}
+        pool = ThreadPoolExecutor(max_workers=self.context.threads(batch.num_threads))
+        try:
+            futures = [
+                pool.submit(self._judge, ex_id, batch.prompt.render(fields), gen)
+                for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
+            ]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # a consumer that stops early (or Ctrl-C) leaves no requests queued
+            pool.shutdown(cancel_futures=True)
+
+    def _judge(self, ex_id: str, prompt: str, gen: dict[str, Any]) -> Judgement:
+        meta = self.context.meta()
+        started = time.perf_counter()
+        try:
+            verdict, info = self.engine.judge(
+                prompt, self.context.rm_type, self.context.completion, gen
+            )
+        except VerdictError as exc:
+            meta.update(seconds=round(time.perf_counter() - started, 3), retries=exc.attempts - 1)
+            return Judgement(ex_id, error=f"verdict error: {exc}", meta=meta)
+        except EngineError as exc:
+            meta["seconds"] = round(time.perf_counter() - started, 3)
+            return Judgement(ex_id, error=f"engine error: {exc}", meta=meta)
+        meta.update(info)
+        return Judgement(ex_id, verdict=verdict, meta=meta)
