@@ -183,6 +183,7 @@ print(feedback)
 @pytest.mark.parametrize(
     ("rm_type", "code"),
     [("individual", ORIGINAL_INDIVIDUAL), ("pairwise", ORIGINAL_PAIRWISE)],
+    ids=["individual", "pairwise"],
 )
 def test_original_readme_examples_run_on_the_local_engine(rm_type, code):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
