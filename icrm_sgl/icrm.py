@@ -17,6 +17,7 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.ir import SglFunction
 from tqdm import tqdm
 
+from icrm_sgl.arguments import check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted import HostedEngine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
@@ -33,15 +34,6 @@ from icrm_sgl.programs.template import Template
 from icrm_sgl.schemas import public_keys, validate_verdict, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
-#: Generation keywords accepted by calls, with their defaults (greedy decoding).
-GENERATION_DEFAULTS: dict[str, Any] = {
-    "max_tokens": None,
-    "temperature": 0.0,
-    "top_p": 1.0,
-    "top_k": -1,
-    "frequency_penalty": 0.0,
-    "presence_penalty": 0.0,
-}
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
 
@@ -109,6 +101,7 @@ class ICRM:
             engine, model_name=model_name, seed=seed, **engine_options
         )
         self.model_name = self.backend.get_model_name()
+        self._closed = False
 
     # -- shots and programs --------------------------------------------------------------
 
@@ -155,13 +148,7 @@ class ICRM:
         }
 
     def _generation(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-        unknown = set(kwargs) - set(GENERATION_DEFAULTS) - _IGNORED_KEYWORDS
-        if unknown:
-            raise InputError(
-                f"unknown generation option(s) {sorted(unknown)}; "
-                f"accepted: {sorted(GENERATION_DEFAULTS)}"
-            )
-        params = {k: kwargs.get(k, v) for k, v in GENERATION_DEFAULTS.items()}
+        params = check_generation(kwargs, ignored=_IGNORED_KEYWORDS)
         max_tokens = params.pop("max_tokens")
         n_text = len(public_keys(self.rm_type)) - 1
         field_tokens = self.field_tokens
@@ -194,7 +181,9 @@ class ICRM:
         self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None, **gen: Any
     ) -> Judgement:
         """Judge one example; raises ``InputError`` or ``VerdictError`` instead of failing soft."""
+        self._check_open()
         self._generation(gen)
+        check_example(example)
         example_fields(self.rm_type, example, f"example {example.get('id', 0)}")
         (result,) = self.judge_batch([example], shots=shots, **gen)
         if not result.ok:
@@ -215,10 +204,11 @@ class ICRM:
         Malformed examples are yielded first as failed ``Judgement``s and skipped; the
         others run. Each example's id is its ``id`` key, else its position.
         """
+        self._check_open()
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
         prompt = self.templates.with_shots(shots)
-        failures, ids, arguments = self._prepare(examples, prompt)
+        failures, ids, arguments = self._prepare(check_examples(examples), prompt)
         yield from failures
         if not arguments:
             return
@@ -332,9 +322,15 @@ class ICRM:
         return Judgement(ex_id, verdict=verdict.to_public(), meta=meta)
 
     def close(self) -> None:
-        """Release the engine (frees the local model, stops a launched server)."""
-        if self._owns_backend:
+        """Release the engine (frees the local model, stops a launched server); calls
+        after this raise ``EngineError``. Closing twice is harmless."""
+        if self._owns_backend and not self._closed:
             self.backend.shutdown()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("this ICRM is closed; create a new one to judge again")
 
     def __enter__(self) -> ICRM:
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.conversation import Turn, split_conversation, validate_conversation, validate_pair
+from icrm_sgl.errors import InputError
 from icrm_sgl.programs.template import Template
 from icrm_sgl.schemas import public_keys
 
@@ -36,10 +37,20 @@ def render_feedback(rm_type: str, feedback: Mapping[str, Any]) -> str:
     return json.dumps(ordered, ensure_ascii=False)
 
 
+def has_both_forms(example: Mapping[str, Any]) -> bool:
+    """Whether an example carries both the individual and the pairwise conversation keys."""
+    return "conversation" in example and bool({"conversation_A", "conversation_B"} & set(example))
+
+
 def example_fields(
     rm_type: str, example: Mapping[str, Any], where: str = "example"
 ) -> dict[str, str]:
     """Validate an example's conversation(s) and return the per-example template values."""
+    if has_both_forms(example):
+        raise InputError(
+            f"{where}: has both 'conversation' and 'conversation_A'/'conversation_B'; "
+            "keep one form (individual or pairwise)"
+        )
     if rm_type == "individual":
         turns = validate_conversation(example.get("conversation"), f"{where}: conversation")
         ex = split_conversation(turns)
