@@ -11,7 +11,7 @@ from typing import Any
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import read_text
-from icrm_sgl.programs.prompts import example_fields, has_both_forms
+from icrm_sgl.programs.prompts import check_one_form, example_fields
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,9 @@ def _load_jsonl(path: Path, limit: int | None) -> ExampleFile:
 
 
 def detect_rm_type(examples: list[Any]) -> str:
-    """'pairwise' when examples carry conversation_A/B, 'individual' for conversation
-    (examples that carry both forms are skipped: they are rejected on their own)."""
+    """'pairwise' when examples carry conversation_A/B, 'individual' for conversation."""
     for example in examples:
-        if isinstance(example, dict) and not has_both_forms(example):
+        if isinstance(example, dict):
             if "conversation_A" in example or "conversation_B" in example:
                 return "pairwise"
             if "conversation" in example:
@@ -121,6 +120,7 @@ def _structure_problem(entry: Entry) -> str | None:
         return f"{entry.where}: id must be a string or an integer, got {own_id!r}"
     try:
         check_text(str(own_id or ""), f"{entry.where}: id")
+        check_one_form(record, entry.where)
     except InputError as exc:
         return str(exc)
     return None

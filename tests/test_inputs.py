@@ -5,7 +5,7 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.inputs import detect_rm_type, load_examples, screen_examples
+from icrm_sgl.inputs import load_examples, screen_examples
 
 USER = {"role": "user", "content": "Hi"}
 PAIR = {
@@ -63,10 +63,9 @@ def test_limit_stops_reading_a_jsonl_file(tmp_path):
     assert [e.id for e in load_examples(listed, limit=3).entries] == ["0", "1", "2"]
 
 
-def test_both_conversation_forms_is_rejected_and_ignored_for_detection(tmp_path):
+def test_both_conversation_forms_is_rejected_before_detection(tmp_path):
     both = {"conversation": PAIR["conversation_A"], **PAIR}
     individual = {"conversation": PAIR["conversation_A"]}
-    assert detect_rm_type([both, individual]) == "individual"
     src = tmp_path / "b.json"
     src.write_text(json.dumps([both, individual]))
     rm_type, valid, problems = screen_examples(load_examples(src), None)

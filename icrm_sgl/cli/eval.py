@@ -120,14 +120,14 @@ def _run(
     from icrm_sgl.evaluation.cache import VerdictCache
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
-    from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.evaluation.store import ResultStore
-    from icrm_sgl.icrm import ICRM
 
     started = time.perf_counter()
     store = ResultStore(out)
-    store.lock()  # before the model loads: a folder in use or unwritable fails fast
+    store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
     cache = VerdictCache(cache_dir) if use_cache else None
+    from icrm_sgl.evaluation.runner import Evaluator
+    from icrm_sgl.icrm import ICRM
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         evaluator = Evaluator(model, orders=orders, cache=cache, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)

@@ -235,6 +235,7 @@ class LlamaRunner:
         no_repeat_ngram: int = 0,
     ) -> Completion:
         """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
+        self._check_open()
         matcher = self.grammars.matcher(regex=regex, json_schema=json_schema)
         tokens = self.tokenize(prompt)
         rng = np.random.default_rng(seed)

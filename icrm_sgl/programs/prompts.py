@@ -37,20 +37,20 @@ def render_feedback(rm_type: str, feedback: Mapping[str, Any]) -> str:
     return json.dumps(ordered, ensure_ascii=False)
 
 
-def has_both_forms(example: Mapping[str, Any]) -> bool:
-    """Whether an example carries both the individual and the pairwise conversation keys."""
-    return "conversation" in example and bool({"conversation_A", "conversation_B"} & set(example))
+def check_one_form(example: Mapping[str, Any], where: str = "example") -> None:
+    """An example carries the individual or the pairwise conversation keys, not both."""
+    if "conversation" in example and {"conversation_A", "conversation_B"} & set(example):
+        raise InputError(
+            f"{where}: has both 'conversation' and 'conversation_A'/'conversation_B'; "
+            "keep one form (individual or pairwise)"
+        )
 
 
 def example_fields(
     rm_type: str, example: Mapping[str, Any], where: str = "example"
 ) -> dict[str, str]:
     """Validate an example's conversation(s) and return the per-example template values."""
-    if has_both_forms(example):
-        raise InputError(
-            f"{where}: has both 'conversation' and 'conversation_A'/'conversation_B'; "
-            "keep one form (individual or pairwise)"
-        )
+    check_one_form(example, where)
     if rm_type == "individual":
         turns = validate_conversation(example.get("conversation"), f"{where}: conversation")
         ex = split_conversation(turns)
