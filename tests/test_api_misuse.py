@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-from icrm_sgl.arguments import check_generation
 from icrm_sgl.errors import EngineError, InputError
 from tests.conftest import FAST
 
@@ -57,6 +56,8 @@ def test_api_misuse_is_an_input_error(pairwise_model, call, message):
     ],
 )
 def test_api_bounds_match_the_cli(option, bad, good):
+    from icrm_sgl.arguments import check_generation
+
     with pytest.raises(InputError, match=option):
         check_generation({option: bad})
     assert check_generation({option: good})[option] == good

@@ -128,6 +128,7 @@ def _run(
     cache = VerdictCache(cache_dir) if use_cache else None
     from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.icrm import ICRM
+
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         evaluator = Evaluator(model, orders=orders, cache=cache, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
@@ -139,8 +140,7 @@ def _run(
         except KeyboardInterrupt:
             saved = len(store.records())
             click.echo(
-                f"interrupted: {saved} pairs saved in {store.results_path}; "
-                "continue with --resume",
+                f"interrupted: {saved} pairs saved in {store.results_path}; continue with --resume",
                 err=True,
             )
             raise
