@@ -28,6 +28,18 @@ def _fail(where: str, message: str) -> InputError:
     return InputError(f"{where}: {message}")
 
 
+def check_text(text: str, where: str) -> str:
+    """Reject text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which
+    JSON allows but no engine can encode) rather than altering what the user wrote."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _fail(
+            where, f"contains a lone surrogate {text[exc.start]!a} at character {exc.start}"
+        ) from exc
+    return text
+
+
 def _check_turn(turn: Any, index: int, where: str) -> Turn:
     if not isinstance(turn, dict):
         raise _fail(where, f"turn {index} is {type(turn).__name__}, expected an object")
@@ -39,6 +51,7 @@ def _check_turn(turn: Any, index: int, where: str) -> Turn:
         raise _fail(where, f"turn {index} has role {role!r}; expected one of {_ROLES}")
     if not isinstance(content, str):
         raise _fail(where, f"turn {index} content is {type(content).__name__}, expected text")
+    check_text(content, f"{where}: turn {index} content")
     return {"role": role, "content": content}
 
 

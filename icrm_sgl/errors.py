@@ -1,7 +1,7 @@
 """The error tree: every failure icrm-sgl raises on purpose is an ``IcrmError``.
 
-The CLI turns these into one line on stderr and exit code 2; set ``ICRM_DEBUG=1`` to see
-the traceback instead.
+The CLI turns these into one line on stderr and the class's ``exit_code`` (2, or 1 for a
+verdict that could not be produced); set ``ICRM_DEBUG=1`` to see the traceback instead.
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 class IcrmError(Exception):
     """Root of all icrm-sgl errors."""
+
+    #: The CLI's exit status for this error.
+    exit_code = 2
 
 
 class InputError(IcrmError, ValueError):
@@ -33,6 +36,8 @@ class EngineError(IcrmError, RuntimeError):
 
 class VerdictError(IcrmError):
     """No schema-valid verdict could be obtained for an example."""
+
+    exit_code = 1
 
     def __init__(self, message: str, *, raw: str | None = None, attempts: int = 1) -> None:
         super().__init__(message)

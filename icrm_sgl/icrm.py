@@ -11,11 +11,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from icrm_sgl.arguments import check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.capabilities import engine_capabilities
 from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine
-from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.programs.judge import PROGRAM_VERSION
@@ -25,15 +26,6 @@ from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Run
 from icrm_sgl.schemas import public_keys, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
-#: Generation keywords accepted by calls, with their defaults (greedy decoding).
-GENERATION_DEFAULTS: dict[str, Any] = {
-    "max_tokens": None,
-    "temperature": 0.0,
-    "top_p": 1.0,
-    "top_k": -1,
-    "frequency_penalty": 0.0,
-    "presence_penalty": 0.0,
-}
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
 
@@ -104,6 +96,8 @@ class ICRM:
             engine, model_name=model_name, seed=seed, **self.engine_options
         )
         self.model_name = self.backend.get_model_name()
+        self._closed = False
+        self.cache = None
         if not self.completion and getattr(self.backend, "chat_template_known", True) is False:
             self.close()
             raise InputError(
@@ -162,13 +156,7 @@ class ICRM:
         }
 
     def _generation(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-        unknown = set(kwargs) - set(GENERATION_DEFAULTS) - _IGNORED_KEYWORDS
-        if unknown:
-            raise InputError(
-                f"unknown generation option(s) {sorted(unknown)}; "
-                f"accepted: {sorted(GENERATION_DEFAULTS)}"
-            )
-        params = {k: kwargs.get(k, v) for k, v in GENERATION_DEFAULTS.items()}
+        params = check_generation(kwargs, ignored=_IGNORED_KEYWORDS)
         self.capabilities.check_sampling(self.engine, params)
         max_tokens = params.pop("max_tokens")
         n_text = len(public_keys(self.rm_type)) - 1
@@ -202,7 +190,9 @@ class ICRM:
         self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None, **gen: Any
     ) -> Judgement:
         """Judge one example; raises ``InputError`` or ``VerdictError`` instead of failing soft."""
+        self._check_open()
         self._generation(gen)
+        check_example(example)
         example_fields(self.rm_type, example, f"example {example.get('id', 0)}")
         (result,) = self.judge_batch([example], shots=shots, **gen)
         if not result.ok:
@@ -224,10 +214,11 @@ class ICRM:
         others run. Each example's id is its ``id`` key, else its position. With
         ``use_cache``, cached verdicts come first.
         """
+        self._check_open()
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
         prompt = self.templates.with_shots(shots)
-        failures, ids, arguments = self._prepare(examples, prompt)
+        failures, ids, arguments = self._prepare(check_examples(examples), prompt)
         yield from failures
         if not arguments:
             return
@@ -269,11 +260,17 @@ class ICRM:
         return failures, ids, arguments
 
     def close(self) -> None:
-        """Release the engine (frees the local model, stops a launched server) and the cache."""
-        if self._owns_backend:
+        """Release the engine (frees the local model, stops a launched server) and the
+        cache; calls after this raise ``EngineError``. Closing twice is harmless."""
+        if self._owns_backend and not self._closed:
             self.backend.shutdown()
-        if self.cache is not None:
+        if self.cache is not None and not self._closed:
             self.cache.close()
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("this ICRM is closed; create a new one to judge again")
 
     def __enter__(self) -> ICRM:
         return self

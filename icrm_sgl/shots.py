@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.files import read_text
 from icrm_sgl.programs.prompts import example_fields
 from icrm_sgl.schemas import choice_winner, validate_verdict
 
@@ -62,10 +63,9 @@ def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
 def read_pool(path: str | Path) -> list[Any]:
     """The raw records of a pool file (a JSON list)."""
     source = Path(path)
+    text = read_text(source, "shots pool")
     try:
-        records = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"shots pool {source}: cannot read ({exc.strerror})") from exc
+        records = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"shots pool {source}: invalid JSON at line {exc.lineno}") from exc
     if not isinstance(records, list):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -24,13 +25,31 @@ cli.add_command(shots)
 cli.add_command(eval_command)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds exactly like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated
+
+
+def _interrupted(exc: BaseException) -> None:
+    """Ctrl-C exits 130, SIGTERM 143 (128 + the signal number), after the commands'
+    own cleanup has flushed their output and printed their summary."""
+    terminated = isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated)
+    click.echo("interrupted (SIGTERM)" if terminated else "interrupted", err=True)
+    sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+
+
 def main(group: click.Group = cli) -> None:
-    """Entry point: library errors become one line on stderr and exit code 2."""
+    """Entry point: library errors become one line on stderr and their exit code (2 for
+    bad input, 1 for a verdict that could not be produced)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         group.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
@@ -38,7 +57,4 @@ def main(group: click.Group = cli) -> None:
         if os.environ.get("ICRM_DEBUG"):
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(exc.exit_code)

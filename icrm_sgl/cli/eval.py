@@ -120,13 +120,15 @@ def _run(
     from icrm_sgl.evaluation.cache import VerdictCache
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
-    from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.evaluation.store import ResultStore
-    from icrm_sgl.icrm import ICRM
 
     started = time.perf_counter()
     store = ResultStore(out)
+    store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
     cache = VerdictCache(cache_dir) if use_cache else None
+    from icrm_sgl.evaluation.runner import Evaluator
+    from icrm_sgl.icrm import ICRM
+
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         evaluator = Evaluator(model, orders=orders, cache=cache, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
@@ -135,10 +137,23 @@ def _run(
             click.echo(f"resuming: {len(done)} pairs already judged, {len(todo)} to go", err=True)
         try:
             written = evaluator.run(todo, store)
+        except KeyboardInterrupt:
+            saved = len(store.records())
+            click.echo(
+                f"interrupted: {saved} pairs saved in {store.results_path}; continue with --resume",
+                err=True,
+            )
+            raise
         finally:
             store.close()
             if cache is not None:
                 cache.close()
+    if cache is not None and cache.rejected:
+        click.echo(
+            f"verdict cache {cache.path}: {cache.rejected} invalid entries ignored, "
+            "judged again and replaced",
+            err=True,
+        )
     metrics = compute_metrics(store.records())
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / "chart.png")

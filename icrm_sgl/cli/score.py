@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import IO, Any
 
 import click
 
 from icrm_sgl.cli.options import judge_options, split_options
-from icrm_sgl.inputs import detect_rm_type, load_examples
+from icrm_sgl.errors import InputError
+from icrm_sgl.files import open_for_writing
+from icrm_sgl.inputs import load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 
 
@@ -22,7 +27,13 @@ from icrm_sgl.judgement import Judgement
     "-o",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write JSONL records here (default: stdout).",
+    help="Write JSONL records here (default: stdout), even for a single example.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=None,
+    help="Judge only the first N examples (a .jsonl file is read no further).",
 )
 @click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
 @click.option("--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts.")
@@ -38,59 +49,93 @@ def score(
     use_cache: bool,
     overwrite_cache: bool,
     cache_dir: str | None,
+    limit: int | None,
     **options: Any,
 ) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
 
-    One example prints its verdict as indented JSON. Several print (or write to
-    --output) one JSONL record each, with a progress bar and a summary on stderr.
-    Exit code 2 when any example was malformed, 1 when any verdict failed.
+    One example prints its verdict as indented JSON. Several (or any with --output) give
+    one JSONL record each, with a progress bar and a summary on stderr. Exit code 2 when
+    any example was malformed, 1 when any verdict could not be produced.
     """
-    loaded = load_examples(input_path)
+    loaded = load_examples(input_path, limit)
     rm_type, gen, icrm_options = split_options(options)
-    rm_type = rm_type or detect_rm_type(loaded.examples)
-    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
-
+    rm_type, examples, problems = screen_examples(loaded, rm_type)
     cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
-    with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
-        if loaded.single and not loaded.errors:
-            result = model.judge(loaded.examples[0], **gen)
-            click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
-            return
-        failures = [
-            Judgement(ex_id, error=msg, meta={"stage": "input"}) for ex_id, msg in loaded.errors
-        ]
-        results = model.judge_batch(loaded.examples, progress=True, **gen)
-        counts = _write_all(failures, results, output)
-    click.echo(
-        f"{counts['ok']} verdicts, {counts['input']} malformed examples skipped, "
-        f"{counts['failed']} failed"
-        + (f", {counts['retries']} retries" if "retries" in counts else "")
-        + (f", {counts['tokens']} tokens" if counts.get("tokens") else "")
-        + (f"; records in {output}" if output else ""),
-        err=True,
-    )
-    sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
+    if loaded.single and not output:
+        if problems:
+            raise InputError(problems[0][1])
+        from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
+        with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+            result = model.judge(examples[0], **gen)
+        click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
+        return
+    failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
+    with open_for_writing(output) if output else nullcontext(sys.stdout) as sink:
+        if not examples:  # nothing to judge: no model to load
+            tally = _write_all(failures, [], sink, output)
+        else:
+            from icrm_sgl.icrm import ICRM
+
+            with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+                results = model.judge_batch(examples, progress=True, **gen)
+                tally = _write_all(failures, results, sink, output)
+    click.echo(tally.summary(output), err=True)
+    sys.exit(tally.exit_code)
 
 
-def _tally(counts: dict[str, int], meta: dict[str, Any]) -> None:
-    """Add a record's re-asks (hosted engines report them) and tokens to the summary."""
-    if "retries" in meta:
-        counts["retries"] = counts.get("retries", 0) + meta["retries"]
-    tokens = (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
-    counts["tokens"] = counts.get("tokens", 0) + tokens
+@dataclass
+class Tally:
+    """Counts for the summary line and the exit code."""
+
+    ok: int = 0
+    malformed: int = 0
+    failed: int = 0
+    retries: int | None = None
+    tokens: int = 0
+
+    def add(self, result: Judgement) -> None:
+        meta = result.meta
+        if "retries" in meta:  # hosted engines report their re-asks
+            self.retries = (self.retries or 0) + meta["retries"]
+        self.tokens += (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
+        if result.ok:
+            self.ok += 1
+        elif meta.get("stage") == "input":
+            self.malformed += 1
+            click.echo(f"skipped {result.error}", err=True)
+        else:
+            self.failed += 1
+            click.echo(f"failed {result.id}: {result.error}", err=True)
+
+    def summary(self, output: str | None, interrupted: bool = False) -> str:
+        return (
+            ("interrupted after " if interrupted else "")
+            + f"{self.ok} verdicts, {self.malformed} malformed examples skipped, "
+            + f"{self.failed} failed"
+            + (f", {self.retries} retries" if self.retries is not None else "")
+            + (f", {self.tokens} tokens" if self.tokens else "")
+            + (f"; records in {output}" if output else "")
+        )
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.malformed else 1 if self.failed else 0
 
 
-def _write_all(failures: list[Judgement], results: Any, output: str | None) -> dict[str, int]:
-    counts = {"ok": 0, "input": 0, "failed": 0}
-    with click.open_file(output or "-", "w", encoding="utf-8") as sink:
+def _write_all(
+    failures: list[Judgement], results: Iterable[Judgement], sink: IO[str], output: str | None
+) -> Tally:
+    """Write and flush each record as it comes; on Ctrl-C or SIGTERM, the summary of what
+    was written is printed before the interrupt goes on."""
+    tally = Tally()
+    try:
         for result in chain(failures, results):
-            _tally(counts, result.meta)
-            if result.ok:
-                counts["ok"] += 1
-            else:
-                counts["input" if result.meta.get("stage") == "input" else "failed"] += 1
-                click.echo(f"skipped {result.id}: {result.error}", err=True)
+            tally.add(result)
             sink.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
             sink.flush()
-    return counts
+    except KeyboardInterrupt:
+        click.echo(tally.summary(output, interrupted=True), err=True)
+        raise
+    return tally

@@ -76,6 +76,7 @@ class LlamaRunner:
         except (ValueError, RuntimeError) as exc:
             raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from exc
         self.model_path = model_path
+        self.closed = False
         self.n_ctx = self._llm.n_ctx()
         self.vocab_size = self._llm.n_vocab()
         self._n_batch = n_batch
@@ -112,15 +113,23 @@ class LlamaRunner:
 
     def tokenize(self, text: str) -> np.ndarray:
         """Tokens of ``text``; special-token markup (chat templates) is recognised."""
+        self._check_open()
         ids = self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
         return np.asarray(ids, dtype=np.int32)
 
     def detokenize(self, ids: list[int]) -> bytes:
         return self._llm.detokenize(ids)
 
+    def _check_open(self) -> None:
+        if self.closed:  # llama.cpp would abort the whole process on a freed model
+            raise EngineError(f"model {self.model_path} is closed")
+
     def close(self) -> None:
         """Free the model now rather than in ``__del__`` at interpreter exit."""
         with self._lock:
+            if self.closed:
+                return
+            self.closed = True
             self._batch.close()
             self._llm.close()
 
@@ -177,6 +186,7 @@ class LlamaRunner:
 
     def _sync(self, tokens: np.ndarray) -> tuple[np.ndarray, int]:
         """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
+        self._check_open()
         if len(tokens) == 0:
             raise EngineError("empty prompt")
         if len(tokens) >= self.n_ctx:
@@ -225,6 +235,7 @@ class LlamaRunner:
         no_repeat_ngram: int = 0,
     ) -> Completion:
         """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
+        self._check_open()
         matcher = self.grammars.matcher(regex=regex, json_schema=json_schema)
         tokens = self.tokenize(prompt)
         rng = np.random.default_rng(seed)

@@ -230,8 +230,24 @@ def _wants_rewardbench(flag: bool | None, subsets: set[str]) -> bool:
     return bool(subsets) and subsets <= set(SUBSETS)
 
 
+def unique_records(records: list[Any]) -> list[Any]:
+    """Each pair id once (its first record), whatever the results file holds."""
+    seen: set[str] = set()
+    unique = []
+    for record in records:
+        rid = record.get("id") if isinstance(record, dict) else None
+        if rid is not None:
+            if str(rid) in seen:
+                continue
+            seen.add(str(rid))
+        unique.append(record)
+    return unique
+
+
 def compute_metrics(records: list[dict], rewardbench: bool | None = None) -> dict:
-    """Every number the evaluation report shows, as a JSON-serialisable dict."""
+    """Every number the evaluation report shows, as a JSON-serialisable dict; a pair id
+    that appears more than once counts once."""
+    records = unique_records(records)
     mode = _mode(records)
     outcomes = [_outcome(r, i, mode) for i, r in enumerate(records)]
     groups: dict[str, list[_Outcome]] = defaultdict(list)

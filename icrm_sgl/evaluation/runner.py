@@ -163,7 +163,7 @@ class Evaluator:
         """Cached verdicts first, then the rest through the engine in one batch."""
         todo = []
         for job in jobs:
-            hit = self.cache.get(self._key(job)) if self.cache else None
+            hit = self.cache.get(self._key(job), self.model.rm_type) if self.cache else None
             if hit is not None:
                 meta = {"from_cache": True, "prompt_tokens": 0, "cached_tokens": 0}
                 yield job, Judgement(job.pair.id, verdict=hit, meta=meta)

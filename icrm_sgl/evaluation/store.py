@@ -2,7 +2,8 @@
 
 Every record is written and flushed as soon as its pair is judged. ``--resume`` reads
 the finished ids back (dropping a line cut short by a crash) and refuses to continue a
-run whose configuration differs.
+run whose configuration differs. A run holds the folder's lock from ``lock()`` (or
+``open()``) to ``close()``, so a second run on the same folder is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.evaluation.lock import FolderLock
+from icrm_sgl.files import read_text
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -26,10 +29,16 @@ class ResultStore:
         self.results_path = self.folder / RESULTS
         self.config_path = self.folder / CONFIG
         self._file: Any = None
+        self._lock = FolderLock(self.folder)
+
+    def lock(self) -> None:
+        """Claim the folder now (before a model loads): an ``InputError`` when it cannot be
+        written or another run holds it."""
+        self._lock.acquire()
 
     def open(self, config: dict[str, Any], *, resume: bool, overwrite: bool) -> set[str]:
         """Prepare the folder; return the ids already judged (empty unless resuming)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock()
         exists = self.results_path.exists() and self.results_path.stat().st_size > 0
         if exists and not (resume or overwrite):
             raise InputError(
@@ -48,8 +57,8 @@ class ResultStore:
 
     def _check_config(self, config: dict[str, Any]) -> None:
         try:
-            old = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            old = json.loads(read_text(self.config_path))
+        except (InputError, json.JSONDecodeError) as exc:
             raise InputError(f"cannot resume: {self.config_path} is missing or unreadable") from exc
         changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
         if changed:
@@ -65,7 +74,18 @@ class ResultStore:
             data = data[: data.rfind(b"\n") + 1]
             with self.results_path.open("r+b") as f:
                 f.truncate(len(data))
-        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+        records = []
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:  # bad JSON or bad UTF-8
+                raise InputError(
+                    f"{self.results_path}:{number}: not a result record; remove that line "
+                    "or start again with --overwrite"
+                ) from exc
+        return records
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record and push it to disk before returning."""
@@ -80,3 +100,4 @@ class ResultStore:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._lock.release()

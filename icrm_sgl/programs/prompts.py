@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.conversation import Turn, split_conversation, validate_conversation, validate_pair
+from icrm_sgl.errors import InputError
 from icrm_sgl.programs.template import Template
 from icrm_sgl.schemas import public_keys
 
@@ -48,10 +49,20 @@ def feedback_key(public_key: str) -> str:
     return "_".join(spelled.split())
 
 
+def check_one_form(example: Mapping[str, Any], where: str = "example") -> None:
+    """An example carries the individual or the pairwise conversation keys, not both."""
+    if "conversation" in example and {"conversation_A", "conversation_B"} & set(example):
+        raise InputError(
+            f"{where}: has both 'conversation' and 'conversation_A'/'conversation_B'; "
+            "keep one form (individual or pairwise)"
+        )
+
+
 def example_fields(
     rm_type: str, example: Mapping[str, Any], where: str = "example"
 ) -> dict[str, str]:
     """Validate an example's conversation(s) and return the per-example template values."""
+    check_one_form(example, where)
     if rm_type == "individual":
         turns = validate_conversation(example.get("conversation"), f"{where}: conversation")
         ex = split_conversation(turns)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.files import read_text
 
 _PLACEHOLDER = re.compile(r"\{\$([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -80,10 +81,7 @@ class Template:
     def load(
         cls, path: str | Path, *, allowed: frozenset[str], required: frozenset[str]
     ) -> Template:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"template {path}: cannot read ({exc.strerror})") from exc
+        text = read_text(path, "template")
         return cls.parse(text, name=str(path), allowed=allowed, required=required)
 
     @property

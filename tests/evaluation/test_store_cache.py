@@ -84,8 +84,15 @@ def test_cache_key_covers_everything_that_changes_an_answer(change):
 
 
 def test_verdict_cache_round_trip(tmp_path):
+    verdict = {
+        "intent": "i",
+        "checklist": "c",
+        "strengths": "s",
+        "weaknesses": "w",
+        "score": 7,
+    }
     cache = VerdictCache(tmp_path)
-    assert cache.get("k") is None
-    cache.put("k", {"choice": "A+"})
+    assert cache.get("k", "individual") is None
+    cache.put("k", verdict)
     cache.close()
-    assert VerdictCache(tmp_path).get("k") == {"choice": "A+"}
+    assert VerdictCache(tmp_path).get("k", "individual") == verdict

@@ -1,0 +1,106 @@
+"""The Python API misused: wrong types, out-of-range options, a closed model.
+
+Every case is an ``IcrmError`` with a message, never a ``TypeError``/``AttributeError``
+from inside the engine, and never a crashed interpreter.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from icrm_sgl.errors import EngineError, InputError
+from tests.conftest import FAST
+
+GOOD = {
+    "conversation_A": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"}],
+    "conversation_B": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "No"}],
+}
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda m: m.judge(None), "expected an object"),
+        (lambda m: m.judge("s"), "got str"),
+        (lambda m: m.judge([GOOD]), "got list"),
+        (lambda m: m.judge(GOOD, max_tokens="40"), "max_tokens"),
+        (lambda m: m.judge(GOOD, max_tokens=True), "max_tokens"),
+        (lambda m: m.judge(GOOD, temperature=-1), "temperature"),
+        (lambda m: m.judge(GOOD, temperature=float("nan")), "temperature"),
+        (lambda m: m.judge(GOOD, top_p=2.0), "top_p"),
+        (lambda m: m.judge(GOOD, top_k="5"), "top_k"),
+        (lambda m: m.judge(GOOD, nonsense=1), "unknown generation option"),
+        (lambda m: list(m.judge_batch(5)), "got int"),
+        (lambda m: list(m.judge_batch("abc")), "got str"),
+        (lambda m: list(m.judge_batch(GOOD)), "use judge()"),
+        (lambda m: list(m.judge_batch([GOOD], top_p=-0.1)), "top_p"),
+        (lambda m: m(conversation_A=GOOD["conversation_A"], conversation_B=None), "conversation_B"),
+    ],
+)
+def test_api_misuse_is_an_input_error(pairwise_model, call, message):
+    with pytest.raises(InputError, match=message):
+        call(pairwise_model)
+
+
+@pytest.mark.parametrize(
+    "option,bad,good",
+    [
+        # The command line's bounds: --max-tokens IntRange(1), --temperature FloatRange(0),
+        # --top-p FloatRange(0, 1).
+        ("max_tokens", 0, 1),
+        ("temperature", -0.01, 0.0),
+        ("top_p", 1.01, 1.0),
+        ("top_p", -0.01, 0.0),
+    ],
+)
+def test_api_bounds_match_the_cli(option, bad, good):
+    from icrm_sgl.arguments import check_generation
+
+    with pytest.raises(InputError, match=option):
+        check_generation({option: bad})
+    assert check_generation({option: good})[option] == good
+
+
+def test_judging_with_a_closed_model_raises_instead_of_aborting(local_backend):
+    from icrm_sgl import ICRM
+
+    model = ICRM(rm_type="pairwise", num_shots=1, backend=local_backend)
+    model.close()
+    with pytest.raises(EngineError, match="closed"):
+        model.judge(GOOD, **FAST)
+    with pytest.raises(EngineError, match="closed"):
+        list(model.judge_batch([GOOD], **FAST))
+
+
+def test_a_closed_owned_model_does_not_kill_the_interpreter():
+    """llama.cpp aborted the process (exit 134) when a freed model was used."""
+    script = textwrap.dedent(
+        """
+        from icrm_sgl import ICRM, EngineError
+        from icrm_sgl.engines.local import LocalBackend
+        conv = lambda text: [{"role": "user", "content": "Hi"},
+                             {"role": "assistant", "content": text}]
+        m = ICRM(rm_type="pairwise", num_shots=0)
+        m.close()
+        m.close()
+        try:
+            m(conversation_A=conv("Hey"), conversation_B=conv("No"), max_tokens=10)
+        except EngineError as exc:
+            print("model:", exc)
+        shared = LocalBackend()
+        shared.shutdown()
+        other = ICRM(rm_type="pairwise", num_shots=0, backend=shared)
+        result, = other.judge_batch([{"conversation_A": conv("a"), "conversation_B": conv("b")}],
+                                    max_tokens=10)
+        print("backend:", result.error)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "model: this ICRM is closed; create a new one to judge again"
+    assert lines[1].startswith("backend: engine error: model ") and "is closed" in lines[1]

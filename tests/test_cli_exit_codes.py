@@ -1,0 +1,97 @@
+"""Exit codes and output of ``icrm-sgl score`` beyond malformed input: ``-o`` for one
+example, ``--limit``, a verdict that cannot be produced, and SIGTERM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from icrm_sgl.schemas import validate_verdict
+from tests.conftest import EXAMPLES
+
+CLI = [sys.executable, "-m", "icrm_sgl.cli"]
+FAST = ["--num-shots", "1", "--max-tokens", "40"]
+PAIRWISE = json.loads((EXAMPLES / "test_pairwise.json").read_text())
+
+
+def run(*args, timeout=600):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_output_option_is_honoured_for_a_single_example(tmp_path):
+    out = tmp_path / "one.jsonl"
+    proc = run("score", EXAMPLES / "test_pairwise.json", *FAST, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    (record,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record["id"] == "0"
+    validate_verdict("pairwise", record["verdict"])
+    assert "1 verdicts, 0 malformed examples skipped, 0 failed" in proc.stderr
+
+
+def test_limit_judges_only_the_first_examples(tmp_path):
+    src = write_jsonl(tmp_path / "b.jsonl", [{"id": f"e{i}", **PAIRWISE} for i in range(3)])
+    with src.open("a") as f:
+        f.write("{never read\n")
+    proc = run("score", src, *FAST, "--limit", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["e0"]
+
+
+LONG = {
+    "conversation": [
+        {"role": "user", "content": "Summarise: " + "the cat sat on the mat " * 200},
+        {"role": "assistant", "content": "A cat sat."},
+    ]
+}
+SMALL_CONTEXT = ["--num-shots", "0", "--max-tokens", "40", "-E", "n_ctx=512"]
+
+
+def test_a_context_overflow_exits_1_for_one_example_as_in_a_batch(tmp_path):
+    single = tmp_path / "long.json"
+    single.write_text(json.dumps(LONG))
+    proc = run("score", single, *SMALL_CONTEXT)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.splitlines() == [
+        line for line in proc.stderr.splitlines() if line.startswith("error: example 0: ")
+    ]
+    assert "context size of 512" in proc.stderr and "Traceback" not in proc.stderr
+    short = {"conversation": PAIRWISE["conversation_A"]}
+    batch = write_jsonl(tmp_path / "b.jsonl", [LONG, short])
+    proc = run("score", batch, *SMALL_CONTEXT)
+    assert proc.returncode == 1, proc.stderr
+    assert "failed line 1: engine error:" in proc.stderr
+    assert "1 verdicts, 0 malformed examples skipped, 1 failed" in proc.stderr
+
+
+def test_sigterm_flushes_prints_the_summary_and_exits_143(tmp_path):
+    src = write_jsonl(tmp_path / "b.jsonl", [{"id": f"e{i}", **PAIRWISE} for i in range(12)])
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [*CLI, "score", str(src), *FAST, "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    (summary,) = [x for x in lines if "interrupted after " in x]
+    assert lines.index(summary) < lines.index("interrupted (SIGTERM)")
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert 1 <= len(records) < 12
+    assert f"interrupted after {len(records)} verdicts" in summary
+    for record in records:
+        validate_verdict("pairwise", record["verdict"])
