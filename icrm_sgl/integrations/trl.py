@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +17,13 @@ from icrm_sgl.rewards import verdict_reward
 
 
 def _pairwise_base() -> type:
-    """TRL's ``BasePairwiseJudge`` where this TRL version keeps it, else ``object``."""
-    for module in ("trl.experimental.judges", "trl"):
+    """TRL's ``BasePairwiseJudge`` where this TRL version keeps it (top level up to 0.2x,
+    then ``trl.experimental.judges``; TRL 1.x dropped judges), else ``object``."""
+    for module in ("trl", "trl.experimental.judges"):
         try:
-            return importlib.import_module(module).BasePairwiseJudge
+            with warnings.catch_warnings():  # trl.experimental warns on import
+                warnings.simplefilter("ignore")
+                return importlib.import_module(module).BasePairwiseJudge
         except (ImportError, AttributeError):
             continue
     return object

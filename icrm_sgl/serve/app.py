@@ -115,8 +115,8 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     @app.post("/v1/judge")
     async def judge(request: Request) -> Response:
         state = _authorized(request, config)
-        data = load_json(await _read_body(request, config.max_body_bytes))
-        parsed = _checked(state, lambda: parse_examples(data, state.judges.modes))
+        body = await _read_body(request, config.max_body_bytes)
+        parsed = _checked(state, lambda: parse_examples(load_json(body), state.judges.modes))
         results = await _judge(request, state, parsed.rm_types, parsed.examples)
         records = [
             _record(rm, client_record(result, cid))
@@ -127,9 +127,11 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     @app.post("/get_reward")
     async def get_reward(request: Request) -> Response:
         state = _authorized(request, config)
-        data = load_json(await _read_body(request, config.max_body_bytes))
+        body = await _read_body(request, config.max_body_bytes)
         rm_type = "individual" if "individual" in state.judges.modes else "pairwise"
-        examples = _checked(state, lambda: reward_examples(_reward_request(data), rm_type))
+        examples = _checked(
+            state, lambda: reward_examples(_reward_request(load_json(body)), rm_type)
+        )
         results = await _judge(request, state, [rm_type] * len(examples), examples)
         return JSONResponse(_rewards(results, rm_type, config.failed_reward))
 

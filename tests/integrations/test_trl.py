@@ -51,3 +51,13 @@ def test_failed_examples_raise_or_get_the_failed_reward(individual_model):
         ICRMReward(individual_model, gen=FAST)(["q"], [bad])
     reward = ICRMReward(individual_model, gen=FAST, failed_reward=0.0)
     assert reward(["q"], [bad]) == [0.0]
+
+
+def test_reward_function_fits_trls_reward_callable_protocol(individual_model):
+    """TRL's trainers name a reward callable with ``get_callable_name`` and call it with
+    keyword arguments (prompts, completions, completion_ids, dataset columns)."""
+    utils = pytest.importorskip("trl.trainer.utils", reason="TRL not installed")
+    reward = ICRMReward(individual_model, gen=FAST)
+    assert utils.get_callable_name(reward) == "icrm_reward"
+    values = reward(prompts=["What is 2 + 2?"], completions=["4"], completion_ids=[[19]], x=[0])
+    assert len(values) == 1 and 1.0 <= values[0] <= 10.0

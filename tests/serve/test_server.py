@@ -120,13 +120,17 @@ def test_missing_or_wrong_key_is_401_and_the_key_is_never_logged(server, auth):
 
 
 def test_a_full_queue_is_429_with_retry_after(server, auth):
-    slow = threading.Thread(target=post, args=(server, "/v1/judge", [INDIVIDUAL] * 3, auth))
+    # Three examples: one goes into the engine, two wait; a short deadline ends the
+    # request soon after (504), and its waiting examples are dropped unjudged.
+    filler = {**auth, "X-ICRM-Deadline": "10"}
+    slow = threading.Thread(target=post, args=(server, "/v1/judge", [INDIVIDUAL] * 3, filler))
     slow.start()
     try:
-        _wait_for_queue(server, depth=2)  # one example in the engine, two waiting
-        reply = post(server, "/v1/judge", [INDIVIDUAL] * 3, auth)
+        _wait_for_queue(server, depth=2)
+        reply = post(server, "/v1/judge", [INDIVIDUAL] * 2, auth)
         assert reply.status_code == 429
         assert int(reply.headers["Retry-After"]) >= 1
+        assert "queue full" in reply.json()["error"]
     finally:
         slow.join(timeout=300)
 
