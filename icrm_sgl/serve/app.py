@@ -29,12 +29,15 @@ from icrm_sgl.serve.payloads import (
     reward_examples,
 )
 
-log = logging.getLogger("icrm_sgl.serve")
+log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 #: Failure kinds counted per example where they happen; the rest count once per request.
 _COUNTED_WHERE_RAISED = ("input", "deadline", "disconnect")
 #: Paths counted by name in /metrics; anything else (404 probes) counts as "other".
 _PATHS = ("/v1/judge", "/get_reward", "/health", "/metrics")
+
+#: Seconds the shutdown waits for a batch still in the engine before leaving it to exit.
+ENGINE_STOP_WAIT = 10.0
 
 #: A client may ask for a shorter deadline than the server's with this header (seconds).
 DEADLINE_HEADER = "x-icrm-deadline"
@@ -73,7 +76,7 @@ class State:
     def close(self) -> None:
         """Stop the worker, then the engine; an engine still mid-batch is left to process
         exit, since freeing a model under a running decode would crash."""
-        if self.batcher.close(join_timeout=self.config.drain_timeout + 30.0):
+        if self.batcher.close(join_timeout=ENGINE_STOP_WAIT):
             self.judges.close()
         else:
             log.warning("the engine is still judging; exiting without closing it")
@@ -210,25 +213,27 @@ async def _judge(
         raise HTTPProblem(429, str(exc), "queue_full", {"Retry-After": retry}) from None
     except ShuttingDown as exc:
         raise HTTPProblem(503, str(exc), "shutdown", {"Connection": "close"}) from None
+    waiters = [asyncio.wrap_future(item.future) for item in items]
     try:
-        await _wait(request, items, deadline)
+        await _wait(request, state.batcher, waiters, deadline)
+        return _outcomes(items, state)
     except ClientGone:
-        pending = sum(1 for item in items if item.future.cancel())
         state.metrics.failure("disconnect")
-        log.info("client left; %d queued examples dropped", pending)
         raise HTTPProblem(499, "client closed the request", "disconnect") from None
     finally:
-        for item in items:
-            item.future.cancel()  # no-op for judged or running examples
-    return _outcomes(items, state)
+        for item, waiter in zip(items, waiters, strict=True):
+            item.future.cancel()  # drops examples still queued; no-op for the others
+            waiter.cancel()  # nobody reads a late result or error any more
 
 
-async def _wait(request: Request, items: list[Item], deadline: float) -> None:
-    waiters = [asyncio.wrap_future(item.future) for item in items]
+async def _wait(
+    request: Request, batcher: Batcher, waiters: list[asyncio.Future[Any]], deadline: float
+) -> None:
+    """Until every example is judged, the deadline or the drain ends, or the client leaves."""
     pending = set(waiters)
     while pending:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or batcher.drained():
             return
         _, pending = await asyncio.wait(pending, timeout=min(0.5, remaining))
         if pending and await request.is_disconnected():
@@ -237,25 +242,27 @@ async def _wait(request: Request, items: list[Item], deadline: float) -> None:
 
 def _outcomes(items: list[Item], state: State) -> list[Judgement]:
     """Each example's judgement; a deadline or a shutdown fails the whole request."""
-    unfinished = [i for i, item in enumerate(items) if not item.future.done()]
-    errors = [item.future.exception() for item in items if _failed(item)]
-    if any(isinstance(e, ShuttingDown) for e in errors):
-        raise HTTPProblem(503, "the server shut down before judging every example", "shutdown")
-    if unfinished or errors:
-        state.metrics.failure("deadline", len(unfinished) + len(errors))
+    missing = [i for i, item in enumerate(items) if not _judged(item)]
+    if not missing:
+        return [item.future.result() for item in items]
+    shut = [i for i in missing if isinstance(_error(items[i]), ShuttingDown)]
+    if shut or state.batcher.drained():
         raise HTTPProblem(
-            504,
-            "deadline passed before every example was judged",
-            "deadline",
-            unfinished=unfinished,
+            503, "the server shut down before judging every example", "shutdown", unfinished=missing
         )
-    return [item.future.result() for item in items]
-
-
-def _failed(item: Item) -> bool:
-    return (
-        item.future.done() and not item.future.cancelled() and item.future.exception() is not None
+    state.metrics.failure("deadline", len(missing))
+    raise HTTPProblem(
+        504, "deadline passed before every example was judged", "deadline", unfinished=missing
     )
+
+
+def _judged(item: Item) -> bool:
+    return item.future.done() and not item.future.cancelled() and _error(item) is None
+
+
+def _error(item: Item) -> BaseException | None:
+    future = item.future
+    return future.exception() if future.done() and not future.cancelled() else None
 
 
 def _deadline(request: Request, ceiling: float) -> float:

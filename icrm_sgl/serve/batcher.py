@@ -16,7 +16,7 @@ from typing import Any
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.serve.metrics import Metrics
 
-log = logging.getLogger("icrm_sgl.serve")
+log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 
 class QueueFull(Exception):
@@ -98,10 +98,15 @@ class Batcher:
     def draining(self) -> bool:
         return self._drain_deadline is not None
 
+    def drained(self) -> bool:
+        """True once the drain deadline has passed: waiting clients get their answer now."""
+        return self._drain_deadline is not None and time.monotonic() >= self._drain_deadline
+
     # -- shutdown ------------------------------------------------------------------------
 
     def begin_drain(self, timeout: float) -> None:
-        """Refuse new work; keep judging what is queued for ``timeout`` seconds."""
+        """Refuse new work; keep judging what is queued for ``timeout`` seconds, after
+        which queued examples are dropped and their clients answered."""
         with self._cond:
             if self._drain_deadline is None:
                 self._drain_deadline = time.monotonic() + timeout
@@ -147,7 +152,7 @@ class Batcher:
         once stopped."""
         with self._cond:
             while True:
-                if self._drain_deadline is not None and time.monotonic() >= self._drain_deadline:
+                if self.drained():
                     self._reject_queued()
                 if self._stopped:
                     return None

@@ -27,5 +27,6 @@ class ServeConfig(BaseModel):
 
     @property
     def shutdown_grace(self) -> float:
-        """How long uvicorn waits for open requests: the drain, then the batch in the engine."""
-        return self.drain_timeout + 30.0
+        """How long uvicorn waits for open requests; every one is answered by the end of
+        the drain, so this only adds time to send the answers."""
+        return self.drain_timeout + 5.0

@@ -14,7 +14,7 @@ from icrm_sgl.serve.app import create_app
 from icrm_sgl.serve.config import ServeConfig
 from icrm_sgl.serve.judges import Judges
 
-log = logging.getLogger("icrm_sgl.serve")
+log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 
 class _DrainingServer(uvicorn.Server):

@@ -17,10 +17,10 @@ from tests.conftest import EXAMPLES
 from tests.serve.conftest import launch
 
 INDIVIDUAL = json.loads((EXAMPLES / "test_individual.json").read_text())
-DRAIN = 3.0
-#: The drain, the batch in the engine (one example), the engine's close: generous for a
-#: contended 2-core machine.
-EXIT_WITHIN = DRAIN + 60.0
+DRAIN = 10.0
+#: Every client is answered by the end of the drain; the engine then gets up to 10 s to
+#: finish its example and close, plus slack for a contended 2-core machine.
+EXIT_WITHIN = DRAIN + 25.0
 
 
 def test_sigterm_under_load_drains_then_exits_cleanly():
@@ -37,11 +37,11 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     finally:
         server.stop(grace=5)
     log = Path(server.log_path).read_text()
-    assert server.proc.returncode == 0, log[-2000:]
+    # uvicorn re-raises the signal once it has shut down, so the exit status says SIGTERM.
+    assert server.proc.returncode in (0, -signal.SIGTERM), log[-2000:]
     assert exited_after < EXIT_WITHIN
     statuses = [status for status, _ in outcomes]
     assert set(statuses) <= {200, 503}, outcomes
-    assert 200 in statuses  # the example in the engine when the signal came finished
     for status, body in outcomes:
         if status == 200:
             validate_verdict("individual", body["verdict"])
@@ -49,6 +49,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
             assert "shut" in body["error"]
     _assert_group_gone(server.proc.pid)
     assert "Traceback" not in log and "Exception ignored" not in log
+    assert "Application shutdown complete" in log
 
 
 def _ask(url: str, i: int) -> tuple[int, dict]:
