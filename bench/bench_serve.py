@@ -143,7 +143,8 @@ def scrape(url: str) -> dict[str, float]:
 def serve_run(pool: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, "-m", "icrm_sgl.cli", "serve", "--port", str(port)]
-    cmd += ["--rm-type", "individual", "--num-shots", "1", "--max-tokens", str(args.max_tokens)]
+    cmd += ["--rm-type", "individual", "--num-shots", str(args.num_shots)]
+    cmd += ["--max-tokens", str(args.max_tokens)]
     cmd += ["--max-batch", str(args.max_batch), "--max-queue", "256", "--log-level", "warning"]
     env = {k: v for k, v in os.environ.items() if k != "ICRM_API_KEY"}
     server = serve(cmd, port, timeout=300, name="icrm-sgl serve", env=env)
@@ -174,7 +175,7 @@ def baseline_run(pool: list[dict[str, Any]], args: argparse.Namespace) -> dict[s
 
     todo = [{"id": str(i), **pool[i % len(pool)]} for i in range(args.served)]
     seconds, failed = [], 0
-    with ICRM(rm_type="individual", num_shots=1) as model:
+    with ICRM(rm_type="individual", num_shots=args.num_shots) as model:
         started = time.perf_counter()
         for first in range(0, len(todo), args.max_batch):
             batch_started = time.perf_counter()
@@ -231,15 +232,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=16, help="verdict token budget")
+    parser.add_argument("--num-shots", type=int, default=1)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=900.0, help="stop sending after")
+    parser.add_argument(
+        "--baseline-examples", type=int, default=None, help="default: as many as were sent"
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "serve.json"))
     args = parser.parse_args(argv)
     pool = examples()
 
     print(f"server: {args.requests} requests from {args.clients} clients ...", file=sys.stderr)
     served = summarise(serve_run(pool, args))
-    args.served = served["requests_sent"]
+    args.served = args.baseline_examples or served["requests_sent"]
     print(f"baseline: {args.served} examples through judge_batch ...", file=sys.stderr)
     baseline = baseline_run(pool, args)
     report = {

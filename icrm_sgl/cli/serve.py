@@ -87,6 +87,7 @@ def serve(**options: Any) -> None:
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
     judges = Judges.open((rm_type,) if rm_type else RM_TYPES, **icrm_options)
     try:
+        judges.check(config.gen)
         run(config, lambda: judges, log_level)
     finally:
         judges.close()

@@ -84,10 +84,10 @@ class Batcher:
         return items
 
     def retry_after(self) -> int:
-        """Seconds until the queue has likely drained by one batch, for ``Retry-After``."""
+        """Seconds until what is queued now is likely judged (1-60), for ``Retry-After``."""
         with self._cond:
             waiting = len(self._queue) + self._in_engine
-        return max(1, min(60, round(self._seconds_per_example * waiting / 2)))
+        return max(1, min(60, round(self._seconds_per_example * waiting)))
 
     def depth(self) -> dict[str, float]:
         """Queue depth and examples in the engine, for /health and /metrics."""

@@ -26,6 +26,11 @@ class Judges:
             by_mode[mode] = ICRM(rm_type=mode, backend=first.backend, **icrm_options)
         return cls(by_mode)
 
+    def check(self, gen: dict[str, Any]) -> None:
+        """Raise ``InputError`` now for generation settings every batch would reject."""
+        for judge in self.by_mode.values():
+            list(judge.judge_batch([], **gen))
+
     @property
     def modes(self) -> tuple[str, ...]:
         return tuple(self.by_mode)

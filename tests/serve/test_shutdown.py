@@ -26,6 +26,7 @@ EXIT_WITHIN = DRAIN + 25.0
 def test_sigterm_under_load_drains_then_exits_cleanly():
     server = launch("--max-batch", "1", "--drain-timeout", str(DRAIN))
     try:
+        assert _ask(server.url, -1)[0] == 200  # warm: the shots prefix is cached
         with ThreadPoolExecutor(max_workers=8) as pool:
             futures = [pool.submit(_ask, server.url, i) for i in range(8)]
             _wait_until_busy(server.url)
