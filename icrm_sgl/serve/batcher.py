@@ -77,6 +77,7 @@ class Batcher:
         with self._cond:
             if self._drain_deadline is not None or self._stopped:
                 raise ShuttingDown("the server is shutting down")
+            self._purge()
             if len(self._queue) + len(items) > self.max_queue:
                 raise QueueFull(f"queue full ({len(self._queue)}/{self.max_queue} examples)")
             self._queue.extend(items)
@@ -92,7 +93,13 @@ class Batcher:
     def depth(self) -> dict[str, float]:
         """Queue depth and examples in the engine, for /health and /metrics."""
         with self._cond:
+            self._purge()
             return {"queue_depth": len(self._queue), "in_engine": self._in_engine}
+
+    def _purge(self) -> None:
+        """Forget examples whose client left or gave up: they must not hold queue room."""
+        if any(item.future.cancelled() for item in self._queue):
+            self._queue = deque(item for item in self._queue if not item.future.cancelled())
 
     @property
     def draining(self) -> bool:

@@ -13,6 +13,8 @@ from icrm_sgl.engines.server_process import ServerProcess, free_port, serve
 API_KEY = "test-key-3f9a"
 #: Small limits so that 413 and 429 are reachable with a few examples.
 LIMITS = ["--max-queue", "3", "--max-batch", "1", "--max-body-bytes", "8192"]
+#: On a contended 2-core machine one verdict can take a minute or more: long deadlines.
+LIMITS += ["--deadline", "900"]
 
 
 def launch(*args: str, api_key: str | None = None) -> ServerProcess:

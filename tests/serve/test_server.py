@@ -19,7 +19,7 @@ PAIRWISE = json.loads((EXAMPLES / "test_pairwise.json").read_text())
 
 
 def post(server, path, body, headers, **kw):
-    return requests.post(server.url + path, json=body, headers=headers, timeout=300, **kw)
+    return requests.post(server.url + path, json=body, headers=headers, timeout=900, **kw)
 
 
 def test_health_is_open_and_names_the_engine(server):
@@ -132,7 +132,7 @@ def test_a_full_queue_is_429_with_retry_after(server, auth):
         assert int(reply.headers["Retry-After"]) >= 1
         assert "queue full" in reply.json()["error"]
     finally:
-        slow.join(timeout=300)
+        slow.join(timeout=900)
 
 
 def test_deadline_passed_is_504(server, auth):
