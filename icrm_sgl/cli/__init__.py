@@ -10,6 +10,7 @@ import click
 
 from icrm_sgl.cli.eval import eval_command
 from icrm_sgl.cli.score import score
+from icrm_sgl.cli.serve import serve
 from icrm_sgl.cli.shots import shots
 from icrm_sgl.errors import IcrmError
 
@@ -23,6 +24,7 @@ def cli() -> None:
 cli.add_command(score)
 cli.add_command(shots)
 cli.add_command(eval_command)
+cli.add_command(serve)
 
 
 class Terminated(KeyboardInterrupt):

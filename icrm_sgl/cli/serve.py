@@ -1,0 +1,93 @@
+"""``icrm-sgl serve``: the judge as an HTTP service (needs the ``serve`` extra)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.errors import MissingDependencyError
+
+
+@click.command()
+@judge_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--max-queue",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Examples waiting for the engine; more get HTTP 429 with Retry-After.",
+)
+@click.option(
+    "--max-batch",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Examples per judge_batch call (use 64+ on an sglang server).",
+)
+@click.option(
+    "--deadline",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a request may take (HTTP 504 after); clients may ask for less.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1 << 20,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Larger request bodies get HTTP 413.",
+)
+@click.option(
+    "--drain-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="On SIGINT/SIGTERM, seconds to finish queued examples before refusing them.",
+)
+@click.option(
+    "--api-key",
+    envvar="ICRM_API_KEY",
+    show_envvar=True,
+    default=None,
+    help="Require 'Authorization: Bearer KEY' (prefer the variable: argv is visible to ps).",
+)
+@click.option(
+    "--failed-reward",
+    type=float,
+    default=None,
+    help="/get_reward value for a query without a verdict (default: the request fails, 500).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(**options: Any) -> None:
+    """Serve the judge over HTTP: POST /v1/judge, POST /get_reward (OpenRLHF), GET /health,
+    GET /metrics. Without --rm-type both judging modes are served on one engine.
+    """
+    try:
+        from icrm_sgl.serve.config import ServeConfig
+        from icrm_sgl.serve.judges import RM_TYPES, Judges
+        from icrm_sgl.serve.server import run
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"serve needs {exc.name!r}: pip install 'icrm-sgl[serve]'"
+        ) from None
+    log_level = options.pop("log_level")
+    serve_keys = [key for key in ServeConfig.model_fields if key in options]
+    settings = {key: options.pop(key) for key in serve_keys}
+    rm_type, gen, icrm_options = split_options(options)
+    config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
+    judges = Judges.open((rm_type,) if rm_type else RM_TYPES, **icrm_options)
+    try:
+        judges.check(config.gen)
+        run(config, lambda: judges, log_level)
+    finally:
+        judges.close()

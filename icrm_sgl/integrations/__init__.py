@@ -1,0 +1,1 @@
+"""Adapters for training libraries: a TRL-style pairwise judge and plain reward functions."""

@@ -1,0 +1,81 @@
+"""Request bodies: which example and which field a problem is about (no server needed)."""
+
+import pytest
+
+from icrm_sgl.serve.payloads import (
+    RequestRejected,
+    RewardRequest,
+    parse_examples,
+    reward_examples,
+)
+
+BOTH = ("individual", "pairwise")
+TURNS = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+
+def problems(data, modes=BOTH):
+    with pytest.raises(RequestRejected) as info:
+        parse_examples(data, modes)
+    return [(p.example, p.field) for p in info.value.problems]
+
+
+def test_single_and_list_bodies_keep_ids_and_modes():
+    parsed = parse_examples({"id": 5, "conversation": TURNS}, BOTH)
+    assert parsed.single and parsed.ids == ["5"] and parsed.rm_types == ["individual"]
+    pair = {"conversation_A": TURNS, "conversation_B": TURNS}
+    parsed = parse_examples([pair, {"conversation": TURNS}], BOTH)
+    assert not parsed.single and parsed.ids == ["0", "1"]
+    assert parsed.rm_types == ["pairwise", "individual"]
+
+
+def test_every_bad_example_is_named_with_its_field():
+    body = [
+        {"conversation": TURNS},
+        {"conversation": TURNS, "label": 1},
+        {"conversation_A": TURNS},
+        "text",
+        {"conversation": [*TURNS, {"role": "user", "content": "and?"}]},
+    ]
+    assert problems(body) == [
+        (1, "label"),
+        (2, "conversation_B"),
+        (3, None),
+        (4, "conversation"),
+    ]
+
+
+def test_a_mode_the_server_does_not_serve_is_refused():
+    assert problems({"conversation": TURNS}, ("pairwise",)) == [(0, None)]
+
+
+def test_empty_or_scalar_bodies_are_refused():
+    assert problems([]) == [(None, None)]
+    assert problems(3) == [(None, None)]
+
+
+def test_reward_queries_are_split_after_their_prompt():
+    request = RewardRequest(query=["Q: hi A: hello"], prompts=["Q: hi A:"])
+    (example,) = reward_examples(request, "individual")
+    assert example["conversation"] == [
+        {"role": "user", "content": "Q: hi A:"},
+        {"role": "assistant", "content": " hello"},
+    ]
+
+
+def test_pairwise_rewards_compare_with_the_label():
+    request = RewardRequest(query=["Q hello"], prompts=["Q"], labels=["hi there"])
+    (example,) = reward_examples(request, "pairwise")
+    assert example["conversation_A"][1]["content"] == " hello"
+    assert example["conversation_B"][1]["content"] == "hi there"
+
+
+def test_reward_requests_with_mismatched_lists_name_the_field():
+    for request, rm_type, field in [
+        (RewardRequest(query=["a"]), "individual", "prompts"),
+        (RewardRequest(query=["a", "b"], prompts=["a"]), "individual", "prompts"),
+        (RewardRequest(query=["xa"], prompts=["a"]), "individual", "query"),
+        (RewardRequest(query=["ab"], prompts=["a"]), "pairwise", "labels"),
+    ]:
+        with pytest.raises(RequestRejected) as info:
+            reward_examples(request, rm_type)
+        assert info.value.problems[0].field == field

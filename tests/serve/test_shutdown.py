@@ -1,0 +1,77 @@
+"""SIGTERM while clients wait: in-flight requests finish or get a clean 503, the process
+exits within its drain deadline, and nothing is left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from icrm_sgl.schemas import validate_verdict
+from tests.conftest import EXAMPLES
+from tests.serve.conftest import launch
+
+INDIVIDUAL = json.loads((EXAMPLES / "test_individual.json").read_text())
+DRAIN = 10.0
+#: Every client is answered by the end of the drain; the engine then gets up to 10 s to
+#: finish its example and close, plus slack for a contended 2-core machine.
+EXIT_WITHIN = DRAIN + 25.0
+
+
+def test_sigterm_under_load_drains_then_exits_cleanly():
+    server = launch("--max-batch", "1", "--drain-timeout", str(DRAIN))
+    try:
+        assert _ask(server.url, -1)[0] == 200  # warm: the shots prefix is cached
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(_ask, server.url, i) for i in range(8)]
+            _wait_until_busy(server.url)
+            os.kill(server.proc.pid, signal.SIGTERM)
+            signalled = time.monotonic()
+            outcomes = [f.result(timeout=EXIT_WITHIN) for f in futures]
+        server.proc.wait(timeout=EXIT_WITHIN)
+        exited_after = time.monotonic() - signalled
+    finally:
+        server.stop(grace=5)
+    log = Path(server.log_path).read_text()
+    # uvicorn re-raises the signal once it has shut down, so the exit status says SIGTERM.
+    assert server.proc.returncode in (0, -signal.SIGTERM), log[-2000:]
+    assert exited_after < EXIT_WITHIN
+    statuses = [status for status, _ in outcomes]
+    assert set(statuses) <= {200, 503}, outcomes
+    for status, body in outcomes:
+        if status == 200:
+            validate_verdict("individual", body["verdict"])
+        else:
+            assert "shut" in body["error"]
+    _assert_group_gone(server.proc.pid)
+    assert "Traceback" not in log and "Exception ignored" not in log
+    assert "Application shutdown complete" in log
+
+
+def _ask(url: str, i: int) -> tuple[int, dict]:
+    reply = requests.post(f"{url}/v1/judge", json={"id": str(i), **INDIVIDUAL}, timeout=300)
+    return reply.status_code, reply.json()
+
+
+def _wait_until_busy(url: str, timeout: float = 120.0) -> None:
+    """Until one example is in the engine and others wait behind it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = requests.get(f"{url}/health", timeout=30).json()
+        if health["in_engine"] >= 1 and health["queue_depth"] >= 2:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the server never got busy")
+
+
+def _assert_group_gone(pgid: int) -> None:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return
+    raise AssertionError(f"process group {pgid} still has members")
