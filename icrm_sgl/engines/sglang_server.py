@@ -253,7 +253,7 @@ class SglangBackend(BaseBackend):
             except ValueError:
                 detail = res.text
             raise EngineError(f"sglang server {self.base_url}: HTTP {res.status_code}: {detail}")
-        return res.json() if res.content else None
+        return res.json() if path == "/generate" else res.text
 
     def _remember(self, s: StreamExecutor, meta: dict) -> None:
         with self._seen_lock:
