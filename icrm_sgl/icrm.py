@@ -20,7 +20,9 @@ from tqdm import tqdm
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted import HostedEngine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
+from icrm_sgl.expectation import expectations
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import (
     FINAL_FIELDS,
     PROGRAM_VERSION,
@@ -234,6 +236,19 @@ class ICRM:
             yield result
         bar.close()
 
+    def judge_pair(
+        self,
+        conversation_A: list[dict[str, str]],
+        conversation_B: list[dict[str, str]],
+        both_orders: bool = False,
+        shots: Sequence[Shot] | None = None,
+        **gen: Any,
+    ) -> PairJudgement:
+        """Compare two conversations; with ``both_orders`` judge A/B then B/A and reconcile:
+        P(A better), the debiased expected margin, both verdicts, whether the choice flipped."""
+        example = {"conversation_A": conversation_A, "conversation_B": conversation_B}
+        return judge_pair(self, example, both_orders, shots, **gen)
+
     def _prepare(
         self, examples: Iterable[Mapping[str, Any]], prompt: Template
     ) -> tuple[list[Judgement], list[str], list[dict[str, str]]]:
@@ -364,4 +379,5 @@ def _accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
             choice[: len(choice) - len(final.closer)]: round(p, 6)
             for choice, p in final_meta["probabilities"].items()
         }
+        out.update(expectations(config.rm_type, out["probabilities"]))
     return out

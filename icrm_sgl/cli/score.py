@@ -24,9 +24,16 @@ from icrm_sgl.judgement import Judgement
     default=None,
     help="Write JSONL records here (default: stdout).",
 )
+@click.option(
+    "--both-orders",
+    is_flag=True,
+    help="Pairwise: judge A/B and B/A and print the reconciled result (P(A better), "
+    "debiased expected margin, both verdicts, whether the choice flipped).",
+)
 def score(
     input_path: str,
     output: str | None,
+    both_orders: bool,
     **options: Any,
 ) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
@@ -38,17 +45,26 @@ def score(
     loaded = load_examples(input_path)
     rm_type, gen, icrm_options = split_options(options)
     rm_type = rm_type or detect_rm_type(loaded.examples)
+    if both_orders and rm_type != "pairwise":
+        raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+    from icrm_sgl.pair_judging import judge_pair, judge_pairs
 
     with ICRM(rm_type=rm_type, **icrm_options) as model:
         if loaded.single and not loaded.errors:
-            result = model.judge(loaded.examples[0], **gen)
-            click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
+            if both_orders:
+                shown = judge_pair(model, loaded.examples[0], True, **gen).result()
+            else:
+                shown = model.judge(loaded.examples[0], **gen).verdict
+            click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
             return
         failures = [
             Judgement(ex_id, error=msg, meta={"stage": "input"}) for ex_id, msg in loaded.errors
         ]
-        results = model.judge_batch(loaded.examples, progress=True, **gen)
+        if both_orders:
+            results = judge_pairs(model, loaded.examples, True, progress=True, **gen)
+        else:
+            results = model.judge_batch(loaded.examples, progress=True, **gen)
         counts = _write_all(failures, results, output)
     click.echo(
         f"{counts['ok']} verdicts, {counts['input']} malformed examples skipped, "
