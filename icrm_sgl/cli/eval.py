@@ -57,6 +57,13 @@ def default_output_dir(source: str) -> Path:
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Judge the first N pairs.")
 @click.option("--subsets", default=None, help="Comma-separated subsets to keep.")
+@click.option(
+    "--reconcile",
+    type=click.Choice(("choice", "probability")),
+    default=None,
+    help="Headline reconciliation: greedy choices, or probability-weighted margins "
+    "(default: probability when the engine reports probabilities). Both are in metrics.json.",
+)
 @judge_options
 def eval_command(
     source: str,
@@ -70,6 +77,7 @@ def eval_command(
     cache_dir: str | None,
     limit: int | None,
     subsets: str | None,
+    reconcile: str | None,
     **options: Any,
 ) -> None:
     """Judge the labelled pairs in SOURCE (a file, an LLMBar folder, or a hub dataset name).
@@ -99,6 +107,7 @@ def eval_command(
         overwrite,
         use_cache,
         cache_dir,
+        reconcile,
         gen,
         icrm_options,
     )
@@ -114,10 +123,12 @@ def _run(
     overwrite: bool,
     use_cache: bool,
     cache_dir: str | None,
+    reconcile: str | None,
     gen: dict[str, Any],
     icrm_options: dict[str, Any],
 ) -> None:
     from icrm_sgl.evaluation.cache import VerdictCache
+    from icrm_sgl.evaluation.calibration import write_calibration_chart
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
     from icrm_sgl.evaluation.runner import Evaluator
@@ -139,9 +150,10 @@ def _run(
             store.close()
             if cache is not None:
                 cache.close()
-    metrics = compute_metrics(store.records())
+    metrics = compute_metrics(store.records(), reconcile=reconcile)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / "chart.png")
+    write_calibration_chart(metrics["calibration"], out / "calibration.png")
     elapsed = time.perf_counter() - started
     click.echo(format_table(metrics))
     click.echo(
