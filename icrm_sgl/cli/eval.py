@@ -31,6 +31,13 @@ def default_output_dir(source: str) -> Path:
     help="Record format (default: detected).",
 )
 @click.option(
+    "--columns",
+    default=None,
+    metavar="NAME=FIELD,...",
+    help="Your own field names: prompt=…,a=…,b=…,label=… (optional input=…, id=…, "
+    "subset=…). Labels 1/2, A/B or 0 (tie); a list of labels is decided by majority.",
+)
+@click.option(
     "--split", default="filtered", show_default=True, help="Split, for a Hugging Face dataset name."
 )
 @click.option(
@@ -68,6 +75,7 @@ def default_output_dir(source: str) -> Path:
 def eval_command(
     source: str,
     fmt: str | None,
+    columns: str | None,
     split: str,
     orders: str,
     output_dir: str | None,
@@ -90,7 +98,7 @@ def eval_command(
 
     rm_type, gen, icrm_options = split_options(options)
 
-    pairs = load_pairs(source, fmt, split)
+    pairs = load_pairs(source, fmt, split, columns)
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
         pairs = [p for p in pairs if p.subset in wanted]

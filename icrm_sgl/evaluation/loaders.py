@@ -17,16 +17,19 @@ from typing import Any
 
 from icrm_sgl.conversation import Turn, validate_pair
 from icrm_sgl.errors import InputError, MissingDependencyError
+from icrm_sgl.evaluation.columns import ColumnMap, mapped_pair, parse_columns
 
 
 @dataclass(frozen=True)
 class LabelledPair:
-    """Two conversations with the same history; ``chosen`` ends with the better reply."""
+    """Two conversations with the same history; ``chosen`` ends with the better reply
+    (with ``tie``, the annotators judged them equal: ``chosen`` is the first reply)."""
 
     id: str
     subset: str
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]
+    tie: bool = False
 
 
 FORMATS = ("rewardbench", "llmbar", "pairs")
@@ -69,7 +72,8 @@ def detect_format(records: list[dict], where: str = "records") -> str:
             return fmt
     raise InputError(
         f"{where}: unknown record format (keys: {', '.join(sorted(map(str, first)))}); "
-        f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}"
+        f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}, "
+        "or name your fields with --columns"
     )
 
 
@@ -299,18 +303,57 @@ def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
     return [dict(row) for row in data]
 
 
-def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+def _load_hub_check(name: str) -> None:
     if name.lower().endswith(_FILE_SUFFIXES) or not _HUB_NAME.fullmatch(name):
         raise InputError(f"{name}: no such file or folder (nor an owner/name hub dataset)")
+
+
+def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+    _load_hub_check(name)
     source = f"{name} [{split}]"
     records = _read_hub(name, split)
     fmt = fmt or detect_format(records, source)
     return _convert(records, fmt, source, name.rsplit("/", 1)[-1])
 
 
-def load_pairs(source: str, fmt: str | None = None, split: str = "filtered") -> list[LabelledPair]:
-    """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset."""
+def _from_columns(
+    records: list[dict[str, Any]], columns: ColumnMap, source: str, subset: str
+) -> list[LabelledPair]:
+    pairs = []
+    for index, record in enumerate(records):
+        rid, sub, a, b, label = mapped_pair(record, index, source, columns, subset)
+        chosen, rejected = (b, a) if label == "B" else (a, b)
+        pairs.append(LabelledPair(rid, sub, chosen, rejected, tie=label == "tie"))
+    return pairs
+
+
+def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPair]:
+    """A file or hub dataset read through a column mapping (see ``columns``)."""
+    path = Path(source)
+    if path.is_file():
+        return _from_columns(_read_records(path), columns, str(path), path.resolve().parent.name)
+    if path.is_dir():
+        raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
+    _load_hub_check(source)
+    name = source.rsplit("/", 1)[-1]
+    return _from_columns(_read_hub(source, split), columns, f"{source} [{split}]", name)
+
+
+def load_pairs(
+    source: str,
+    fmt: str | None = None,
+    split: str = "filtered",
+    columns: str | dict[str, str] | ColumnMap | None = None,
+) -> list[LabelledPair]:
+    """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset;
+    with ``columns`` (``"prompt=…,a=…,b=…,label=…"`` or a dict), any field names."""
     _check_format(fmt)
+    if columns is not None:
+        if fmt is not None:
+            raise InputError("give --columns or --format, not both")
+        pairs = _load_mapped(str(source), parse_columns(columns), split)
+        _check_unique(pairs, str(source))
+        return pairs
     path = Path(source)
     if path.is_dir():
         if fmt not in (None, "llmbar"):

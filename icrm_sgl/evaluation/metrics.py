@@ -42,6 +42,9 @@ ORDER_TRUTH = {"chosen_first": "A", "rejected_first": "B"}
 RECONCILE = ("choice", "probability")
 
 DECIMALS = 4
+#: A pair labelled a tie counts as right when the reconciled margin (on the ±2 scale)
+#: is nearer to A=B than to A+ or B+.
+TIE_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class _Parsed:
     sides: list[_Side]
     without_probabilities: int
     verdicts: int
+    tie_label: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,14 @@ class _Outcome:
     flip: bool | None  # None unless at least two orders gave a valid verdict
     same_position: bool | None = None  # both orders favoured the same position (A or B)
     p_chosen: float | None = None
+    tie_label: bool = False  # the annotators judged the replies equal
+
+    @property
+    def correct(self) -> bool:
+        """The chosen reply wins; for a tie label, the margin is within half a step of 0."""
+        if self.margin is None:
+            return False
+        return abs(self.margin) <= TIE_TOLERANCE if self.tie_label else self.margin > 0
 
 
 # ----------------------------------------------------------------------------- pairwise
@@ -220,7 +232,10 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
         raise InputError(f"{where}: missing or empty 'subset'")
     parse = _parse_pairwise if mode == PAIRWISE else _parse_individual
     sides, without, verdicts = parse(record, where)
-    parsed = _Parsed(subset, sides, without, verdicts)
+    label = record.get("label")
+    if label not in (None, "tie"):
+        raise InputError(f"{where}: label must be 'tie' or absent, got {label!r}")
+    parsed = _Parsed(subset, sides, without, verdicts, tie_label=label == "tie")
     _check_stored(record, _reconciled(parsed, "choice").margin, where)
     return parsed
 
@@ -228,7 +243,7 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
 def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
     """The pair's outcome when its verdicts are reconciled by label or by probability."""
     if not parsed.sides:
-        return _Outcome(parsed.subset, None, None)
+        return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label)
     margins = [side.greedy if kind == "choice" else side.expected for side in parsed.sides]
     p_chosen = None
     if kind == "probability":
@@ -241,6 +256,7 @@ def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
         # chosen-side margins of opposite signs: the same position won both times
         same_position=(margins[0] * margins[1] < 0) if two else None,
         p_chosen=p_chosen,
+        tie_label=parsed.tie_label,
     )
 
 
@@ -265,7 +281,7 @@ def _rate(count: int, total: int) -> float | None:
 def _summary(outcomes: list[_Outcome]) -> dict[str, Any]:
     """Counts and rates over a group of pairs (a subset, or the whole run)."""
     n = len(outcomes)
-    correct = sum(o.margin is not None and o.margin > 0 for o in outcomes)
+    correct = sum(o.correct for o in outcomes)
     ties = sum(o.margin == 0 for o in outcomes)
     failures = sum(o.margin is None for o in outcomes)
     flip_n = sum(o.flip is not None for o in outcomes)
@@ -284,6 +300,7 @@ def _summary(outcomes: list[_Outcome]) -> dict[str, Any]:
         "flip_n": flip_n,
         "position_bias": biased,
         "position_bias_rate": _rate(biased, flip_n),
+        "tie_labels": sum(o.tie_label for o in outcomes),
     }
 
 
@@ -291,6 +308,8 @@ def _choice_distribution(records: list[dict]) -> dict[str, dict[str, int]]:
     """How often each choice was given, split by which side truly was better."""
     counts: dict[str, Counter[str]] = {"A": Counter(), "B": Counter()}
     for record in records:
+        if record.get("label") == "tie":
+            continue
         for judgement in record["judgements"]:
             if judgement.get("error") is None and judgement.get("choice") is not None:
                 counts[ORDER_TRUTH[judgement["order"]]][judgement["choice"]] += 1
@@ -368,7 +387,9 @@ def compute_metrics(
     verdicts = sum(p.verdicts for p in parsed)
     without = sum(p.without_probabilities for p in parsed)
     headline = reconcile or ("probability" if verdicts and not without else "choice")
-    probabilities = [o.p_chosen for o in outcomes["probability"] if o.p_chosen is not None]
+    probabilities = [
+        o.p_chosen for o in outcomes["probability"] if o.p_chosen is not None and not o.tie_label
+    ]
     metrics: dict[str, Any] = {
         "mode": mode,
         "n": len(records),

@@ -65,6 +65,7 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
             "judgements": judgements,
             "margin": margin,
             "failed": margin is None,
+            **_label(pair),
             "meta": meta,
         }
     scores = {slot: j.verdict["score"] if j.ok else None for slot, j in results}
@@ -81,8 +82,14 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
         "errors": errors,
         "margin": margin,
         "failed": margin is None,
+        **_label(pair),
         "meta": meta,
     }
+
+
+def _label(pair: LabelledPair) -> dict[str, str]:
+    """``{"label": "tie"}`` for a pair the annotators judged equal; nothing otherwise."""
+    return {"label": "tie"} if pair.tie else {}
 
 
 def _judgement(slot: str, result: Judgement) -> dict[str, Any]:

@@ -118,6 +118,7 @@ def test_pairwise_counts_flips_ties_failures():
         "flip_n": 3,
         "position_bias": 1,  # bias: A won in both orders
         "position_bias_rate": 0.3333,
+        "tie_labels": 0,
     }
     assert m["per_subset"]["t"] == {
         "n": 4,
@@ -132,6 +133,7 @@ def test_pairwise_counts_flips_ties_failures():
         "flip_n": 1,  # only "tie" has two valid orders
         "position_bias": 0,
         "position_bias_rate": 0.0,
+        "tie_labels": 0,
     }
     overall = m["overall"]
     assert (overall["n"], overall["correct"], overall["ties"], overall["failures"]) == (7, 3, 2, 1)
