@@ -32,6 +32,7 @@ from icrm_sgl.programs.judge import (
 )
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
+from icrm_sgl.ranking import Ranking, rank
 from icrm_sgl.schemas import public_keys, validate_verdict, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
@@ -248,6 +249,18 @@ class ICRM:
         P(A better), the debiased expected margin, both verdicts, whether the choice flipped."""
         example = {"conversation_A": conversation_A, "conversation_B": conversation_B}
         return judge_pair(self, example, both_orders, shots, **gen)
+
+    def rank(
+        self,
+        responses: Sequence[str],
+        prompt: str | None = None,
+        conversation: list[dict[str, str]] | None = None,
+        where: str = "rank",
+        **gen: Any,
+    ) -> Ranking:
+        """Order replies to one prompt, best first: by expected score (individual model) or
+        by binary-insertion sorting on both-order comparisons (pairwise model)."""
+        return rank(self, responses, prompt, conversation, where, **gen)
 
     def _prepare(
         self, examples: Iterable[Mapping[str, Any]], prompt: Template

@@ -8,6 +8,7 @@ import sys
 import click
 
 from icrm_sgl.cli.eval import eval_command
+from icrm_sgl.cli.rank import rank_command
 from icrm_sgl.cli.score import score
 from icrm_sgl.cli.shots import shots
 from icrm_sgl.errors import IcrmError
@@ -22,6 +23,7 @@ def cli() -> None:
 cli.add_command(score)
 cli.add_command(shots)
 cli.add_command(eval_command)
+cli.add_command(rank_command)
 
 
 def main() -> None:
