@@ -11,7 +11,7 @@ import click
 
 from icrm_sgl.cli.options import judge_options, split_options
 
-FORMATS = ("rewardbench", "llmbar", "pairs")
+FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
 
 def default_output_dir(source: str) -> Path:

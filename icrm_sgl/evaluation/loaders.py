@@ -30,13 +30,15 @@ class LabelledPair:
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]
     tie: bool = False
+    group: str | None = None  # best-of-N: the prompt whose chosen reply must beat every other
 
 
-FORMATS = ("rewardbench", "llmbar", "pairs")
+FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
 #: Keys a record must have in each format (``pairs`` also takes optional subset and id).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "rewardbench": ("id", "prompt", "chosen", "rejected", "subset"),
+    "rewardbench2": ("id", "prompt", "chosen", "rejected", "subset"),
     "llmbar": ("input", "output_1", "output_2", "label"),
     "pairs": ("conversation_A", "conversation_B", "label"),
 }
@@ -67,9 +69,10 @@ def detect_format(records: list[dict], where: str = "records") -> str:
     first = records[0]
     if not isinstance(first, dict):
         raise InputError(f"{where}: record 0 is {type(first).__name__}, expected an object")
-    for fmt in FORMATS:
+    for fmt in _SIGNATURE_KEYS:
         if set(_SIGNATURE_KEYS[fmt]) <= set(first):
-            return fmt
+            # RewardBench 2 has RewardBench's keys, with lists of replies
+            return "rewardbench2" if isinstance(first.get("chosen"), list) else fmt
     raise InputError(
         f"{where}: unknown record format (keys: {', '.join(sorted(map(str, first)))}); "
         f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}, "
@@ -199,6 +202,34 @@ def _from_rewardbench(record: dict[str, Any], index: int, source: str) -> Labell
     )
 
 
+def _replies(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{where}: {key!r} must be a non-empty list of replies")
+    return value
+
+
+def _from_rewardbench2(record: dict[str, Any], index: int, source: str) -> list[LabelledPair]:
+    """A RewardBench 2 record (best-of-N): every chosen reply against every rejected one,
+    grouped by the record so that it counts once, as right only if all its pairs are."""
+    where = _where(source, index, record)
+    _require(record, REQUIRED_KEYS["rewardbench2"], where)
+    rid = _text_id(record["id"], where)
+    subset = _text_subset(record["subset"], where)
+    chosen = _replies(record["chosen"], "chosen", where)
+    rejected = _replies(record["rejected"], "rejected", where)
+    pairs = []
+    for c, good in enumerate(chosen):
+        for r, bad in enumerate(rejected):
+            one, two = validate_pair(
+                _single_turn(record["prompt"], good),
+                _single_turn(record["prompt"], bad),
+                f"{where}: chosen {c} vs rejected {r}",
+            )
+            pair_id = f"{rid}/{r}" if len(chosen) == 1 else f"{rid}/{c}-{r}"
+            pairs.append(LabelledPair(pair_id, subset, one, two, group=rid))
+    return pairs
+
+
 def _from_llmbar(record: dict[str, Any], index: int, source: str, subset: str) -> LabelledPair:
     """An LLMBar record: label 1 means output_1 is the better reply."""
     where = f"{source}: record {index}"
@@ -237,6 +268,8 @@ def _convert(
 ) -> list[LabelledPair]:
     if fmt == "rewardbench":
         return [_from_rewardbench(r, i, source) for i, r in enumerate(records)]
+    if fmt == "rewardbench2":
+        return [p for i, r in enumerate(records) for p in _from_rewardbench2(r, i, source)]
     if fmt == "llmbar":
         return [_from_llmbar(r, i, source, subset) for i, r in enumerate(records)]
     return [_from_pairs(r, i, source) for i, r in enumerate(records)]

@@ -65,6 +65,7 @@ class _Parsed:
     without_probabilities: int
     verdicts: int
     tie_label: bool = False
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class _Outcome:
     same_position: bool | None = None  # both orders favoured the same position (A or B)
     p_chosen: float | None = None
     tie_label: bool = False  # the annotators judged the replies equal
+    group: str | None = None  # best-of-N: the prompt this pair belongs to
 
     @property
     def correct(self) -> bool:
@@ -235,7 +237,10 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
     label = record.get("label")
     if label not in (None, "tie"):
         raise InputError(f"{where}: label must be 'tie' or absent, got {label!r}")
-    parsed = _Parsed(subset, sides, without, verdicts, tie_label=label == "tie")
+    group = record.get("group")
+    if group is not None and not isinstance(group, str):
+        raise InputError(f"{where}: group must be text, got {group!r}")
+    parsed = _Parsed(subset, sides, without, verdicts, label == "tie", group)
     _check_stored(record, _reconciled(parsed, "choice").margin, where)
     return parsed
 
@@ -243,7 +248,7 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
 def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
     """The pair's outcome when its verdicts are reconciled by label or by probability."""
     if not parsed.sides:
-        return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label)
+        return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label, group=parsed.group)
     margins = [side.greedy if kind == "choice" else side.expected for side in parsed.sides]
     p_chosen = None
     if kind == "probability":
@@ -257,6 +262,7 @@ def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
         same_position=(margins[0] * margins[1] < 0) if two else None,
         p_chosen=p_chosen,
         tie_label=parsed.tie_label,
+        group=parsed.group,
     )
 
 
@@ -366,7 +372,30 @@ def _report(outcomes: list[_Outcome], rewardbench: bool | None) -> dict[str, Any
     if _wants_rewardbench(rewardbench, set(groups)):
         exact = {s: per_subset[s]["correct"] / per_subset[s]["n"] for s in per_subset}
         report["rewardbench"] = rewardbench_scores(exact)
+    if any(o.group is not None for o in outcomes):
+        report["best_of_n"] = best_of_n(outcomes)
     return report
+
+
+def best_of_n(outcomes: list[_Outcome]) -> dict[str, Any]:
+    """Best-of-N prompts: right when the chosen reply beat every rejected one (every pair
+    of the prompt right), per subset and overall."""
+    prompts: dict[str, list[_Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.group is not None:
+            prompts[outcome.group].append(outcome)
+    by_subset: dict[str, list[bool]] = defaultdict(list)
+    for pairs in prompts.values():
+        by_subset[pairs[0].subset].append(all(o.correct for o in pairs))
+
+    def summary(flags: list[bool]) -> dict[str, Any]:
+        return {"n": len(flags), "correct": sum(flags), "accuracy": _rate(sum(flags), len(flags))}
+
+    every = [flag for flags in by_subset.values() for flag in flags]
+    return {
+        "overall": summary(every),
+        "per_subset": {s: summary(by_subset[s]) for s in sorted(by_subset)},
+    }
 
 
 def compute_metrics(
@@ -483,6 +512,25 @@ def _rewardbench_rows(metrics: dict) -> list[str]:
     return lines
 
 
+def _best_of_n_rows(metrics: dict) -> list[str]:
+    reports = metrics["reconciliations"]
+    if not any("best_of_n" in r for r in reports.values()):
+        return []
+    first = next(iter(reports.values()))["best_of_n"]
+    lines = ["best-of-N prompts (right when the chosen reply beats every rejected one)"]
+    names = [*first["per_subset"], "overall"]
+    width = max(len("subset"), *(len(n) for n in names))
+    lines.append(f"  {'subset':<{width}}  {'prompts':>7}" + "".join(f"  {k:>11}" for k in reports))
+    for name in names:
+        cells = []
+        for report in reports.values():
+            bon = report["best_of_n"]
+            cells.append(bon["overall"] if name == "overall" else bon["per_subset"][name])
+        line = f"  {name:<{width}}  {cells[0]['n']:>7}"
+        lines.append(line + "".join(f"  {_pct(c['accuracy']):>11}" for c in cells))
+    return lines
+
+
 def _probability_note(metrics: dict) -> list[str]:
     without = metrics.get("verdicts_without_probabilities")
     if not without:
@@ -500,6 +548,7 @@ def format_table(metrics: dict) -> str:
         _subset_rows(metrics),
         _distribution_rows(metrics),
         _rewardbench_rows(metrics),
+        _best_of_n_rows(metrics),
         format_calibration(metrics.get("calibration")),
         _probability_note(metrics),
     ]

@@ -88,8 +88,10 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
 
 
 def _label(pair: LabelledPair) -> dict[str, str]:
-    """``{"label": "tie"}`` for a pair the annotators judged equal; nothing otherwise."""
-    return {"label": "tie"} if pair.tie else {}
+    """``label: tie`` for a pair the annotators judged equal, ``group`` for a best-of-N
+    prompt's pair; nothing for an ordinary pair."""
+    out = {"label": "tie"} if pair.tie else {}
+    return {**out, "group": pair.group} if pair.group is not None else out
 
 
 def _judgement(slot: str, result: Judgement) -> dict[str, Any]:
