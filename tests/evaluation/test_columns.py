@@ -129,7 +129,10 @@ def test_columns_errors_name_the_record(tmp_path):
 def test_load_parquet_with_columns(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     pa = pytest.importorskip("pyarrow")
-    rows = [{**r, "context": r["context"] or ""} for r in RECORDS]
+    # a parquet column has one type: the votes as text ("1", "B", "tie", ...)
+    rows = [
+        {**r, "context": r["context"] or "", "votes": [str(v) for v in r["votes"]]} for r in RECORDS
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "prefs.parquet")
     pairs = load_pairs(str(tmp_path / "prefs.parquet"), columns=COLUMNS)
     assert [p.tie for p in pairs] == [False, False, True, True]
