@@ -7,9 +7,10 @@ out a whole allowed value (followed by what ends it) adds its probability to tha
 value; one that is only a prefix (``1`` of 10, ``A`` of A+ / A++ / A=B) is followed into
 the next token, which the reply itself shows on the path it took, and which ``extend``
 (a one-token completion request, where the API allows continuing a text) shows off it.
-A branch less probable than ``MIN_BRANCH`` is not followed. What cannot be resolved is
-reported as unavailable, never guessed. The result is renormalised over the allowed
-values, like the local engine's ``select``.
+A prefix that only one allowed value can complete counts for that value (the schema
+admits nothing else from there). A branch less probable than ``MIN_BRANCH`` is not
+followed. What cannot be resolved is reported as unavailable, never guessed. The result
+is renormalised over the allowed values, like the local engine's ``select``.
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ def _classify(s: str, rm_type: str) -> tuple[str, str | None]:
     """("value", v) when ``s`` spells out value v; ("open", None) when it may still become
     one of several; ("none", None) when it can be none of them."""
     values = _VALUES[rm_type]
-    if any(v.startswith(s) for v in values):
-        if s in values and not any(v != s and v.startswith(s) for v in values):
-            return "value", s
+    reachable = [v for v in values if v.startswith(s)]
+    if len(reachable) == 1 and (s or len(values) == 1):
+        return "value", reachable[0]  # the schema allows only this value from here on
+    if reachable:
         return "open", None
     done = [v for v in values if s.startswith(v)]
     if done:
