@@ -125,3 +125,12 @@ def test_calibration_bins_and_ece_by_hand():
     # gaps: 0 (0.5), 0.4 (0.6 right), 0.2 (0.7), 0.45 (0.95): (0 + 0.4 + 2*0.2 + 2*0.45) / 6
     assert cal["ece"] == pytest.approx((0.4 + 0.4 + 0.9) / 6, abs=1e-4)
     assert calibration([])["ece"] is None
+
+
+def test_calibration_chart_is_a_png_and_skipped_without_probabilities(tmp_path):
+    pytest.importorskip("matplotlib")
+    from icrm_sgl.evaluation.calibration import write_calibration_chart
+
+    path = write_calibration_chart(compute_metrics(RECORDS)["calibration"], tmp_path / "c.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert write_calibration_chart(calibration([]), tmp_path / "none.png") is None
