@@ -62,6 +62,13 @@ def history_turns(
     return [dict(t) for t in turns]
 
 
+def conversations(
+    responses: Any, prompt: Any, conversation: Any, where: str
+) -> list[list[dict[str, str]]]:
+    """One checked conversation per response; an ``InputError`` naming what is wrong."""
+    return _conversations(history_turns(prompt, conversation, where), responses, where)
+
+
 def _conversations(
     history: list[dict[str, str]], responses: Sequence[Any], where: str
 ) -> list[list[dict[str, str]]]:
@@ -86,10 +93,10 @@ def rank(
 ) -> Ranking:
     """Rank ``responses`` to ``prompt`` (or to a conversation ending with a user turn):
     by expected score with an individual model, by comparisons with a pairwise one."""
-    conversations = _conversations(history_turns(prompt, conversation, where), responses, where)
+    checked = conversations(responses, prompt, conversation, where)
     if model.rm_type == "individual":
-        return _by_scores(model, conversations, where, gen)
-    return _by_comparisons(model, conversations, gen)
+        return _by_scores(model, checked, where, gen)
+    return _by_comparisons(model, checked, gen)
 
 
 def _by_scores(

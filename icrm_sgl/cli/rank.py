@@ -11,6 +11,7 @@ import click
 from icrm_sgl.cli.options import judge_options, split_options
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import load_examples
+from icrm_sgl.ranking import conversations
 
 
 @click.command("rank")
@@ -33,22 +34,27 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     """
     loaded = load_examples(input_path)
     rm_type, gen, icrm_options = split_options(options)
-    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
-
+    if loaded.single and not loaded.errors:
+        _check(loaded.examples[0], "item")
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
     for _, message in loaded.errors:
         click.echo(f"skipped: {message}", err=True)
-    with ICRM(rm_type=rm_type or "individual", **icrm_options) as model:
-        if loaded.single and not loaded.errors:
-            ranking = _rank_one(model, loaded.examples[0], "item", gen)
-            click.echo(json.dumps(ranking, indent=4, ensure_ascii=False))
-            return
-        with click.open_file(output or "-", "w", encoding="utf-8") as sink:
-            for i, item in enumerate(loaded.examples):
-                item_id = str(item.get("id", i)) if isinstance(item, dict) else str(i)
-                record = _record(model, item, item_id, gen, counts)
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
+    items, records = [], []
+    for i, item in enumerate(loaded.examples):  # every item checked before the model loads
+        item_id = str(item.get("id", i)) if isinstance(item, dict) else str(i)
+        try:
+            _check(item, f"item {item_id}")
+        except InputError as exc:
+            counts["input"] += 1
+            click.echo(f"skipped {item_id}: {exc}", err=True)
+            records.append({"id": item_id, "error": str(exc)})
+            continue
+        items.append((item_id, item))
+    with click.open_file(output or "-", "w", encoding="utf-8") as sink:
+        for record in records:
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if items:
+            _rank_all(items, loaded.single, rm_type, gen, icrm_options, counts, sink)
     click.echo(
         f"{counts['ok']} ranked, {counts['input']} malformed items skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
@@ -57,34 +63,48 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
 
 
-def _rank_one(model: Any, item: Any, where: str, gen: dict[str, Any]) -> dict[str, Any]:
+def _check(item: Any, where: str) -> None:
+    """An ``InputError`` naming the item when it cannot be ranked."""
     if not isinstance(item, dict):
         raise InputError(f"{where}: expected an object with 'responses'")
     if "responses" not in item:
         raise InputError(f"{where}: missing 'responses'")
-    ranking = model.rank(
-        item["responses"],
-        prompt=item.get("prompt"),
-        conversation=item.get("conversation"),
-        where=where,
-        **gen,
-    )
-    return ranking.as_dict()
+    conversations(item["responses"], item.get("prompt"), item.get("conversation"), where)
 
 
-def _record(
-    model: Any, item: Any, item_id: str, gen: dict[str, Any], counts: dict[str, int]
-) -> dict[str, Any]:
-    """One item's JSONL record; a bad item or failed verdict is reported, not raised."""
-    try:
-        ranking = _rank_one(model, item, f"item {item_id}", gen)
-    except InputError as exc:
-        counts["input"] += 1
-        click.echo(f"skipped {item_id}: {exc}", err=True)
-        return {"id": item_id, "error": str(exc)}
-    except VerdictError as exc:
-        counts["failed"] += 1
-        click.echo(f"failed {item_id}: {exc}", err=True)
-        return {"id": item_id, "error": str(exc)}
-    counts["ok"] += 1
-    return {"id": item_id, "ranking": ranking}
+def _rank_all(
+    items: list[tuple[str, dict[str, Any]]],
+    single: bool,
+    rm_type: str | None,
+    gen: dict[str, Any],
+    icrm_options: dict[str, Any],
+    counts: dict[str, int],
+    sink: Any,
+) -> None:
+    """Rank the checked items: one as indented JSON, several as JSONL records."""
+    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
+    with ICRM(rm_type=rm_type or "individual", **icrm_options) as model:
+        for item_id, item in items:
+            where = "item" if single else f"item {item_id}"
+            try:
+                ranking = model.rank(
+                    item["responses"],
+                    prompt=item.get("prompt"),
+                    conversation=item.get("conversation"),
+                    where=where,
+                    **gen,
+                ).as_dict()
+            except VerdictError as exc:
+                if single:
+                    raise
+                counts["failed"] += 1
+                click.echo(f"failed {item_id}: {exc}", err=True)
+                sink.write(json.dumps({"id": item_id, "error": str(exc)}) + "\n")
+                continue
+            counts["ok"] += 1
+            if single:
+                click.echo(json.dumps(ranking, indent=4, ensure_ascii=False))
+                return
+            sink.write(json.dumps({"id": item_id, "ranking": ranking}, ensure_ascii=False) + "\n")
+            sink.flush()
