@@ -19,9 +19,11 @@ from icrm_sgl.engines.protocol import Engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
+from icrm_sgl.ranking import Ranking, rank
 from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Runner, run_cached
 from icrm_sgl.schemas import public_keys, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
@@ -238,6 +240,31 @@ class ICRM:
             bar.update()
             yield result
         bar.close()
+
+    def judge_pair(
+        self,
+        conversation_A: list[dict[str, str]],
+        conversation_B: list[dict[str, str]],
+        both_orders: bool = False,
+        shots: Sequence[Shot] | None = None,
+        **gen: Any,
+    ) -> PairJudgement:
+        """Compare two conversations; with ``both_orders`` judge A/B then B/A and reconcile:
+        P(A better), the debiased expected margin, both verdicts, whether the choice flipped."""
+        example = {"conversation_A": conversation_A, "conversation_B": conversation_B}
+        return judge_pair(self, example, both_orders, shots, **gen)
+
+    def rank(
+        self,
+        responses: Sequence[str],
+        prompt: str | None = None,
+        conversation: list[dict[str, str]] | None = None,
+        where: str = "rank",
+        **gen: Any,
+    ) -> Ranking:
+        """Order replies to one prompt, best first: by expected score (individual model) or
+        by binary-insertion sorting on both-order comparisons (pairwise model)."""
+        return rank(self, responses, prompt, conversation, where, **gen)
 
     def _prepare(
         self, examples: Iterable[Mapping[str, Any]], prompt: Template

@@ -9,6 +9,7 @@ import sys
 import click
 
 from icrm_sgl.cli.eval import eval_command
+from icrm_sgl.cli.rank import rank_command
 from icrm_sgl.cli.score import score
 from icrm_sgl.cli.serve import serve
 from icrm_sgl.cli.shots import shots
@@ -25,6 +26,7 @@ cli.add_command(score)
 cli.add_command(shots)
 cli.add_command(eval_command)
 cli.add_command(serve)
+cli.add_command(rank_command)
 
 
 class Terminated(KeyboardInterrupt):

@@ -11,7 +11,7 @@ import click
 
 from icrm_sgl.cli.options import judge_options, split_options
 
-FORMATS = ("rewardbench", "llmbar", "pairs")
+FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
 
 def default_output_dir(source: str) -> Path:
@@ -29,6 +29,13 @@ def default_output_dir(source: str) -> Path:
     type=click.Choice(FORMATS),
     default=None,
     help="Record format (default: detected).",
+)
+@click.option(
+    "--columns",
+    default=None,
+    metavar="NAME=FIELD,...",
+    help="Your own field names: prompt=…,a=…,b=…,label=… (optional input=…, id=…, "
+    "subset=…). Labels 1/2, A/B or 0 (tie); a list of labels is decided by majority.",
 )
 @click.option(
     "--split", default="filtered", show_default=True, help="Split, for a Hugging Face dataset name."
@@ -57,10 +64,18 @@ def default_output_dir(source: str) -> Path:
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Judge the first N pairs.")
 @click.option("--subsets", default=None, help="Comma-separated subsets to keep.")
+@click.option(
+    "--reconcile",
+    type=click.Choice(("choice", "probability")),
+    default=None,
+    help="Headline reconciliation: greedy choices, or probability-weighted margins "
+    "(default: probability when the engine reports probabilities). Both are in metrics.json.",
+)
 @judge_options
 def eval_command(
     source: str,
     fmt: str | None,
+    columns: str | None,
     split: str,
     orders: str,
     output_dir: str | None,
@@ -70,6 +85,7 @@ def eval_command(
     cache_dir: str | None,
     limit: int | None,
     subsets: str | None,
+    reconcile: str | None,
     **options: Any,
 ) -> None:
     """Judge the labelled pairs in SOURCE (a file, an LLMBar folder, or a hub dataset name).
@@ -82,7 +98,7 @@ def eval_command(
 
     rm_type, gen, icrm_options = split_options(options)
 
-    pairs = load_pairs(source, fmt, split)
+    pairs = load_pairs(source, fmt, split, columns)
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
         pairs = [p for p in pairs if p.subset in wanted]
@@ -99,6 +115,7 @@ def eval_command(
         overwrite,
         use_cache,
         cache_dir,
+        reconcile,
         gen,
         icrm_options,
     )
@@ -114,10 +131,12 @@ def _run(
     overwrite: bool,
     use_cache: bool,
     cache_dir: str | None,
+    reconcile: str | None,
     gen: dict[str, Any],
     icrm_options: dict[str, Any],
 ) -> None:
     from icrm_sgl.evaluation.cache import VerdictCache
+    from icrm_sgl.evaluation.calibration import write_calibration_chart
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
     from icrm_sgl.evaluation.store import ResultStore
@@ -154,9 +173,10 @@ def _run(
             "judged again and replaced",
             err=True,
         )
-    metrics = compute_metrics(store.records())
+    metrics = compute_metrics(store.records(), reconcile=reconcile)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / "chart.png")
+    write_calibration_chart(metrics["calibration"], out / "calibration.png")
     elapsed = time.perf_counter() - started
     click.echo(format_table(metrics))
     click.echo(

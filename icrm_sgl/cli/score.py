@@ -43,6 +43,12 @@ from icrm_sgl.judgement import Judgement
     default=None,
     help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
 )
+@click.option(
+    "--both-orders",
+    is_flag=True,
+    help="Pairwise: judge A/B and B/A and print the reconciled result (P(A better), "
+    "debiased expected margin, both verdicts, whether the choice flipped).",
+)
 def score(
     input_path: str,
     output: str | None,
@@ -50,6 +56,7 @@ def score(
     overwrite_cache: bool,
     cache_dir: str | None,
     limit: int | None,
+    both_orders: bool,
     **options: Any,
 ) -> None:
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
@@ -61,15 +68,21 @@ def score(
     loaded = load_examples(input_path, limit)
     rm_type, gen, icrm_options = split_options(options)
     rm_type, examples, problems = screen_examples(loaded, rm_type)
+    if both_orders and rm_type != "pairwise":
+        raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
     if loaded.single and not output:
         if problems:
             raise InputError(problems[0][1])
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+        from icrm_sgl.pair_judging import judge_pair
 
         with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
-            result = model.judge(examples[0], **gen)
-        click.echo(json.dumps(result.verdict, indent=4, ensure_ascii=False))
+            if both_orders:
+                shown = judge_pair(model, examples[0], True, **gen).result()
+            else:
+                shown = model.judge(examples[0], **gen).verdict
+        click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
     with open_for_writing(output) if output else nullcontext(sys.stdout) as sink:
@@ -77,9 +90,13 @@ def score(
             tally = _write_all(failures, [], sink, output)
         else:
             from icrm_sgl.icrm import ICRM
+            from icrm_sgl.pair_judging import judge_pairs
 
             with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
-                results = model.judge_batch(examples, progress=True, **gen)
+                if both_orders:
+                    results = judge_pairs(model, examples, True, progress=True, **gen)
+                else:
+                    results = model.judge_batch(examples, progress=True, **gen)
                 tally = _write_all(failures, results, sink, output)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)

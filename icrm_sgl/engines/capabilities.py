@@ -84,14 +84,14 @@ CAPABILITIES: dict[str, Capabilities] = {
         sampling=_OPENAI_SAMPLING | {"top_k"},
         modes=("completion", "chat"),
         constraint="structured outputs (server grammar), validated",
-        probabilities=False,
+        probabilities=True,
         programs=False,
     ),
     "openai": Capabilities(
         sampling=_OPENAI_SAMPLING,
         modes=("chat", "completion"),
         constraint="JSON-schema structured output, validated",
-        probabilities=False,
+        probabilities=True,
         programs=False,
     ),
     "together": Capabilities(

@@ -57,8 +57,8 @@ def _draw(ax: Any, metrics: dict[str, Any]) -> None:
     ax.set_title(_title(metrics))
 
 
-def write_chart(metrics: dict, path: str | Path) -> Path:
-    """Write a grouped bar chart of the metrics to a PNG file and return its path."""
+def new_figure(size: tuple[float, float]) -> Any:
+    """A matplotlib Figure on an Agg canvas (no pyplot), or a clear missing-package error."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -66,10 +66,16 @@ def write_chart(metrics: dict, path: str | Path) -> Path:
         raise MissingDependencyError(
             "the evaluation chart needs matplotlib (pip install matplotlib)"
         ) from exc
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def write_chart(metrics: dict, path: str | Path) -> Path:
+    """Write a grouped bar chart of the metrics to a PNG file and return its path."""
     path = Path(path)
     height = 2.0 + ROW_HEIGHT_IN * (len(metrics["per_subset"]) + 1)
-    fig = Figure(figsize=(9, height), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((9, height))
     _draw(fig.add_subplot(), metrics)
     fig.legend(loc="outside lower center", ncols=len(_series(metrics)), fontsize="small")
     path.parent.mkdir(parents=True, exist_ok=True)

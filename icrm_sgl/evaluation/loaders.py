@@ -17,24 +17,29 @@ from typing import Any
 
 from icrm_sgl.conversation import Turn, validate_pair
 from icrm_sgl.errors import InputError, MissingDependencyError
+from icrm_sgl.evaluation.columns import ColumnMap, mapped_pair, parse_columns
 from icrm_sgl.files import read_text
 
 
 @dataclass(frozen=True)
 class LabelledPair:
-    """Two conversations with the same history; ``chosen`` ends with the better reply."""
+    """Two conversations with the same history; ``chosen`` ends with the better reply
+    (with ``tie``, the annotators judged them equal: ``chosen`` is the first reply)."""
 
     id: str
     subset: str
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]
+    tie: bool = False
+    group: str | None = None  # best-of-N: the prompt whose chosen reply must beat every other
 
 
-FORMATS = ("rewardbench", "llmbar", "pairs")
+FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
 #: Keys a record must have in each format (``pairs`` also takes optional subset and id).
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "rewardbench": ("id", "prompt", "chosen", "rejected", "subset"),
+    "rewardbench2": ("id", "prompt", "chosen", "rejected", "subset"),
     "llmbar": ("input", "output_1", "output_2", "label"),
     "pairs": ("conversation_A", "conversation_B", "label"),
 }
@@ -65,12 +70,14 @@ def detect_format(records: list[dict], where: str = "records") -> str:
     first = records[0]
     if not isinstance(first, dict):
         raise InputError(f"{where}: record 0 is {type(first).__name__}, expected an object")
-    for fmt in FORMATS:
+    for fmt in _SIGNATURE_KEYS:
         if set(_SIGNATURE_KEYS[fmt]) <= set(first):
-            return fmt
+            # RewardBench 2 has RewardBench's keys, with lists of replies
+            return "rewardbench2" if isinstance(first.get("chosen"), list) else fmt
     raise InputError(
         f"{where}: unknown record format (keys: {', '.join(sorted(map(str, first)))}); "
-        f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}"
+        f"expected one of {', '.join(FORMATS)} with keys {_expected_keys()}, "
+        "or name your fields with --columns"
     )
 
 
@@ -195,6 +202,34 @@ def _from_rewardbench(record: dict[str, Any], index: int, source: str) -> Labell
     )
 
 
+def _replies(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{where}: {key!r} must be a non-empty list of replies")
+    return value
+
+
+def _from_rewardbench2(record: dict[str, Any], index: int, source: str) -> list[LabelledPair]:
+    """A RewardBench 2 record (best-of-N): every chosen reply against every rejected one,
+    grouped by the record so that it counts once, as right only if all its pairs are."""
+    where = _where(source, index, record)
+    _require(record, REQUIRED_KEYS["rewardbench2"], where)
+    rid = _text_id(record["id"], where)
+    subset = _text_subset(record["subset"], where)
+    chosen = _replies(record["chosen"], "chosen", where)
+    rejected = _replies(record["rejected"], "rejected", where)
+    pairs = []
+    for c, good in enumerate(chosen):
+        for r, bad in enumerate(rejected):
+            one, two = validate_pair(
+                _single_turn(record["prompt"], good),
+                _single_turn(record["prompt"], bad),
+                f"{where}: chosen {c} vs rejected {r}",
+            )
+            pair_id = f"{rid}/{r}" if len(chosen) == 1 else f"{rid}/{c}-{r}"
+            pairs.append(LabelledPair(pair_id, subset, one, two, group=rid))
+    return pairs
+
+
 def _from_llmbar(record: dict[str, Any], index: int, source: str, subset: str) -> LabelledPair:
     """An LLMBar record: label 1 means output_1 is the better reply."""
     where = f"{source}: record {index}"
@@ -233,6 +268,8 @@ def _convert(
 ) -> list[LabelledPair]:
     if fmt == "rewardbench":
         return [_from_rewardbench(r, i, source) for i, r in enumerate(records)]
+    if fmt == "rewardbench2":
+        return [p for i, r in enumerate(records) for p in _from_rewardbench2(r, i, source)]
     if fmt == "llmbar":
         return [_from_llmbar(r, i, source, subset) for i, r in enumerate(records)]
     return [_from_pairs(r, i, source) for i, r in enumerate(records)]
@@ -299,18 +336,57 @@ def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
     return [dict(row) for row in data]
 
 
-def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+def _load_hub_check(name: str) -> None:
     if name.lower().endswith(_FILE_SUFFIXES) or not _HUB_NAME.fullmatch(name):
         raise InputError(f"{name}: no such file or folder (nor an owner/name hub dataset)")
+
+
+def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+    _load_hub_check(name)
     source = f"{name} [{split}]"
     records = _read_hub(name, split)
     fmt = fmt or detect_format(records, source)
     return _convert(records, fmt, source, name.rsplit("/", 1)[-1])
 
 
-def load_pairs(source: str, fmt: str | None = None, split: str = "filtered") -> list[LabelledPair]:
-    """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset."""
+def _from_columns(
+    records: list[dict[str, Any]], columns: ColumnMap, source: str, subset: str
+) -> list[LabelledPair]:
+    pairs = []
+    for index, record in enumerate(records):
+        rid, sub, a, b, label = mapped_pair(record, index, source, columns, subset)
+        chosen, rejected = (b, a) if label == "B" else (a, b)
+        pairs.append(LabelledPair(rid, sub, chosen, rejected, tie=label == "tie"))
+    return pairs
+
+
+def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPair]:
+    """A file or hub dataset read through a column mapping (see ``columns``)."""
+    path = Path(source)
+    if path.is_file():
+        return _from_columns(_read_records(path), columns, str(path), path.resolve().parent.name)
+    if path.is_dir():
+        raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
+    _load_hub_check(source)
+    name = source.rsplit("/", 1)[-1]
+    return _from_columns(_read_hub(source, split), columns, f"{source} [{split}]", name)
+
+
+def load_pairs(
+    source: str,
+    fmt: str | None = None,
+    split: str = "filtered",
+    columns: str | dict[str, str] | ColumnMap | None = None,
+) -> list[LabelledPair]:
+    """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset;
+    with ``columns`` (``"prompt=…,a=…,b=…,label=…"`` or a dict), any field names."""
     _check_format(fmt)
+    if columns is not None:
+        if fmt is not None:
+            raise InputError("give --columns or --format, not both")
+        pairs = _load_mapped(str(source), parse_columns(columns), split)
+        _check_unique(pairs, str(source))
+        return pairs
     path = Path(source)
     if path.is_dir():
         if fmt not in (None, "llmbar"):

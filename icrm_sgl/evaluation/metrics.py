@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.evaluation.calibration import calibration, format_calibration
 from icrm_sgl.evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING, SUBSETS
+from icrm_sgl.expectation import (
+    choice_distribution,
+    expected_margin,
+    expected_score,
+    point_mass,
+    prob_a_better,
+    prob_first_scores_higher,
+    score_distribution,
+)
 from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
 
 PAIRWISE = "pairwise"
@@ -27,16 +37,55 @@ ORDER_SIGN = {"chosen_first": 1, "rejected_first": -1}
 #: Order name -> the side (A or B) the chosen reply was shown as.
 ORDER_TRUTH = {"chosen_first": "A", "rejected_first": "B"}
 
+#: How a pair's verdicts become one margin: from the greedy labels, or from the
+#: probability of every label (expected margins; falls back to the label without them).
+RECONCILE = ("choice", "probability")
+
 DECIMALS = 4
+#: A pair labelled a tie counts as right when the reconciled margin (on the ±2 scale)
+#: is nearer to A=B than to A+ or B+.
+TIE_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One valid verdict of a pair (one order, or both individual scores), chosen-side."""
+
+    greedy: float  # margin from the greedy label(s)
+    expected: float  # expected margin under the reported probabilities
+    p_chosen: float  # P(the chosen reply is better), ties counting half
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A checked record: its subset and valid verdicts, and how many lacked probabilities."""
+
+    subset: str
+    sides: list[_Side]
+    without_probabilities: int
+    verdicts: int
+    tie_label: bool = False
+    group: str | None = None
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What one judged pair contributes to the counts."""
+    """What one judged pair contributes to the counts under one reconciliation."""
 
     subset: str
     margin: float | None
     flip: bool | None  # None unless at least two orders gave a valid verdict
+    same_position: bool | None = None  # both orders favoured the same position (A or B)
+    p_chosen: float | None = None
+    tie_label: bool = False  # the annotators judged the replies equal
+    group: str | None = None  # best-of-N: the prompt this pair belongs to
+
+    @property
+    def correct(self) -> bool:
+        """The chosen reply wins; for a tie label, the margin is within half a step of 0."""
+        if self.margin is None:
+            return False
+        return abs(self.margin) <= TIE_TOLERANCE if self.tie_label else self.margin > 0
 
 
 # ----------------------------------------------------------------------------- pairwise
@@ -121,23 +170,100 @@ def _check_stored(record: dict[str, Any], margin: float | None, where: str) -> N
         raise InputError(f"{where}: 'failed' is {record['failed']!r} but margin is {margin!r}")
 
 
-def _outcome(record: Any, index: int, mode: str) -> _Outcome:
+def _distribution(probabilities: Any, label: str | int, where: str, parse: Any) -> Any:
+    """A verdict's checked distribution; the greedy label as a point mass without one."""
+    if probabilities is None:
+        return parse(point_mass(label))
+    try:
+        return parse(probabilities)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _pairwise_side(judgement: dict[str, Any], where: str) -> _Side | None:
+    greedy = judgement_margin(judgement, where)
+    if greedy is None:
+        return None
+    dist = _distribution(
+        judgement.get("probabilities"), judgement["choice"], where, choice_distribution
+    )
+    sign = ORDER_SIGN[judgement["order"]]
+    p_a = prob_a_better(dist)
+    return _Side(greedy, sign * expected_margin(dist), p_a if sign > 0 else 1.0 - p_a)
+
+
+def _parse_pairwise(record: dict[str, Any], where: str) -> tuple[list[_Side], int, int]:
+    judgements = record.get("judgements")
+    _order_margins(judgements, where)
+    sides, without, verdicts = [], 0, 0
+    for i, judgement in enumerate(judgements):
+        side = _pairwise_side(judgement, f"{where}: judgement {i}")
+        if side is not None:
+            sides.append(side)
+            verdicts += 1
+            without += judgement.get("probabilities") is None
+    return sides, without, verdicts
+
+
+def _parse_individual(record: dict[str, Any], where: str) -> tuple[list[_Side], int, int]:
+    chosen, rejected = _individual_scores(record, where)
+    if chosen is None or rejected is None:
+        return [], 0, 0
+    probs = record.get("probabilities") or {}
+    if not isinstance(probs, dict):
+        raise InputError(f"{where}: 'probabilities' must be an object")
+    dist_c = _distribution(probs.get("chosen"), chosen, f"{where}: chosen", score_distribution)
+    dist_r = _distribution(
+        probs.get("rejected"), rejected, f"{where}: rejected", score_distribution
+    )
+    side = _Side(
+        float(chosen - rejected),
+        expected_score(dist_c) - expected_score(dist_r),
+        prob_first_scores_higher(dist_c, dist_r),
+    )
+    without = sum(probs.get(k) is None for k in ("chosen", "rejected"))
+    return [side], without, 2
+
+
+def _parse(record: Any, index: int, mode: str) -> _Parsed:
     if not isinstance(record, dict):
         raise InputError(f"result record {index}: expected an object")
     where = _where(record, index)
     subset = record.get("subset")
     if not isinstance(subset, str) or not subset:
         raise InputError(f"{where}: missing or empty 'subset'")
-    if mode == PAIRWISE:
-        margins = _order_margins(record.get("judgements"), where)
-        margin = sum(margins) / len(margins) if margins else None
-        flip = _flip(margins)
-    else:
-        chosen, rejected = _individual_scores(record, where)
-        margin = None if chosen is None or rejected is None else float(chosen - rejected)
-        flip = None
-    _check_stored(record, margin, where)
-    return _Outcome(subset=subset, margin=margin, flip=flip)
+    parse = _parse_pairwise if mode == PAIRWISE else _parse_individual
+    sides, without, verdicts = parse(record, where)
+    label = record.get("label")
+    if label not in (None, "tie"):
+        raise InputError(f"{where}: label must be 'tie' or absent, got {label!r}")
+    group = record.get("group")
+    if group is not None and not isinstance(group, str):
+        raise InputError(f"{where}: group must be text, got {group!r}")
+    parsed = _Parsed(subset, sides, without, verdicts, label == "tie", group)
+    _check_stored(record, _reconciled(parsed, "choice").margin, where)
+    return parsed
+
+
+def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
+    """The pair's outcome when its verdicts are reconciled by label or by probability."""
+    if not parsed.sides:
+        return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label, group=parsed.group)
+    margins = [side.greedy if kind == "choice" else side.expected for side in parsed.sides]
+    p_chosen = None
+    if kind == "probability":
+        p_chosen = sum(side.p_chosen for side in parsed.sides) / len(parsed.sides)
+    two = len(margins) == 2
+    return _Outcome(
+        subset=parsed.subset,
+        margin=sum(margins) / len(margins),
+        flip=_flip(margins),
+        # chosen-side margins of opposite signs: the same position won both times
+        same_position=(margins[0] * margins[1] < 0) if two else None,
+        p_chosen=p_chosen,
+        tie_label=parsed.tie_label,
+        group=parsed.group,
+    )
 
 
 def _mode(records: list[dict]) -> str:
@@ -161,11 +287,12 @@ def _rate(count: int, total: int) -> float | None:
 def _summary(outcomes: list[_Outcome]) -> dict[str, Any]:
     """Counts and rates over a group of pairs (a subset, or the whole run)."""
     n = len(outcomes)
-    correct = sum(o.margin is not None and o.margin > 0 for o in outcomes)
+    correct = sum(o.correct for o in outcomes)
     ties = sum(o.margin == 0 for o in outcomes)
     failures = sum(o.margin is None for o in outcomes)
     flip_n = sum(o.flip is not None for o in outcomes)
     flips = sum(o.flip is True for o in outcomes)
+    biased = sum(o.same_position is True for o in outcomes)
     return {
         "n": n,
         "accuracy": _rate(correct, n),
@@ -177,6 +304,9 @@ def _summary(outcomes: list[_Outcome]) -> dict[str, Any]:
         "flips": flips,
         "flip_rate": _rate(flips, flip_n),
         "flip_n": flip_n,
+        "position_bias": biased,
+        "position_bias_rate": _rate(biased, flip_n),
+        "tie_labels": sum(o.tie_label for o in outcomes),
     }
 
 
@@ -184,6 +314,8 @@ def _choice_distribution(records: list[dict]) -> dict[str, dict[str, int]]:
     """How often each choice was given, split by which side truly was better."""
     counts: dict[str, Counter[str]] = {"A": Counter(), "B": Counter()}
     for record in records:
+        if record.get("label") == "tie":
+            continue
         for judgement in record["judgements"]:
             if judgement.get("error") is None and judgement.get("choice") is not None:
                 counts[ORDER_TRUTH[judgement["order"]]][judgement["choice"]] += 1
@@ -244,29 +376,79 @@ def unique_records(records: list[Any]) -> list[Any]:
     return unique
 
 
-def compute_metrics(records: list[dict], rewardbench: bool | None = None) -> dict:
-    """Every number the evaluation report shows, as a JSON-serialisable dict; a pair id
-    that appears more than once counts once."""
-    records = unique_records(records)
-    mode = _mode(records)
-    outcomes = [_outcome(r, i, mode) for i, r in enumerate(records)]
+def _report(outcomes: list[_Outcome], rewardbench: bool | None) -> dict[str, Any]:
+    """Overall and per-subset counts (and RewardBench sections) of one reconciliation."""
     groups: dict[str, list[_Outcome]] = defaultdict(list)
     for outcome in outcomes:
         groups[outcome.subset].append(outcome)
     per_subset = {s: _summary(groups[s]) for s in sorted(groups)}
+    report: dict[str, Any] = {"overall": _summary(outcomes), "per_subset": per_subset}
+    if _wants_rewardbench(rewardbench, set(groups)):
+        exact = {s: per_subset[s]["correct"] / per_subset[s]["n"] for s in per_subset}
+        report["rewardbench"] = rewardbench_scores(exact)
+    if any(o.group is not None for o in outcomes):
+        report["best_of_n"] = best_of_n(outcomes)
+    return report
+
+
+def best_of_n(outcomes: list[_Outcome]) -> dict[str, Any]:
+    """Best-of-N prompts: right when the chosen reply beat every rejected one (every pair
+    of the prompt right), per subset and overall."""
+    prompts: dict[str, list[_Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.group is not None:
+            prompts[outcome.group].append(outcome)
+    by_subset: dict[str, list[bool]] = defaultdict(list)
+    for pairs in prompts.values():
+        by_subset[pairs[0].subset].append(all(o.correct for o in pairs))
+
+    def summary(flags: list[bool]) -> dict[str, Any]:
+        return {"n": len(flags), "correct": sum(flags), "accuracy": _rate(sum(flags), len(flags))}
+
+    every = [flag for flags in by_subset.values() for flag in flags]
+    return {
+        "overall": summary(every),
+        "per_subset": {s: summary(by_subset[s]) for s in sorted(by_subset)},
+    }
+
+
+def compute_metrics(
+    records: list[dict], rewardbench: bool | None = None, reconcile: str | None = None
+) -> dict:
+    """Every number the evaluation report shows, as a JSON-serialisable dict; a pair id
+    that appears more than once counts once.
+
+    Both reconciliations are computed; ``reconcile`` picks the headline one (``overall``,
+    ``per_subset``, ``rewardbench``): by default ``probability`` when every verdict came
+    with probabilities, else ``choice``.
+    """
+    if reconcile is not None and reconcile not in RECONCILE:
+        raise InputError(f"reconcile must be one of {', '.join(RECONCILE)}, got {reconcile!r}")
+    records = unique_records(records)
+    mode = _mode(records)
+    parsed = [_parse(r, i, mode) for i, r in enumerate(records)]
+    outcomes = {kind: [_reconciled(p, kind) for p in parsed] for kind in RECONCILE}
+    reports = {kind: _report(outcomes[kind], rewardbench) for kind in RECONCILE}
+    verdicts = sum(p.verdicts for p in parsed)
+    without = sum(p.without_probabilities for p in parsed)
+    headline = reconcile or ("probability" if verdicts and not without else "choice")
+    probabilities = [
+        o.p_chosen for o in outcomes["probability"] if o.p_chosen is not None and not o.tie_label
+    ]
     metrics: dict[str, Any] = {
         "mode": mode,
         "n": len(records),
-        "overall": _summary(outcomes),
-        "per_subset": per_subset,
+        "reconcile": headline,
+        **reports[headline],
+        "reconciliations": reports,
+        "verdicts": verdicts,
+        "verdicts_without_probabilities": without,
+        "calibration": calibration(probabilities),
     }
     if mode == PAIRWISE:
         metrics["choice_distribution"] = _choice_distribution(records)
     else:
         metrics["score_histogram"] = _score_histogram(records)
-    if _wants_rewardbench(rewardbench, set(groups)):
-        exact = {s: per_subset[s]["correct"] / per_subset[s]["n"] for s in per_subset}
-        metrics["rewardbench"] = rewardbench_scores(exact)
     return metrics
 
 
@@ -277,21 +459,41 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
+#: (summary key, column title) of each reconciliation's columns in the table.
+_COLUMNS = (
+    ("accuracy", "accuracy"),
+    ("tie_rate", "ties"),
+    ("flip_rate", "flips"),
+    ("position_bias_rate", "pos.bias"),
+)
+
+
 def _subset_rows(metrics: dict) -> list[str]:
-    rows = [*metrics["per_subset"].items(), ("overall", metrics["overall"])]
-    width = max(len("subset"), *(len(name) for name, _ in rows))
-    header = (
-        f"{'subset':<{width}}  {'n':>6}  {'accuracy':>8}  {'ties':>6}  "
-        f"{'failures':>8}  {'flips':>6}  {'flip n':>6}"
+    """Per subset: n, failures, two-order pairs, then each reconciliation's rates side by side."""
+    kinds = list(metrics["reconciliations"])
+    reports = metrics["reconciliations"]
+    names = [*reports[kinds[0]]["per_subset"], "overall"]
+    width = max(len("subset"), *(len(name) for name in names))
+    block = 2 + sum(max(len(title), 6) + 2 for _, title in _COLUMNS) - 2
+    titles = "".join(
+        f"  {kind + (' *' if kind == metrics['reconcile'] else ''):<{block - 2}}" for kind in kinds
     )
-    lines = [header, "-" * len(header)]
-    for name, s in rows:
+    header = f"{'subset':<{width}}  {'n':>6}  {'failures':>8}  {'2 orders':>8}" + "".join(
+        "".join(f"  {title:>{max(len(title), 6)}}" for _, title in _COLUMNS) for _ in kinds
+    )
+    lines = [" " * (width + 28) + titles, header, "-" * len(header)]
+    for name in names:
+        rows = [
+            reports[k]["overall"] if name == "overall" else reports[k]["per_subset"][name]
+            for k in kinds
+        ]
         if name == "overall":
             lines.append("-" * len(header))
-        lines.append(
-            f"{name:<{width}}  {s['n']:>6}  {_pct(s['accuracy']):>8}  {_pct(s['tie_rate']):>6}  "
-            f"{_pct(s['failure_rate']):>8}  {_pct(s['flip_rate']):>6}  {s['flip_n']:>6}"
-        )
+        line = f"{name:<{width}}  {rows[0]['n']:>6}  {_pct(rows[0]['failure_rate']):>8}"
+        line += f"  {rows[0]['flip_n']:>8}"
+        for row in rows:
+            line += "".join(f"  {_pct(row[key]):>{max(len(title), 6)}}" for key, title in _COLUMNS)
+        lines.append(line)
     return lines
 
 
@@ -326,6 +528,35 @@ def _rewardbench_rows(metrics: dict) -> list[str]:
     return lines
 
 
+def _best_of_n_rows(metrics: dict) -> list[str]:
+    reports = metrics["reconciliations"]
+    if not any("best_of_n" in r for r in reports.values()):
+        return []
+    first = next(iter(reports.values()))["best_of_n"]
+    lines = ["best-of-N prompts (right when the chosen reply beats every rejected one)"]
+    names = [*first["per_subset"], "overall"]
+    width = max(len("subset"), *(len(n) for n in names))
+    lines.append(f"  {'subset':<{width}}  {'prompts':>7}" + "".join(f"  {k:>11}" for k in reports))
+    for name in names:
+        cells = []
+        for report in reports.values():
+            bon = report["best_of_n"]
+            cells.append(bon["overall"] if name == "overall" else bon["per_subset"][name])
+        line = f"  {name:<{width}}  {cells[0]['n']:>7}"
+        lines.append(line + "".join(f"  {_pct(c['accuracy']):>11}" for c in cells))
+    return lines
+
+
+def _probability_note(metrics: dict) -> list[str]:
+    without = metrics.get("verdicts_without_probabilities")
+    if not without:
+        return []
+    return [
+        f"{without} of {metrics['verdicts']} verdicts came without probabilities: the "
+        "probability reconciliation scores them by their greedy label"
+    ]
+
+
 def format_table(metrics: dict) -> str:
     """A fixed-width text report of the metrics, for the terminal and report files."""
     blocks = [
@@ -333,5 +564,8 @@ def format_table(metrics: dict) -> str:
         _subset_rows(metrics),
         _distribution_rows(metrics),
         _rewardbench_rows(metrics),
+        _best_of_n_rows(metrics),
+        format_calibration(metrics.get("calibration")),
+        _probability_note(metrics),
     ]
     return "\n\n".join("\n".join(block) for block in blocks if block) + "\n"

@@ -56,10 +56,7 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
     """The stored record of one pair (see ``metrics`` for the fields)."""
     meta = _pair_meta([j for _, j in results])
     if mode == "pairwise":
-        judgements = [
-            {"order": slot, "choice": j.verdict["choice"] if j.ok else None, "error": j.error}
-            for slot, j in results
-        ]
+        judgements = [_judgement(slot, j) for slot, j in results]
         margin = reconcile(judgements)
         return {
             "id": pair.id,
@@ -68,10 +65,12 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
             "judgements": judgements,
             "margin": margin,
             "failed": margin is None,
+            **_label(pair),
             "meta": meta,
         }
     scores = {slot: j.verdict["score"] if j.ok else None for slot, j in results}
     errors = {slot: j.error for slot, j in results if not j.ok}
+    probabilities = {slot: j.meta.get("probabilities") for slot, j in results if j.ok}
     both = None not in scores.values()
     margin = scores["chosen"] - scores["rejected"] if both else None
     return {
@@ -79,11 +78,29 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
         "subset": pair.subset,
         "mode": mode,
         "scores": scores,
+        "probabilities": probabilities,
         "errors": errors,
         "margin": margin,
         "failed": margin is None,
+        **_label(pair),
         "meta": meta,
     }
+
+
+def _label(pair: LabelledPair) -> dict[str, str]:
+    """``label: tie`` for a pair the annotators judged equal, ``group`` for a best-of-N
+    prompt's pair; nothing for an ordinary pair."""
+    out = {"label": "tie"} if pair.tie else {}
+    return {**out, "group": pair.group} if pair.group is not None else out
+
+
+def _judgement(slot: str, result: Judgement) -> dict[str, Any]:
+    """One order's stored verdict: its choice and, when the engine gave them, probabilities."""
+    out = {"order": slot, "choice": result.verdict["choice"] if result.ok else None}
+    out["error"] = result.error
+    if result.ok and "probabilities" in result.meta:
+        out["probabilities"] = result.meta["probabilities"]
+    return out
 
 
 def _pair_meta(judgements: list[Judgement]) -> dict[str, Any]:

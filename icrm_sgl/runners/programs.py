@@ -13,6 +13,7 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.ir import SglFunction
 
 from icrm_sgl.errors import EngineError, IcrmError
+from icrm_sgl.expectation import expectations
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.programs.judge import (
     ProgramConfig,
@@ -88,6 +89,8 @@ class ProgramRunner:
                 raise error
             return Judgement(ex_id, error=f"{_kind(error)} error: {error}", meta=meta)
         meta.update(verdict_accounting(state, config))
+        if "probabilities" in meta:
+            meta.update(expectations(config.rm_type, meta["probabilities"]))
         try:
             verdict, cut = parse_verdict(config.rm_type, state["verdict"])
         except ValidationError as exc:

@@ -107,7 +107,14 @@ def test_cache_reuses_verdicts_and_keys_on_order(local_backend, tmp_path):
     second.open({}, resume=False, overwrite=False)
     Evaluator(model, cache=cache, max_tokens=15).run(pairs, second, progress=False)
     a, b = first.records(), second.records()
-    assert [r["judgements"] for r in a] == [r["judgements"] for r in b]
+
+    def choices(records):
+        return [[(j["order"], j["choice"]) for j in r["judgements"]] for r in records]
+
+    assert choices(a) == choices(b)
+    # the cache keeps verdicts only: a hit has no probabilities, and the metrics say so
+    assert all("probabilities" in j for r in a for j in r["judgements"])
+    assert not any("probabilities" in j for r in b for j in r["judgements"])
     assert all(r["meta"]["cache_hits"] == 0 for r in a)
     assert all(r["meta"]["cache_hits"] == 2 for r in b)
     ab_only = ResultStore(tmp_path / "run3")

@@ -116,6 +116,9 @@ def test_pairwise_counts_flips_ties_failures():
         "flips": 2,  # bias, tiewin
         "flip_rate": 0.6667,
         "flip_n": 3,
+        "position_bias": 1,  # bias: A won in both orders
+        "position_bias_rate": 0.3333,
+        "tie_labels": 0,
     }
     assert m["per_subset"]["t"] == {
         "n": 4,
@@ -128,6 +131,9 @@ def test_pairwise_counts_flips_ties_failures():
         "flips": 0,
         "flip_rate": 0.0,
         "flip_n": 1,  # only "tie" has two valid orders
+        "position_bias": 0,
+        "position_bias_rate": 0.0,
+        "tie_labels": 0,
     }
     overall = m["overall"]
     assert (overall["n"], overall["correct"], overall["ties"], overall["failures"]) == (7, 3, 2, 1)
@@ -323,7 +329,11 @@ def test_format_table_pairwise_rewardbench():
     lines = text.splitlines()
     assert lines[0] == "pairwise judging, 26 pairs"
     row = next(line for line in lines if line.startswith("xstest-should-refuse"))
-    assert row.split() == ["xstest-should-refuse", "4", "25.0%", "25.0%", "25.0%", "0.0%", "3"]
+    # n, failures, pairs with two valid orders, then accuracy, ties, flips and position
+    # bias for the choice and the probability reconciliation (equal without probabilities)
+    rates = ["25.0%", "25.0%", "0.0%", "0.0%"]
+    assert row.split() == ["xstest-should-refuse", "4", "25.0%", "3", *rates, *rates]
+    assert "choice *" in text  # no probabilities: the choice reconciliation is the headline
     assert any(line.split()[:2] == ["overall", "26"] for line in lines)
     assert "truth A" in text and "RewardBench" in text and "47.3%" in text
     assert "missing subsets (14)" in text
@@ -335,5 +345,6 @@ def test_format_table_individual():
     )
     assert "individual judging, 2 pairs" in text
     row = next(line for line in text.splitlines() if line.startswith("s "))
-    assert row.split() == ["s", "2", "50.0%", "0.0%", "50.0%", "-", "0"]
+    rates = ["50.0%", "0.0%", "-", "-"]
+    assert row.split() == ["s", "2", "50.0%", "0", *rates, *rates]
     assert "chosen" in text and "rejected" in text and "RewardBench" not in text

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
+from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
 from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
 from icrm_sgl.errors import EngineError, InputError
 
@@ -22,6 +23,7 @@ class Reply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None
+    tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
 
 
 class HostedOptions(BaseModel):
@@ -78,14 +80,24 @@ class HostedEngine:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``."""
         gen = {**gen, "max_tokens": gen.get("max_tokens") or self.options.max_tokens}
+        last: list[tuple[list[Message], Reply]] = []
+
+        def send(messages: list[Message]) -> Reply:
+            reply = self.send(messages, rm_type, completion, gen)
+            last[:] = [(messages, reply)]
+            return reply
+
         verdict, meta = obtain_verdict(
-            lambda messages: self.send(messages, rm_type, completion, gen),
-            prompt,
-            rm_type,
-            self.options.max_retries,
-            self.backoff,
+            send, prompt, rm_type, self.options.max_retries, self.backoff
         )
+        meta.update(self.probability_meta(*last[0], rm_type, completion))
         return verdict, {"engine": self.engine_name, "model": self.model_name, **meta}
+
+    def probability_meta(
+        self, messages: list[Message], reply: Reply, rm_type: str, completion: bool
+    ) -> dict[str, Any]:
+        """The score / choice distribution of the accepted reply, or why there is none."""
+        return {"probabilities_unavailable": f"{self.engine_name} gives no log-probabilities"}
 
 
 def resolve_key(options: HostedOptions, env_var: str, required: bool, where: str) -> str | None:

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import openai
@@ -20,7 +21,16 @@ from icrm_sgl.engines.hosted.base import (
     resolve_key,
     status_error,
 )
-from icrm_sgl.errors import InputError
+from icrm_sgl.engines.hosted.logprobs import (
+    TOP_LOGPROBS,
+    TokenLogprobs,
+    Unavailable,
+    chat_tokens,
+    completion_tokens,
+    value_probabilities,
+)
+from icrm_sgl.errors import EngineError, InputError
+from icrm_sgl.expectation import expectations
 from icrm_sgl.schemas import grammar_schema, json_schema
 
 #: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
@@ -33,6 +43,7 @@ class OpenAIOptions(HostedOptions):
     """Settings of the OpenAI-compatible engines."""
 
     completion_schema: CompletionSchema | None = None
+    logprobs: bool | None = None  # ask for token log-probabilities (default: the preset's)
 
 
 @dataclass(frozen=True)
@@ -49,16 +60,20 @@ class Preset:
     seed_field: str = "seed"
     #: The server reads ``top_k`` (the OpenAI API itself has none).
     top_k: bool = False
+    #: The API returns token log-probabilities when asked.
+    logprobs: bool = False
 
 
 #: Only vLLM's own fields go to a server by default: providers reject unknown fields, so
 #: other servers get schema fields only when asked (``completion_schema``).
 PRESETS = {
-    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "none"),
+    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "none", logprobs=True),
     "together": Preset(
         "together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True, "none", top_k=True
     ),
-    "vllm": Preset("vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm", top_k=True),
+    "vllm": Preset(
+        "vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm", top_k=True, logprobs=True
+    ),
     "mistral": Preset(
         "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "none", "random_seed"
     ),
@@ -134,6 +149,7 @@ class OpenAICompatEngine(HostedEngine):
             max_retries=0,
         )
         self.completion_schema: CompletionSchema = options.completion_schema
+        self.logprobs = preset.logprobs if options.logprobs is None else options.logprobs
         self._format = 0
         self._format_lock = threading.Lock()
         super().__init__(options, options.model_name or "")
@@ -195,9 +211,13 @@ class OpenAICompatEngine(HostedEngine):
                 model=self.model_name,
                 prompt=completion_text(messages),
                 **self._sampling(gen, completion_fields(self.completion_schema, rm_type)),
+                **({"logprobs": TOP_LOGPROBS} if self.logprobs else {}),
             )
         )
-        return _reply(res.choices[0].text if res.choices else "", res.usage)
+        if not res.choices:
+            return _reply("", res.usage)
+        choice = res.choices[0]
+        return _reply(choice.text, res.usage, completion_tokens(choice.logprobs))
 
     def _chat(self, messages: list[Message], rm_type: str, gen: dict[str, Any]) -> Reply:
         while True:
@@ -208,6 +228,7 @@ class OpenAICompatEngine(HostedEngine):
                         model=self.model_name,
                         messages=messages,
                         response_format=response_format(CHAT_FORMATS[kind], rm_type),
+                        **self._logprob_fields(),
                         **self._sampling(gen),
                     ),
                     format_kind=kind,
@@ -216,19 +237,61 @@ class OpenAICompatEngine(HostedEngine):
                 with self._format_lock:  # remembered for this backend's later calls
                     self._format = max(self._format, kind + 1)
                 continue
-            text = res.choices[0].message.content if res.choices else None
-            return _reply(text or "", res.usage)
+            if not res.choices:
+                return _reply("", res.usage)
+            choice = res.choices[0]
+            return _reply(choice.message.content or "", res.usage, chat_tokens(choice.logprobs))
+
+    def _logprob_fields(self) -> dict[str, Any]:
+        return {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}
+
+    def probability_meta(
+        self, messages: list[Message], reply: Reply, rm_type: str, completion: bool
+    ) -> dict[str, Any]:
+        """The score / choice distribution from the reply's token log-probabilities; in
+        completion mode, a branch off the reply's path is resolved by one-token requests."""
+        if not self.logprobs:
+            return {"probabilities_unavailable": "not requested (-E logprobs=true asks for them)"}
+        if not reply.tokens:
+            return {"probabilities_unavailable": f"{self.where} returned no log-probabilities"}
+        extend = partial(self._next_token, completion_text(messages)) if completion else None
+        try:
+            probs, requests = value_probabilities(reply.tokens, reply.text, rm_type, extend)
+        except (Unavailable, EngineError) as exc:
+            return {"probabilities_unavailable": str(exc)}
+        return {
+            "probabilities": probs,
+            **expectations(rm_type, probs),
+            "logprob_requests": requests,
+        }
+
+    def _next_token(self, prompt: str, reply_prefix: str) -> dict[str, float]:
+        """The most probable next tokens after the prompt and part of the reply."""
+        res = self._request(
+            lambda: self.client.completions.create(
+                model=self.model_name,
+                prompt=prompt + reply_prefix,
+                max_tokens=1,
+                temperature=0.0,
+                logprobs=TOP_LOGPROBS,
+            )
+        )
+        tokens = completion_tokens(res.choices[0].logprobs) if res.choices else None
+        if not tokens:
+            raise Unavailable(f"{self.where} returned no log-probabilities")
+        return tokens[0].top
 
 
-def _reply(text: str, usage: Any) -> Reply:
+def _reply(text: str, usage: Any, tokens: list[TokenLogprobs] | None = None) -> Reply:
     if usage is None:
-        return Reply(text)
+        return Reply(text, tokens=tokens)
     details = getattr(usage, "prompt_tokens_details", None)
     return Reply(
         text,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_tokens=getattr(details, "cached_tokens", None),
+        tokens=tokens,
     )
 
 

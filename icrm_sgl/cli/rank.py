@@ -1,0 +1,110 @@
+"""``icrm-sgl rank``: order the responses to each prompt of a .json / .jsonl file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.inputs import load_examples
+from icrm_sgl.ranking import conversations
+
+
+@click.command("rank")
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
+@judge_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JSONL records here (default: stdout).",
+)
+def rank_command(input_path: str, output: str | None, **options: Any) -> None:
+    """Rank the responses of each item in FILE, best first.
+
+    An item is {"prompt": TEXT, "responses": [TEXT, ...]} or {"conversation": [turns
+    ending with a user turn], "responses": [...]}, with an optional "id". --rm-type
+    individual (the default) orders by expected score; --rm-type pairwise by comparisons
+    judged in both orders, sorted by binary insertion (about N log2 N comparisons).
+    """
+    loaded = load_examples(input_path)
+    rm_type, gen, icrm_options = split_options(options)
+    if loaded.single and not loaded.errors:
+        _check(loaded.examples[0], "item")
+    counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
+    for _, message in loaded.errors:
+        click.echo(f"skipped: {message}", err=True)
+    items, records = [], []
+    for i, item in enumerate(loaded.examples):  # every item checked before the model loads
+        item_id = str(item.get("id", i)) if isinstance(item, dict) else str(i)
+        try:
+            _check(item, f"item {item_id}")
+        except InputError as exc:
+            counts["input"] += 1
+            click.echo(f"skipped {item_id}: {exc}", err=True)
+            records.append({"id": item_id, "error": str(exc)})
+            continue
+        items.append((item_id, item))
+    with click.open_file(output or "-", "w", encoding="utf-8") as sink:
+        for record in records:
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if items:
+            _rank_all(items, loaded.single, rm_type, gen, icrm_options, counts, sink)
+    click.echo(
+        f"{counts['ok']} ranked, {counts['input']} malformed items skipped, "
+        f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
+        err=True,
+    )
+    sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
+
+
+def _check(item: Any, where: str) -> None:
+    """An ``InputError`` naming the item when it cannot be ranked."""
+    if not isinstance(item, dict):
+        raise InputError(f"{where}: expected an object with 'responses'")
+    if "responses" not in item:
+        raise InputError(f"{where}: missing 'responses'")
+    conversations(item["responses"], item.get("prompt"), item.get("conversation"), where)
+
+
+def _rank_all(
+    items: list[tuple[str, dict[str, Any]]],
+    single: bool,
+    rm_type: str | None,
+    gen: dict[str, Any],
+    icrm_options: dict[str, Any],
+    counts: dict[str, int],
+    sink: Any,
+) -> None:
+    """Rank the checked items: one as indented JSON, several as JSONL records."""
+    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
+    with ICRM(rm_type=rm_type or "individual", **icrm_options) as model:
+        for item_id, item in items:
+            where = "item" if single else f"item {item_id}"
+            try:
+                ranking = model.rank(
+                    item["responses"],
+                    prompt=item.get("prompt"),
+                    conversation=item.get("conversation"),
+                    where=where,
+                    **gen,
+                ).as_dict()
+            except VerdictError as exc:
+                if single:
+                    raise
+                counts["failed"] += 1
+                click.echo(f"failed {item_id}: {exc}", err=True)
+                sink.write(json.dumps({"id": item_id, "error": str(exc)}) + "\n")
+                continue
+            counts["ok"] += 1
+            if single:
+                click.echo(json.dumps(ranking, indent=4, ensure_ascii=False))
+                return
+            sink.write(json.dumps({"id": item_id, "ranking": ranking}, ensure_ascii=False) + "\n")
+            sink.flush()

@@ -1,0 +1,126 @@
+"""Preference files with their own field names: a column mapping onto labelled pairs.
+
+``prompt=instruction,input=context,a=response_1,b=response_2,label=preference`` says
+which field holds what. The instruction and an optional input are joined into the user
+turn. A label is 1 / "A" (the first reply is better), 2 / "B", or 0 / "tie"; a list of
+labels (several annotators) is decided by the most common one, and a draw between the
+most common labels is a tie. Ties stay in the data as ties.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from icrm_sgl.conversation import validate_pair
+from icrm_sgl.errors import InputError
+
+#: Accepted label spellings -> "A", "B" or "tie".
+LABELS: dict[Any, str] = {
+    1: "A",
+    "1": "A",
+    "A": "A",
+    "a": "A",
+    2: "B",
+    "2": "B",
+    "B": "B",
+    "b": "B",
+    0: "tie",
+    "0": "tie",
+    "tie": "tie",
+}
+
+
+class ColumnMap(BaseModel):
+    """Which record field holds each part of a labelled pair."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    a: str
+    b: str
+    label: str
+    input: str | None = None
+    id: str | None = None
+    subset: str | None = None
+
+
+def parse_columns(spec: str | Mapping[str, str] | ColumnMap) -> ColumnMap:
+    """A ``ColumnMap`` from ``"prompt=…,a=…,b=…,label=…"`` text or a dict."""
+    if isinstance(spec, ColumnMap):
+        return spec
+    if isinstance(spec, str):
+        items = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise InputError(f"--columns: expected NAME=FIELD, got {part!r}")
+            items[key.strip()] = value.strip()
+        spec = items
+    try:
+        return ColumnMap.model_validate(dict(spec))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'columns'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(
+            f"--columns: {problems} (names: prompt, input, a, b, label, id, subset)"
+        ) from None
+
+
+def _one_label(value: Any, where: str) -> str:
+    key = value.strip() if isinstance(value, str) else value
+    if isinstance(key, bool) or key not in LABELS:
+        raise InputError(f"{where}: label must be 1/2/0, A/B or tie, got {value!r}")
+    return LABELS[key]
+
+
+def majority_label(value: Any, where: str) -> str:
+    """One label, or the most common of several annotators' ("tie" on a draw)."""
+    if not isinstance(value, list | tuple):
+        return _one_label(value, where)
+    if not value:
+        raise InputError(f"{where}: empty list of labels")
+    counts = Counter(_one_label(v, where) for v in value).most_common()
+    if len(counts) > 1 and counts[0][1] == counts[1][1]:
+        return "tie"
+    return counts[0][0]
+
+
+def _text(record: Mapping[str, Any], field: str, where: str) -> str:
+    if field not in record:
+        raise InputError(f"{where}: missing field {field!r}")
+    value = record[field]
+    if not isinstance(value, str):
+        raise InputError(f"{where}: field {field!r} must be text, got {type(value).__name__}")
+    return value
+
+
+def mapped_pair(
+    record: Mapping[str, Any], index: int, source: str, columns: ColumnMap, subset: str
+) -> tuple[str, str, list[dict[str, str]], list[dict[str, str]], str]:
+    """(id, subset, conversation A, conversation B, label) of one record."""
+    where = f"{source}: record {index}"
+    if columns.id is not None and columns.id in record:
+        where += f" (id {record[columns.id]!r})"
+    user = _text(record, columns.prompt, where)
+    if columns.input is not None and record.get(columns.input):
+        user = f"{user}\n\n{_text(record, columns.input, where)}"
+    if columns.label not in record:
+        raise InputError(f"{where}: missing field {columns.label!r}")
+    label = majority_label(record[columns.label], where)
+    a, b = (
+        [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": _text(record, f, where)},
+        ]
+        for f in (columns.a, columns.b)
+    )
+    a, b = validate_pair(a, b, where)
+    rid = str(record[columns.id]) if columns.id is not None and columns.id in record else str(index)
+    if columns.subset is not None and columns.subset in record:
+        subset = _text(record, columns.subset, where) or subset
+    return rid, subset, a, b, label

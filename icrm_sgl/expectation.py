@@ -1,0 +1,147 @@
+"""Expected values from a verdict's probabilities, and the reconciliation of two orders.
+
+A greedy verdict reports one score or choice; the engine also knows how probable every
+allowed value was (``meta["probabilities"]``). From that distribution come the mean score
+(individual), the expected signed margin A++=+2 … B++=-2 and the probability that A is
+the better reply, a tie counting half (pairwise). A greedy label without probabilities
+is the distribution with all its mass on the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from icrm_sgl.errors import InputError
+from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
+
+DECIMALS = 6
+
+#: A choice as seen from the other order: "A is much better" shown swapped is "B++".
+SWAPPED = {"A++": "B++", "A+": "B+", "A=B": "A=B", "B+": "A+", "B++": "A++"}
+
+Distribution = Mapping[str, float]
+
+
+def _checked(probabilities: Any, allowed: tuple[str, ...], what: str) -> dict[str, float]:
+    """The distribution as floats over ``allowed``; an ``InputError`` for anything else."""
+    if not isinstance(probabilities, Mapping) or not probabilities:
+        raise InputError(f"{what} probabilities must be a non-empty object")
+    unknown = sorted(set(probabilities) - set(allowed))
+    if unknown:
+        raise InputError(f"{what} probabilities: unknown value(s) {unknown}")
+    out = {}
+    for key, value in probabilities.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise InputError(f"{what} probabilities: {key!r} is {value!r}, not a probability")
+        out[key] = float(value)
+    total = sum(out.values())
+    if not 0.99 <= total <= 1.01:
+        raise InputError(f"{what} probabilities sum to {total:.4f}, not 1")
+    return {key: p / total for key, p in out.items()}
+
+
+def score_distribution(probabilities: Any) -> dict[int, float]:
+    """A score distribution keyed by the integer score (keys may be "1".."10" or ints)."""
+    as_text = (
+        {str(k): v for k, v in probabilities.items()}
+        if isinstance(probabilities, Mapping)
+        else probabilities
+    )
+    checked = _checked(as_text, tuple(str(s) for s in SCORES), "score")
+    return {int(k): p for k, p in checked.items()}
+
+
+def choice_distribution(probabilities: Any) -> dict[str, float]:
+    """A choice distribution over ``A++`` … ``B++``, checked and normalised."""
+    return _checked(probabilities, CHOICES, "choice")
+
+
+def expected_score(probabilities: Any) -> float:
+    """The mean score 1-10 under the distribution."""
+    return sum(score * p for score, p in score_distribution(probabilities).items())
+
+
+def expected_margin(probabilities: Any) -> float:
+    """The expected signed preference for A: +2 (A++) … -2 (B++)."""
+    return sum(choice_margin(c) * p for c, p in choice_distribution(probabilities).items())
+
+
+def prob_a_better(probabilities: Any) -> float:
+    """P(A is better): the mass on A+ and A++ plus half the mass on A=B."""
+    dist = choice_distribution(probabilities)
+    return sum(
+        p * (1.0 if choice_margin(c) > 0 else 0.5 if c == "A=B" else 0.0) for c, p in dist.items()
+    )
+
+
+def swapped(probabilities: Any) -> dict[str, float]:
+    """A distribution from the B/A order rewritten in the A/B order's terms."""
+    return {SWAPPED[c]: p for c, p in choice_distribution(probabilities).items()}
+
+
+def prob_first_scores_higher(first: Any, second: Any) -> float:
+    """P(first reply's score > second's), ties counting half, the two scores independent."""
+    one, two = score_distribution(first), score_distribution(second)
+    return sum(
+        p * q * (1.0 if s > t else 0.5 if s == t else 0.0)
+        for s, p in one.items()
+        for t, q in two.items()
+    )
+
+
+def point_mass(value: str | int) -> dict[str, float]:
+    """A greedy label as a distribution: all mass on it (for a verdict without probabilities)."""
+    return {str(value): 1.0}
+
+
+def expectations(rm_type: str, probabilities: Any) -> dict[str, float]:
+    """The meta entries a greedy verdict gains: ``expected_score`` or ``expected_margin``."""
+    if rm_type == "individual":
+        return {"expected_score": round(expected_score(probabilities), DECIMALS)}
+    return {"expected_margin": round(expected_margin(probabilities), DECIMALS)}
+
+
+@dataclass(frozen=True)
+class OrderReconciliation:
+    """A pair judged A/B and B/A, seen from the A/B order.
+
+    ``p_a_better`` and ``expected_margin`` average the two orders' distributions (the B/A
+    one swapped back), which cancels a preference for a position; ``greedy_margin`` is
+    the mean of the two greedy margins; ``flipped`` says whether the greedy winners
+    differ (a tie against a win counts as a flip).
+    """
+
+    p_a_better: float
+    expected_margin: float
+    greedy_margin: float
+    flipped: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "p_a_better": round(self.p_a_better, DECIMALS),
+            "expected_margin": round(self.expected_margin, DECIMALS),
+            "greedy_margin": self.greedy_margin,
+            "flipped": self.flipped,
+        }
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
+
+
+def reconcile_orders(
+    ab_choice: str, ba_choice: str, ab_probs: Any | None, ba_probs: Any | None
+) -> OrderReconciliation:
+    """Reconcile the A/B verdict with the B/A verdict (its sides swapped back)."""
+    ab = choice_distribution(ab_probs) if ab_probs else point_mass(ab_choice)
+    ba = swapped(ba_probs) if ba_probs else point_mass(SWAPPED[ba_choice])
+    mean = {c: (ab.get(c, 0.0) + ba.get(c, 0.0)) / 2 for c in CHOICES}
+    first, second = choice_margin(ab_choice), -choice_margin(ba_choice)
+    return OrderReconciliation(
+        p_a_better=prob_a_better(mean),
+        expected_margin=expected_margin(mean),
+        greedy_margin=(first + second) / 2,
+        flipped=_sign(first) != _sign(second),
+    )

@@ -1,0 +1,83 @@
+"""Expected values and two-order reconciliation on distributions worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from icrm_sgl.errors import InputError
+from icrm_sgl.expectation import (
+    expectations,
+    expected_margin,
+    expected_score,
+    prob_a_better,
+    prob_first_scores_higher,
+    reconcile_orders,
+    swapped,
+)
+from tests.conftest import FAST
+
+
+def test_expected_score_by_hand():
+    assert expected_score({"3": 0.5, "7": 0.5}) == pytest.approx(5.0)
+    assert expected_score({"1": 0.2, "10": 0.8}) == pytest.approx(8.2)
+    assert expectations("individual", {"4": 1.0}) == {"expected_score": 4.0}
+
+
+def test_expected_margin_and_prob_a_better_by_hand():
+    dist = {"A++": 0.5, "B+": 0.25, "A=B": 0.25}
+    assert expected_margin(dist) == pytest.approx(2 * 0.5 - 1 * 0.25)  # 0.75
+    assert prob_a_better(dist) == pytest.approx(0.5 + 0.25 / 2)  # a tie counts half
+    assert expectations("pairwise", dist) == {"expected_margin": 0.75}
+
+
+def test_swapped_reads_the_other_order_from_a_s_side():
+    assert swapped({"A++": 0.7, "A=B": 0.1, "B+": 0.2}) == {"B++": 0.7, "A=B": 0.1, "A+": 0.2}
+
+
+def test_reconcile_orders_cancels_a_position_preference():
+    # A/B: mostly A++ (margin 1.2). B/A: the judge again says A++, i.e. it prefers
+    # whichever reply comes first; swapped back that is B++ 0.7, A++ 0.3.
+    result = reconcile_orders(
+        "A++", "A++", {"A++": 0.6, "A+": 0.2, "B+": 0.2}, {"A++": 0.7, "B++": 0.3}
+    )
+    # mean: A++ (0.6+0.3)/2=0.45, A+ 0.1, B+ 0.1, B++ 0.35
+    assert result.expected_margin == pytest.approx(0.9 + 0.1 - 0.1 - 0.7)  # 0.2
+    assert result.p_a_better == pytest.approx(0.45 + 0.1)
+    assert result.greedy_margin == 0.0  # +2 then -2
+    assert result.flipped is True
+
+
+def test_reconcile_orders_without_probabilities_uses_the_greedy_labels():
+    result = reconcile_orders("A+", "B++", None, None)
+    assert result.expected_margin == pytest.approx(1.5)
+    assert result.p_a_better == pytest.approx(1.0)
+    assert result.flipped is False
+
+
+def test_prob_first_scores_higher_by_hand():
+    # 8 vs (5 or 8, evenly): wins half the time, ties the other half -> 0.5 + 0.25
+    assert prob_first_scores_higher({"8": 1.0}, {"5": 0.5, "8": 0.5}) == pytest.approx(0.75)
+    assert prob_first_scores_higher({"2": 1.0}, {"9": 1.0}) == 0.0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{}, {"11": 1.0}, {"3": -0.1, "4": 1.1}, {"3": 0.2}, {"3": "half", "4": 0.5}],
+)
+def test_bad_distributions_are_refused(bad):
+    with pytest.raises(InputError):
+        expected_score(bad)
+
+
+def test_verdict_meta_carries_the_expected_score(individual_model, individual_example):
+    meta = individual_model.judge(individual_example, **FAST).meta
+    by_hand = sum(int(s) * p for s, p in meta["probabilities"].items())
+    assert meta["expected_score"] == pytest.approx(by_hand, abs=1e-4)
+    assert 1 <= meta["expected_score"] <= 10
+
+
+def test_verdict_meta_carries_the_expected_margin(pairwise_model, pairwise_example):
+    meta = pairwise_model.judge(pairwise_example, **FAST).meta
+    margins = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}
+    by_hand = sum(margins[c] * p for c, p in meta["probabilities"].items())
+    assert meta["expected_margin"] == pytest.approx(by_hand, abs=1e-4)
