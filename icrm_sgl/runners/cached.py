@@ -22,7 +22,7 @@ def run_cached(
     keys = [cache_key(config, {"fields": fields}) for fields in batch.arguments]
     todo = []
     for i, key in enumerate(keys):
-        hit = None if overwrite else cache.get(key)
+        hit = None if overwrite else cache.get(key, config["rm_type"])
         if hit is None:
             todo.append(i)
         else:
