@@ -108,5 +108,5 @@ def test_rank_cli_bad_items_in_a_batch_are_skipped(tmp_path):
     assert proc.returncode == 2
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert "at least two" in records[0]["error"] and "give a prompt" in records[1]["error"]
-    assert "skipped one" in proc.stderr and ":3: invalid JSON" in proc.stderr
+    assert "skipped one" in proc.stderr and "line 3: invalid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr

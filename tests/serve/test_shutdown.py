@@ -38,8 +38,9 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     finally:
         server.stop(grace=5)
     log = Path(server.log_path).read_text()
-    # uvicorn re-raises the signal once it has shut down, so the exit status says SIGTERM.
-    assert server.proc.returncode in (0, -signal.SIGTERM), log[-2000:]
+    # uvicorn re-raises the signal once it has shut down; the CLI turns it into exit 143
+    # (128 + SIGTERM), the same code every icrm-sgl command gives SIGTERM.
+    assert server.proc.returncode in (143, -signal.SIGTERM), log[-2000:]
     assert exited_after < EXIT_WITHIN
     statuses = [status for status, _ in outcomes]
     assert set(statuses) <= {200, 503}, outcomes
