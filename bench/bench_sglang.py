@@ -14,7 +14,14 @@ Hugging Face checkpoint; see ``devtools/sglang_cpu``). One run measures, on one 
 2. decode tokens/s on the server under the field regex (``*``), under the bounded form it
    replaced (``{0,2000}``) and unconstrained, as ratios of the unconstrained rate;
 3. the per-token mask time of xgrammar and llguidance for both regex forms, offline, with
-   SmolLM2's tokenizer.
+   SmolLM2's tokenizer;
+4. with ``--sections routed``: two CPU servers launched by the engine behind sglang's
+   router, and the same examples judged at concurrency 8 by one server alone, by the
+   router with sticky cache-aware routing (the engine's default), cache-aware without
+   sticky keys, and round-robin: verdicts/s, cached share, verdicts per worker, and how
+   many verdicts had requests on two workers.
+
+``--sections`` picks what runs; each run updates its sections in ``--out``.
 
 A table goes to stdout, every figure to ``--out`` (JSON). A benchmark, not a test: minutes
 long and noisy on a shared machine.
@@ -42,12 +49,20 @@ from icrm_sgl.programs.judge import FIELD_REGEX, JSON_CHAR  # noqa: E402
 
 BOUNDED_FIELD_REGEX = JSON_CHAR + '{0,2000}"'
 LAYOUTS = ("per_field", "one_request")
+SECTIONS = ("layouts", "decode", "masks", "routed")
+#: smg's response header naming the worker a request went to.
+ROUTED_WORKER = "x-smg-routed-worker-id"
 
 
-def layout_cell(backend, layout: str, examples: list, concurrency: int, max_tokens: int) -> dict:
-    """Judge every example with one layout at one concurrency on a flushed server."""
-    backend.options.layout = layout
-    backend.flush_cache()
+def flush(backend) -> None:
+    """Empty every prefix cache behind ``backend`` (each worker behind a router)."""
+    for url in backend.workers or [backend.base_url]:
+        backend._post({}, path="/flush_cache", base_url=url)
+
+
+def judge_cell(backend, examples: list, concurrency: int, max_tokens: int) -> dict:
+    """Judge every example on flushed servers with the shot prefix warmed."""
+    flush(backend)
     model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=3)
     prefix = model.templates.with_shots(model.default_shots).segments[0]
     backend.cache_prefix(prefix)
@@ -58,7 +73,6 @@ def layout_cell(backend, layout: str, examples: list, concurrency: int, max_toke
     prompt = sum(r.meta["prompt_tokens"] or 0 for r in ok)
     cached = sum(r.meta["cached_tokens"] or 0 for r in ok)
     return {
-        "layout": layout,
         "concurrency": concurrency,
         "verdicts": len(results),
         "valid": len(ok),
@@ -71,6 +85,83 @@ def layout_cell(backend, layout: str, examples: list, concurrency: int, max_toke
         "truncated_share": round(sum(bool(r.meta["truncated"]) for r in ok) / len(ok), 3),
         "cached_share": round(cached / prompt, 4) if prompt else None,
     }
+
+
+def layout_cell(backend, layout: str, examples: list, concurrency: int, max_tokens: int) -> dict:
+    """One layout at one concurrency."""
+    backend.options.layout = layout
+    return {"layout": layout, **judge_cell(backend, examples, concurrency, max_tokens)}
+
+
+def record_routes() -> tuple[list[tuple[str, str]], Any]:
+    """Wrap ``requests.Session.post`` to note (routing key, worker) of each routed request;
+    returns the list and a function that unwraps."""
+    import requests
+
+    from icrm_sgl.engines.sglang_router import ROUTING_KEY_HEADER
+
+    routes: list[tuple[str, str]] = []
+    real_post = requests.Session.post
+
+    def post(self, url, *args, **kwargs):
+        res = real_post(self, url, *args, **kwargs)
+        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER)
+        if key and url.endswith("/generate"):
+            routes.append((key, res.headers.get(ROUTED_WORKER, "?")))
+        return res
+
+    requests.Session.post = post
+    return routes, lambda: setattr(requests.Session, "post", real_post)
+
+
+def routed_cell(backend, name: str, examples: list, max_tokens: int) -> dict:
+    """One routing setup at concurrency 8, with where each verdict's requests went."""
+    routes, unwrap = record_routes()
+    try:
+        cell = judge_cell(backend, examples, 8, max_tokens)
+    finally:
+        unwrap()
+    per_key: dict[str, set[str]] = {}
+    for key, worker in routes:
+        per_key.setdefault(key, set()).add(worker)
+    first = {}
+    for key, worker in routes:
+        first.setdefault(key, worker)
+    spread: dict[str, int] = {}
+    for worker in first.values():
+        spread[worker] = spread.get(worker, 0) + 1
+    split = sum(len(w) > 1 for w in per_key.values())
+    return {"setup": name, **cell, "verdicts_per_worker": spread, "split_verdicts": split}
+
+
+def routed_rows(examples: list, max_tokens: int) -> list[dict]:
+    """One server alone, then two behind the router with three routing setups."""
+    from icrm_sgl.engines.server_process import ServerGroup
+    from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
+
+    fleet = create_engine("sglang", **cpu_engine_options(num_workers=2))
+    rows = []
+    try:
+        workers = fleet.workers
+        alone = create_engine("sglang", endpoint=workers[0])
+        rows.append(routed_cell(alone, "one server", examples, max_tokens))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        rows.append(routed_cell(fleet, "router cache_aware, sticky", examples, max_tokens))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for policy in ("cache_aware", "round_robin"):
+            log = fleet.server.log_path + f".{policy}"
+            router = spawn_router(sys.executable, workers, policy, False, None, [], log)
+            try:
+                router.wait_ready(60, "/health", {}, "sglang router")
+                wait_for_workers(router, 2, {}, 60)
+                backend = create_engine("sglang", endpoint=router.url)
+                rows.append(routed_cell(backend, f"router {policy}", examples, max_tokens))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            finally:
+                ServerGroup([router]).stop()
+    finally:
+        fleet.shutdown()
+    return rows
 
 
 def decode_rate(backend, prompt: str, regex: str | None, tokens: int) -> dict:
@@ -156,54 +247,78 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=25)
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--decode-tokens", type=int, default=48)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "sglang.json"))
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if sections - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(sections - set(SECTIONS))}; pick from {SECTIONS}")
 
-    options = {"endpoint": args.endpoint} if args.endpoint else cpu_engine_options()
-    backend = create_engine("sglang", **options)
-    try:
-        examples = tricky_pairwise(args.examples)
-        cells = []
-        for conc in (int(c) for c in args.concurrency.split(",")):
-            for layout in LAYOUTS:
-                cells.append(layout_cell(backend, layout, examples, conc, args.max_tokens))
-                print(json.dumps(cells[-1]), file=sys.stderr, flush=True)
-        decode = decode_rates(backend, repeats=2, tokens=args.decode_tokens)
-    finally:
-        backend.shutdown()
-    masks = mask_costs()
-    report = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "server": args.endpoint or "launched CPU server (SmolLM2-135M, bf16, torch_native)",
-        "examples": args.examples,
-        "max_tokens": args.max_tokens,
-        "layouts": cells,
-        "decode": decode,
-        "mask_costs": masks,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {}
+    report.update(
+        machine={"platform": platform.platform(), "python": platform.python_version()},
+        examples=args.examples,
+        max_tokens=args.max_tokens,
+        num_shots=3,
+    )
+    examples = tricky_pairwise(args.examples)
+    if sections & {"layouts", "decode"}:
+        options = {"endpoint": args.endpoint} if args.endpoint else cpu_engine_options()
+        report["server"] = args.endpoint or "launched CPU server (SmolLM2-135M, bf16, xgrammar)"
+        backend = create_engine("sglang", **options)
+        try:
+            if "layouts" in sections:
+                report["layouts"] = []
+                for conc in (int(c) for c in args.concurrency.split(",")):
+                    for layout in LAYOUTS:
+                        cell = layout_cell(backend, layout, examples, conc, args.max_tokens)
+                        report["layouts"].append(cell)
+                        print(json.dumps(cell), file=sys.stderr, flush=True)
+            if "decode" in sections:
+                report["decode"] = decode_rates(backend, repeats=2, tokens=args.decode_tokens)
+        finally:
+            backend.shutdown()
+    if "routed" in sections:
+        report["routed"] = routed_rows(examples, args.max_tokens)
+    if "masks" in sections:
+        report["mask_costs"] = mask_costs()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
 
 
 def print_table(report: dict) -> None:
-    print(f"{'layout':<12} {'conc':>4} {'valid':>7} {'verdicts/s':>10} {'round trips':>11} "
-          f"{'cached':>7} {'truncated':>9}")  # fmt: skip
-    for c in report["layouts"]:
-        print(
-            f"{c['layout']:<12} {c['concurrency']:>4} {c['valid']:>3}/{c['verdicts']:<3} "
-            f"{c['verdicts_per_s']:>10.3f} {c['round_trips_mean']:>11.2f} "
-            f"{c['cached_share']:>7.1%} {c['truncated_share']:>9.0%}"
-        )
-    print("\ndecode on the server (tokens/s, ratio to unconstrained)")
-    for name, rate in report["decode"]["tokens_per_s"].items():
-        print(f"  {name:<16} {rate:>8.2f}  {report['decode']['ratio_to_unconstrained'][name]:.3f}")
-    print("\nmask per token (ms)      xgrammar   llguidance   xgrammar compile (s)")
-    for name, m in report["mask_costs"].items():
-        print(
-            f"  {name:<20} {m['xgrammar_ms_per_token']:>10.3f} "
-            f"{m['llguidance_ms_per_token']:>12.4f} {m['xgrammar_compile_s']:>10.3f}"
-        )
+    if report.get("layouts"):
+        print(f"{'layout':<12} {'conc':>4} {'valid':>7} {'verdicts/s':>10} "
+              f"{'round trips':>11} {'cached':>7} {'truncated':>9}")  # fmt: skip
+        for c in report["layouts"]:
+            print(
+                f"{c['layout']:<12} {c['concurrency']:>4} {c['valid']:>3}/{c['verdicts']:<3} "
+                f"{c['verdicts_per_s']:>10.3f} {c['round_trips_mean']:>11.2f} "
+                f"{c['cached_share']:>7.1%} {c['truncated_share']:>9.0%}"
+            )
+    if report.get("decode"):
+        print("\ndecode on the server (tokens/s, ratio to unconstrained)")
+        for name, rate in report["decode"]["tokens_per_s"].items():
+            ratio = report["decode"]["ratio_to_unconstrained"][name]
+            print(f"  {name:<16} {rate:>8.2f}  {ratio:.3f}")
+    if report.get("mask_costs"):
+        print("\nmask per token (ms)      xgrammar   llguidance   xgrammar compile (s)")
+        for name, m in report["mask_costs"].items():
+            print(
+                f"  {name:<20} {m['xgrammar_ms_per_token']:>10.3f} "
+                f"{m['llguidance_ms_per_token']:>12.4f} {m['xgrammar_compile_s']:>10.3f}"
+            )
+    if report.get("routed"):
+        print(f"\n{'routing (conc 8)':<28} {'valid':>7} {'verdicts/s':>10} {'cached':>7} "
+              f"{'split':>5}  verdicts per worker")  # fmt: skip
+        for r in report["routed"]:
+            print(
+                f"{r['setup']:<28} {r['valid']:>3}/{r['verdicts']:<3} "
+                f"{r['verdicts_per_s']:>10.3f} {r['cached_share']:>7.1%} "
+                f"{r['split_verdicts']:>5}  {sorted(r['verdicts_per_worker'].values())}"
+            )
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ and then decodes with an optional llguidance mask.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import threading
 import warnings
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -77,6 +79,8 @@ class LlamaRunner:
             raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from exc
         self.model_path = model_path
         self.closed = False
+        # Free it before interpreter teardown: llama-cpp-python's __del__ then fails loudly.
+        atexit.register(_close_at_exit, weakref.ref(self))
         self.n_ctx = self._llm.n_ctx()
         self.vocab_size = self._llm.n_vocab()
         self._n_batch = n_batch
@@ -314,3 +318,9 @@ class LlamaRunner:
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:
     hits = [(text.find(s), s) for s in stop if s and s in text]
     return min(hits) if hits else None
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    runner = ref()
+    if runner is not None:
+        runner.close()

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,10 +150,49 @@ class ServerProcess:
     url: str
     log_path: str
 
+    def wait_ready(
+        self,
+        timeout: float,
+        health_path: str = "/health",
+        headers: dict[str, str] | None = None,
+        name: str = "server",
+    ) -> None:
+        """Wait until ``health_path`` answers 200; stop the server if it never does (or on
+        Ctrl-C during the wait)."""
+        try:
+            wait_healthy(self.url + health_path, self.proc, timeout, self.log_path, headers, name)
+        except BaseException:
+            self.stop()
+            raise
+
     def stop(self, grace: float = 10.0) -> None:
         """Stop the server and its children; safe to call more than once."""
         atexit.unregister(self.stop)
         stop_process_group(self.proc, grace)
+
+
+@dataclass
+class ServerGroup:
+    """Servers that live and stop together: a router first, then the workers behind it."""
+
+    members: list[ServerProcess]
+
+    @property
+    def url(self) -> str:
+        return self.members[0].url
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.members[0].proc
+
+    @property
+    def log_path(self) -> str:
+        return self.members[0].log_path
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop every member at once (each waits up to ``grace`` seconds for its group)."""
+        with ThreadPoolExecutor(max_workers=len(self.members)) as pool:
+            list(pool.map(lambda member: member.stop(grace), self.members))
 
 
 def default_log_path(prefix: str = "icrm-server-") -> str:
@@ -160,6 +200,17 @@ def default_log_path(prefix: str = "icrm-server-") -> str:
     fd, path = tempfile.mkstemp(prefix=prefix, suffix=".log")
     os.close(fd)
     return path
+
+
+def spawn(
+    cmd: list[str], port: int, log_path: str | None = None, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """Start a server command that will listen on ``port``, without waiting for it; it is
+    stopped at interpreter exit if nobody stops it first."""
+    log_path = log_path or default_log_path()
+    server = ServerProcess(start_process(cmd, log_path, env), f"http://{HOST}:{port}", log_path)
+    atexit.register(server.stop)
+    return server
 
 
 def serve(
@@ -178,12 +229,6 @@ def serve(
     It is stopped again on any failure or interrupt (Ctrl-C) during the wait, and at
     interpreter exit if nobody stops it first.
     """
-    log_path = log_path or default_log_path()
-    server = ServerProcess(start_process(cmd, log_path, env), f"http://{HOST}:{port}", log_path)
-    atexit.register(server.stop)
-    try:
-        wait_healthy(server.url + health_path, server.proc, timeout, log_path, headers, name)
-    except BaseException:
-        server.stop()
-        raise
+    server = spawn(cmd, port, log_path, env)
+    server.wait_ready(timeout, health_path, headers, name)
     return server

@@ -1,17 +1,21 @@
-"""The sglang runtime engine: connect to an sglang server or router, or launch one.
+"""The sglang runtime engine: connect to an sglang server or router, or launch them.
 
-Programs run through sglang's own ``RuntimeEndpoint`` (server-side constrained decoding,
+Programs run over the server's native ``/generate`` (server-side constrained decoding,
 RadixAttention prefix sharing). When no endpoint is given, ``sglang.launch_server`` is
-started on a free local port with ``num_workers`` data-parallel replicas of
-``num_gpu_per_worker`` tensor-parallel GPUs each, and stopped with its whole process group.
+started on a free local port with ``num_gpu_per_worker`` tensor-parallel GPUs; with
+``num_workers`` > 1, that many servers behind sglang's router (``routing=router``) or one
+server with ``--dp-size`` (``routing=dp``). Everything launched stops with its process
+group.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import sys
 import threading
+import time
 import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -32,11 +36,21 @@ from sglang.lang.ir import SglSamplingParams
 from icrm_sgl.engines.chat_templates import local_chat_template, template_name_in
 from icrm_sgl.engines.server_process import (
     HOST,
+    ServerGroup,
     ServerProcess,
     check_gpus,
     default_log_path,
     free_port,
     serve,
+    spawn,
+)
+from icrm_sgl.engines.sglang_router import (
+    POLICIES,
+    ROUTING_KEY_HEADER,
+    router_workers,
+    spawn_router,
+    wait_for_workers,
+    worker_url,
 )
 from icrm_sgl.errors import EngineError
 
@@ -52,6 +66,10 @@ _LAUNCH_ONLY = (
     "server_env",
     "dtype",
     "quantization",
+    "routing",
+    "router_policy",
+    "router_sticky",
+    "router_args",
 )
 
 
@@ -83,11 +101,28 @@ class SglangOptions(BaseModel):
     server_env: dict[str, str] = Field(
         default_factory=dict, description="extra environment for a launched server"
     )
+    routing: Literal["router", "dp"] = Field(
+        "router", description="num_workers > 1: servers behind sglang's router, or --dp-size"
+    )
+    router_policy: Literal[POLICIES] = Field("cache_aware", description="router's --policy")
+    router_sticky: bool = Field(True, description="keep a verdict's requests on one worker")
+    router_args: list[str] = Field(default_factory=list, description="extra router flags")
 
-    @field_validator("server_args", mode="before")
+    @field_validator("server_args", "router_args", mode="before")
     @classmethod
     def _split_args(cls, value: Any) -> Any:
         return shlex.split(value) if isinstance(value, str) else value
+
+    @field_validator("server_env", mode="before")
+    @classmethod
+    def _parse_env(cls, value: Any) -> Any:
+        """``KEY=VALUE,KEY=VALUE`` text (as ``-E server_env=...`` gives it) as a mapping."""
+        if not isinstance(value, str):
+            return value
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep or not key.strip() for key, sep, _ in pairs):
+            raise ValueError(f"expected KEY=VALUE,KEY=VALUE, got {value!r}")
+        return {key.strip(): val for key, _, val in pairs}
 
     @field_validator("endpoint")
     @classmethod
@@ -157,11 +192,17 @@ def check_model(model_name: str | None, info: dict, base_url: str) -> None:
 # -- launching a server --------------------------------------------------------------------
 
 
-def launch_command(model_name: str, options: SglangOptions, port: int) -> list[str]:
-    """The ``sglang.launch_server`` command line for these options."""
+def launch_command(
+    model_name: str, options: SglangOptions, port: int, worker: int | None = None
+) -> list[str]:
+    """The ``sglang.launch_server`` command line for these options: the whole data-parallel
+    server, or worker number ``worker`` (its own GPUs) of a routed fleet."""
+    tp = options.num_gpu_per_worker
     cmd = [options.python, "-m", "sglang.launch_server", "--model-path", model_name]
-    cmd += ["--tp-size", str(options.num_gpu_per_worker), "--dp-size", str(options.num_workers)]
-    cmd += ["--host", HOST, "--port", str(port)]
+    dp = options.num_workers if worker is None else 1
+    cmd += ["--tp-size", str(tp), "--dp-size", str(dp), "--host", HOST, "--port", str(port)]
+    if worker and options.device == "cuda":
+        cmd += ["--base-gpu-id", str(worker * tp)]
     if options.device != "cuda":
         cmd += ["--device", options.device]
     for flag, value in (("--dtype", options.dtype), ("--quantization", options.quantization)):
@@ -191,8 +232,9 @@ class SglangBackend(BaseBackend):
         base_url: str,
         model_info: dict,
         options: SglangOptions,
-        server: ServerProcess | None = None,
+        server: ServerProcess | ServerGroup | None = None,
         dp_size: int = 1,
+        workers: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.base_url = base_url
@@ -200,6 +242,7 @@ class SglangBackend(BaseBackend):
         self.options = options
         self.server = server
         self.dp_size = dp_size
+        self.workers = workers
         self.batch_threads = options.batch_threads
         self.chat_template, self.chat_template_known = resolve_chat_template(
             options.chat_template, model_info.get("model_path", "")
@@ -226,15 +269,25 @@ class SglangBackend(BaseBackend):
         return zlib.crc32(s.sid.encode()) % self.dp_size
 
     def _post(
-        self, payload: dict[str, Any], s: StreamExecutor | None = None, path: str = "/generate"
+        self,
+        payload: dict[str, Any],
+        s: StreamExecutor | None = None,
+        path: str = "/generate",
+        base_url: str | None = None,
     ) -> Any:
-        if self.dp_size > 1 and s is not None:
+        headers = _headers(self.options.api_key)
+        if s is not None and self.dp_size > 1:
             payload["routed_dp_rank"] = self._rank(s)
-        url = self.base_url + path
+        if s is not None and self.workers is not None:
+            headers[ROUTING_KEY_HEADER] = s.sid
+        url = (base_url or self.base_url) + path
         timeout = self.options.generate_timeout
         try:
             res = self._session().post(
-                url, json=payload, headers=_headers(self.options.api_key), timeout=timeout
+                url,
+                json=payload,
+                headers=headers,
+                timeout=(self.options.request_timeout, timeout),
             )
         except requests.Timeout as exc:
             raise EngineError(
@@ -272,10 +325,22 @@ class SglangBackend(BaseBackend):
         return self.chat_template
 
     def cache_prefix(self, prefix_str: str) -> None:
-        """Prefill the shared prompt prefix once on every data-parallel worker."""
-        payloads = [{"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}]
+        """Prefill the shared prompt prefix once on every worker: each data-parallel rank,
+        or each server behind a router (directly, else once through the router)."""
+        payload = {"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}
+        if self.workers:
+            try:
+                list(
+                    self._scoring.map(
+                        lambda url: self._post(dict(payload), base_url=url), self.workers
+                    )
+                )
+                return
+            except EngineError:
+                pass  # workers not reachable from here: the router places the prefix
+        payloads = [payload]
         if self.dp_size > 1:
-            payloads = [{**payloads[0], "routed_dp_rank": r} for r in range(self.dp_size)]
+            payloads = [{**payload, "routed_dp_rank": r} for r in range(self.dp_size)]
         list(self._scoring.map(self._post, payloads))
 
     def commit_lazy_operations(self, s: StreamExecutor) -> None:
@@ -377,31 +442,85 @@ def server_dp_size(base_url: str, api_key: str | None, timeout: float) -> int:
 
 
 def connect(
-    base_url: str, options: SglangOptions, server: ServerProcess | None = None
+    base_url: str, options: SglangOptions, server: ServerProcess | ServerGroup | None = None
 ) -> SglangBackend:
     """A backend for a healthy server or router that serves ``options.model_name``."""
     info = fetch_model_info(base_url, options.api_key, options.request_timeout)
     check_model(options.model_name, info, base_url)
+    listed = router_workers(base_url, _headers(options.api_key), options.request_timeout)
+    if listed is not None:
+        workers = [url for url in map(worker_url, listed) if url]
+        return SglangBackend(base_url, info, options, server, workers=workers)
     dp_size = server_dp_size(base_url, options.api_key, options.request_timeout)
     return SglangBackend(base_url, info, options, server, dp_size)
 
 
-def launch(options: SglangOptions) -> SglangBackend:
-    """Launch ``sglang.launch_server`` for ``options.model_name`` and connect to it."""
-    if options.device == "cuda":
-        check_gpus("sglang", options.num_workers, options.num_gpu_per_worker)
+def _worker_env(options: SglangOptions) -> dict[str, str] | None:
+    return {**os.environ, **options.server_env} if options.server_env else None
+
+
+def _launch_server(options: SglangOptions) -> ServerProcess:
     port = free_port()
-    cmd = launch_command(options.model_name, options, port)
-    server = serve(
-        cmd,
+    return serve(
+        launch_command(options.model_name, options, port),
         port,
         options.launch_timeout,
         options.log_path or default_log_path("icrm-sglang-"),
         health_path="/health_generate",
         headers=_headers(options.api_key),
         name="sglang server",
-        env={**os.environ, **options.server_env} if options.server_env else None,
+        env=_worker_env(options),
     )
+
+
+def _launch_routed(options: SglangOptions) -> ServerGroup:
+    """``num_workers`` servers, started together, then sglang's router in front of them."""
+    if options.python == sys.executable and importlib.util.find_spec("smg") is None:
+        raise EngineError(
+            "sglang engine: num_workers > 1 launches sglang's router, which is not installed: "
+            "pip install 'icrm-sgl[router]' (or -E routing=dp for one --dp-size server)"
+        )
+    deadline = time.monotonic() + options.launch_timeout
+    headers = _headers(options.api_key)
+    base_log = options.log_path or default_log_path("icrm-sglang-router-")
+    members: list[ServerProcess] = []
+    try:
+        for i in range(options.num_workers):
+            port = free_port()
+            cmd = launch_command(options.model_name, options, port, worker=i)
+            members.append(spawn(cmd, port, f"{base_log}.worker{i}", _worker_env(options)))
+        for i, worker in enumerate(members):
+            left = max(deadline - time.monotonic(), 1.0)
+            worker.wait_ready(left, "/health_generate", headers, f"sglang worker {i}")
+        router = spawn_router(
+            options.python,
+            [w.url for w in members],
+            options.router_policy,
+            options.router_sticky,
+            options.api_key,
+            options.router_args,
+            base_log,
+        )
+        members.insert(0, router)
+        router.wait_ready(
+            max(deadline - time.monotonic(), 1.0), "/health", headers, "sglang router"
+        )
+        wait_for_workers(
+            router, options.num_workers, headers, max(deadline - time.monotonic(), 1.0)
+        )
+    except BaseException:
+        if members:
+            ServerGroup(members).stop()
+        raise
+    return ServerGroup(members)
+
+
+def launch(options: SglangOptions) -> SglangBackend:
+    """Launch sglang server(s) for ``options.model_name`` and connect to them."""
+    if options.device == "cuda":
+        check_gpus("sglang", options.num_workers, options.num_gpu_per_worker)
+    routed = options.num_workers > 1 and options.routing == "router"
+    server = _launch_routed(options) if routed else _launch_server(options)
     try:
         return connect(server.url, options, server)
     except BaseException:

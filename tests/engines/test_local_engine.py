@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 import threading
 
 import jsonschema
@@ -153,3 +155,10 @@ def test_bad_model_and_engine_names_are_clear_errors(tmp_path):
         create_engine("local", model_name=str(tmp_path / "missing.gguf"))
     with pytest.raises(InputError, match="unknown engine 'nope'"):
         create_engine("nope")
+
+
+def test_a_model_left_open_exits_without_a_traceback():
+    """llama-cpp-python's __del__ fails at interpreter teardown; the runner closes first."""
+    code = "from icrm_sgl import ICRM; model = ICRM(rm_type='individual', num_shots=1)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -184,12 +184,50 @@ def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
     assert eng.launch_command("m", unseeded, 1)[-1] == "--x"
 
 
+def test_routed_workers_each_get_their_own_gpus_and_one_data_parallel_rank():
+    opts = eng.SglangOptions(model_name="m", num_workers=3, num_gpu_per_worker=2)
+    flags = [
+        dict(zip(c[3::2], c[4::2], strict=False))
+        for c in (eng.launch_command("m", opts, 1000 + i, worker=i) for i in range(3))
+    ]
+    assert [f["--dp-size"] for f in flags] == ["1", "1", "1"]
+    assert [f.get("--base-gpu-id") for f in flags] == [None, "2", "4"]
+    cpu = eng.SglangOptions(model_name="m", num_workers=2, device="cpu")
+    assert "--base-gpu-id" not in eng.launch_command("m", cpu, 1, worker=1)
+
+
+def test_server_env_takes_key_value_text_as_the_cli_gives_it():
+    opts = eng.SglangOptions(model_name="m", server_env="A=1,PYTHONPATH=/x/y=z")
+    assert opts.server_env == {"A": "1", "PYTHONPATH": "/x/y=z"}
+    with pytest.raises(ValidationError, match="KEY=VALUE"):
+        eng.SglangOptions(model_name="m", server_env="A=1,oops")
+
+
+def test_router_command_is_loopback_sticky_and_passes_extra_flags():
+    from icrm_sgl.engines.sglang_router import router_command
+
+    urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    cmd = router_command("/py", 9, urls, "round_robin", True, "k", ["--log-level", "warn"])
+    assert cmd[:3] == ["/py", "-m", "smg.launch_router"]
+    at = cmd.index("--worker-urls")
+    assert cmd[at + 1 : at + 3] == urls
+    flags = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    assert flags["--host"] == "127.0.0.1" and flags["--port"] == "9"
+    assert cmd[cmd.index("--policy") + 1] == "round_robin"
+    assert cmd[cmd.index("--prometheus-host") + 1] == "127.0.0.1"
+    assert "--routing-key-override" in cmd and cmd[cmd.index("--api-key") + 1] == "k"
+    assert cmd[-2:] == ["--log-level", "warn"]
+    assert "--routing-key-override" not in router_command("/py", 9, urls, "random", False, None, [])
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({}, "give a model"),
         ({"endpoint": "localhost:30000"}, "http(s)://"),
         ({"endpoint": "http://127.0.0.1:1", "num_workers": 2}, "only apply when launching"),
+        ({"endpoint": "http://127.0.0.1:1", "router_policy": "random"}, "only apply when"),
+        ({"model_name": "m", "router_policy": "fastest"}, "cache_aware"),
         ({"model_name": "m", "threads": 3}, "Extra inputs"),
     ],
 )
@@ -367,6 +405,7 @@ def test_launch_with_standin_server_warms_each_worker_and_pins_each_verdict(
         rm_type="pairwise",
         engine="sglang",
         num_workers=2,
+        routing="dp",
         python=str(standin),
         server_args=["--record", str(record)],
         log_path=str(tmp_path / "launched.log"),

@@ -1,0 +1,105 @@
+"""sglang's router (``smg``) in front of several sglang servers: launch it, find its workers.
+
+A router takes one text per ``/generate`` request and picks a worker for each request by
+its policy. The sglang engine sends every request of one program run with the same
+``X-SMG-Routing-Key`` header; with sticky routing (``--routing-key-override``, on by
+default when the engine launches the router) the router keeps them on one worker, so a
+verdict's example is prefilled once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from icrm_sgl.engines.server_process import HOST, ServerProcess, free_port, spawn
+from icrm_sgl.errors import EngineError
+
+#: The header smg reads the routing key from (``--routing-key-headers`` default).
+ROUTING_KEY_HEADER = "X-SMG-Routing-Key"
+
+#: Policies of ``smg.launch_router`` that the engine may launch with.
+POLICIES = ("cache_aware", "round_robin", "consistent_hashing", "power_of_two", "random")
+
+
+def router_command(
+    python: str,
+    port: int,
+    worker_urls: list[str],
+    policy: str,
+    sticky: bool,
+    api_key: str | None,
+    extra: list[str],
+) -> list[str]:
+    """The ``smg.launch_router`` command line: loopback only, metrics on a free port."""
+    cmd = [python, "-m", "smg.launch_router", "--host", HOST, "--port", str(port)]
+    cmd += ["--worker-urls", *worker_urls, "--policy", policy]
+    cmd += ["--prometheus-host", HOST, "--prometheus-port", str(free_port())]
+    # A CPU or busy worker can take seconds to answer /health; do not evict it for that.
+    cmd += ["--health-check-timeout-secs", "30"]
+    if sticky:
+        cmd.append("--routing-key-override")
+    if api_key:
+        cmd += ["--api-key", api_key]
+    return cmd + list(extra)
+
+
+def router_workers(base_url: str, headers: dict[str, str], timeout: float) -> list[dict] | None:
+    """The workers a router lists at ``GET /workers``; ``None`` when ``base_url`` is a
+    server (it has no such route)."""
+    try:
+        res = requests.get(f"{base_url}/workers", headers=headers, timeout=timeout)
+    except requests.RequestException:
+        return None
+    if res.status_code != 200:
+        return None
+    try:
+        body = res.json()
+    except ValueError:
+        return None
+    workers = body.get("workers") if isinstance(body, dict) else body
+    return workers if isinstance(workers, list) else None
+
+
+def worker_url(worker: dict) -> str | None:
+    """A listed worker's base URL."""
+    url = worker.get("url") or worker.get("worker_url")
+    return url.rstrip("/") if isinstance(url, str) else None
+
+
+def wait_for_workers(
+    router: ServerProcess, count: int, headers: dict[str, str], timeout: float
+) -> None:
+    """Wait until the router lists ``count`` healthy workers (its ``/health`` answers
+    before it has registered any)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code = router.proc.poll()
+        if code is not None:
+            raise EngineError(f"sglang router exited with code {code}; log: {router.log_path}")
+        workers = router_workers(router.url, headers, timeout=5) or []
+        healthy = [w for w in workers if w.get("is_healthy", True)]
+        if len(healthy) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise EngineError(
+                f"sglang router lists {len(healthy)} of {count} workers healthy after "
+                f"{timeout:g} s; log: {router.log_path}"
+            )
+        time.sleep(0.5)
+
+
+def spawn_router(
+    python: str,
+    worker_urls: list[str],
+    policy: str,
+    sticky: bool,
+    api_key: str | None,
+    extra: list[str],
+    log_path: str,
+) -> ServerProcess:
+    """Start ``smg.launch_router`` in front of ``worker_urls`` (not yet waited for)."""
+    port = free_port()
+    cmd = router_command(python, port, worker_urls, policy, sticky, api_key, extra)
+    return spawn(cmd, port, log_path)
