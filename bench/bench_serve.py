@@ -258,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     ok = served["answered_once"] and not served["invalid_verdicts"] and served["healthy_after"]
-    return 0 if ok and served["sigterm_exit_code"] == 0 else 1
+    # 143 (128 + SIGTERM) is what every icrm-sgl command exits with on SIGTERM; uvicorn
+    # may re-raise the signal after draining (-15).
+    return 0 if ok and served["sigterm_exit_code"] in (0, 143, -signal.SIGTERM) else 1
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ Hugging Face checkpoint; see ``devtools/sglang_cpu``). One run measures, on one 
    replaced (``{0,2000}``) and unconstrained, as ratios of the unconstrained rate;
 3. the per-token mask time of xgrammar and llguidance for both regex forms, offline, with
    SmolLM2's tokenizer;
-4. with ``--sections routed``: two CPU servers launched by the engine behind sglang's
-   router, and the same examples judged at concurrency 8 by one server alone, by the
-   router with sticky cache-aware routing (the engine's default), cache-aware without
-   sticky keys, and round-robin: verdicts/s, cached share, verdicts per worker, and how
-   many verdicts had requests on two workers.
+4. routed: two CPU servers launched by the engine behind sglang's router, and the same
+   examples judged at concurrency 8 by one server alone, through the engine's router
+   (routing key hashed to a worker), and through routers with cache-aware routing with
+   and without sticky keys and with round-robin: verdicts/s, cached share, verdicts and
+   cached share per worker, and how many verdicts had requests on two workers; then one
+   server with ``--dp-size 2`` (the engine's ``routing=dp``).
 
 ``--sections`` picks what runs; each run updates its sections in ``--out``.
 
@@ -41,17 +42,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devtools.routes import per_worker, recorded_routes, workers_per_key  # noqa: E402
 from devtools.sglang_cpu import converted_model, cpu_engine_options  # noqa: E402
 from devtools.tricky import tricky_pairwise  # noqa: E402
 from icrm_sgl import ICRM  # noqa: E402
 from icrm_sgl.engines import create_engine  # noqa: E402
+from icrm_sgl.errors import EngineError  # noqa: E402
 from icrm_sgl.programs.judge import FIELD_REGEX, JSON_CHAR  # noqa: E402
 
 BOUNDED_FIELD_REGEX = JSON_CHAR + '{0,2000}"'
 LAYOUTS = ("per_field", "one_request")
 SECTIONS = ("layouts", "decode", "masks", "routed")
-#: smg's response header naming the worker a request went to.
-ROUTED_WORKER = "x-smg-routed-worker-id"
 
 
 def flush(backend) -> None:
@@ -93,74 +94,59 @@ def layout_cell(backend, layout: str, examples: list, concurrency: int, max_toke
     return {"layout": layout, **judge_cell(backend, examples, concurrency, max_tokens)}
 
 
-def record_routes() -> tuple[list[tuple[str, str]], Any]:
-    """Wrap ``requests.Session.post`` to note (routing key, worker) of each routed request;
-    returns the list and a function that unwraps."""
-    import requests
-
-    from icrm_sgl.engines.sglang_router import ROUTING_KEY_HEADER
-
-    routes: list[tuple[str, str]] = []
-    real_post = requests.Session.post
-
-    def post(self, url, *args, **kwargs):
-        res = real_post(self, url, *args, **kwargs)
-        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER)
-        if key and url.endswith("/generate"):
-            routes.append((key, res.headers.get(ROUTED_WORKER, "?")))
-        return res
-
-    requests.Session.post = post
-    return routes, lambda: setattr(requests.Session, "post", real_post)
-
-
 def routed_cell(backend, name: str, examples: list, max_tokens: int) -> dict:
     """One routing setup at concurrency 8, with where each verdict's requests went."""
-    routes, unwrap = record_routes()
-    try:
+    with recorded_routes() as routes:
         cell = judge_cell(backend, examples, 8, max_tokens)
-    finally:
-        unwrap()
-    per_key: dict[str, set[str]] = {}
-    for key, worker in routes:
-        per_key.setdefault(key, set()).add(worker)
-    first = {}
-    for key, worker in routes:
-        first.setdefault(key, worker)
-    spread: dict[str, int] = {}
-    for worker in first.values():
-        spread[worker] = spread.get(worker, 0) + 1
-    split = sum(len(w) > 1 for w in per_key.values())
-    return {"setup": name, **cell, "verdicts_per_worker": spread, "split_verdicts": split}
+    split = sum(len(w) > 1 for w in workers_per_key(routes).values())
+    return {"setup": name, **cell, "workers": per_worker(routes), "split_verdicts": split}
+
+
+#: Routers started in front of the same two workers: (row name, policy, sticky keys).
+EXTRA_ROUTERS = (
+    ("router cache_aware, sticky keys", "cache_aware", True),
+    ("router cache_aware", "cache_aware", False),
+    ("router round_robin", "round_robin", False),
+)
 
 
 def routed_rows(examples: list, max_tokens: int) -> list[dict]:
-    """One server alone, then two behind the router with three routing setups."""
+    """One server alone, then two behind the router the engine launches, then the same
+    two behind routers with other policies."""
     from icrm_sgl.engines.server_process import ServerGroup
     from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
 
     fleet = create_engine("sglang", **cpu_engine_options(num_workers=2))
     rows = []
+
+    def run(backend, name: str) -> None:
+        rows.append(routed_cell(backend, name, examples, max_tokens))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+
     try:
         workers = fleet.workers
-        alone = create_engine("sglang", endpoint=workers[0])
-        rows.append(routed_cell(alone, "one server", examples, max_tokens))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-        rows.append(routed_cell(fleet, "router cache_aware, sticky", examples, max_tokens))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-        for policy in ("cache_aware", "round_robin"):
-            log = fleet.server.log_path + f".{policy}"
-            router = spawn_router(sys.executable, workers, policy, False, None, [], log)
+        run(create_engine("sglang", endpoint=workers[0]), "one server")
+        run(fleet, f"router {fleet.options.router_policy} (engine default)")
+        for name, policy, sticky in EXTRA_ROUTERS:
+            log = f"{fleet.server.log_path}.{policy}.{int(sticky)}"
+            router = spawn_router(sys.executable, workers, policy, sticky, None, [], log)
             try:
                 router.wait_ready(60, "/health", {}, "sglang router")
                 wait_for_workers(router, 2, {}, 60)
-                backend = create_engine("sglang", endpoint=router.url)
-                rows.append(routed_cell(backend, f"router {policy}", examples, max_tokens))
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                run(create_engine("sglang", endpoint=router.url), name)
             finally:
                 ServerGroup([router]).stop()
     finally:
         fleet.shutdown()
+    try:
+        dp = create_engine("sglang", **cpu_engine_options(num_workers=2, routing="dp"))
+    except EngineError as exc:
+        rows.append({"setup": "one server, --dp-size 2", "error": str(exc).splitlines()[0]})
+        return rows
+    try:
+        run(dp, "one server, --dp-size 2")
+    finally:
+        dp.shutdown()
     return rows
 
 
@@ -314,10 +300,13 @@ def print_table(report: dict) -> None:
         print(f"\n{'routing (conc 8)':<28} {'valid':>7} {'verdicts/s':>10} {'cached':>7} "
               f"{'split':>5}  verdicts per worker")  # fmt: skip
         for r in report["routed"]:
+            if "error" in r:
+                print(f"{r['setup']:<28} failed: {r['error']}")
+                continue
             print(
                 f"{r['setup']:<28} {r['valid']:>3}/{r['verdicts']:<3} "
                 f"{r['verdicts_per_s']:>10.3f} {r['cached_share']:>7.1%} "
-                f"{r['split_verdicts']:>5}  {sorted(r['verdicts_per_worker'].values())}"
+                f"{r['split_verdicts']:>5}  {sorted(w['verdicts'] for w in r['workers'].values())}"
             )
 
 

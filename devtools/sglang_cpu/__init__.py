@@ -22,8 +22,11 @@ CPU_SERVER_ARGS = [
     "--dtype",
     "bfloat16",
     "--disable-cuda-graph",
+    # On the CPU this is a share of free system memory when the server profiles it; the
+    # KV pool itself is capped by --max-total-tokens. 0.1 fails when other servers are
+    # loading at the same moment (free memory drops between the two readings).
     "--mem-fraction-static",
-    "0.1",
+    "0.3",
     "--max-total-tokens",
     "16384",
     "--sleep-on-idle",

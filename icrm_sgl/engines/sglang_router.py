@@ -2,9 +2,11 @@
 
 A router takes one text per ``/generate`` request and picks a worker for each request by
 its policy. The sglang engine sends every request of one program run with the same
-``X-SMG-Routing-Key`` header; with sticky routing (``--routing-key-override``, on by
-default when the engine launches the router) the router keeps them on one worker, so a
-verdict's example is prefilled once.
+``X-SMG-Routing-Key`` header. The router the engine launches hashes that key to a worker
+(``consistent_hashing``), so a verdict's requests stay on one worker and verdicts spread
+over all of them; with another policy, sticky keys (``--routing-key-override``, new keys
+to the least-loaded worker) do the same. Cache-aware routing alone sends every verdict to
+the worker that holds the shared few-shot prefix, that is, to one worker.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from icrm_sgl.errors import EngineError
 ROUTING_KEY_HEADER = "X-SMG-Routing-Key"
 
 #: Policies of ``smg.launch_router`` that the engine may launch with.
-POLICIES = ("cache_aware", "round_robin", "consistent_hashing", "power_of_two", "random")
+POLICIES = ("consistent_hashing", "cache_aware", "round_robin", "power_of_two", "random")
 
 
 def router_command(
@@ -32,14 +34,15 @@ def router_command(
     api_key: str | None,
     extra: list[str],
 ) -> list[str]:
-    """The ``smg.launch_router`` command line: loopback only, metrics on a free port."""
+    """The ``smg.launch_router`` command line: loopback only, metrics on a free port.
+    ``sticky`` pins each routing key to one worker under a policy that does not hash it."""
     cmd = [python, "-m", "smg.launch_router", "--host", HOST, "--port", str(port)]
     cmd += ["--worker-urls", *worker_urls, "--policy", policy]
     cmd += ["--prometheus-host", HOST, "--prometheus-port", str(free_port())]
     # A CPU or busy worker can take seconds to answer /health; do not evict it for that.
     cmd += ["--health-check-timeout-secs", "30"]
-    if sticky:
-        cmd.append("--routing-key-override")
+    if sticky and policy != "consistent_hashing":
+        cmd += ["--routing-key-override", "--assignment-mode", "min_load"]
     if api_key:
         cmd += ["--api-key", api_key]
     return cmd + list(extra)

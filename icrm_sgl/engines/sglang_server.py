@@ -104,7 +104,9 @@ class SglangOptions(BaseModel):
     routing: Literal["router", "dp"] = Field(
         "router", description="num_workers > 1: servers behind sglang's router, or --dp-size"
     )
-    router_policy: Literal[POLICIES] = Field("cache_aware", description="router's --policy")
+    router_policy: Literal[POLICIES] = Field(
+        "consistent_hashing", description="router's --policy (the routing key picks a worker)"
+    )
     router_sticky: bool = Field(True, description="keep a verdict's requests on one worker")
     router_args: list[str] = Field(default_factory=list, description="extra router flags")
 

@@ -216,8 +216,11 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
     assert cmd[cmd.index("--policy") + 1] == "round_robin"
     assert cmd[cmd.index("--prometheus-host") + 1] == "127.0.0.1"
     assert "--routing-key-override" in cmd and cmd[cmd.index("--api-key") + 1] == "k"
+    assert cmd[cmd.index("--assignment-mode") + 1] == "min_load"
     assert cmd[-2:] == ["--log-level", "warn"]
     assert "--routing-key-override" not in router_command("/py", 9, urls, "random", False, None, [])
+    hashed = router_command("/py", 9, urls, "consistent_hashing", True, None, [])
+    assert "--routing-key-override" not in hashed  # the policy itself hashes the key
 
 
 @pytest.mark.parametrize(
@@ -227,7 +230,7 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
         ({"endpoint": "localhost:30000"}, "http(s)://"),
         ({"endpoint": "http://127.0.0.1:1", "num_workers": 2}, "only apply when launching"),
         ({"endpoint": "http://127.0.0.1:1", "router_policy": "random"}, "only apply when"),
-        ({"model_name": "m", "router_policy": "fastest"}, "cache_aware"),
+        ({"model_name": "m", "router_policy": "fastest"}, "consistent_hashing"),
         ({"model_name": "m", "threads": 3}, "Extra inputs"),
     ],
 )

@@ -9,76 +9,27 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import requests
 
+from devtools.routes import per_worker, recorded_routes, workers_per_key
 from devtools.sglang_cpu import cpu_engine_options
 from devtools.tricky import tricky_pairwise
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.sglang_router import ROUTING_KEY_HEADER
 from icrm_sgl.schemas import CHOICES, validate_verdict
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.sglang_server, pytest.mark.slow]
 
-#: The response header naming the worker smg sent a request to.
-ROUTED_WORKER = "x-smg-routed-worker-id"
-
 
 @pytest.fixture(scope="module")
 def routed_backend():
+    """Two workers and the router, launched after the CLI test's own are gone."""
     backend = create_engine("sglang", **cpu_engine_options(num_workers=2))
     yield backend
     backend.shutdown()
-
-
-def record_routes(monkeypatch) -> list[tuple[str, str]]:
-    """(routing key sent, worker the router chose) for every ``/generate`` request."""
-    routes: list[tuple[str, str]] = []
-    real_post = requests.Session.post
-
-    def post(self, url, *args, **kwargs):
-        res = real_post(self, url, *args, **kwargs)
-        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER)
-        if url.endswith("/generate") and key:
-            routes.append((key, res.headers.get(ROUTED_WORKER, "")))
-        return res
-
-    monkeypatch.setattr(requests.Session, "post", post)
-    return routes
-
-
-def test_launch_starts_two_workers_behind_the_router(routed_backend):
-    group = routed_backend.server
-    assert len(group.members) == 3 and all(m.proc.poll() is None for m in group.members)
-    assert sorted(routed_backend.workers) == sorted(m.url for m in group.members[1:])
-    assert routed_backend.dp_size == 1  # the router has no /server_info
-
-
-def test_batch_through_router_is_valid_and_each_verdict_stays_on_one_worker(
-    routed_backend, monkeypatch
-):
-    routes = record_routes(monkeypatch)
-    model = ICRM(rm_type="pairwise", engine="sglang", backend=routed_backend, num_shots=1)
-    results = list(model.judge_batch(tricky_pairwise(8), max_tokens=20, num_threads=4))
-    assert [r.error for r in results if not r.ok] == []
-    for r in results:
-        validate_verdict("pairwise", r.verdict)
-        assert set(r.meta["probabilities"]) == set(CHOICES)
-    workers_of = defaultdict(set)
-    for key, worker in routes:
-        workers_of[key].add(worker)
-    assert len(workers_of) == 8 and all("" not in w for w in workers_of.values())
-    assert all(len(w) == 1 for w in workers_of.values()), dict(workers_of)
-    used = {next(iter(w)) for w in workers_of.values()}
-    assert len(used) == 2, "the router sent every verdict to one worker"
-    prompt = sum(r.meta["prompt_tokens"] for r in results)
-    cached = sum(r.meta["cached_tokens"] for r in results)
-    assert cached / prompt > 0.8, (cached, prompt)
 
 
 def test_cli_eval_launches_two_workers_and_leaves_nothing_behind(tmp_path):
@@ -102,6 +53,30 @@ def test_cli_eval_launches_two_workers_and_leaves_nothing_behind(tmp_path):
     logs = [log, Path(f"{log}.worker0"), Path(f"{log}.worker1")]
     assert all(p.stat().st_size > 0 for p in logs)
     assert writers_of(logs) == [], "a worker or the router outlived the run"
+
+
+def test_launch_starts_two_workers_behind_the_router(routed_backend):
+    group = routed_backend.server
+    assert len(group.members) == 3 and all(m.proc.poll() is None for m in group.members)
+    assert sorted(routed_backend.workers) == sorted(m.url for m in group.members[1:])
+    assert routed_backend.dp_size == 1  # the router has no /server_info
+
+
+def test_batch_through_router_is_valid_and_each_verdict_stays_on_one_worker(routed_backend):
+    model = ICRM(rm_type="pairwise", engine="sglang", backend=routed_backend, num_shots=1)
+    with recorded_routes() as routes:
+        results = list(model.judge_batch(tricky_pairwise(8), max_tokens=20, num_threads=4))
+    assert [r.error for r in results if not r.ok] == []
+    for r in results:
+        validate_verdict("pairwise", r.verdict)
+        assert set(r.meta["probabilities"]) == set(CHOICES)
+    spread = workers_per_key(routes)
+    assert len(spread) == 8 and all("" not in w for w in spread.values())
+    assert all(len(w) == 1 for w in spread.values()), spread
+    workers = per_worker(routes)
+    print("per worker:", json.dumps(workers))
+    assert set(workers) <= set(routed_backend.workers)
+    assert all(w["cached_share"] > 0.8 for w in workers.values()), workers
 
 
 def writers_of(paths: list[Path]) -> list[int]:

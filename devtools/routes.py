@@ -1,0 +1,73 @@
+"""Where a router sent each request: for the router tests and the routed benchmark."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import requests
+
+from icrm_sgl.engines.sglang_router import ROUTING_KEY_HEADER
+
+#: smg's response header naming the worker a request went to.
+ROUTED_WORKER = "x-smg-routed-worker-id"
+
+
+@dataclass
+class Route:
+    """One ``/generate`` request through a router."""
+
+    key: str
+    worker: str
+    prompt_tokens: int
+    cached_tokens: int
+
+
+@contextlib.contextmanager
+def recorded_routes() -> Iterator[list[Route]]:
+    """Note every keyed ``/generate`` request sent through ``requests`` while open."""
+    routes: list[Route] = []
+    real_post = requests.Session.post
+
+    def post(self, url, *args, **kwargs):
+        res = real_post(self, url, *args, **kwargs)
+        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER)
+        if key and url.endswith("/generate") and res.status_code == 200:
+            meta = res.json().get("meta_info", {})
+            worker = res.headers.get(ROUTED_WORKER, "")
+            routes.append(
+                Route(key, worker, meta.get("prompt_tokens", 0), meta.get("cached_tokens", 0))
+            )
+        return res
+
+    requests.Session.post = post
+    try:
+        yield routes
+    finally:
+        requests.Session.post = real_post
+
+
+def workers_per_key(routes: list[Route]) -> dict[str, set[str]]:
+    """The workers each routing key's requests went to."""
+    out: dict[str, set[str]] = {}
+    for r in routes:
+        out.setdefault(r.key, set()).add(r.worker)
+    return out
+
+
+def per_worker(routes: list[Route]) -> dict[str, dict[str, float]]:
+    """Per worker: routing keys first sent there, requests, and cached share of prompts."""
+    first: dict[str, str] = {}
+    for r in routes:
+        first.setdefault(r.key, r.worker)
+    out: dict[str, dict[str, float]] = {}
+    for worker in sorted({r.worker for r in routes}):
+        mine = [r for r in routes if r.worker == worker]
+        prompt = sum(r.prompt_tokens for r in mine)
+        out[worker] = {
+            "verdicts": sum(w == worker for w in first.values()),
+            "requests": len(mine),
+            "cached_share": round(sum(r.cached_tokens for r in mine) / prompt, 4) if prompt else 0,
+        }
+    return out
