@@ -61,10 +61,10 @@ def flush(backend) -> None:
         backend._post({}, path="/flush_cache", base_url=url)
 
 
-def judge_cell(backend, examples: list, concurrency: int, max_tokens: int) -> dict:
+def judge_cell(backend, examples: list, concurrency: int, max_tokens: int, num_shots: int) -> dict:
     """Judge every example on flushed servers with the shot prefix warmed."""
     flush(backend)
-    model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=3)
+    model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=num_shots)
     prefix = model.templates.with_shots(model.default_shots).segments[0]
     backend.cache_prefix(prefix)
     started = time.perf_counter()
@@ -74,6 +74,8 @@ def judge_cell(backend, examples: list, concurrency: int, max_tokens: int) -> di
     prompt = sum(r.meta["prompt_tokens"] or 0 for r in ok)
     cached = sum(r.meta["cached_tokens"] or 0 for r in ok)
     return {
+        "num_shots": num_shots,
+        "max_tokens": max_tokens,
         "concurrency": concurrency,
         "verdicts": len(results),
         "valid": len(ok),
@@ -88,16 +90,17 @@ def judge_cell(backend, examples: list, concurrency: int, max_tokens: int) -> di
     }
 
 
-def layout_cell(backend, layout: str, examples: list, concurrency: int, max_tokens: int) -> dict:
+def layout_cell(backend, layout: str, examples: list, concurrency: int, args) -> dict:
     """One layout at one concurrency."""
     backend.options.layout = layout
-    return {"layout": layout, **judge_cell(backend, examples, concurrency, max_tokens)}
+    cell = judge_cell(backend, examples, concurrency, args.max_tokens, args.num_shots)
+    return {"layout": layout, **cell}
 
 
-def routed_cell(backend, name: str, examples: list, max_tokens: int) -> dict:
+def routed_cell(backend, name: str, examples: list, args) -> dict:
     """One routing setup at concurrency 8, with where each verdict's requests went."""
     with recorded_routes() as routes:
-        cell = judge_cell(backend, examples, 8, max_tokens)
+        cell = judge_cell(backend, examples, 8, args.max_tokens, args.num_shots)
     split = sum(len(w) > 1 for w in workers_per_key(routes).values())
     return {"setup": name, **cell, "workers": per_worker(routes), "split_verdicts": split}
 
@@ -110,7 +113,7 @@ EXTRA_ROUTERS = (
 )
 
 
-def routed_rows(examples: list, max_tokens: int) -> list[dict]:
+def routed_rows(examples: list, args) -> list[dict]:
     """One server alone, then two behind the router the engine launches, then the same
     two behind routers with other policies."""
     from icrm_sgl.engines.server_process import ServerGroup
@@ -120,7 +123,7 @@ def routed_rows(examples: list, max_tokens: int) -> list[dict]:
     rows = []
 
     def run(backend, name: str) -> None:
-        rows.append(routed_cell(backend, name, examples, max_tokens))
+        rows.append(routed_cell(backend, name, examples, args))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     try:
@@ -233,6 +236,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=25)
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--decode-tokens", type=int, default=48)
+    parser.add_argument("--num-shots", type=int, default=3)
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "sglang.json"))
     args = parser.parse_args()
@@ -246,7 +250,7 @@ def main() -> None:
         machine={"platform": platform.platform(), "python": platform.python_version()},
         examples=args.examples,
         max_tokens=args.max_tokens,
-        num_shots=3,
+        num_shots=args.num_shots,
     )
     examples = tricky_pairwise(args.examples)
     if sections & {"layouts", "decode"}:
@@ -258,7 +262,7 @@ def main() -> None:
                 report["layouts"] = []
                 for conc in (int(c) for c in args.concurrency.split(",")):
                     for layout in LAYOUTS:
-                        cell = layout_cell(backend, layout, examples, conc, args.max_tokens)
+                        cell = layout_cell(backend, layout, examples, conc, args)
                         report["layouts"].append(cell)
                         print(json.dumps(cell), file=sys.stderr, flush=True)
             if "decode" in sections:
@@ -266,7 +270,7 @@ def main() -> None:
         finally:
             backend.shutdown()
     if "routed" in sections:
-        report["routed"] = routed_rows(examples, args.max_tokens)
+        report["routed"] = routed_rows(examples, args)
     if "masks" in sections:
         report["mask_costs"] = mask_costs()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Where a router sent each request: for the router tests and the routed benchmark."""
+"""What the server reported for each ``/generate`` request, and where a router sent it: for
+the router tests and the sglang benchmarks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ ROUTED_WORKER = "x-smg-routed-worker-id"
 
 @dataclass
 class Route:
-    """One ``/generate`` request through a router."""
+    """One ``/generate`` request (``key`` and ``worker`` empty without a router)."""
 
     key: str
     worker: str
@@ -26,14 +27,14 @@ class Route:
 
 @contextlib.contextmanager
 def recorded_routes() -> Iterator[list[Route]]:
-    """Note every keyed ``/generate`` request sent through ``requests`` while open."""
+    """Note every ``/generate`` request sent through ``requests`` while open."""
     routes: list[Route] = []
     real_post = requests.Session.post
 
     def post(self, url, *args, **kwargs):
         res = real_post(self, url, *args, **kwargs)
-        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER)
-        if key and url.endswith("/generate") and res.status_code == 200:
+        key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER, "")
+        if url.endswith("/generate") and res.status_code == 200:
             meta = res.json().get("meta_info", {})
             worker = res.headers.get(ROUTED_WORKER, "")
             routes.append(
@@ -52,22 +53,29 @@ def workers_per_key(routes: list[Route]) -> dict[str, set[str]]:
     """The workers each routing key's requests went to."""
     out: dict[str, set[str]] = {}
     for r in routes:
-        out.setdefault(r.key, set()).add(r.worker)
+        if r.key:
+            out.setdefault(r.key, set()).add(r.worker)
     return out
+
+
+def cached_share(routes: list[Route]) -> float:
+    """Cached share of every prompt token the server was sent."""
+    prompt = sum(r.prompt_tokens for r in routes)
+    return round(sum(r.cached_tokens for r in routes) / prompt, 4) if prompt else 0.0
 
 
 def per_worker(routes: list[Route]) -> dict[str, dict[str, float]]:
     """Per worker: routing keys first sent there, requests, and cached share of prompts."""
+    keyed = [r for r in routes if r.key]
     first: dict[str, str] = {}
-    for r in routes:
+    for r in keyed:
         first.setdefault(r.key, r.worker)
     out: dict[str, dict[str, float]] = {}
-    for worker in sorted({r.worker for r in routes}):
-        mine = [r for r in routes if r.worker == worker]
-        prompt = sum(r.prompt_tokens for r in mine)
+    for worker in sorted({r.worker for r in keyed}):
+        mine = [r for r in keyed if r.worker == worker]
         out[worker] = {
             "verdicts": sum(w == worker for w in first.values()),
             "requests": len(mine),
-            "cached_share": round(sum(r.cached_tokens for r in mine) / prompt, 4) if prompt else 0,
+            "cached_share": cached_share(mine),
         }
     return out

@@ -447,11 +447,17 @@ def connect(
     base_url: str, options: SglangOptions, server: ServerProcess | ServerGroup | None = None
 ) -> SglangBackend:
     """A backend for a healthy server or router that serves ``options.model_name``."""
+    listed = router_workers(base_url, _headers(options.api_key), options.request_timeout)
+    healthy = [w for w in listed or [] if w.get("is_healthy", True)]
+    if listed is not None and not healthy:
+        raise EngineError(
+            f"sglang engine: the router at {base_url} has no healthy worker "
+            f"({len(listed)} listed at GET /workers); are its servers running?"
+        )
     info = fetch_model_info(base_url, options.api_key, options.request_timeout)
     check_model(options.model_name, info, base_url)
-    listed = router_workers(base_url, _headers(options.api_key), options.request_timeout)
     if listed is not None:
-        workers = [url for url in map(worker_url, listed) if url]
+        workers = [url for url in map(worker_url, healthy) if url]
         return SglangBackend(base_url, info, options, server, workers=workers)
     dp_size = server_dp_size(base_url, options.api_key, options.request_timeout)
     return SglangBackend(base_url, info, options, server, dp_size)

@@ -223,6 +223,22 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
     assert "--routing-key-override" not in hashed  # the policy itself hashes the key
 
 
+def test_a_real_router_without_live_workers_is_refused_in_one_line(tmp_path):
+    """sglang's router (smg, real) in front of a port where nothing listens."""
+    from icrm_sgl.engines.sglang_router import spawn_router
+
+    dead = f"http://127.0.0.1:{sp.free_port()}"
+    router = spawn_router(sys.executable, [dead], "consistent_hashing", True, None, [],
+                          str(tmp_path / "router.log"))  # fmt: skip
+    try:
+        router.wait_ready(30, "/health", {}, "router")
+        with pytest.raises(EngineError, match=r"router at .* has no healthy worker"):
+            create_engine("sglang", endpoint=router.url, request_timeout=5)
+    finally:
+        router.stop()
+    assert router.proc.poll() is not None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
