@@ -4,6 +4,9 @@ the few-shot prefix it caches is what makes later tests fast)."""
 from __future__ import annotations
 
 import json
+import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,44 @@ EXAMPLES = ROOT / "examples"
 
 #: Small token budgets keep the real model fast in tests; verdict validity is the point.
 FAST = {"max_tokens": 40}
+
+
+@dataclass
+class CliRun:
+    """What a command-line run gave, with the fields of ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capfd, monkeypatch):
+    """Run ``icrm-sgl ARGS`` in this process through the real entry point (``main``), with
+    the real model: each subprocess would spend most of its time importing sglang. Output
+    is captured at the file-descriptor level, so llama.cpp's C-level logging counts too.
+    Tests about the process itself (signals, interpreter exit, the eval lock) keep real
+    subprocesses."""
+
+    def run(*args, main=None):
+        if main is None:
+            from icrm_sgl.cli import main
+        monkeypatch.setattr(sys, "argv", ["icrm-sgl", *map(str, args)])
+        sigterm = signal.getsignal(signal.SIGTERM)
+        capfd.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            if isinstance(exc.code, str):  # as the interpreter would print it
+                print(exc.code, file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+        out, err = capfd.readouterr()
+        return CliRun(code, out, err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

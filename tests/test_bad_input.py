@@ -1,4 +1,4 @@
-"""Every malformed input through the real ``icrm-sgl`` command.
+"""Every malformed input through the real ``icrm-sgl`` command (in-process, ``run_cli``).
 
 Batch cases share one .jsonl file per judging mode, between two good examples: each bad
 line must give exactly one stderr line naming its line number (and id), a record with
@@ -7,21 +7,14 @@ File-level cases fail before any model loads: exactly one stderr line and exit c
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from icrm_sgl.schemas import validate_verdict
 from tests.conftest import EXAMPLES
 
-CLI = [sys.executable, "-m", "icrm_sgl.cli"]
 FAST = ["--num-shots", "1", "--max-tokens", "40"]
 NOT_UTF8 = b'{"note": "caf\xe9"}'
-
-
-def run(*args, timeout=600):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def turn(role, content):
@@ -96,10 +89,12 @@ def batch_file(path, rm_type, cases):
 @pytest.mark.parametrize(
     "rm_type,cases", [("pairwise", PAIRWISE_CASES), ("individual", INDIVIDUAL_CASES)]
 )
-def test_every_malformed_line_is_one_stderr_line_and_the_rest_is_judged(tmp_path, rm_type, cases):
+def test_every_malformed_line_is_one_stderr_line_and_the_rest_is_judged(
+    tmp_path, rm_type, cases, run_cli
+):
     src, out = tmp_path / "batch.jsonl", tmp_path / "out.jsonl"
     where = batch_file(src, rm_type, cases)
-    proc = run("score", src, *FAST, "-o", out)
+    proc = run_cli("score", src, *FAST, "-o", out)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     stderr = proc.stderr.splitlines()
@@ -203,10 +198,12 @@ FILE_CASES = [
 
 
 @pytest.mark.parametrize("name,files,args,fragment", FILE_CASES, ids=[c[0] for c in FILE_CASES])
-def test_bad_files_and_paths_are_one_line_before_judging(tmp_path, name, files, args, fragment):
+def test_bad_files_and_paths_are_one_line_before_judging(
+    tmp_path, name, files, args, fragment, run_cli
+):
     for relative, data in files.items():
         _write(tmp_path / relative, data)
-    proc = run(*(a.replace("{tmp}", str(tmp_path)) for a in args), *FAST, timeout=120)
+    proc = run_cli(*(a.replace("{tmp}", str(tmp_path)) for a in args), *FAST)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, lines

@@ -1,4 +1,5 @@
-"""The ``icrm-sgl`` command as a user runs it: real subprocesses, real model."""
+"""The ``icrm-sgl`` command as a user runs it, real model: one real subprocess, the rest
+in-process through the same entry point (``run_cli``)."""
 
 import json
 import subprocess
@@ -26,7 +27,7 @@ def test_score_individual_example_prints_the_five_keys():
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
 
 
-def test_score_jsonl_batch_skips_malformed_lines(tmp_path):
+def test_score_jsonl_batch_skips_malformed_lines(tmp_path, run_cli):
     example = json.loads((EXAMPLES / "test_pairwise.json").read_text())
     lines = [
         json.dumps({"id": "a", **example}),
@@ -37,7 +38,7 @@ def test_score_jsonl_batch_skips_malformed_lines(tmp_path):
     src = tmp_path / "batch.jsonl"
     src.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
-    proc = run("score", str(src), *FAST, "--output", str(out))
+    proc = run_cli("score", str(src), *FAST, "--output", str(out))
     assert proc.returncode == 2, proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     by_id = {r["id"]: r for r in records}
@@ -59,8 +60,8 @@ def test_score_jsonl_batch_skips_malformed_lines(tmp_path):
         (["score", str(EXAMPLES / "test_pairwise.json"), "--model", "/no/such.gguf"], "GGUF"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(args, message):
-    proc = run(*args)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, run_cli):
+    proc = run_cli(*args)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -25,9 +25,9 @@ def write_jsonl(path, records):
     return path
 
 
-def test_output_option_is_honoured_for_a_single_example(tmp_path):
+def test_output_option_is_honoured_for_a_single_example(tmp_path, run_cli):
     out = tmp_path / "one.jsonl"
-    proc = run("score", EXAMPLES / "test_pairwise.json", *FAST, "-o", out)
+    proc = run_cli("score", EXAMPLES / "test_pairwise.json", *FAST, "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     (record,) = [json.loads(x) for x in out.read_text().splitlines()]
@@ -36,11 +36,11 @@ def test_output_option_is_honoured_for_a_single_example(tmp_path):
     assert "1 verdicts, 0 malformed examples skipped, 0 failed" in proc.stderr
 
 
-def test_limit_judges_only_the_first_examples(tmp_path):
+def test_limit_judges_only_the_first_examples(tmp_path, run_cli):
     src = write_jsonl(tmp_path / "b.jsonl", [{"id": f"e{i}", **PAIRWISE} for i in range(3)])
     with src.open("a") as f:
         f.write("{never read\n")
-    proc = run("score", src, *FAST, "--limit", "1")
+    proc = run_cli("score", src, *FAST, "--limit", "1")
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(x)["id"] for x in proc.stdout.splitlines()] == ["e0"]
 
@@ -54,10 +54,10 @@ LONG = {
 SMALL_CONTEXT = ["--num-shots", "0", "--max-tokens", "40", "-E", "n_ctx=512"]
 
 
-def test_a_context_overflow_exits_1_for_one_example_as_in_a_batch(tmp_path):
+def test_a_context_overflow_exits_1_for_one_example_as_in_a_batch(tmp_path, run_cli):
     single = tmp_path / "long.json"
     single.write_text(json.dumps(LONG))
-    proc = run("score", single, *SMALL_CONTEXT)
+    proc = run("score", single, *SMALL_CONTEXT)  # a real process: stderr holds nothing else
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.splitlines() == [
         line for line in proc.stderr.splitlines() if line.startswith("error: example 0: ")
@@ -65,7 +65,7 @@ def test_a_context_overflow_exits_1_for_one_example_as_in_a_batch(tmp_path):
     assert "context size of 512" in proc.stderr and "Traceback" not in proc.stderr
     short = {"conversation": PAIRWISE["conversation_A"]}
     batch = write_jsonl(tmp_path / "b.jsonl", [LONG, short])
-    proc = run("score", batch, *SMALL_CONTEXT)
+    proc = run_cli("score", batch, *SMALL_CONTEXT)
     assert proc.returncode == 1, proc.stderr
     assert "failed line 1: engine error:" in proc.stderr
     assert "1 verdicts, 0 malformed examples skipped, 1 failed" in proc.stderr

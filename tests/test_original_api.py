@@ -107,28 +107,22 @@ def test_launch_parameters_without_meaning_on_the_local_engine_name_it(option, v
         ICRM(rm_type="individual", **{option: value})
 
 
-def test_icrm_test_command_prints_a_valid_verdict():
+def test_icrm_test_command_prints_a_valid_verdict(run_cli):
     """The original command line, with a GGUF file as the model."""
+    from icrm_sgl.cli.original import main
+
     args = [str(EXAMPLES / "test_pairwise.json"), "--rm_type", "pairwise"]
     args += ["--model_name", str(default_model_path()), "--engine", "local", "--num_shots", "1"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "icrm_sgl.cli.original", "test", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("test", *args, main=main)
     assert proc.returncode == 0, proc.stderr
     validate_verdict("pairwise", json.loads(proc.stdout))
 
 
-def test_icrm_test_with_a_meaningless_flag_is_one_line_and_exit_2():
+def test_icrm_test_with_a_meaningless_flag_is_one_line_and_exit_2(run_cli):
+    from icrm_sgl.cli.original import main
+
     args = [str(EXAMPLES / "test_individual.json"), "--engine", "local", "--num_workers", "2"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "icrm_sgl.cli.original", "test", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("test", *args, main=main)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "error: engine 'local': no option 'num_workers' (it has no meaning for this engine)"

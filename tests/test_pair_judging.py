@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -63,26 +61,12 @@ def test_individual_model_refuses_pairs(individual_model, pairwise_example):
         list(judge_pairs(individual_model, [pairwise_example], True))
 
 
-def cli(*args):
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "icrm_sgl.cli",
-            "score",
-            *args,
-            "--num-shots",
-            "0",
-            "--max-tokens",
-            "15",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture
+def cli(run_cli):
+    return lambda *args: run_cli("score", *args, "--num-shots", "0", "--max-tokens", "15")
 
 
-def test_score_both_orders_prints_the_reconciled_result():
+def test_score_both_orders_prints_the_reconciled_result(cli):
     proc = cli(str(EXAMPLES / "test_pairwise.json"), "--both-orders")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -91,7 +75,7 @@ def test_score_both_orders_prints_the_reconciled_result():
     assert set(result["verdicts"]) == {"A/B", "B/A"}
 
 
-def test_score_both_orders_needs_pairwise_examples():
+def test_score_both_orders_needs_pairwise_examples(cli):
     proc = cli(str(EXAMPLES / "test_individual.json"), "--both-orders")
     assert proc.returncode == 2
     assert "--both-orders" in proc.stderr and "Traceback" not in proc.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import subprocess
-import sys
 
 import pytest
 
@@ -71,26 +69,12 @@ def test_rank_by_comparisons_in_both_orders(local_backend):
     assert all(0 <= r["win_probability"] <= 1 for r in ranking.responses)
 
 
-def rank_cli(*args):
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "icrm_sgl.cli",
-            "rank",
-            *args,
-            "--num-shots",
-            "0",
-            "--max-tokens",
-            "15",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture
+def rank_cli(run_cli):
+    return lambda *args: run_cli("rank", *args, "--num-shots", "0", "--max-tokens", "15")
 
 
-def test_rank_cli_orders_four_responses(tmp_path):
+def test_rank_cli_orders_four_responses(tmp_path, rank_cli):
     path = tmp_path / "item.json"
     path.write_text(json.dumps(ITEM))
     proc = rank_cli(str(path))
@@ -99,7 +83,7 @@ def test_rank_cli_orders_four_responses(tmp_path):
     assert sorted(ranking["order"]) == [0, 1, 2, 3] and ranking["method"] == "scores"
 
 
-def test_rank_cli_bad_items_in_a_batch_are_skipped(tmp_path):
+def test_rank_cli_bad_items_in_a_batch_are_skipped(tmp_path, rank_cli):
     path = tmp_path / "items.jsonl"
     one = {"id": "one", "prompt": "Hi", "responses": ["only one"]}
     none = {"id": "none", "responses": ["a", "b"]}

@@ -4,8 +4,6 @@ the official ``openai`` client: the schema reaches the server and verdicts valid
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import openai
 import pytest
@@ -75,14 +73,10 @@ def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, p
     assert result.meta["engine"] == "vllm"
 
 
-def test_cli_scores_against_llama_server(llama_server):
-    cli = [sys.executable, "-m", "icrm_sgl.cli", "score", str(EXAMPLES / "test_pairwise.json")]
+def test_cli_scores_against_llama_server(llama_server, run_cli):
     args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2"]  # chat
-    proc = subprocess.run(
-        [*cli, *args, "--num-shots", "1", "--max-tokens", "400"],
-        capture_output=True,
-        text=True,
-        timeout=180,
+    proc = run_cli(
+        "score", EXAMPLES / "test_pairwise.json", *args, "--num-shots", "1", "--max-tokens", "400"
     )
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)

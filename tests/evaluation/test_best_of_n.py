@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -85,29 +83,12 @@ def test_a_prompt_is_right_only_when_the_chosen_beats_every_rejected():
     assert "best-of-N prompts" in format_table(m)
 
 
-def test_eval_a_best_of_four_file(tmp_path):
+def test_eval_a_best_of_four_file(tmp_path, run_cli):
     path = tmp_path / "rb2.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in RECORDS[:1]) + "\n")
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "icrm_sgl.cli",
-            "eval",
-            str(path),
-            "--output-dir",
-            str(out),
-            "--orders",
-            "ab",
-            "--num-shots",
-            "0",
-            "--max-tokens",
-            "15",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_cli(
+        "eval", path, "--output-dir", out, "--orders", "ab", "--num-shots", "0", "--max-tokens", 15
     )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())

@@ -160,30 +160,22 @@ def test_tie_labels_are_scored_as_ties():
     assert m["calibration"]["n"] == 1  # tie labels have no side to be right about
 
 
-def test_eval_with_columns_three_annotators_and_ties(tmp_path):
+def test_eval_with_columns_three_annotators_and_ties(tmp_path, run_cli):
     src = write(tmp_path / "prefs.jsonl")
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "icrm_sgl.cli",
-            "eval",
-            str(src),
-            "--columns",
-            COLUMNS,
-            "--output-dir",
-            str(out),
-            "--orders",
-            "ab",
-            "--num-shots",
-            "0",
-            "--max-tokens",
-            "15",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_cli(
+        "eval",
+        src,
+        "--columns",
+        COLUMNS,
+        "--output-dir",
+        out,
+        "--orders",
+        "ab",
+        "--num-shots",
+        "0",
+        "--max-tokens",
+        "15",
     )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]

@@ -49,12 +49,10 @@ def eval_cli(*args):
     return [sys.executable, "-m", "icrm_sgl.cli", "eval", *args, *FAST]
 
 
-def test_eval_writes_results_metrics_and_chart(tmp_path):
+def test_eval_writes_results_metrics_and_chart(tmp_path, run_cli):
     src = write_pairs(tmp_path / "pairs.json", 3)
     out = tmp_path / "out"
-    proc = subprocess.run(
-        eval_cli(str(src), "--output-dir", str(out)), capture_output=True, text=True, timeout=300
-    )
+    proc = run_cli("eval", src, "--output-dir", out, *FAST)
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ["p0", "p1", "p2"]

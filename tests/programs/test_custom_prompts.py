@@ -1,8 +1,6 @@
 """User pools in the original IC-RM format and seed-style templates, end to end."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -78,29 +76,21 @@ def test_template_missing_a_key_fails_at_load(local_backend, custom_files, tmp_p
         )
 
 
-def test_cli_with_original_pool_and_custom_templates(custom_files):
+def test_cli_with_original_pool_and_custom_templates(custom_files, run_cli):
     pool, overall, shot = custom_files
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "icrm_sgl.cli",
-            "score",
-            str(EXAMPLES / "test_individual.json"),
-            "--shots-pool",
-            str(pool),
-            "--num-shots",
-            "1",
-            "--template",
-            str(overall),
-            "--shot-template",
-            str(shot),
-            "--max-tokens",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_cli(
+        "score",
+        EXAMPLES / "test_individual.json",
+        "--shots-pool",
+        pool,
+        "--num-shots",
+        "1",
+        "--template",
+        overall,
+        "--shot-template",
+        shot,
+        "--max-tokens",
+        "30",
     )
     assert proc.returncode == 0, proc.stderr
     validate_verdict("individual", proc.stdout)
