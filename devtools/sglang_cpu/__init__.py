@@ -8,6 +8,7 @@ CPU ops (``shim/``) first on the server's PYTHONPATH.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,16 @@ CPU_SERVER_ENV = {
 
 def cpu_engine_options(grammar_backend: str = "xgrammar", **extra: Any) -> dict[str, Any]:
     """Options for ``create_engine("sglang", ...)`` that launch the CPU test server."""
+    env = dict(CPU_SERVER_ENV)
+    ranks = extra.get("num_workers", 1) if extra.get("routing") == "dp" else 1
+    if ranks > 1:  # sglang's CPU path wants one core set per data-parallel rank
+        cores = os.cpu_count() or 1
+        env["SGLANG_CPU_OMP_THREADS_BIND"] = "|".join(str(i % cores) for i in range(ranks))
     return {
         "model_name": str(converted_model()),
         "device": "cpu",
         "server_args": [*CPU_SERVER_ARGS, "--grammar-backend", grammar_backend],
-        "server_env": dict(CPU_SERVER_ENV),
+        "server_env": env,
         "launch_timeout": 600,
         **extra,
     }
