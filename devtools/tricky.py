@@ -33,3 +33,19 @@ def tricky_pairwise(n: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def tricky_pairs_once() -> list[dict[str, Any]]:
+    """Five pairwise examples that hold each tricky text exactly once (texts 2k and 2k+1)."""
+    out = []
+    for k in range(len(TRICKY_TEXTS) // 2):
+        a, b = TRICKY_TEXTS[2 * k] or "(empty)", TRICKY_TEXTS[2 * k + 1] or "(empty)"
+        user = {"role": "user", "content": f"Question {k}: {a[:200]}"}
+        out.append(
+            {
+                "id": f"tricky-once-{k}",
+                "conversation_A": [user, {"role": "assistant", "content": a}],
+                "conversation_B": [user, {"role": "assistant", "content": b}],
+            }
+        )
+    return out

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from devtools.sglang_cpu import cpu_engine_options
-from devtools.tricky import tricky_pairwise
+from devtools.tricky import tricky_pairs_once, tricky_pairwise
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
@@ -80,7 +80,7 @@ def test_sampled_verdicts_are_valid_and_differ_by_seed(sglang_backend, pairwise_
 
 
 def test_tricky_batch_is_all_valid_and_reuses_the_prefix(sglang_backend):
-    examples = tricky_pairwise(9)[1:]  # eight pairs that hold every tricky text between them
+    examples = tricky_pairs_once()
     model = judge_model(sglang_backend)
     results = list(model.judge_batch(examples, max_tokens=20, num_threads=4))
     assert [r.error for r in results if not r.ok] == []
