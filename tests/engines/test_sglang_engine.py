@@ -247,6 +247,8 @@ def test_a_real_router_without_live_workers_is_refused_in_one_line(tmp_path):
         ({"endpoint": "http://127.0.0.1:1", "num_workers": 2}, "only apply when launching"),
         ({"endpoint": "http://127.0.0.1:1", "router_policy": "random"}, "only apply when"),
         ({"model_name": "m", "router_policy": "fastest"}, "consistent_hashing"),
+        ({"model_name": "m", "routing": "mesh"}, "'router' or 'dp'"),
+        ({"model_name": "m", "router_args": "--policy 'unclosed"}, "closing quotation"),
         ({"model_name": "m", "threads": 3}, "Extra inputs"),
     ],
 )
