@@ -28,6 +28,9 @@ _LAZY = {
     "read_verdict": "icrm_sgl.programs.judge",
     "program_config": "icrm_sgl.programs.factory",
     "example_fields": "icrm_sgl.programs.prompts",
+    "Judge": "icrm_sgl.judges",
+    "make_judge": "icrm_sgl.judges",
+    "load_rubric": "icrm_sgl.judges.rubric",
 }
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "IcrmError",
     "IndividualVerdict",
     "InputError",
+    "Judge",
     "Judgement",
     "MissingDependencyError",
     "PairwiseVerdict",
@@ -44,7 +48,9 @@ __all__ = [
     "build_program",
     "example_fields",
     "json_schema",
+    "load_rubric",
     "load_shots",
+    "make_judge",
     "program_config",
     "read_verdict",
     "sample_shots",

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
+from icrm_sgl.judges import Judge, as_judge
+from icrm_sgl.schemas import CHOICES, SCORES, SWAPPED, choice_margin
 
 DECIMALS = 6
-
-#: A choice as seen from the other order: "A is much better" shown swapped is "B++".
-SWAPPED = {"A++": "B++", "A+": "B+", "A=B": "A=B", "B+": "A+", "B++": "A++"}
 
 Distribution = Mapping[str, float]
 
@@ -96,11 +94,12 @@ def point_mass(value: str | int) -> dict[str, float]:
     return {str(value): 1.0}
 
 
-def expectations(rm_type: str, probabilities: Any) -> dict[str, float]:
-    """The meta entries a greedy verdict gains: ``expected_score`` or ``expected_margin``."""
-    if rm_type == "individual":
-        return {"expected_score": round(expected_score(probabilities), DECIMALS)}
-    return {"expected_margin": round(expected_margin(probabilities), DECIMALS)}
+def expectations(judge: Judge | str, probabilities: Any) -> dict[str, float]:
+    """The meta entry a greedy verdict gains from its reward field's distribution: the
+    expected value under the judge's ``reward_key`` (``expected_score``, ``expected_margin``)."""
+    checked = as_judge(judge)
+    meta = checked.probability_meta({checked.reward: {str(k): p for k, p in probabilities.items()}})
+    return {checked.reward_key: meta[checked.reward_key]}
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,13 @@ from icrm_sgl.engines.protocol import Engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge, as_judge, builtin_judge
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
-from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
 from icrm_sgl.ranking import Ranking, rank
 from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Runner, run_cached
-from icrm_sgl.schemas import public_keys, verdict_model
-from icrm_sgl.shots import Shot, load_shots, sample_shots
+from icrm_sgl.shots import Shot, sample_shots
 
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
@@ -38,12 +37,14 @@ class ICRM:
     ``model(conversation=...)`` (individual) or ``model(conversation_A=...,
     conversation_B=...)`` (pairwise) returns the verdict as a JSON string, or a dict
     with ``parse_json=True``; ``judge_batch`` runs many examples with ``run_batch``.
+    ``judge=`` takes your own judge instead of a built-in mode: a ``Judge``
+    (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path.
     """
 
     def __init__(
         self,
         model_name: str | None = None,
-        rm_type: str = "individual",
+        rm_type: str | None = None,
         engine: str = "local",
         shots_pool_path: str | None = None,
         num_shots: int = 3,
@@ -65,10 +66,18 @@ class ICRM:
         num_gpu_per_worker: int | None = None,
         dtype: str | None = None,
         quantization: str | None = None,
+        judge: Judge | str | None = None,
         **engine_options: Any,
     ) -> None:
-        verdict_model(rm_type)
-        self.rm_type = rm_type
+        self.definition = _resolve_judge(
+            rm_type,
+            judge,
+            template_path=template_path,
+            shot_template_path=shot_template_path,
+            feedback_template_path=feedback_template_path,
+            shots_pool_path=shots_pool_path,
+        )
+        self.rm_type = self.definition.name
         self.engine = engine
         self.capabilities = engine_capabilities(engine)
         self.completion = self.capabilities.resolve_mode(engine, completion)
@@ -78,11 +87,9 @@ class ICRM:
         self.seed = seed
         self.field_tokens = field_tokens
         self.concurrency = concurrency
-        self.shots_pool = load_shots(rm_type, shots_pool_path)
-        self.templates = PromptTemplates.load(
-            rm_type, template_path, shot_template_path, feedback_template_path
-        )
-        self.default_shots = self.sample_shots(num_shots)
+        self.shots_pool = list(self.definition.shots_pool)
+        # A judge's pool may hold fewer shots than asked (a rubric may have none): all it has.
+        self.default_shots = self.sample_shots(min(num_shots, len(self.shots_pool)))
         launch = {
             "num_workers": num_workers,
             "num_gpu_per_worker": num_gpu_per_worker,
@@ -114,7 +121,7 @@ class ICRM:
         context = RunContext(
             engine=self.engine,
             model=self.model_name,
-            rm_type=self.rm_type,
+            judge=self.definition,
             completion=self.completion,
             concurrency=self.concurrency,
             batch_threads=self.backend.batch_threads,
@@ -130,25 +137,26 @@ class ICRM:
 
     def render_prompt(self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None) -> str:
         """The prompt text up to where the verdict JSON starts (completion layout)."""
-        prompt = self.templates.with_shots(self.default_shots if shots is None else shots)
-        return prompt.render(example_fields(self.rm_type, example))
+        prompt = self.definition.prompt(self.default_shots if shots is None else shots)
+        return prompt.render(self.definition.example_fields(example))
 
     def fingerprint(self, **gen: Any) -> dict[str, Any]:
         """Everything that changes a verdict, for cache keys and resume checks: the
         engine's identity and resolved options, prompt, shots, sampling and seed."""
         params, field_tokens = self._generation(gen)
-        prompt = self.templates.with_shots(self.default_shots)
+        prompt = self.definition.prompt(self.default_shots)
         return self._fingerprint(prompt, self.default_shots, params, field_tokens)
 
     def _fingerprint(
         self, prompt: Template, shots: Sequence[Shot], params: dict[str, Any], field_tokens: int
     ) -> dict[str, Any]:
-        text = json.dumps([str(seg) for seg in prompt.segments] + [str(self.templates.shot)])
+        text = json.dumps([str(seg) for seg in prompt.segments] + [str(self.definition.shot)])
         return {
             "engine": self.engine,
             "engine_identity": engine_identity(self.backend),
             "model": self.model_name,
             "rm_type": self.rm_type,
+            "judge": self.definition.fingerprint(),
             "program_version": PROGRAM_VERSION,
             "prompt_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
             "shots": [s.get("id") for s in shots],
@@ -161,7 +169,7 @@ class ICRM:
         params = check_generation(kwargs, ignored=_IGNORED_KEYWORDS)
         self.capabilities.check_sampling(self.engine, params)
         max_tokens = params.pop("max_tokens")
-        n_text = len(public_keys(self.rm_type)) - 1
+        n_text = max(1, len(self.definition.text_fields))
         field_tokens = self.field_tokens
         if max_tokens is not None:
             if max_tokens < n_text:
@@ -181,10 +189,12 @@ class ICRM:
         **generation_kwargs: Any,
     ) -> str | dict[str, Any]:
         """Judge one example; the verdict as indented JSON text, or a dict."""
-        if self.rm_type == "individual":
-            example = {"conversation": conversation}
-        else:
-            example = {"conversation_A": conversation_A, "conversation_B": conversation_B}
+        given = {
+            "conversation": conversation,
+            "conversation_A": conversation_A,
+            "conversation_B": conversation_B,
+        }
+        example = {key: value for key, value in given.items() if value is not None}
         result = self.judge(example, shots=shots, **generation_kwargs)
         return result.verdict if parse_json else json.dumps(result.verdict, indent=4)
 
@@ -195,7 +205,7 @@ class ICRM:
         self._check_open()
         self._generation(gen)
         check_example(example)
-        example_fields(self.rm_type, example, f"example {example.get('id', 0)}")
+        self.definition.example_fields(example, f"example {example.get('id', 0)}")
         (result,) = self.judge_batch([example], shots=shots, **gen)
         if not result.ok:
             raise VerdictError(f"example {result.id}: {result.error}")
@@ -219,7 +229,7 @@ class ICRM:
         self._check_open()
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
-        prompt = self.templates.with_shots(shots)
+        prompt = self.definition.prompt(shots)
         failures, ids, arguments = self._prepare(check_examples(examples), prompt)
         yield from failures
         if not arguments:
@@ -231,7 +241,12 @@ class ICRM:
         if self.cache is not None:
             config = self._fingerprint(prompt, shots, params, field_tokens)
             run = partial(
-                run_cached, self._runner, self.cache, config, overwrite=self.overwrite_cache
+                run_cached,
+                self._runner,
+                self.cache,
+                config,
+                overwrite=self.overwrite_cache,
+                judge=self.definition,
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
@@ -276,7 +291,7 @@ class ICRM:
             try:
                 if not isinstance(example, Mapping):
                     raise InputError(f"example {ex_id}: expected an object")
-                fields = example_fields(self.rm_type, example, f"example {ex_id}")
+                fields = self.definition.example_fields(example, f"example {ex_id}")
             except InputError as exc:
                 failures.append(Judgement(ex_id, error=str(exc), meta={"stage": "input"}))
                 continue
@@ -304,3 +319,21 @@ class ICRM:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _resolve_judge(
+    rm_type: str | None, judge: Judge | str | None, **builtin_paths: str | None
+) -> Judge:
+    """The judge an ``ICRM`` runs: a built-in mode (with the user's templates and pool) or
+    the user's own judge; an ``InputError`` when both are given."""
+    if judge is None:
+        return builtin_judge(rm_type or "individual", **builtin_paths)
+    if rm_type is not None:
+        raise InputError("give rm_type or judge, not both")
+    resolved = as_judge(judge)
+    if builtin_paths.pop("shots_pool_path") is not None:
+        raise InputError("shots_pool_path is for the built-in modes: a rubric names its shots")
+    given = [name for name, path in builtin_paths.items() if path is not None]
+    if given:
+        raise InputError(f"{given[0]} is for the built-in modes: a judge has its own templates")
+    return resolved

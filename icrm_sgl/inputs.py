@@ -1,4 +1,4 @@
-"""Reading examples from .json / .jsonl files, naming each, and detecting the judging mode."""
+"""Reading examples from .json / .jsonl files, naming each, and matching each to its judge."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import read_text
-from icrm_sgl.programs.prompts import check_one_form, example_fields
+from icrm_sgl.judges import Judge, as_judge, judge_for
+from icrm_sgl.judges.inputs import check_one_form
 
 
 @dataclass(frozen=True)
@@ -98,17 +99,12 @@ def _load_jsonl(path: Path, limit: int | None) -> ExampleFile:
 
 
 def detect_rm_type(examples: list[Any]) -> str:
-    """'pairwise' when examples carry conversation_A/B, 'individual' for conversation."""
+    """The built-in judge of the first example whose keys name one (a shots pool's mode)."""
     for example in examples:
-        if isinstance(example, dict):
-            if "conversation_A" in example or "conversation_B" in example:
-                return "pairwise"
-            if "conversation" in example:
-                return "individual"
-    raise InputError(
-        "cannot tell the judging mode: examples need 'conversation' (individual) or "
-        "'conversation_A' and 'conversation_B' (pairwise); or pass --rm-type"
-    )
+        name = judge_for(example) if isinstance(example, dict) else None
+        if name is not None:
+            return name
+    raise InputError(UNKNOWN_MODE)
 
 
 def _structure_problem(entry: Entry) -> str | None:
@@ -126,31 +122,41 @@ def _structure_problem(entry: Entry) -> str | None:
     return None
 
 
+#: Examples judged by one judge, in file order.
+Group = tuple[Judge, list[dict[str, Any]]]
+
+UNKNOWN_MODE = (
+    "cannot tell the judging mode: give 'conversation' (individual) or 'conversation_A' "
+    "and 'conversation_B' (pairwise), or pass --rm-type or --judge"
+)
+
+
 def screen_examples(
-    loaded: ExampleFile, rm_type: str | None
-) -> tuple[str | None, list[dict[str, Any]], list[tuple[str, str]]]:
+    loaded: ExampleFile, judge: Judge | str | None
+) -> tuple[list[Group], list[tuple[str, str]]]:
     """Check every entry before any model call.
 
-    Returns the judging mode (detected unless given; None when no entry is an object),
-    the valid examples with their ``id`` set, and ``(id, message)`` for the others.
+    Returns the valid examples (``id`` set) grouped by the judge that judges them, and
+    ``(id, message)`` for the others. Without a judge each example goes to the built-in
+    judge its keys are meant for, so a file may mix individual and pairwise examples.
     """
     failures = list(loaded.errors)
-    objects: list[Entry] = []
+    fixed = None if judge is None else as_judge(judge)
+    groups: dict[str, Group] = {}
     for entry in loaded.entries:
         problem = _structure_problem(entry)
         if problem:
             failures.append((entry.id, problem))
-        else:
-            objects.append(entry)
-    if not objects:
-        return rm_type, [], failures
-    rm_type = rm_type or detect_rm_type([e.record for e in objects])
-    valid = []
-    for entry in objects:
+            continue
+        name = judge_for(entry.record) if fixed is None else fixed.name
+        if name is None:
+            failures.append((entry.id, f"{entry.where}: {UNKNOWN_MODE}"))
+            continue
+        chosen = fixed or as_judge(name)
         try:
-            example_fields(rm_type, entry.record, entry.where)
+            chosen.example_fields(entry.record, entry.where)
         except InputError as exc:
             failures.append((entry.id, str(exc)))
             continue
-        valid.append({**entry.record, "id": entry.id})
-    return rm_type, valid, failures
+        groups.setdefault(name, (chosen, []))[1].append({**entry.record, "id": entry.id})
+    return list(groups.values()), failures

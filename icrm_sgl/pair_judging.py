@@ -64,8 +64,8 @@ class PairJudgement:
         return {"id": self.id, **body, "meta": self.meta}
 
 
-def _one_order(judgement: Judgement) -> OrderReconciliation:
-    choice = judgement.verdict["choice"]
+def _one_order(judgement: Judgement, key: str) -> OrderReconciliation:
+    choice = judgement.verdict[key]
     probs = judgement.meta.get("probabilities")
     dist = choice_distribution(probs) if probs else point_mass(choice)
     margin = float(choice_margin(choice))
@@ -85,7 +85,8 @@ def _pair_meta(calls: dict[str, Judgement]) -> dict[str, Any]:
     return {**totals, "orders": {ORDERS[suffix]: j.meta for suffix, j in calls.items()}}
 
 
-def _combine(pair_id: str, calls: dict[str, Judgement]) -> PairJudgement:
+def _combine(pair_id: str, calls: dict[str, Judgement], key: str) -> PairJudgement:
+    """The pair's result from its calls; ``key`` is the verdict's choice field."""
     meta = _pair_meta(calls)
     failed = [(ORDERS[suffix], j) for suffix, j in calls.items() if not j.ok]
     if failed:
@@ -98,25 +99,25 @@ def _combine(pair_id: str, calls: dict[str, Judgement]) -> PairJudgement:
     if "#ba" in calls:
         ba = calls["#ba"]
         rec = reconcile_orders(
-            ab.verdict["choice"],
-            ba.verdict["choice"],
+            ab.verdict[key],
+            ba.verdict[key],
             ab.meta.get("probabilities"),
             ba.meta.get("probabilities"),
         )
     else:
-        rec = _one_order(ab)
+        rec = _one_order(ab, key)
     verdicts = {ORDERS[suffix]: j.verdict for suffix, j in calls.items()}
     return PairJudgement(pair_id, verdicts, rec, has_probs, meta=meta)
 
 
-def _calls(example: Mapping[str, Any], pair_id: str, both_orders: bool) -> list[dict[str, Any]]:
+def _calls(
+    example: Mapping[str, Any], pair_id: str, both_orders: bool, sides: tuple[str, str]
+) -> list[dict[str, Any]]:
     ab = {**example, "id": f"{pair_id}#ab"}
     if not both_orders:
         return [ab]
-    swapped = {
-        "conversation_A": example.get("conversation_B"),
-        "conversation_B": example.get("conversation_A"),
-    }
+    first, second = sides
+    swapped = {first: example.get(second), second: example.get(first)}
     return [ab, {**example, **swapped, "id": f"{pair_id}#ba"}]
 
 
@@ -129,19 +130,22 @@ def judge_pairs(
     **gen: Any,
 ) -> Iterator[PairJudgement]:
     """Judge pairs in one batch (both orders of a pair adjacent); yield each when complete."""
-    if model.rm_type != "pairwise":
+    pair = model.definition.pair
+    if pair is None:
         raise InputError(f"judging pairs needs a pairwise model, not {model.rm_type!r}")
     calls: list[dict[str, Any]] = []
     for i, example in enumerate(examples):
         pair_id = str(example.get("id", i)) if isinstance(example, Mapping) else str(i)
-        calls.extend(_calls(example if isinstance(example, Mapping) else {}, pair_id, both_orders))
+        record = example if isinstance(example, Mapping) else {}
+        calls.extend(_calls(record, pair_id, both_orders, pair.sides))
     wanted = 2 if both_orders else 1
     pending: dict[str, dict[str, Judgement]] = {}
     for result in model.judge_batch(calls, shots=shots, progress=progress, **gen):
         pair_id, suffix = result.id[:-3], result.id[-3:]
         pending.setdefault(pair_id, {})[suffix] = result
         if len(pending[pair_id]) == wanted:
-            yield _combine(pair_id, dict(sorted(pending.pop(pair_id).items())))
+            key = model.definition.reward
+            yield _combine(pair_id, dict(sorted(pending.pop(pair_id).items())), key)
 
 
 def judge_pair(

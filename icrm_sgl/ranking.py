@@ -1,9 +1,10 @@
 """Ranking N responses to one prompt: by expected score, or by debiased comparisons.
 
-``scores`` (an individual model) judges each response once and orders them by expected
-score (the mean of the score distribution; the greedy score without probabilities).
-``comparisons`` (a pairwise model) sorts by binary insertion: each response finds its
-place among those already ranked by binary search, so the k-th needs at most
+``scores`` (a judge of one response: individual, or your own judge with a reward) judges
+each response once and orders them by its reward (the expected score, the mean of the
+score distribution; the greedy score without probabilities).
+``comparisons`` (a judge of two responses: pairwise) sorts by binary insertion: each
+response finds its place among those already ranked by binary search, so the k-th needs at most
 ceil(log2 k) comparisons and N responses at most about N log2 N - 1.4 N in all, close to
 log2(N!), the fewest any comparison sort can guarantee. Every comparison is judged in
 both orders (A/B, then B/A sharing its prefix) and decided by P(better) > 0.5, so one
@@ -23,8 +24,6 @@ from icrm_sgl.pair_judging import judge_pair
 
 if TYPE_CHECKING:
     from icrm_sgl.icrm import ICRM
-
-METHODS = {"individual": "scores", "pairwise": "comparisons"}
 
 
 @dataclass
@@ -92,31 +91,35 @@ def rank(
     **gen: Any,
 ) -> Ranking:
     """Rank ``responses`` to ``prompt`` (or to a conversation ending with a user turn):
-    by expected score with an individual model, by comparisons with a pairwise one."""
+    by comparisons with a judge of pairs, else by each response's reward."""
     checked = conversations(responses, prompt, conversation, where)
-    if model.rm_type == "individual":
-        return _by_scores(model, checked, where, gen)
-    return _by_comparisons(model, checked, gen)
+    if model.definition.pair is not None:
+        return _by_comparisons(model, checked, gen)
+    return _by_scores(model, checked, where, gen)
 
 
 def _by_scores(
     model: ICRM, conversations: list[list[dict[str, str]]], where: str, gen: dict[str, Any]
 ) -> Ranking:
+    judge = model.definition
+    if judge.reward is None:
+        raise InputError(f"{where}: ranking needs a judge with a reward field")
+    label, expected = judge.reward, judge.reward_key
     examples = [{"id": str(i), "conversation": c} for i, c in enumerate(conversations)]
     rows: list[dict[str, Any]] = [{} for _ in conversations]
+    greedy: list[float] = [0.0 for _ in conversations]
     for result in model.judge_batch(examples, **gen):
         if not result.ok:
             raise VerdictError(f"{where}: response {result.id}: {result.error}")
-        score = result.verdict["score"]
-        rows[int(result.id)] = {
-            "index": int(result.id),
-            "score": score,
-            "expected_score": result.meta.get("expected_score", float(score)),
+        index = int(result.id)
+        greedy[index] = judge.reward_value(result.verdict, {})
+        rows[index] = {
+            "index": index,
+            label: result.verdict[label],
+            expected: judge.reward_value(result.verdict, result.meta),
             "verdict": result.verdict,
         }
-    order = sorted(
-        range(len(rows)), key=lambda i: (-rows[i]["expected_score"], -rows[i]["score"], i)
-    )
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i][expected], -greedy[i], i))
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
     return Ranking("scores", order, rows, judge_calls=len(rows))

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import read_text
 from icrm_sgl.programs.prompts import example_fields
-from icrm_sgl.schemas import choice_winner, validate_verdict
+from icrm_sgl.schemas import choice_winner, public_verdict
 
 SAMPLING_MODES = ("fixed", "random", "balanced")
 
@@ -51,7 +51,7 @@ def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
         except json.JSONDecodeError as exc:
             raise InputError(f"{where}: feedback is not valid JSON ({exc.msg})") from exc
     try:
-        shot["feedback"] = validate_verdict(rm_type, feedback or {}).to_public()
+        shot["feedback"] = public_verdict(rm_type, feedback or {})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "feedback"

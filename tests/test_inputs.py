@@ -30,8 +30,8 @@ def test_jsonl_errors_name_the_line_and_the_id_after_skipped_lines(tmp_path):
             json.dumps({"id": "x", **PAIR, "conversation_B": []}),
         ],
     )
-    rm_type, valid, problems = screen_examples(load_examples(src), None)
-    assert rm_type == "pairwise"
+    ((judge, valid),), problems = screen_examples(load_examples(src), None)
+    assert judge.name == "pairwise"
     assert [e["id"] for e in valid] == ["line 1"]
     messages = dict(problems)
     assert messages["line 3"].startswith("line 3: invalid JSON")
@@ -68,8 +68,8 @@ def test_both_conversation_forms_is_rejected_before_detection(tmp_path):
     individual = {"conversation": PAIR["conversation_A"]}
     src = tmp_path / "b.json"
     src.write_text(json.dumps([both, individual]))
-    rm_type, valid, problems = screen_examples(load_examples(src), None)
-    assert rm_type == "individual" and [e["id"] for e in valid] == ["1"]
+    ((judge, valid),), problems = screen_examples(load_examples(src), None)
+    assert judge.name == "individual" and [e["id"] for e in valid] == ["1"]
     assert problems == [
         (
             "0",
@@ -88,8 +88,8 @@ def test_lone_surrogates_are_rejected_in_content_and_ids(tmp_path):
         + json.dumps({"id": "a\udfff", "conversation": PAIR["conversation_A"]})
         + "\n"
     )
-    _, valid, problems = screen_examples(load_examples(src), None)
-    assert valid == []
+    groups, problems = screen_examples(load_examples(src), None)
+    assert groups == []
     messages = dict(problems)
     assert messages["line 1"] == (
         "line 1: conversation: turn 1 content: contains a lone surrogate '\\ud800' at character 3"

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.errors import InputError
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
@@ -97,6 +98,11 @@ def eval_command(
     from icrm_sgl.evaluation.loaders import load_pairs
 
     rm_type, gen, icrm_options = split_options(options)
+    if rm_type is not None and not isinstance(rm_type, str):
+        raise InputError(
+            "eval runs the built-in judges only (its metrics read a score or a choice); "
+            "for your own judge, use score --judge on each reply, or rank --judge"
+        )
 
     pairs = load_pairs(source, fmt, split, columns)
     if subsets:

@@ -8,18 +8,35 @@ from typing import Any
 import click
 
 from icrm_sgl.engines import engine_names
+from icrm_sgl.judges import BUILTIN_NAMES, Judge
 from icrm_sgl.shots import SAMPLING_MODES
 
 
 def split_options(
     options: dict[str, Any],
-) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
-    """The values of ``judge_options`` as (rm_type, generation kwargs, ICRM kwargs)."""
+) -> tuple[Judge | str | None, dict[str, Any], dict[str, Any]]:
+    """The values of ``judge_options`` as (judge, generation kwargs, ICRM kwargs): the
+    judge is a built-in mode's name (``--rm-type``), a rubric read from ``--judge``, or
+    None when neither was given."""
     rest = dict(options)
-    rm_type = rest.pop("rm_type")
+    rm_type, rubric = rest.pop("rm_type"), rest.pop("judge")
+    if rm_type and rubric:
+        raise click.UsageError("give --rm-type or --judge, not both")
     gen = {key: rest.pop(key) for key in ("max_tokens", "temperature", "top_p")}
     rest.update(engine_kwargs(rest.pop("endpoint"), rest.pop("engine_option")))
-    return rm_type, gen, rest
+    if rubric is None:
+        return rm_type, gen, rest
+    from icrm_sgl.judges.rubric import load_rubric
+
+    return load_rubric(rubric), gen, rest
+
+
+def icrm_judge(judge: Judge | str | None, default: str) -> dict[str, Any]:
+    """The ``ICRM`` keyword that selects ``judge`` (a built-in mode's name, by default
+    ``default``, or your own judge)."""
+    if judge is None or isinstance(judge, str):
+        return {"rm_type": judge or default}
+    return {"judge": judge}
 
 
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
@@ -86,9 +103,17 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--rm-type",
-            type=click.Choice(["individual", "pairwise"]),
+            type=click.Choice(BUILTIN_NAMES),
             default=None,
-            help="Judging mode (default: detected from the input's keys).",
+            help="Built-in judging mode (default: detected from the input's keys).",
+        ),
+        click.option(
+            "--judge",
+            "judge",
+            default=None,
+            metavar="RUBRIC.toml",
+            help="Your own judge: a TOML rubric file (fields, template, reward; see "
+            "docs/judges.md). Replaces --rm-type.",
         ),
         click.option(
             "--num-shots",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import icrm_judge, judge_options, split_options
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import load_examples
 from icrm_sgl.ranking import conversations
@@ -33,7 +33,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     judged in both orders, sorted by binary insertion (about N log2 N comparisons).
     """
     loaded = load_examples(input_path)
-    rm_type, gen, icrm_options = split_options(options)
+    judge, gen, icrm_options = split_options(options)
     if loaded.single and not loaded.errors:
         _check(loaded.examples[0], "item")
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
@@ -54,7 +54,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
         for record in records:
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
         if items:
-            _rank_all(items, loaded.single, rm_type, gen, icrm_options, counts, sink)
+            _rank_all(items, loaded.single, judge, gen, icrm_options, counts, sink)
     click.echo(
         f"{counts['ok']} ranked, {counts['input']} malformed items skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
@@ -75,7 +75,7 @@ def _check(item: Any, where: str) -> None:
 def _rank_all(
     items: list[tuple[str, dict[str, Any]]],
     single: bool,
-    rm_type: str | None,
+    judge: Any,
     gen: dict[str, Any],
     icrm_options: dict[str, Any],
     counts: dict[str, int],
@@ -84,7 +84,7 @@ def _rank_all(
     """Rank the checked items: one as indented JSON, several as JSONL records."""
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
-    with ICRM(rm_type=rm_type or "individual", **icrm_options) as model:
+    with ICRM(**icrm_judge(judge, "individual"), **icrm_options) as model:
         for item_id, item in items:
             where = "item" if single else f"item {item_id}"
             try:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain
 from typing import IO, Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import icrm_judge, judge_options, split_options
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import open_for_writing
-from icrm_sgl.inputs import load_examples, screen_examples
+from icrm_sgl.inputs import Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 
 
@@ -62,13 +62,15 @@ def score(
     """Judge the example(s) in INPUT (.json: one example or a list; .jsonl: one per line).
 
     One example prints its verdict as indented JSON. Several (or any with --output) give
-    one JSONL record each, with a progress bar and a summary on stderr. Exit code 2 when
+    one JSONL record each, with a progress bar and a summary on stderr. Without --rm-type
+    or --judge each example is judged in the mode its keys show (a file may mix them;
+    records come grouped by mode). Exit code 2 when
     any example was malformed, 1 when any verdict could not be produced.
     """
     loaded = load_examples(input_path, limit)
-    rm_type, gen, icrm_options = split_options(options)
-    rm_type, examples, problems = screen_examples(loaded, rm_type)
-    if both_orders and rm_type != "pairwise":
+    judge, gen, icrm_options = split_options(options)
+    groups, problems = screen_examples(loaded, judge)
+    if both_orders and any(chosen.pair is None for chosen, _ in groups):
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
     if loaded.single and not output:
@@ -77,7 +79,9 @@ def score(
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
         from icrm_sgl.pair_judging import judge_pair
 
-        with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+        ((chosen, examples),) = groups
+        selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
+        with ICRM(**selected, **cache, **icrm_options) as model:
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
@@ -86,20 +90,46 @@ def score(
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
     with open_for_writing(output) if output else nullcontext(sys.stdout) as sink:
-        if not examples:  # nothing to judge: no model to load
+        if not groups:  # nothing to judge: no model to load
             tally = _write_all(failures, [], sink, output)
         else:
-            from icrm_sgl.icrm import ICRM
-            from icrm_sgl.pair_judging import judge_pairs
-
-            with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
-                if both_orders:
-                    results = judge_pairs(model, examples, True, progress=True, **gen)
-                else:
-                    results = model.judge_batch(examples, progress=True, **gen)
+            with _models(groups, judge, cache, icrm_options) as models:
+                results = chain.from_iterable(
+                    _results(model, examples, both_orders, gen)
+                    for model, examples in zip(models, [e for _, e in groups], strict=True)
+                )
                 tally = _write_all(failures, results, sink, output)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)
+
+
+@contextmanager
+def _models(
+    groups: list[Group], judge: Any, cache: dict[str, Any], icrm_options: dict[str, Any]
+) -> Iterator[list[Any]]:
+    """One ``ICRM`` per group's judge, all on the first one's engine; closed in reverse."""
+    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
+    models: list[Any] = []
+    try:
+        for chosen, _ in groups:
+            shared = {"backend": models[0].backend} if models else {}
+            selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
+            models.append(ICRM(**selected, **cache, **icrm_options, **shared))
+        yield models
+    finally:
+        for model in reversed(models):
+            model.close()
+
+
+def _results(
+    model: Any, examples: list[dict[str, Any]], both_orders: bool, gen: dict[str, Any]
+) -> Iterable[Any]:
+    if both_orders:
+        from icrm_sgl.pair_judging import judge_pairs
+
+        return judge_pairs(model, examples, True, progress=True, **gen)
+    return model.judge_batch(examples, progress=True, **gen)
 
 
 @dataclass

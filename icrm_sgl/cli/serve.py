@@ -70,11 +70,12 @@ from icrm_sgl.errors import MissingDependencyError
 )
 def serve(**options: Any) -> None:
     """Serve the judge over HTTP: POST /v1/judge, POST /get_reward (OpenRLHF), GET /health,
-    GET /metrics. Without --rm-type both judging modes are served on one engine.
+    GET /metrics. Without --rm-type or --judge both built-in judging modes are served on
+    one engine.
     """
     try:
         from icrm_sgl.serve.config import ServeConfig
-        from icrm_sgl.serve.judges import RM_TYPES, Judges
+        from icrm_sgl.serve.judges import Judges
         from icrm_sgl.serve.server import run
     except ImportError as exc:
         raise MissingDependencyError(
@@ -83,9 +84,9 @@ def serve(**options: Any) -> None:
     log_level = options.pop("log_level")
     serve_keys = [key for key in ServeConfig.model_fields if key in options]
     settings = {key: options.pop(key) for key in serve_keys}
-    rm_type, gen, icrm_options = split_options(options)
+    judge, gen, icrm_options = split_options(options)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
-    judges = Judges.open((rm_type,) if rm_type else RM_TYPES, **icrm_options)
+    judges = Judges.open(*([(judge,)] if judge else []), **icrm_options)
     try:
         judges.check(config.gen)
         run(config, lambda: judges, log_level)

@@ -9,7 +9,7 @@ import click
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.inputs import detect_rm_type
-from icrm_sgl.programs.prompts import PromptTemplates
+from icrm_sgl.judges import BUILTIN_NAMES, builtin_judge
 from icrm_sgl.shots import (
     SAMPLING_MODES,
     load_shots,
@@ -19,7 +19,7 @@ from icrm_sgl.shots import (
     shot_label,
 )
 
-RM_TYPES = ("individual", "pairwise")
+RM_TYPES = BUILTIN_NAMES
 
 rm_type_option = click.option(
     "--rm-type",
@@ -61,7 +61,7 @@ def list_shots(rm_type: str | None, pool_path: str | None) -> None:
     """One line per shot: id, category, score or choice, rendered length in tokens."""
     count = _counter()
     for kind, pool in _pools(rm_type, pool_path):
-        templates = PromptTemplates.load(kind)
+        templates = builtin_judge(kind)
         click.echo(f"# {kind}: {len(pool)} shots")
         click.echo(f"{'id':<32} {'category':<22} {'verdict':>7} {'tokens':>6}")
         for shot in pool:
@@ -80,7 +80,7 @@ def show(shot_id: str, rm_type: str | None, pool_path: str | None) -> None:
             if shot["id"] == shot_id:
                 click.echo(json.dumps(shot, indent=2, ensure_ascii=False))
                 click.echo("\n--- rendered ---")
-                click.echo(PromptTemplates.load(kind).render_shots([shot]), nl=False)
+                click.echo(builtin_judge(kind).render_shots([shot]), nl=False)
                 return
     raise InputError(f"no shot with id {shot_id!r}")
 
@@ -117,5 +117,5 @@ def sample(num_shots: int, mode: str, seed: int, rm_type: str, pool_path: str | 
     picked = sample_shots(pool, num_shots, mode, seed)
     for shot in picked:
         click.echo(f"{shot['id']:<32} {shot['category']:<22} {shot_label(shot):>7}")
-    prefix = PromptTemplates.load(kind).with_shots(picked).segments[0]
+    prefix = builtin_judge(kind).prompt(picked).segments[0]
     click.echo(f"prefix: {_counter()(prefix)} tokens ({mode}, n={num_shots}, seed={seed})")

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import writable_folder
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.schemas import public_verdict
 
 
 def default_cache_dir() -> Path:
@@ -68,7 +68,7 @@ class VerdictCache:
         if row is None:
             return None
         try:
-            return validate_verdict(rm_type, row[0]).to_public()
+            return public_verdict(rm_type, row[0])
         except (ValidationError, TypeError):
             self.rejected += 1
             return None

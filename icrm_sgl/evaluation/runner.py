@@ -151,7 +151,7 @@ class Evaluator:
         return {**self.fingerprint, "orders": self.orders, "source": source}
 
     def jobs(self, pairs: Sequence[LabelledPair]) -> list[Job]:
-        if self.model.rm_type == "individual":
+        if self.model.definition.pair is None:  # one reply per call: score each side
             return [job for pair in pairs for job in individual_jobs(pair)]
         return [job for i, pair in enumerate(pairs) for job in pairwise_jobs(pair, i, self.orders)]
 

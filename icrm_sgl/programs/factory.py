@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from icrm_sgl.judges import Judge, as_judge, builtin_judge
 from icrm_sgl.programs.judge import ProgramConfig
-from icrm_sgl.programs.prompts import PromptTemplates
-from icrm_sgl.shots import load_shots, sample_shots
+from icrm_sgl.shots import sample_shots
 
 
 def program_config(
-    rm_type: str,
+    rm_type: Judge | str,
     *,
     num_shots: int = 3,
     shot_sampling: str = "fixed",
@@ -25,15 +25,21 @@ def program_config(
 ) -> ProgramConfig:
     """The ``ProgramConfig`` that ``ICRM`` would build for these settings.
 
-    Pass it to ``build_program`` for a ready ``@sgl.function``, or to ``write_judgement``
-    inside your own program. ``sample=True`` draws the score / choice instead of picking it
-    by ``select`` (use it with temperature > 0).
+    ``rm_type`` is a built-in judge's name ('individual', 'pairwise'), a rubric path or a
+    ``Judge``; the template and pool paths apply to the built-in judges. Pass the result to
+    ``build_program`` for a ready ``@sgl.function``, or to ``write_judgement`` inside your
+    own program. ``sample=True`` draws each choice / score instead of picking it by
+    ``select`` (use it with temperature > 0).
     """
-    templates = PromptTemplates.load(rm_type, template_path, shot_template_path)
-    shots = sample_shots(load_shots(rm_type, shots_pool_path), num_shots, shot_sampling, seed)
+    overrides = (shots_pool_path, template_path, shot_template_path)
+    if isinstance(rm_type, str) and any(p is not None for p in overrides):
+        judge = builtin_judge(rm_type, template_path, shot_template_path, None, shots_pool_path)
+    else:
+        judge = as_judge(rm_type)
+    shots = sample_shots(list(judge.shots_pool), num_shots, shot_sampling, seed)
     return ProgramConfig(
-        rm_type=rm_type,
-        prompt=templates.with_shots(shots),
+        judge=judge,
+        prompt=judge.prompt(shots),
         completion=completion,
         field_tokens=field_tokens,
         sample_final=sample,

@@ -1,32 +1,35 @@
 """The judging programs: sglang ``@function``s that write the verdict JSON themselves.
 
-Layout of every program: the constant prefix (instruction + rendered shots) first, so
-RadixAttention / the local prefix cache compute it once and ``run_batch`` can pre-cache
-it by tracing; then the example as program arguments; then the JSON object, and the score /
-choice picked with ``select`` (greedy) or a regex ``gen`` (sampling).
+Every program is generated from a judge (``icrm_sgl.judges``). Layout: the constant prefix
+(instruction + rendered shots) first, so RadixAttention / the local prefix cache compute it
+once and ``run_batch`` can pre-cache it by tracing; then the example as program arguments;
+then the JSON object, its fields in the verdict model's order: text fields generated, each
+choice / integer / boolean picked with ``select`` (greedy) or a regex ``gen`` (sampling).
 
-The text fields are written in one of two layouts. ``per_field``: the program writes each
-key and generates each value under a regex that admits only a JSON string body, each capped
-in tokens (one request per field). ``one_request``: one ``gen`` under a regex that fixes
-every key and admits JSON string bodies between them (one request for all text fields);
-if it stops at its token budget, the fields it did not reach are generated per field.
+Consecutive text fields are written in one of two layouts. ``per_field``: the program
+writes each key and generates each value under a regex that admits only a JSON string
+body, each capped in tokens (one request per field). ``one_request``: one ``gen`` under a
+regex that fixes every key and admits JSON string bodies between them (one request per
+run of text fields); if it stops at its token budget, the fields it did not reach are
+generated per field.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import sglang as sgl
-from pydantic import BaseModel
 from sglang.lang.ir import SglFunction
 
 from icrm_sgl.errors import EngineError, VerdictError
+from icrm_sgl.judges import Judge, as_judge
+from icrm_sgl.judges.fields import FieldSpec
 from icrm_sgl.programs.choices import joint_probability
 from icrm_sgl.programs.template import Slot, Template
-from icrm_sgl.schemas import CHOICES, MAX_FIELD_CHARS, SCORES, public_keys, validate_verdict
 
 #: Bumped whenever prompt layout or decoding changes what a verdict would be.
 PROGRAM_VERSION = "2"
@@ -47,8 +50,8 @@ _BODY_CHARS = re.compile(JSON_CHAR + "*")
 
 
 @dataclass(frozen=True)
-class FinalField:
-    """How a verdict's last field is produced and closed."""
+class Selection:
+    """How a selectable field (choice, int, bool) is produced and closed."""
 
     key: str
     values: tuple[str, ...]
@@ -66,10 +69,11 @@ class FinalField:
         return "(?:" + "|".join(re.escape(v) for v in ordered) + ")" + re.escape(self.closer)
 
 
-FINAL_FIELDS = {
-    "individual": FinalField("score", tuple(str(n) for n in SCORES), "", "}"),
-    "pairwise": FinalField("choice", CHOICES, '"', '"}'),
-}
+def selection(spec: FieldSpec, last: bool) -> Selection:
+    """The selection of a field: its values, quoted for a choice, closed by what follows
+    (the object's ``}`` for the last field, else the comma)."""
+    quote = '"' if spec.quoted else ""
+    return Selection(spec.key, spec.values, quote, quote + ("}" if last else ","))
 
 
 def closing_suffix(value: str) -> str:
@@ -90,9 +94,12 @@ def closing_suffix(value: str) -> str:
 
 @dataclass(frozen=True)
 class ProgramConfig:
-    """Everything that shapes a judging program besides its per-example arguments."""
+    """Everything that shapes a judging program besides its per-example arguments.
 
-    rm_type: str
+    ``judge`` is a ``Judge`` or a built-in judge's name ('individual', 'pairwise').
+    """
+
+    judge: Judge
     prompt: Template
     completion: bool = True
     field_tokens: int = 128
@@ -100,14 +107,23 @@ class ProgramConfig:
     layout: str = "per_field"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "judge", as_judge(self.judge))
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}: expected one of {LAYOUTS}")
 
     @property
+    def rm_type(self) -> str:
+        """The judge's name."""
+        return self.judge.name
+
+    @property
     def text_keys(self) -> list[str]:
-        """The verdict's free-text keys, in order (everything but the score / choice)."""
-        final = FINAL_FIELDS[self.rm_type].key
-        return [k for k in public_keys(self.rm_type) if k != final]
+        """The verdict's free-text keys, in order."""
+        return [f.key for f in self.judge.text_fields]
+
+    def budget(self, spec: FieldSpec) -> int:
+        """A text field's token budget: the program's, or the field's own when smaller."""
+        return min(self.field_tokens, spec.max_tokens or self.field_tokens)
 
 
 def _write_prompt(s, prompt: Template, args: dict) -> None:
@@ -119,7 +135,8 @@ def var_name(key: str) -> str:
     return re.sub(r"\W+", "_", key)
 
 
-#: The program variable holding the one-request layout's generated text fields.
+#: The program variable holding the one-request layout's generated text fields (the
+#: first run of them; later runs add their position).
 BODY_VAR = "body"
 
 
@@ -170,45 +187,81 @@ def resume_point(body: str, keys: list[str]) -> tuple[str, int | None, str | Non
     raise AssertionError("unreachable: the body regex ends with the last field's quote")
 
 
-def _write_fields(s, config: ProgramConfig, keys: list[str], first: int) -> None:
+def runs(fields: tuple[FieldSpec, ...]) -> list[list[FieldSpec]]:
+    """The fields grouped as the program writes them: each run of consecutive text
+    fields together, each selectable field alone."""
+    groups: list[list[FieldSpec]] = []
+    for spec in fields:
+        if spec.kind == "text" and groups and groups[-1][0].kind == "text":
+            groups[-1].append(spec)
+        else:
+            groups.append([spec])
+    return groups
+
+
+def body_var(position: int) -> str:
+    """The variable of the one-request body of the text run at ``position``."""
+    return BODY_VAR if position == 0 else f"{BODY_VAR}{position}"
+
+
+def _write_fields(s, config: ProgramConfig, specs: list[FieldSpec], first: int) -> None:
     """Generate fields ``first``… one request each; the opening quote of ``first`` is written."""
-    for i in range(first, len(keys)):
+    for i in range(first, len(specs)):
+        key = specs[i].key
         if i > first:
-            s += _separator(keys[i])
-        s += sgl.gen(var_name(keys[i]), max_tokens=config.field_tokens, regex=FIELD_REGEX)
-        s += closing_suffix(_read(s, var_name(keys[i])))
+            s += _separator(key)
+        s += sgl.gen(var_name(key), max_tokens=config.budget(specs[i]), regex=FIELD_REGEX)
+        s += closing_suffix(_read(s, var_name(key)))
+
+
+def _write_text_run(s, config: ProgramConfig, specs: list[FieldSpec], position: int) -> None:
+    if config.layout == "per_field":
+        _write_fields(s, config, specs, 0)
+        return
+    keys = [f.key for f in specs]
+    budget = sum(config.budget(f) for f in specs)
+    s += sgl.gen(body_var(position), max_tokens=budget, regex=body_regex(keys))
+    tail, following, _ = resume_point(_read(s, body_var(position)), keys)
+    s += tail
+    if following is not None:
+        _write_fields(s, config, specs, following)
+
+
+def _write_selection(s, config: ProgramConfig, chosen: Selection) -> None:
+    name = var_name(chosen.key)
+    if config.sample_final:
+        s += sgl.gen(name, max_tokens=8, regex=chosen.regex)
+    else:
+        s += sgl.select(name, choices=chosen.select_choices, choices_method=joint_probability)
 
 
 def _write_verdict(s, config: ProgramConfig) -> None:
-    final = FINAL_FIELDS[config.rm_type]
-    keys = config.text_keys
+    groups = runs(config.judge.fields)
+    lead = ""  # what comes before the next key: a selection's closer holds its comma
     with s.var_scope("verdict"):
-        s += "{" + json.dumps(keys[0]) + ': "'
-        if config.layout == "per_field":
-            _write_fields(s, config, keys, 0)
-        else:
-            budget = config.field_tokens * len(keys)
-            s += sgl.gen(BODY_VAR, max_tokens=budget, regex=body_regex(keys))
-            tail, following, _ = resume_point(_read(s, BODY_VAR), keys)
-            s += tail
-            if following is not None:
-                _write_fields(s, config, keys, following)
-        s += ", " + json.dumps(final.key) + ": " + final.opener
-        if config.sample_final:
-            s += sgl.gen(final.key, max_tokens=8, regex=final.regex)
-        else:
-            s += sgl.select(
-                final.key, choices=final.select_choices, choices_method=joint_probability
-            )
+        s += "{"
+        for position, group in enumerate(groups):
+            first = group[0]
+            if first.kind == "text":
+                s += lead + json.dumps(first.key) + ': "'
+                _write_text_run(s, config, group, position)
+                lead = ", "
+                continue
+            chosen = selection(first, last=position == len(groups) - 1)
+            s += lead + json.dumps(first.key) + ": " + chosen.opener
+            _write_selection(s, config, chosen)
+            lead = " "
+        if groups[-1][0].kind == "text":
+            s += "}"
 
 
 def write_judgement(s, config: ProgramConfig, **args: str) -> None:
     """Append a whole judgement to a program state: the judge prompt, then the verdict.
 
     Use it inside your own ``@sgl.function`` (the state's text should be empty, so that
-    the judge prompt's constant prefix is shared); ``args`` are the example's fields
-    (``history``, ``user_query`` and ``model_output`` or ``candidate_A`` / ``candidate_B``;
-    see ``icrm_sgl.programs.prompts.example_fields``). Read the result with ``read_verdict``.
+    the judge prompt's constant prefix is shared); ``args`` are the example's fields (the
+    judge's inputs: ``config.judge.example_fields(example)``). Read the result with
+    ``read_verdict``.
     """
     try:
         if config.completion:
@@ -228,27 +281,18 @@ def write_judgement(s, config: ProgramConfig, **args: str) -> None:
 
 
 def build_program(config: ProgramConfig) -> SglFunction:
-    """An sglang function for one judging mode, prompt template and decoding choice."""
-    if config.rm_type == "individual":
+    """An sglang function for one judge, prompt and decoding choice; its arguments are
+    the judge's inputs."""
 
-        def individual(s, history, user_query, model_output):
-            write_judgement(
-                s, config, history=history, user_query=user_query, model_output=model_output
-            )
+    def program(s, **args: str) -> None:
+        write_judgement(s, config, **args)
 
-        return sgl.function(individual)
-
-    def pairwise(s, history, user_query, candidate_A, candidate_B):
-        write_judgement(
-            s,
-            config,
-            history=history,
-            user_query=user_query,
-            candidate_A=candidate_A,
-            candidate_B=candidate_B,
-        )
-
-    return sgl.function(pairwise)
+    names = ("s", *config.judge.inputs.keys)
+    program.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    )
+    program.__name__ = var_name(config.judge.name)
+    return sgl.function(program)
 
 
 def read_verdict(state: Any, config: ProgramConfig) -> dict[str, Any]:
@@ -261,59 +305,67 @@ def read_verdict(state: Any, config: ProgramConfig) -> dict[str, Any]:
     if error is not None:
         raise EngineError(f"the judging program failed: {error}") from error
     try:
-        verdict, _ = parse_verdict(config.rm_type, state["verdict"])
+        verdict, _ = config.judge.parse(state["verdict"])
     except (ValueError, KeyError) as exc:
         raise VerdictError(f"invalid verdict: {exc}") from exc
-    return verdict.to_public()
+    return verdict
 
 
 def _truncated_by_budget(meta: dict) -> bool:
     return (meta.get("finish_reason") or {}).get("type") == "length"
 
 
+def _text_metas(state: Any, config: ProgramConfig) -> tuple[list[dict], list[str]]:
+    """The requests of the text fields (bodies first in their run) and the fields cut."""
+    metas: list[dict] = []
+    truncated: list[str] = []
+    for position, group in enumerate(runs(config.judge.fields)):
+        if group[0].kind != "text":
+            continue
+        keys = [f.key for f in group]
+        field_metas = {k: state.get_meta_info(var_name(k)) or {} for k in keys}
+        cut = [k for k, m in field_metas.items() if _truncated_by_budget(m)]
+        if config.layout == "one_request":
+            body_meta = state.get_meta_info(body_var(position)) or {}
+            metas.append(body_meta)
+            if _truncated_by_budget(body_meta):
+                where = resume_point(state[body_var(position)], keys)[2]
+                cut = ([where] if where else []) + cut
+        metas += [m for m in field_metas.values() if m]
+        truncated += cut
+    return metas, truncated
+
+
 def verdict_accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
-    """Token counts, fields cut by their budget and score / choice probabilities of a run.
+    """Token counts, fields cut by their budget and the value distributions of a run.
 
     The first request's prompt is the judge prompt, so its ``prompt_tokens`` and
     ``cached_tokens`` say how much of the prompt was reused.
     """
-    final = FINAL_FIELDS[config.rm_type]
-    keys = config.text_keys
-    field_metas = {k: state.get_meta_info(var_name(k)) or {} for k in keys}
-    truncated = [k for k, m in field_metas.items() if _truncated_by_budget(m)]
-    metas = [m for m in field_metas.values() if m]
-    if config.layout == "one_request":
-        body_meta = state.get_meta_info(BODY_VAR) or {}
-        metas.insert(0, body_meta)
-        if _truncated_by_budget(body_meta):
-            cut = resume_point(state[BODY_VAR], keys)[2]
-            truncated = ([cut] if cut else []) + truncated
+    metas, truncated = _text_metas(state, config)
+    selected = [f for f in config.judge.fields if f.selectable]
     first = metas[0] if metas else {}
     out: dict[str, Any] = {
         "prompt_tokens": first.get("prompt_tokens"),
         "cached_tokens": first.get("cached_tokens"),
         "completion_tokens": sum(m.get("completion_tokens", 0) for m in metas),
-        "round_trips": len(metas) + 1,
+        "round_trips": len(metas) + len(selected),
         "truncated": truncated,
     }
-    final_meta = state.get_meta_info(final.key) or {}
-    if "probabilities" in final_meta:
-        out["probabilities"] = {
-            choice[: len(choice) - len(final.closer)]: round(p, 6)
-            for choice, p in final_meta["probabilities"].items()
-        }
+    distributions = {}
+    for position, spec in enumerate(config.judge.fields):
+        meta = state.get_meta_info(var_name(spec.key)) or {} if spec.selectable else {}
+        if "probabilities" in meta:
+            closer = selection(spec, position == len(config.judge.fields) - 1).closer
+            distributions[spec.key] = {
+                choice[: len(choice) - len(closer)]: round(p, 6)
+                for choice, p in meta["probabilities"].items()
+            }
+    out.update(config.judge.probability_meta(distributions))
     return out
 
 
-def parse_verdict(rm_type: str, text: str) -> tuple[BaseModel, list[str]]:
-    """Validate a program's verdict text; text fields over the character bound are cut.
-
-    Field lengths are bounded in tokens while decoding, so a field over
-    ``MAX_FIELD_CHARS`` characters is rare; it is cut there rather than failing the verdict,
-    and its key is returned so the caller can report it.
-    """
-    data = json.loads(text)
-    cut = [k for k, v in data.items() if isinstance(v, str) and len(v) > MAX_FIELD_CHARS]
-    for key in cut:
-        data[key] = data[key][:MAX_FIELD_CHARS]
-    return validate_verdict(rm_type, data), cut
+def parse_verdict(judge: Judge | str, text: str) -> tuple[dict[str, Any], list[str]]:
+    """Validate a program's verdict text (public keys); text fields over the character
+    bound are cut there and their keys returned, so the caller can report them."""
+    return as_judge(judge).parse(text)

@@ -30,6 +30,11 @@ KNOWN_KEYS = frozenset(
 )
 
 
+def placeholders(text: str) -> list[str]:
+    """The placeholder names of a template text, in order of first use."""
+    return list(dict.fromkeys(m.group(1) for m in _PLACEHOLDER.finditer(text)))
+
+
 @dataclass(frozen=True)
 class Slot:
     """A placeholder in a template."""

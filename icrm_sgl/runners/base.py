@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.template import Template
 from icrm_sgl.shots import Shot
@@ -40,7 +41,7 @@ class RunContext:
 
     engine: str
     model: str
-    rm_type: str
+    judge: Judge
     completion: bool
     concurrency: int | None
     batch_threads: int
@@ -49,8 +50,9 @@ class RunContext:
         return {
             "engine": self.engine,
             "model": self.model,
-            "rm_type": self.rm_type,
+            "rm_type": self.judge.name,
             "program_version": PROGRAM_VERSION,
+            "judge": self.judge.fingerprint()[:16],
         }
 
     def threads(self, requested: int | str | None) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from icrm_sgl.evaluation.cache import VerdictCache, cache_key
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
 from icrm_sgl.runners.base import Batch, Runner
 
 
@@ -16,13 +17,15 @@ def run_cached(
     config: dict[str, Any],
     batch: Batch,
     overwrite: bool = False,
+    *,
+    judge: Judge,
 ) -> Iterator[Judgement]:
     """Cached verdicts first (unless ``overwrite``), then the misses through ``runner``;
     every new valid verdict is stored under ``config`` + the example's fields."""
     keys = [cache_key(config, {"fields": fields}) for fields in batch.arguments]
     todo = []
     for i, key in enumerate(keys):
-        hit = None if overwrite else cache.get(key, config["rm_type"])
+        hit = None if overwrite else cache.get(key, judge)
         if hit is None:
             todo.append(i)
         else:

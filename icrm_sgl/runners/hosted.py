@@ -40,7 +40,7 @@ class HostedRunner:
         started = time.perf_counter()
         try:
             verdict, info = self.engine.judge(
-                prompt, self.context.rm_type, self.context.completion, gen
+                prompt, self.context.judge, self.context.completion, gen
             )
         except VerdictError as exc:
             meta.update(seconds=round(time.perf_counter() - started, 3), retries=exc.attempts - 1)

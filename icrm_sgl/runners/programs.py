@@ -13,14 +13,8 @@ from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.ir import SglFunction
 
 from icrm_sgl.errors import EngineError, IcrmError
-from icrm_sgl.expectation import expectations
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.programs.judge import (
-    ProgramConfig,
-    build_program,
-    parse_verdict,
-    verdict_accounting,
-)
+from icrm_sgl.programs.judge import ProgramConfig, build_program, verdict_accounting
 from icrm_sgl.programs.template import Template
 from icrm_sgl.runners.base import Batch, RunContext
 
@@ -44,7 +38,7 @@ class ProgramRunner:
         key = (json.dumps(list(shots), sort_keys=True), sample_final, field_tokens)
         if key not in self._programs:
             config = ProgramConfig(
-                rm_type=self.context.rm_type,
+                judge=self.context.judge,
                 prompt=prompt,
                 completion=self.context.completion,
                 field_tokens=field_tokens,
@@ -89,15 +83,13 @@ class ProgramRunner:
                 raise error
             return Judgement(ex_id, error=f"{_kind(error)} error: {error}", meta=meta)
         meta.update(verdict_accounting(state, config))
-        if "probabilities" in meta:
-            meta.update(expectations(config.rm_type, meta["probabilities"]))
         try:
-            verdict, cut = parse_verdict(config.rm_type, state["verdict"])
+            verdict, cut = config.judge.parse(state["verdict"])
         except ValidationError as exc:
             first = exc.errors()[0]
             return Judgement(ex_id, error=f"invalid verdict: {first['msg']}", meta=meta)
         meta["truncated"] += [k for k in cut if k not in meta["truncated"]]
-        return Judgement(ex_id, verdict=verdict.to_public(), meta=meta)
+        return Judgement(ex_id, verdict=verdict, meta=meta)
 
 
 def _kind(error: IcrmError) -> str:

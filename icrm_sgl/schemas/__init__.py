@@ -2,9 +2,10 @@
 
 from icrm_sgl.schemas.verdicts import (
     CHOICES,
+    MARGINS,
     MAX_FIELD_CHARS,
-    RM_TYPES,
     SCORES,
+    SWAPPED,
     IndividualVerdict,
     PairwiseVerdict,
     choice_margin,
@@ -12,15 +13,17 @@ from icrm_sgl.schemas.verdicts import (
     grammar_schema,
     json_schema,
     public_keys,
+    public_verdict,
     validate_verdict,
     verdict_model,
 )
 
 __all__ = [
     "CHOICES",
+    "MARGINS",
     "MAX_FIELD_CHARS",
-    "RM_TYPES",
     "SCORES",
+    "SWAPPED",
     "IndividualVerdict",
     "PairwiseVerdict",
     "choice_margin",
@@ -28,6 +31,7 @@ __all__ = [
     "grammar_schema",
     "json_schema",
     "public_keys",
+    "public_verdict",
     "validate_verdict",
     "verdict_model",
 ]

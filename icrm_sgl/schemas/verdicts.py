@@ -1,13 +1,18 @@
-"""Pydantic verdict models: the single source of truth for the public output format."""
+"""Pydantic verdict models of the built-in judges: the public output format.
+
+The functions below take a judge (a ``Judge``, a built-in judge's name or a rubric path)
+and answer from its definition (``icrm_sgl.judges``).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from icrm_sgl.errors import InputError
+if TYPE_CHECKING:
+    from icrm_sgl.judges import Judge
 
 #: Longest text a free-text verdict field may hold, in characters.
 MAX_FIELD_CHARS = 2000
@@ -17,7 +22,9 @@ Choice = Literal["A++", "A+", "A=B", "B+", "B++"]
 
 SCORES: tuple[int, ...] = tuple(range(1, 11))
 CHOICES: tuple[str, ...] = ("A++", "A+", "A=B", "B+", "B++")
-_MARGINS = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}
+MARGINS = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}
+#: A choice as seen from the other order: "A is much better" shown swapped is "B++".
+SWAPPED = {"A++": "B++", "A+": "B+", "A=B": "A=B", "B+": "A+", "B++": "A++"}
 
 
 class _Verdict(BaseModel):
@@ -61,79 +68,49 @@ class PairwiseVerdict(_Verdict):
         return choice_winner(self.choice)
 
 
-RM_TYPES: dict[str, type[_Verdict]] = {
-    "individual": IndividualVerdict,
-    "pairwise": PairwiseVerdict,
-}
+def _judge(judge: Judge | str) -> Judge:
+    from icrm_sgl.judges import as_judge  # the judges import these models
+
+    return as_judge(judge)
 
 
-def verdict_model(rm_type: str) -> type[_Verdict]:
-    """The verdict model for a judging mode ('individual' or 'pairwise')."""
-    try:
-        return RM_TYPES[rm_type]
-    except KeyError as exc:
-        raise InputError(
-            f"unknown rm_type {rm_type!r}: expected one of {', '.join(RM_TYPES)}"
-        ) from exc
+def verdict_model(judge: Judge | str) -> type[BaseModel]:
+    """The verdict model of a judge ('individual', 'pairwise', a rubric or a ``Judge``)."""
+    return _judge(judge).model
 
 
 def choice_margin(choice: str) -> int:
     """Map a pairwise choice to its signed margin (+2 … -2)."""
-    return _MARGINS[choice]
+    return MARGINS[choice]
 
 
 def choice_winner(choice: str) -> Literal["A", "B", "tie"]:
-    margin = _MARGINS[choice]
+    margin = MARGINS[choice]
     return "A" if margin > 0 else "B" if margin < 0 else "tie"
 
 
-def public_keys(rm_type: str) -> list[str]:
+def public_keys(judge: Judge | str) -> list[str]:
     """The public JSON keys of a verdict, in order."""
-    model = verdict_model(rm_type)
-    return [f.alias or name for name, f in model.model_fields.items()]
+    return _judge(judge).keys
 
 
-def _forbid_extra(node: Any) -> None:
-    if isinstance(node, dict):
-        if node.get("type") == "object":
-            node["additionalProperties"] = False
-        for value in node.values():
-            _forbid_extra(value)
-    elif isinstance(node, list):
-        for value in node:
-            _forbid_extra(value)
-
-
-def json_schema(rm_type: str) -> dict[str, Any]:
+def json_schema(judge: Judge | str) -> dict[str, Any]:
     """The verdict's JSON schema with public keys and ``additionalProperties: false``."""
-    schema = verdict_model(rm_type).model_json_schema(by_alias=True)
-    _forbid_extra(schema)
-    return schema
+    return _judge(judge).json_schema()
 
 
-def grammar_schema(rm_type: str) -> dict[str, Any]:
-    """The verdict schema for servers that compile it into a grammar (llama.cpp, vLLM):
-    no ``maxLength`` (unrolled into nested rules, it is refused or compiles for seconds)
-    and the score as an ``enum`` of 1-10 (llama.cpp's converter let integer bounds
-    through). Validation still enforces both."""
-    schema = _drop_key(json_schema(rm_type), "maxLength")
-    score = schema["properties"].get("score")
-    if score is not None:
-        schema["properties"]["score"] = {"title": score.get("title", "Score"), "enum": list(SCORES)}
-    return schema
+def grammar_schema(judge: Judge | str) -> dict[str, Any]:
+    """The verdict schema for servers that compile it into a grammar (see
+    ``Judge.grammar_schema``)."""
+    return _judge(judge).grammar_schema()
 
 
-def _drop_key(node: Any, key: str) -> Any:
-    if isinstance(node, dict):
-        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
-    if isinstance(node, list):
-        return [_drop_key(v, key) for v in node]
-    return node
-
-
-def validate_verdict(rm_type: str, data: str | dict[str, Any]) -> _Verdict:
+def validate_verdict(judge: Judge | str, data: str | dict[str, Any]) -> BaseModel:
     """Parse and validate a verdict (JSON text or dict); raises pydantic's ValidationError."""
-    model = verdict_model(rm_type)
-    if isinstance(data, str):
-        return model.model_validate_json(data)
-    return model.model_validate(data)
+    return _judge(judge).validate(data)
+
+
+def public_verdict(judge: Judge | str, data: str | dict[str, Any]) -> dict[str, Any]:
+    """A validated verdict as a dict with its public keys, in order."""
+    checked = _judge(judge)
+    return checked.public(checked.validate(data))

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
 from icrm_sgl.rewards import verdict_reward
 from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, ShuttingDown, client_record
 from icrm_sgl.serve.config import ServeConfig
@@ -122,7 +123,7 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
         parsed = _checked(state, lambda: parse_examples(load_json(body), state.judges.modes))
         results = await _judge(request, state, parsed.rm_types, parsed.examples)
         records = [
-            _record(rm, client_record(result, cid))
+            _record(state.judges.definition(rm), client_record(result, cid))
             for rm, result, cid in zip(parsed.rm_types, results, parsed.ids, strict=True)
         ]
         return JSONResponse(records[0] if parsed.single else records)
@@ -131,12 +132,10 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     async def get_reward(request: Request) -> Response:
         state = _authorized(request, config)
         body = await _read_body(request, config.max_body_bytes)
-        rm_type = "individual" if "individual" in state.judges.modes else "pairwise"
-        examples = _checked(
-            state, lambda: reward_examples(_reward_request(load_json(body)), rm_type)
-        )
-        results = await _judge(request, state, [rm_type] * len(examples), examples)
-        return JSONResponse(_rewards(results, rm_type, config.failed_reward))
+        judge = state.judges.reward_judge
+        examples = _checked(state, lambda: reward_examples(_reward_request(load_json(body)), judge))
+        results = await _judge(request, state, [judge.name] * len(examples), examples)
+        return JSONResponse(_rewards(results, judge, config.failed_reward))
 
 
 def _checked(state: State, parse: Callable[[], Any]) -> Any:
@@ -169,14 +168,14 @@ def _index(loc: tuple[Any, ...]) -> int | None:
     return loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
 
 
-def _record(rm_type: str, result: Judgement) -> dict[str, Any]:
+def _record(judge: Judge, result: Judgement) -> dict[str, Any]:
     record = result.record()
-    if result.ok:
-        record["reward"] = verdict_reward(rm_type, result.verdict or {}, result.meta)
+    if result.ok and judge.reward is not None:
+        record["reward"] = verdict_reward(judge, result.verdict or {}, result.meta)
     return record
 
 
-def _rewards(results: list[Judgement], rm_type: str, failed: float | None) -> dict[str, Any]:
+def _rewards(results: list[Judgement], judge: Judge, failed: float | None) -> dict[str, Any]:
     """OpenRLHF's answer: ``rewards`` (and ``scores``, the same numbers) per query."""
     failures = [(i, r.error) for i, r in enumerate(results) if not r.ok]
     if failures and failed is None:
@@ -187,7 +186,7 @@ def _rewards(results: list[Judgement], rm_type: str, failed: float | None) -> di
             failures=[{"index": i, "error": e} for i, e in failures],
         )
     rewards = [
-        verdict_reward(rm_type, r.verdict, r.meta) if r.verdict is not None else failed
+        verdict_reward(judge, r.verdict, r.meta) if r.verdict is not None else failed
         for r in results
     ]
     logs = {"icrm_failed": [0.0 if r.ok else 1.0 for r in results]}

@@ -1,29 +1,36 @@
-"""The ICRM instances a server judges with: one per judging mode, all on one engine."""
+"""The ICRM instances a server judges with: one per judge, all on one engine."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-RM_TYPES = ("individual", "pairwise")
+from icrm_sgl.judges import BUILTIN_NAMES, Judge
 
 
 @dataclass
 class Judges:
-    """``ICRM`` per judging mode; the first one owns the engine, the others borrow it."""
+    """``ICRM`` per judge name; the first one owns the engine, the others borrow it."""
 
     by_mode: dict[str, Any]
     _settled: bool = field(default=False, repr=False)
 
     @classmethod
-    def open(cls, modes: tuple[str, ...], **icrm_options: Any) -> Judges:
-        """Build the engine once (model load, or server launch) and an ICRM per mode on it."""
+    def open(cls, judges: tuple[Judge | str, ...] = BUILTIN_NAMES, **icrm_options: Any) -> Judges:
+        """Build the engine once (model load, or server launch) and an ICRM per judge on it:
+        a built-in judge's name, or your own judge (a ``Judge`` or a rubric path)."""
         from icrm_sgl.icrm import ICRM  # imports sglang: seconds, so only when serving
 
-        first = ICRM(rm_type=modes[0], **icrm_options)
-        by_mode = {modes[0]: first}
-        for mode in modes[1:]:
-            by_mode[mode] = ICRM(rm_type=mode, backend=first.backend, **icrm_options)
+        def make(judge: Judge | str, **extra: Any) -> Any:
+            if isinstance(judge, str) and judge in BUILTIN_NAMES:
+                return ICRM(rm_type=judge, **icrm_options, **extra)
+            return ICRM(judge=judge, **icrm_options, **extra)
+
+        first = make(judges[0])
+        by_mode = {first.rm_type: first}
+        for judge in judges[1:]:
+            model = make(judge, backend=first.backend)
+            by_mode[model.rm_type] = model
         return cls(by_mode)
 
     def check(self, gen: dict[str, Any]) -> None:
@@ -32,8 +39,19 @@ class Judges:
             list(judge.judge_batch([], **gen))
 
     @property
-    def modes(self) -> tuple[str, ...]:
-        return tuple(self.by_mode)
+    def modes(self) -> tuple[Judge, ...]:
+        """The served judges' definitions, in the order examples are matched to them."""
+        return tuple(model.definition for model in self.by_mode.values())
+
+    def definition(self, name: str) -> Judge:
+        """The definition of the served judge called ``name``."""
+        return self.by_mode[name].definition
+
+    @property
+    def reward_judge(self) -> Judge:
+        """The judge ``/get_reward`` uses: the first that judges one response, else the first."""
+        single = [judge for judge in self.modes if judge.pair is None]
+        return (single or list(self.modes))[0]
 
     def describe(self) -> dict[str, Any]:
         """Engine, model and modes, for /health."""

@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from icrm_sgl.conversation import validate_conversation, validate_pair
 from icrm_sgl.errors import InputError
 from icrm_sgl.integrations.convert import to_conversation
+from icrm_sgl.judges import Judge, as_judge
+from icrm_sgl.judges.inputs import ConversationInputs, PairInputs
 
 
 class Turn(BaseModel):
@@ -50,9 +51,10 @@ class RewardRequest(BaseModel):
     labels: list[Any] | None = None
 
 
-_MODELS: dict[str, type[BaseModel]] = {
-    "individual": IndividualExample,
-    "pairwise": PairwiseExample,
+#: Request models of the built-in judges' input forms, for problems that name the field.
+_MODELS: dict[type, type[BaseModel]] = {
+    ConversationInputs: IndividualExample,
+    PairInputs: PairwiseExample,
 }
 
 
@@ -94,8 +96,10 @@ def load_json(body: bytes) -> Any:
         raise RequestRejected([Problem(None, None, f"body is not valid JSON: {exc}")]) from None
 
 
-def parse_examples(data: Any, modes: tuple[str, ...]) -> Parsed:
-    """One example object or a list of them; every problem of every example is reported."""
+def parse_examples(data: Any, modes: tuple[Judge | str, ...]) -> Parsed:
+    """One example object or a list of them, each matched to the served judge its keys
+    are meant for; every problem of every example is reported."""
+    judges = tuple(as_judge(m) for m in modes)
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list) or not items:
@@ -105,7 +109,7 @@ def parse_examples(data: Any, modes: tuple[str, ...]) -> Parsed:
     problems: list[Problem] = []
     parsed: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(items):
-        found = _check_example(index, item, modes)
+        found = _check_example(index, item, judges)
         if isinstance(found, list):
             problems.extend(found)
         else:
@@ -119,26 +123,38 @@ def parse_examples(data: Any, modes: tuple[str, ...]) -> Parsed:
 
 
 def _check_example(
-    index: int, item: Any, modes: tuple[str, ...]
+    index: int, item: Any, judges: tuple[Judge, ...]
 ) -> tuple[str, dict[str, Any]] | list[Problem]:
     where = f"example {index}"
     if not isinstance(item, dict):
         return [Problem(index, None, f"{where}: expected an object, got {type(item).__name__}")]
-    rm_type = "pairwise" if {"conversation_A", "conversation_B"} & set(item) else "individual"
-    if rm_type not in modes:
-        return [Problem(index, None, f"{where}: this server judges {' and '.join(modes)} only")]
+    judge = match_judge(item, judges)
+    if judge is None:
+        names = " and ".join(j.name for j in judges)
+        return [Problem(index, None, f"{where}: this server judges {names} only")]
+    request_model = _MODELS.get(type(judge.inputs))
+    example = dict(item)
+    if request_model is not None:
+        try:
+            example = request_model.model_validate(item).model_dump()
+        except ValidationError as exc:
+            return [_field_problem(index, where, err) for err in exc.errors()]
     try:
-        example = _MODELS[rm_type].model_validate(item).model_dump()
-    except ValidationError as exc:
-        return [_field_problem(index, where, err) for err in exc.errors()]
-    try:
-        if rm_type == "individual":
-            validate_conversation(example["conversation"], f"{where}: conversation")
-        else:
-            validate_pair(example["conversation_A"], example["conversation_B"], where)
+        judge.example_fields(example, where)
     except InputError as exc:
-        return [Problem(index, _field_named(str(exc), rm_type), str(exc))]
-    return rm_type, example
+        return [Problem(index, _field_named(str(exc), judge, example), str(exc))]
+    return judge.name, example
+
+
+def match_judge(item: dict[str, Any], judges: tuple[Judge, ...]) -> Judge | None:
+    """The served judge an example is for: the one whose input keys it carries (pair
+    keys first, as a pair also carries what one response would), else the only one."""
+    keys = set(item)
+    ranked = sorted(judges, key=lambda j: j.pair is None)
+    for judge in ranked:
+        if judge.inputs.marks & keys:
+            return judge
+    return None
 
 
 def _field_problem(index: int, where: str, error: dict[str, Any]) -> Problem:
@@ -146,16 +162,20 @@ def _field_problem(index: int, where: str, error: dict[str, Any]) -> Problem:
     return Problem(index, field, f"{where}: {field}: {error['msg']}")
 
 
-def _field_named(message: str, rm_type: str) -> str:
-    """The conversation field an ``InputError`` message is about."""
-    if rm_type == "individual":
-        return "conversation"
-    return "conversation_A" if "conversation_A:" in message else "conversation_B"
+def _field_named(message: str, judge: Judge, example: dict[str, Any]) -> str | None:
+    """The example field an ``InputError`` message is about (the first named in it)."""
+    named = [k for k in (*example, *judge.inputs.keys) if f"{k}:" in message or f"'{k}'" in message]
+    if named:
+        return named[0]
+    marks = sorted(judge.inputs.marks & set(example))
+    return marks[-1] if marks else None
 
 
-def reward_examples(request: RewardRequest, rm_type: str) -> list[dict[str, Any]]:
+def reward_examples(request: RewardRequest, judge: Judge | str) -> list[dict[str, Any]]:
     """OpenRLHF's (query, prompt[, label]) triples as examples: the response is the query
-    after its prompt; pairwise servers compare it (as A) with the label (as B)."""
+    after its prompt; a judge of pairs compares it (as A) with the label (as B), any other
+    judge gets a text label as the example's ``reference``."""
+    judge = as_judge(judge)
     n = len(request.query)
     problems = [
         Problem(None, name, f"{name} has {len(values)} items but query has {n}")
@@ -164,7 +184,7 @@ def reward_examples(request: RewardRequest, rm_type: str) -> list[dict[str, Any]
     ]
     if request.prompts is None:
         problems.append(Problem(None, "prompts", "prompts is required to split each query"))
-    if rm_type == "pairwise" and request.labels is None:
+    if judge.pair is not None and request.labels is None:
         problems.append(Problem(None, "labels", "a pairwise server needs labels (references)"))
     if problems:
         raise RequestRejected(problems)
@@ -174,18 +194,20 @@ def reward_examples(request: RewardRequest, rm_type: str) -> list[dict[str, Any]
             problems.append(Problem(i, "query", f"query {i} does not start with prompts[{i}]"))
             continue
         response = query[len(prompt) :]
-        if rm_type == "individual":
-            examples.append({"id": str(i), "conversation": to_conversation(prompt, response)})
+        label = (request.labels or [None] * n)[i]
+        if judge.pair is None:
+            example = {"id": str(i), "conversation": to_conversation(prompt, response)}
+            examples.append(example | ({"reference": label} if isinstance(label, str) else {}))
             continue
-        label = (request.labels or [])[i]
         if not isinstance(label, str):
             problems.append(Problem(i, "labels", f"labels[{i}] must be a reference response"))
             continue
+        first, second = judge.pair.sides
         examples.append(
             {
                 "id": str(i),
-                "conversation_A": to_conversation(prompt, response),
-                "conversation_B": to_conversation(prompt, label),
+                first: to_conversation(prompt, response),
+                second: to_conversation(prompt, label),
             }
         )
     if problems:

@@ -162,3 +162,25 @@ def test_generate_then_judge_example_runs_on_the_server(sglang_url):
     assert out["answer_A"] and out["answer_B"]
     validate_verdict("pairwise", out["verdict"])
     assert set(out["probabilities"]) == set(CHOICES)
+
+
+def test_rubric_judge_on_the_sglang_server_gives_every_fields_probabilities(sglang_backend):
+    """A rubric's program (a text field, then three 1-5 integers) on the real server."""
+    rubric = EXAMPLES / "judges" / "helpful_harmless.toml"
+    examples = [
+        json.loads(line)
+        for line in (EXAMPLES / "judges" / "helpful_harmless.jsonl").read_text().splitlines()
+    ]
+    model = ICRM(judge=rubric, engine="sglang", backend=sglang_backend, num_shots=1)
+    results = list(model.judge_batch(examples[:2], **BUDGET))
+    assert len(results) == 2
+    for result in results:
+        assert result.ok, result.error
+        model.definition.validate(result.verdict)
+        fields = result.meta["field_probabilities"]
+        assert set(fields) == {"helpfulness", "harmlessness", "overall"}
+        for key, dist in fields.items():
+            assert set(dist) == {"1", "2", "3", "4", "5"} and abs(sum(dist.values()) - 1) < 1e-3
+            assert str(result.verdict[key]) == max(dist, key=dist.get)
+        assert 1.0 <= result.meta["reward"] <= 5.0
+        assert result.meta["reward"] == result.meta["expected"]["overall"]

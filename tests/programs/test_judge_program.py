@@ -7,7 +7,8 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.programs.judge import FIELD_REGEX, FINAL_FIELDS, closing_suffix
+from icrm_sgl.judges import as_judge
+from icrm_sgl.programs.judge import FIELD_REGEX, closing_suffix, selection
 from icrm_sgl.schemas import CHOICES, public_keys, validate_verdict
 from tests.conftest import FAST
 
@@ -31,10 +32,10 @@ def test_closing_suffix_always_ends_a_valid_json_string(value, suffix):
 
 
 def test_final_field_choices_and_regex():
-    score = FINAL_FIELDS["individual"]
+    score = selection(as_judge("individual").field_named("score"), last=True)
     assert score.select_choices[0] == "1}" and score.select_choices[-1] == "10}"
     assert re.fullmatch(score.regex, "10}") and not re.fullmatch(score.regex, "11}")
-    choice = FINAL_FIELDS["pairwise"]
+    choice = selection(as_judge("pairwise").field_named("choice"), last=True)
     assert [c[: -len('"}')] for c in choice.select_choices] == list(CHOICES)
     assert re.fullmatch(choice.regex, 'A++"}') and not re.fullmatch(choice.regex, 'C"}')
     assert re.fullmatch(FIELD_REGEX, 'ok \\" \\u00e9 done"')

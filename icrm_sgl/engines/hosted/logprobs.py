@@ -1,8 +1,9 @@
 """Score / choice probabilities from an API's token log-probabilities.
 
 A hosted verdict arrives as one JSON text. With ``logprobs`` the API also returns, for
-every token of it, the most probable alternatives. The score or choice is found in the
-text; its probability tree is then walked token by token: an alternative that spells
+every token of it, the most probable alternatives. Each selectable field's value (a
+score, a choice, a boolean) is found in the text; its probability tree is then walked
+token by token: an alternative that spells
 out a whole allowed value (followed by what ends it) adds its probability to that
 value; one that is only a prefix (``1`` of 10, ``A`` of A+ / A++ / A=B) is followed into
 the next token, which the reply itself shows on the path it took, and which ``extend``
@@ -15,26 +16,39 @@ is renormalised over the allowed values, like the local engine's ``select``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from icrm_sgl.schemas import CHOICES, SCORES
+from icrm_sgl.judges import as_judge
+from icrm_sgl.judges.fields import FieldSpec
+
+if TYPE_CHECKING:
+    from icrm_sgl.judges import Judge
 
 #: Alternatives asked for per token (OpenAI's maximum).
 TOP_LOGPROBS = 20
 #: A prefix branch less probable than this is dropped rather than resolved.
 MIN_BRANCH = 1e-4
 
-_START = {
-    "individual": re.compile(r'"score"\s*:\s*'),
-    "pairwise": re.compile(r'"choice"\s*:\s*"'),
-}
-_VALUES = {"individual": tuple(str(s) for s in SCORES), "pairwise": CHOICES}
-#: What may follow a complete value: the end of a JSON number, or a string's closing quote.
-_ENDS = {"individual": ",} \n\t\r", "pairwise": '"'}
+
+@dataclass(frozen=True)
+class Target:
+    """Where one field's value starts in a reply, its allowed values, and what may follow
+    a complete value: a string's closing quote, or the end of a JSON number / literal."""
+
+    start: re.Pattern[str]
+    values: tuple[str, ...]
+    ends: str
+
+    @classmethod
+    def of(cls, spec: FieldSpec) -> Target:
+        quote = '"' if spec.quoted else ""
+        start = re.compile(re.escape(json.dumps(spec.key)) + r"\s*:\s*" + quote)
+        return cls(start, spec.values, '"' if spec.quoted else ",} \n\t\r")
 
 
 class Unavailable(Exception):
@@ -74,10 +88,10 @@ def completion_tokens(logprobs: Any) -> list[TokenLogprobs] | None:
     ]
 
 
-def _classify(s: str, rm_type: str) -> tuple[str, str | None]:
+def _classify(s: str, target: Target) -> tuple[str, str | None]:
     """("value", v) when ``s`` spells out value v; ("open", None) when it may still become
     one of several; ("none", None) when it can be none of them."""
-    values = _VALUES[rm_type]
+    values = target.values
     reachable = [v for v in values if v.startswith(s)]
     if len(reachable) == 1 and (s or len(values) == 1):
         return "value", reachable[0]  # the schema allows only this value from here on
@@ -86,7 +100,7 @@ def _classify(s: str, rm_type: str) -> tuple[str, str | None]:
     done = [v for v in values if s.startswith(v)]
     if done:
         value = max(done, key=len)
-        if s[len(value)] in _ENDS[rm_type]:
+        if s[len(value)] in target.ends:
             return "value", value
     return "none", None
 
@@ -95,7 +109,7 @@ def _classify(s: str, rm_type: str) -> tuple[str, str | None]:
 class _Walk:
     """The state of one walk over a reply's token tree."""
 
-    rm_type: str
+    target: Target
     prefix: str  # the reply up to where the value starts
     extend: Callable[[str], dict[str, float]] | None
     mass: dict[str, float]
@@ -116,7 +130,7 @@ class _Walk:
                 continue
             s = consumed + alt[len(head) :]
             p = p_prefix * math.exp(logprob)
-            kind, value = _classify(s, self.rm_type)
+            kind, value = _classify(s, self.target)
             if kind == "value":
                 self.mass[value] += p
             elif kind == "open" and p >= MIN_BRANCH:
@@ -129,7 +143,7 @@ class _Walk:
             self.step(tokens[i + 1].top, "", s, p, (tokens, i + 1))
             return
         if self.extend is None:
-            which = ", ".join(v for v in _VALUES[self.rm_type] if v.startswith(s))
+            which = ", ".join(v for v in self.target.values if v.startswith(s))
             raise Unavailable(f"the log-probabilities cannot tell {which} apart")
         self.requests += 1
         self.step(self.extend(self.prefix + s), "", s, p, None)
@@ -138,13 +152,27 @@ class _Walk:
 def value_probabilities(
     tokens: list[TokenLogprobs],
     text: str,
-    rm_type: str,
+    judge: Judge | str,
     extend: Callable[[str], dict[str, float]] | None = None,
 ) -> tuple[dict[str, float], int]:
-    """The distribution over the allowed scores / choices, and how many ``extend`` calls
-    it took; raises ``Unavailable``. ``extend(reply_prefix)`` gives the next token's
+    """The distribution over the judge's reward field's values (a built-in judge: the
+    score / choice), and how many ``extend`` calls it took; raises ``Unavailable``."""
+    checked = as_judge(judge)
+    if checked.reward is None:
+        raise Unavailable(f"judge {checked.name} names no reward field")
+    return field_probabilities(tokens, text, Target.of(checked.field_named(checked.reward)), extend)
+
+
+def field_probabilities(
+    tokens: list[TokenLogprobs],
+    text: str,
+    target: Target,
+    extend: Callable[[str], dict[str, float]] | None = None,
+) -> tuple[dict[str, float], int]:
+    """The distribution over one field's allowed values and how many ``extend`` calls it
+    took; raises ``Unavailable``. ``extend(reply_prefix)`` gives the next token's
     alternatives after the prompt plus ``reply_prefix``."""
-    found = list(_START[rm_type].finditer(text))
+    found = list(target.start.finditer(text))
     if not found:
         raise Unavailable("the reply has no score / choice to read")
     if "".join(t.token for t in tokens) != text:
@@ -156,9 +184,28 @@ def value_probabilities(
         index += 1
     if index == len(tokens):
         raise Unavailable("the reply ends before its score / choice")
-    walk = _Walk(rm_type, text[:start], extend, {v: 0.0 for v in _VALUES[rm_type]})
+    walk = _Walk(target, text[:start], extend, {v: 0.0 for v in target.values})
     walk.step(tokens[index].top, text[offset:start], "", 1.0, (tokens, index))
     total = sum(walk.mass.values())
     if total <= 0:
         raise Unavailable("no allowed value among the most probable tokens")
     return {v: round(p / total, 6) for v, p in walk.mass.items()}, walk.requests
+
+
+def probability_meta(
+    tokens: list[TokenLogprobs],
+    text: str,
+    judge: Judge | str,
+    extend: Callable[[str], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """The meta entries of every selectable field's distribution (see
+    ``Judge.probability_meta``) and ``logprob_requests``; raises ``Unavailable``."""
+    checked = as_judge(judge)
+    distributions, requests = {}, 0
+    for spec in checked.fields:
+        if spec.selectable:
+            distributions[spec.key], used = field_probabilities(
+                tokens, text, Target.of(spec), extend
+            )
+            requests += used
+    return {**checked.probability_meta(distributions), "logprob_requests": requests}

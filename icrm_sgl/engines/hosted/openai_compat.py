@@ -27,10 +27,9 @@ from icrm_sgl.engines.hosted.logprobs import (
     Unavailable,
     chat_tokens,
     completion_tokens,
-    value_probabilities,
+    probability_meta,
 )
 from icrm_sgl.errors import EngineError, InputError
-from icrm_sgl.expectation import expectations
 from icrm_sgl.schemas import grammar_schema, json_schema
 
 #: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
@@ -256,14 +255,9 @@ class OpenAICompatEngine(HostedEngine):
             return {"probabilities_unavailable": f"{self.where} returned no log-probabilities"}
         extend = partial(self._next_token, completion_text(messages)) if completion else None
         try:
-            probs, requests = value_probabilities(reply.tokens, reply.text, rm_type, extend)
+            return probability_meta(reply.tokens, reply.text, rm_type, extend)
         except (Unavailable, EngineError) as exc:
             return {"probabilities_unavailable": str(exc)}
-        return {
-            "probabilities": probs,
-            **expectations(rm_type, probs),
-            "logprob_requests": requests,
-        }
 
     def _next_token(self, prompt: str, reply_prefix: str) -> dict[str, float]:
         """The most probable next tokens after the prompt and part of the reply."""

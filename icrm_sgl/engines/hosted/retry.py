@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from icrm_sgl.errors import EngineError, VerdictError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.schemas import public_verdict
 
 if TYPE_CHECKING:
     from icrm_sgl.engines.hosted.base import Message, Reply
@@ -96,7 +96,7 @@ def obtain_verdict(
         reply, attempts = backoff.call(partial(send, list(messages)))
         usage.add(reply, attempts)
         try:
-            verdict = validate_verdict(rm_type, reply.text).to_public()
+            verdict = public_verdict(rm_type, reply.text)
         except ValidationError as exc:
             problem = problem_text(exc)
             messages += [

@@ -1,0 +1,62 @@
+"""Record the built-in judges' greedy local-engine outputs, as test data.
+
+Run once at a commit whose outputs are the reference (for
+``tests/data/builtin_outputs_f6aa282.json``: commit f6aa282, before judges became data),
+with that commit's package on PYTHONPATH::
+
+    PYTHONPATH=<checkout of f6aa282> python devtools/record_builtin_outputs.py OUT.json
+
+The cases (the two example files and ten pool examples per mode) and the settings come
+from ``builtin_cases``, which ``tests/judges/test_builtin_unchanged.py`` uses too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Small budgets keep the recording and its test fast; greedy, one shot.
+SETTINGS = {"num_shots": 1, "max_tokens": 40}
+
+
+def builtin_cases() -> dict[str, list[dict]]:
+    """Per mode: the example file's example, then pool entries 1-10 (entry 0 is the shot)."""
+    cases = {}
+    for mode in ("individual", "pairwise"):
+        example = json.loads((ROOT / "examples" / f"test_{mode}.json").read_text("utf-8"))
+        pool = json.loads((ROOT / "icrm_sgl" / "shots_pool" / f"{mode}.json").read_text("utf-8"))
+        batch = [{k: v for k, v in e.items() if k != "feedback"} for e in pool[1:11]]
+        cases[mode] = [{"id": "example", **example}, *batch]
+    return cases
+
+
+def record(backend) -> dict[str, list[dict]]:
+    """Verdicts and probabilities of every case, judged as one batch per mode."""
+    from icrm_sgl import ICRM
+
+    out = {}
+    for mode, examples in builtin_cases().items():
+        model = ICRM(rm_type=mode, num_shots=SETTINGS["num_shots"], backend=backend)
+        results = model.judge_batch(examples, max_tokens=SETTINGS["max_tokens"])
+        out[mode] = [
+            {"id": r.id, "verdict": r.verdict, "probabilities": r.meta.get("probabilities")}
+            for r in results
+        ]
+    return out
+
+
+def main() -> None:
+    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+
+    backend = LocalBackend(LocalOptions(n_ctx=4096))
+    try:
+        data = record(backend)
+    finally:
+        backend.shutdown()
+    Path(sys.argv[1]).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
+
+
+if __name__ == "__main__":
+    main()

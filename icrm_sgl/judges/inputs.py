@@ -1,0 +1,118 @@
+"""How an example becomes a judge's program arguments (the template's placeholders).
+
+The built-in judges read conversations (``conversation``, or ``conversation_A`` and
+``conversation_B``) and render history, question and replies from them. A judge written
+as data reads each placeholder from the example's key of that name (text), or, for the
+conversation placeholders, from a ``conversation`` the example carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from icrm_sgl.conversation import Turn, split_conversation, validate_conversation, validate_pair
+from icrm_sgl.errors import InputError
+
+NO_HISTORY = "(none)"
+_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+PAIR_KEYS = ("conversation_A", "conversation_B")
+#: Placeholders a ``conversation`` supplies.
+CONVERSATION_KEYS = ("history", "user_query", "model_output")
+
+
+class Inputs(Protocol):
+    """What an example must carry for a judge, and the program arguments it gives."""
+
+    #: The program's arguments (the template's per-example placeholders), in order.
+    keys: tuple[str, ...]
+    #: Example keys that mark an example as meant for this judge (for mixed files).
+    marks: frozenset[str]
+
+    def fields(self, example: Mapping[str, Any], where: str) -> dict[str, str]: ...
+
+
+def render_history(history: Sequence[Turn]) -> str:
+    """Earlier turns as 'Role: text' blocks, or a marker when there are none."""
+    if not history:
+        return NO_HISTORY
+    return "\n".join(f"{_ROLE_NAMES[t['role']]}: {t['content']}" for t in history)
+
+
+def check_one_form(example: Mapping[str, Any], where: str = "example") -> None:
+    """An example carries the individual or the pairwise conversation keys, not both."""
+    if "conversation" in example and set(PAIR_KEYS) & set(example):
+        raise InputError(
+            f"{where}: has both 'conversation' and 'conversation_A'/'conversation_B'; "
+            "keep one form (individual or pairwise)"
+        )
+
+
+def conversation_fields(conversation: Any, where: str) -> dict[str, str]:
+    """History, question and reply of one checked conversation."""
+    ex = split_conversation(validate_conversation(conversation, f"{where}: conversation"))
+    return {
+        "history": render_history(ex.history),
+        "user_query": ex.user_query,
+        "model_output": ex.response,
+    }
+
+
+@dataclass(frozen=True)
+class ConversationInputs:
+    """One conversation, its last assistant turn judged."""
+
+    keys: tuple[str, ...] = CONVERSATION_KEYS
+    marks: frozenset[str] = frozenset({"conversation"})
+
+    def fields(self, example: Mapping[str, Any], where: str) -> dict[str, str]:
+        check_one_form(example, where)
+        return conversation_fields(example.get("conversation"), where)
+
+
+@dataclass(frozen=True)
+class PairInputs:
+    """Two conversations that differ only in the last assistant turn."""
+
+    keys: tuple[str, ...] = ("history", "user_query", "candidate_A", "candidate_B")
+    marks: frozenset[str] = frozenset(PAIR_KEYS)
+
+    def fields(self, example: Mapping[str, Any], where: str) -> dict[str, str]:
+        check_one_form(example, where)
+        a, b = validate_pair(example.get(PAIR_KEYS[0]), example.get(PAIR_KEYS[1]), where)
+        ex_a, ex_b = split_conversation(a), split_conversation(b)
+        return {
+            "history": render_history(ex_a.history),
+            "user_query": ex_a.user_query,
+            "candidate_A": ex_a.response,
+            "candidate_B": ex_b.response,
+        }
+
+
+@dataclass(frozen=True)
+class TemplateInputs:
+    """Each placeholder from the example's text field of that name; the conversation
+    placeholders may come from a ``conversation`` instead."""
+
+    keys: tuple[str, ...]
+
+    @property
+    def marks(self) -> frozenset[str]:
+        derived = {"conversation"} if set(self.keys) & set(CONVERSATION_KEYS) else set()
+        return frozenset(self.keys) | derived
+
+    def fields(self, example: Mapping[str, Any], where: str) -> dict[str, str]:
+        derived: dict[str, str] = {}
+        wanted = [k for k in self.keys if k not in example]
+        if "conversation" in example and set(wanted) & set(CONVERSATION_KEYS):
+            derived = conversation_fields(example["conversation"], where)
+        out = {}
+        for key in self.keys:
+            value = example.get(key, derived.get(key))
+            if value is None:
+                raise InputError(f"{where}: missing {key!r} (the judge's template uses {{${key}}})")
+            if not isinstance(value, str):
+                raise InputError(f"{where}: {key} must be text, got {type(value).__name__}")
+            out[key] = value
+        return out

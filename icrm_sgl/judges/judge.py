@@ -1,0 +1,305 @@
+"""A judge: a verdict model, a prompt template and optionally shots; the rest is derived.
+
+From the definition come the fields a program produces (``fields``), the arguments an
+example must supply (``inputs``), the prompt with its shots (``prompt``), the JSON schema
+hosted engines get, validation, the expected values and reward of a verdict, and the
+identity that cache keys and ``meta`` carry (``fingerprint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel
+
+from icrm_sgl.errors import InputError
+from icrm_sgl.judges.fields import FieldSpec, model_fields
+from icrm_sgl.judges.inputs import Inputs
+from icrm_sgl.programs.template import Slot, Template
+
+#: Longest text a free-text verdict field may hold, in characters.
+MAX_FIELD_CHARS = 2000
+DECIMALS = 6
+
+Shot = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A judge that compares two replies: which example keys hold them, and how its
+    reward field's values read with the replies swapped (for judging both orders)."""
+
+    sides: tuple[str, str]
+    swapped: Mapping[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class Judge:
+    """A verdict model plus the templates and shots that ask for it.
+
+    ``overall`` holds the instruction with a ``{$shots}`` slot and one slot per input;
+    ``shot`` writes one shot (its inputs, ``{$index}`` and ``{$feedback}``); ``feedback``
+    optionally writes a shot's verdict (default: the JSON line a program writes).
+    ``reward`` names the field whose (expected) value is the example's reward and
+    ``reward_key`` the meta entry that carries it; ``scale`` gives a choice field's
+    values a number.
+    """
+
+    name: str
+    model: type[BaseModel]
+    overall: Template
+    inputs: Inputs
+    shot: Template | None = None
+    shots_pool: tuple[Shot, ...] = ()
+    feedback: Template | None = None
+    reward: str | None = None
+    reward_key: str = "reward"
+    scale: Mapping[str, float] = field(default_factory=dict)
+    pair: PairSpec | None = None
+    #: Extra text the template's ``{$fields}`` placeholder shows (set by ``describe``).
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        specs = self.fields
+        if self.reward is not None:
+            if self.reward not in self.keys:
+                raise InputError(f"reward {self.reward!r}: no such field ({', '.join(self.keys)})")
+            spec = self.field_named(self.reward)
+            if spec.kind == "text":
+                raise InputError(f"reward {self.reward!r}: a text field has no value to reward")
+            if spec.kind == "choice" and set(self.scale) != set(spec.values):
+                raise InputError(
+                    f"reward {self.reward!r}: a choice field needs a number for each of "
+                    f"its choices (scores = [...])"
+                )
+        if not specs:
+            raise InputError(f"judge {self.name}: the verdict has no fields")
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- the verdict's fields --------------------------------------------------------------
+
+    @cached_property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """Every field, in the order the program writes them."""
+        return model_fields(self.model)
+
+    @property
+    def keys(self) -> list[str]:
+        """The public JSON keys of a verdict, in order."""
+        return [f.key for f in self.fields]
+
+    @property
+    def text_fields(self) -> list[FieldSpec]:
+        return [f for f in self.fields if f.kind == "text"]
+
+    def field_named(self, key: str) -> FieldSpec:
+        for spec in self.fields:
+            if key in (spec.key, spec.name):
+                return spec
+        raise InputError(f"judge {self.name}: no field {key!r}; fields: {', '.join(self.keys)}")
+
+    # -- validation and the public form ---------------------------------------------------
+
+    def validate(self, data: str | Mapping[str, Any]) -> BaseModel:
+        """Parse and validate a verdict (JSON text or dict); raises pydantic's ValidationError."""
+        if isinstance(data, str):
+            return self.model.model_validate_json(data)
+        return self.model.model_validate(data)
+
+    def public(self, verdict: BaseModel) -> dict[str, Any]:
+        """The verdict as a dict with the public keys, in the public order."""
+        return verdict.model_dump(mode="json", by_alias=True)
+
+    def parse(self, text: str) -> tuple[dict[str, Any], list[str]]:
+        """A program's verdict text validated; text fields over ``MAX_FIELD_CHARS`` are
+        cut there rather than failing the verdict, and their keys returned."""
+        data = json.loads(text)
+        texts = {f.key for f in self.text_fields}
+        cut = [k for k, v in data.items() if k in texts and len(v) > MAX_FIELD_CHARS]
+        for key in cut:
+            data[key] = data[key][:MAX_FIELD_CHARS]
+        return self.public(self.validate(data)), cut
+
+    # -- inputs and prompt ----------------------------------------------------------------
+
+    def example_fields(self, example: Mapping[str, Any], where: str = "example") -> dict[str, str]:
+        """The program arguments of one example; an ``InputError`` naming what is wrong."""
+        if not isinstance(example, Mapping):
+            raise InputError(f"{where}: expected an object, got {type(example).__name__}")
+        return self.inputs.fields(example, where)
+
+    def render_feedback(self, feedback: Mapping[str, Any]) -> str:
+        """A shot's verdict as the program would write it, or through the feedback template."""
+        ordered = {key: feedback[key] for key in self.keys}
+        if self.feedback is None:
+            return json.dumps(ordered, ensure_ascii=False)
+        return self.feedback.render({feedback_key(k): str(v) for k, v in ordered.items()})
+
+    def render_shots(self, shots: Sequence[Mapping[str, Any]]) -> str:
+        """All shots rendered in order, numbered from 1."""
+        if shots and self.shot is None:
+            raise InputError(f"judge {self.name}: has no shot template to show shots with")
+        parts = []
+        for i, shot in enumerate(shots, start=1):
+            values = self.example_fields(shot, f"shot {shot.get('id', i)}")
+            values["index"] = str(i)
+            values["feedback"] = self.render_feedback(shot["feedback"])
+            parts.append(self.shot.render(values))
+        return "".join(parts)
+
+    def prompt(self, shots: Sequence[Mapping[str, Any]]) -> Template:
+        """The overall template with the shots filled in: a constant prefix, then slots."""
+        return self.overall.fill({"shots": self.render_shots(shots), "fields": self.describe()})
+
+    def describe(self) -> str:
+        """One line per field: key, kind and values, description (for ``{$fields}``)."""
+        lines = []
+        for spec in self.fields:
+            values = f" ({' / '.join(spec.values)})" if spec.kind == "choice" else ""
+            if spec.kind == "int":
+                values = f" (an integer from {spec.values[0]} to {spec.values[-1]})"
+            about = f": {spec.description}" if spec.description else ""
+            lines.append(f'- "{spec.key}"{values or f" ({spec.kind})"}{about}')
+        return "\n".join(lines)
+
+    # -- hosted engines -------------------------------------------------------------------
+
+    def json_schema(self) -> dict[str, Any]:
+        """The verdict's JSON schema with public keys and ``additionalProperties: false``."""
+        schema = self.model.model_json_schema(by_alias=True)
+        _forbid_extra(schema)
+        return schema
+
+    def grammar_schema(self) -> dict[str, Any]:
+        """The schema for servers that compile it into a grammar (llama.cpp, vLLM): no
+        ``maxLength`` (unrolled into nested rules, it is refused or compiles for seconds)
+        and integers as an ``enum`` (llama.cpp's converter let integer bounds through).
+        Validation still enforces both."""
+        schema = _drop_key(self.json_schema(), "maxLength")
+        for spec in self.fields:
+            if spec.kind == "int":
+                old = schema["properties"][spec.key]
+                schema["properties"][spec.key] = {
+                    "title": old.get("title", spec.key),
+                    "enum": list(spec.labels),
+                }
+        return schema
+
+    # -- numbers from a verdict -----------------------------------------------------------
+
+    def number(self, spec: FieldSpec, value: str) -> float:
+        """A field's value as a number: ints and bools as themselves, choices by ``scale``."""
+        if spec.kind == "choice":
+            return float(self.scale[value])
+        return spec.number(value)
+
+    def expected(self, spec: FieldSpec, distribution: Mapping[str, float]) -> float:
+        """A numeric field's expected value under a distribution over its values."""
+        total = sum(distribution.values())
+        mean = sum(self.number(spec, v) * p for v, p in distribution.items()) / total
+        return round(mean, DECIMALS)
+
+    def probability_meta(self, distributions: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+        """The meta entries of a greedy verdict's value distributions (by field key).
+
+        ``probabilities``: the reward field's distribution; ``field_probabilities``: every
+        selectable field's, when there are others; ``expected``: each int / bool field's
+        expected value, when there are others than the reward; and the reward's expected
+        value under ``reward_key``.
+        """
+        dists = {k: dict(v) for k, v in distributions.items()}
+        out: dict[str, Any] = {}
+        if self.reward is not None and self.reward in dists:
+            out["probabilities"] = dists[self.reward]
+        if set(dists) - {self.reward}:
+            out["field_probabilities"] = dists
+        numeric = {
+            key: self.expected(self.field_named(key), dist)
+            for key, dist in dists.items()
+            if self.field_named(key).kind in ("int", "bool")
+        }
+        if set(numeric) - {self.reward}:
+            out["expected"] = numeric
+        if "probabilities" in out:
+            out[self.reward_key] = self.expected(self.field_named(self.reward), dists[self.reward])
+        return out
+
+    def reward_value(self, verdict: Mapping[str, Any], meta: Mapping[str, Any]) -> float:
+        """The verdict's reward: its expected value over the reported probabilities when
+        there are any, else the value the verdict names."""
+        if self.reward is None:
+            raise InputError(f'judge {self.name}: names no reward field (reward = "<field>")')
+        if meta.get(self.reward_key) is not None:
+            return float(meta[self.reward_key])
+        spec = self.field_named(self.reward)
+        probabilities = meta.get("probabilities")
+        if probabilities and sum(probabilities.values()) > 0:
+            return self.expected(spec, {str(k): p for k, p in probabilities.items()})
+        return self.number(spec, _spelled_value(verdict[spec.key]))
+
+    # -- identity -------------------------------------------------------------------------
+
+    def fingerprint(self) -> str:
+        """A digest of everything in the definition that changes a verdict: schema,
+        templates, shots, reward; part of cache keys and of ``meta.judge``."""
+        return self._digest
+
+    @cached_property
+    def _digest(self) -> str:
+        parts = {
+            "name": self.name,
+            "schema": self.json_schema(),
+            "overall": _segments(self.overall),
+            "shot": _segments(self.shot),
+            "feedback": _segments(self.feedback),
+            "shots": list(self.shots_pool),
+            "reward": [self.reward, self.reward_key, dict(self.scale)],
+            "pair": None if self.pair is None else [self.pair.sides, dict(self.pair.swapped)],
+        }
+        text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _spelled_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _segments(template: Template | None) -> list[Any] | None:
+    if template is None:
+        return None
+    return [{"slot": s.key} if isinstance(s, Slot) else s for s in template.segments]
+
+
+def feedback_key(public_key: str) -> str:
+    """A verdict key as a placeholder name: ``analysis of A`` → ``analysis_of_A``,
+    ``reason of A>B`` → ``reason_of_A_gt_B`` (``=`` → ``eq``)."""
+    spelled = public_key.replace(">", " gt ").replace("=", " eq ")
+    return "_".join(spelled.split())
+
+
+def _forbid_extra(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            node["additionalProperties"] = False
+        for value in node.values():
+            _forbid_extra(value)
+    elif isinstance(node, list):
+        for value in node:
+            _forbid_extra(value)
+
+
+def _drop_key(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
+    if isinstance(node, list):
+        return [_drop_key(v, key) for v in node]
+    return node

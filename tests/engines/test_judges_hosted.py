@@ -1,0 +1,35 @@
+"""A rubric judge on a hosted engine: the openai engine against the loopback llama.cpp
+server (SmolLM2), through the official client; the schema comes from the rubric."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from icrm_sgl.judges import as_judge
+from tests.conftest import EXAMPLES
+
+CORRECT = EXAMPLES / "judges" / "reference_correct.toml"
+
+
+def test_rubric_verdicts_and_probabilities_through_llama_server(run_cli, llama_server, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "score", EXAMPLES / "judges" / "reference_correct.jsonl", "--judge", CORRECT,
+        "--engine", "openai", "--base-url", llama_server, "--model", "smollm2",
+        "--completion", "-E", "completion_schema=llama.cpp", "--num-shots", "0",
+        "--max-tokens", "200", "-o", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    judge = as_judge(CORRECT)
+    got = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert sorted(r["id"] for r in got) == ["planet", "sum-right", "sum-wrong"]
+    for record in got:
+        assert judge.public(judge.validate(record["verdict"])) == record["verdict"]
+        meta = record["meta"]
+        assert meta["engine"] == "openai" and meta["rm_type"] == "reference_correct"
+        probs = meta["probabilities"]
+        assert set(probs) == {"true", "false"}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert meta["reward"] == pytest.approx(probs["true"], abs=1e-5)

@@ -1,0 +1,35 @@
+"""The built-in modes on the judge mechanism give the outputs they gave before it.
+
+``tests/data/builtin_outputs_f6aa282.json`` holds the greedy local-engine verdicts and
+probabilities recorded at commit f6aa282 (the commit before judges became data) by
+``devtools/record_builtin_outputs.py``: the example file of each mode and ten pool
+examples per mode, one shot, 40 tokens.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devtools.record_builtin_outputs import record
+
+RECORDED = Path(__file__).resolve().parent.parent / "data" / "builtin_outputs_f6aa282.json"
+
+
+@pytest.fixture(scope="module")
+def outputs(local_backend):
+    return record(local_backend)
+
+
+@pytest.mark.slow  # ~3 min under load: 22 verdicts
+@pytest.mark.parametrize("mode", ["individual", "pairwise"])
+def test_greedy_outputs_match_commit_f6aa282(outputs, mode):
+    before = json.loads(RECORDED.read_text("utf-8"))[mode]
+    after = outputs[mode]
+    assert [r["id"] for r in after] == [r["id"] for r in before]
+    for old, new in zip(before, after, strict=True):
+        assert new["verdict"] == old["verdict"], old["id"]
+        assert list(new["verdict"]) == list(old["verdict"])  # key order is public too
+        assert new["probabilities"].keys() == old["probabilities"].keys()
+        for value, p in old["probabilities"].items():
+            assert new["probabilities"][value] == pytest.approx(p, abs=1e-4), old["id"]

@@ -1,0 +1,46 @@
+"""``serve --judge``: a rubric judge behind /v1/judge and /get_reward (a real server
+process on the local engine)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from icrm_sgl.judges import as_judge
+from tests.conftest import EXAMPLES
+from tests.serve.conftest import launch
+
+RUBRIC = EXAMPLES / "judges" / "reference_correct.toml"
+
+
+@pytest.fixture(scope="module")
+def rubric_server():
+    proc = launch("--judge", str(RUBRIC), "--num-shots", "0", "--max-tokens", "20")
+    yield proc
+    proc.stop(grace=60)
+
+
+def test_judge_and_get_reward_answer_with_the_rubrics_reward(rubric_server):
+    health = requests.get(rubric_server.url + "/health", timeout=30).json()
+    assert health["modes"] == ["reference_correct"]
+    example = {"id": "q", "user_query": "2 + 2?", "model_output": "4", "reference": "4"}
+    reply = requests.post(rubric_server.url + "/v1/judge", json=example, timeout=900)
+    assert reply.status_code == 200, reply.text
+    record = reply.json()
+    judge = as_judge(RUBRIC)
+    assert judge.public(judge.validate(record["verdict"])) == record["verdict"]
+    assert record["reward"] == pytest.approx(record["meta"]["probabilities"]["true"], abs=1e-5)
+    body = {"query": ["What is 2 + 2? 4", "What is 2 + 2? 5"], "prompts": ["What is 2 + 2?"] * 2}
+    body["labels"] = ["4", "4"]  # the references the rubric compares with
+    reply = requests.post(rubric_server.url + "/get_reward", json=body, timeout=900)
+    assert reply.status_code == 200, reply.text
+    rewards = reply.json()["rewards"]
+    assert len(rewards) == 2 and all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_an_example_without_the_rubrics_inputs_is_422_naming_the_key(rubric_server):
+    body = {"user_query": "2 + 2?", "model_output": "4"}
+    reply = requests.post(rubric_server.url + "/v1/judge", json=body, timeout=60)
+    assert reply.status_code == 422
+    (problem,) = reply.json()["problems"]
+    assert problem["field"] == "reference" and "missing 'reference'" in problem["message"]
