@@ -9,6 +9,7 @@ import click
 from icrm_sgl.cli import main as run_group
 from icrm_sgl.cli.score import score
 from icrm_sgl.engines import engine_names
+from icrm_sgl.judges import BUILTIN_NAMES
 
 #: Original flags that are engine settings here (``-E KEY=VALUE`` of ``score``).
 _ENGINE_FLAGS = ("num_workers", "num_gpu_per_worker", "dtype", "quantization")
@@ -26,7 +27,7 @@ def _path(*names: str) -> Any:
 
 @icrm.command("test")
 @click.argument("example_json_path", metavar="FILE", type=click.Path(dir_okay=False))
-@click.option("--rm_type", "--rm-type", type=click.Choice(["individual", "pairwise"]))
+@click.option("--rm_type", "--rm-type", type=click.Choice(BUILTIN_NAMES))
 @click.option("--model_name", "--model-name", default=None, help="Model name or GGUF path.")
 @click.option("--engine", type=click.Choice(engine_names()), default="local", show_default=True)
 @_path("--shots_pool_path", "--shots-pool-path")

@@ -2,11 +2,14 @@
 
 import json
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
+from pydantic import BaseModel, Field
 
 from icrm_sgl import ICRM
-from icrm_sgl.judges import as_judge
+from icrm_sgl.judges import as_judge, make_judge
+from icrm_sgl.judges.fields import TokenBudget
 from tests.conftest import EXAMPLES
 
 JUDGES = EXAMPLES / "judges"
@@ -125,3 +128,27 @@ def test_changing_a_rubric_changes_the_cache_identity(local_backend, tmp_path):
             prints.append(model.fingerprint(max_tokens=20))
     assert prints[0]["judge"] != prints[1]["judge"]
     assert as_judge(HH).fingerprint() == as_judge(HH).fingerprint()
+
+
+class Interleaved(BaseModel):
+    """Selected fields before, between and after text fields."""
+
+    label: Literal["yes", "no"]
+    why: Annotated[str, TokenBudget(12)]
+    ok: bool
+    note: str
+    level: int = Field(ge=1, le=3)
+
+
+def test_a_python_judge_with_interleaved_fields_writes_them_in_order(local_backend):
+    judge = make_judge(Interleaved, "Is the reply polite?\n{$fields}\nReply: {$response}\nJSON: ")
+    with ICRM(judge=judge, backend=local_backend) as model:
+        result = model.judge({"response": "Thank you kindly!"}, max_tokens=24)
+    assert list(result.verdict) == ["label", "why", "ok", "note", "level"]
+    assert judge.public(judge.validate(result.verdict)) == result.verdict
+    fields = result.meta["field_probabilities"]
+    assert set(fields) == {"label", "ok", "level"} and set(fields["ok"]) == {"true", "false"}
+    assert result.meta["expected"]["level"] == pytest.approx(
+        sum(int(v) * p for v, p in fields["level"].items()), abs=1e-4
+    )
+    assert "reward" not in result.meta  # no reward field named
