@@ -134,6 +134,9 @@ def _check_example(
         return [Problem(index, None, f"{where}: this server judges {names} only")]
     request_model = _MODELS.get(type(judge.inputs))
     example = dict(item)
+    own_id = item.get("id")
+    if request_model is None and own_id is not None and not _is_id(own_id):
+        return [Problem(index, "id", f"{where}: id must be a string or an integer")]
     if request_model is not None:
         try:
             example = request_model.model_validate(item).model_dump()
@@ -144,6 +147,10 @@ def _check_example(
     except InputError as exc:
         return [Problem(index, _field_named(str(exc), judge, example), str(exc))]
     return judge.name, example
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def match_judge(item: dict[str, Any], judges: tuple[Judge, ...]) -> Judge | None:
