@@ -47,13 +47,9 @@ def judge_for(example: Mapping[str, Any]) -> str | None:
     """The built-in judge an example's keys are meant for (None when none matches)."""
     keys = set(example)
     for name in reversed(BUILTIN_NAMES):  # pairwise keys take precedence, as in serve
-        if default_marks(name) & keys:
+        if BUILTINS[name].inputs.marks & keys:
             return name
     return None
-
-
-def default_marks(name: str) -> frozenset[str]:
-    return BUILTINS[name].inputs.marks
 
 
 def make_judge(model: type, template: str, **options: Any) -> Judge:
