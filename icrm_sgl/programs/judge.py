@@ -136,8 +136,9 @@ def var_name(key: str) -> str:
 
 
 #: The program variable holding the one-request layout's generated text fields (the
-#: first run of them; later runs add their position).
-BODY_VAR = "body"
+#: first run of them; later runs add their position). Field variables start with a
+#: letter (rubric names) or are pydantic field names, never with ``_``.
+BODY_VAR = "_body"
 
 
 class _ExecutorStopped(Exception):
