@@ -17,15 +17,23 @@ from icrm_sgl.engines.capabilities import engine_capabilities
 from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
-from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.prompts import PromptTemplates, example_fields
 from icrm_sgl.programs.template import Template
 from icrm_sgl.ranking import Ranking, rank
-from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Runner, run_cached
-from icrm_sgl.schemas import public_keys, verdict_model
+from icrm_sgl.runners import (
+    Batch,
+    HostedRunner,
+    ProgramRunner,
+    RunContext,
+    Runner,
+    VerdictCache,
+    cache_key,
+    run_cached,
+)
+from icrm_sgl.schemas import public_keys, validate_verdict, verdict_model
 from icrm_sgl.shots import Shot, load_shots, sample_shots
 
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
@@ -93,21 +101,26 @@ class ICRM:
             **{k: v for k, v in launch.items() if v is not None},
             **engine_options,
         }
-        self._owns_backend = backend is None
-        self.backend: Engine = backend or create_engine(
-            engine, model_name=model_name, seed=seed, **self.engine_options
-        )
-        self.model_name = self.backend.get_model_name()
+        # the cache opens first: a bad --cache-dir fails before a model loads
+        self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
+        self.overwrite_cache = overwrite_cache
         self._closed = False
-        self.cache = None
+        self._owns_backend = backend is None
+        try:
+            self.backend: Engine = backend or create_engine(
+                engine, model_name=model_name, seed=seed, **self.engine_options
+            )
+        except BaseException:
+            self._owns_backend = False
+            self.close()
+            raise
+        self.model_name = self.backend.get_model_name()
         if not self.completion and getattr(self.backend, "chat_template_known", True) is False:
             self.close()
             raise InputError(
                 f"engine {engine!r}: cannot tell the chat template of {self.model_name!r}; "
                 "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
             )
-        self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
-        self.overwrite_cache = overwrite_cache
         self._runner = self._make_runner()
 
     def _make_runner(self) -> Runner:
@@ -156,6 +169,19 @@ class ICRM:
             "sampling": {**params, "field_tokens": field_tokens},
             "seed": self.seed,
         }
+
+    def _cache_identity(
+        self, prompt: Template, shots: Sequence[Shot], params: dict[str, Any], field_tokens: int
+    ) -> str:
+        """The judging identity the verdict cache keys on, with the example's fields."""
+        return json.dumps(self._fingerprint(prompt, shots, params, field_tokens), sort_keys=True)
+
+    def cache_key(self, example: Mapping[str, Any], **gen: Any) -> str:
+        """The verdict cache's key for ``example`` judged with the default shots and ``gen``."""
+        params, field_tokens = self._generation(gen)
+        prompt = self.templates.with_shots(self.default_shots)
+        identity = self._cache_identity(prompt, self.default_shots, params, field_tokens)
+        return cache_key(identity, example_fields(self.rm_type, example))
 
     def _generation(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         params = check_generation(kwargs, ignored=_IGNORED_KEYWORDS)
@@ -229,9 +255,14 @@ class ICRM:
         )
         run = self._runner.run
         if self.cache is not None:
-            config = self._fingerprint(prompt, shots, params, field_tokens)
+            identity = self._cache_identity(prompt, shots, params, field_tokens)
             run = partial(
-                run_cached, self._runner, self.cache, config, overwrite=self.overwrite_cache
+                run_cached,
+                self._runner,
+                self.cache,
+                identity,
+                self._validate_cached,
+                overwrite=self.overwrite_cache,
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
@@ -265,6 +296,10 @@ class ICRM:
         """Order replies to one prompt, best first: by expected score (individual model) or
         by binary-insertion sorting on both-order comparisons (pairwise model)."""
         return rank(self, responses, prompt, conversation, where, **gen)
+
+    def _validate_cached(self, verdict: Any) -> dict[str, Any]:
+        """A cached verdict checked like a fresh one (raises on an invalid entry)."""
+        return validate_verdict(self.rm_type, verdict).to_public()
 
     def _prepare(
         self, examples: Iterable[Mapping[str, Any]], prompt: Template

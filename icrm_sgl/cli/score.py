@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options, split_options
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import open_for_writing
 from icrm_sgl.inputs import load_examples, screen_examples
@@ -35,14 +35,7 @@ from icrm_sgl.judgement import Judgement
     default=None,
     help="Judge only the first N examples (a .jsonl file is read no further).",
 )
-@click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
-@click.option("--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
-)
+@cache_options
 @click.option(
     "--both-orders",
     is_flag=True,
@@ -52,9 +45,6 @@ from icrm_sgl.judgement import Judgement
 def score(
     input_path: str,
     output: str | None,
-    use_cache: bool,
-    overwrite_cache: bool,
-    cache_dir: str | None,
     limit: int | None,
     both_orders: bool,
     **options: Any,
@@ -70,18 +60,18 @@ def score(
     rm_type, examples, problems = screen_examples(loaded, rm_type)
     if both_orders and rm_type != "pairwise":
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
-    cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
     if loaded.single and not output:
         if problems:
             raise InputError(problems[0][1])
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
         from icrm_sgl.pair_judging import judge_pair
 
-        with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+        with ICRM(rm_type=rm_type, **icrm_options) as model:
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
                 shown = model.judge(examples[0], **gen).verdict
+        echo_cache_note(model)
         click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
@@ -92,12 +82,13 @@ def score(
             from icrm_sgl.icrm import ICRM
             from icrm_sgl.pair_judging import judge_pairs
 
-            with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+            with ICRM(rm_type=rm_type, **icrm_options) as model:
                 if both_orders:
                     results = judge_pairs(model, examples, True, progress=True, **gen)
                 else:
                     results = model.judge_batch(examples, progress=True, **gen)
                 tally = _write_all(failures, results, sink, output)
+            echo_cache_note(model)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)
 
@@ -116,7 +107,8 @@ class Tally:
         meta = result.meta
         if "retries" in meta:  # hosted engines report their re-asks
             self.retries = (self.retries or 0) + meta["retries"]
-        self.tokens += (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
+        if not meta.get("from_cache"):  # a cached verdict's tokens were spent before
+            self.tokens += (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
         if result.ok:
             self.ok += 1
         elif meta.get("stage") == "input":
