@@ -13,9 +13,8 @@ from tqdm import tqdm
 
 from icrm_sgl.arguments import check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.capabilities import engine_capabilities
 from icrm_sgl.engines.identity import engine_identity
-from icrm_sgl.engines.protocol import Engine
+from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
@@ -78,8 +77,6 @@ class ICRM:
         verdict_model(rm_type)
         self.rm_type = rm_type
         self.engine = engine
-        self.capabilities = engine_capabilities(engine)
-        self.completion = self.capabilities.resolve_mode(engine, completion)
         self.num_shots = num_shots
         self.shot_sampling_mode = shot_sampling_mode
         self.verbose = verbose
@@ -114,14 +111,25 @@ class ICRM:
             self._owns_backend = False
             self.close()
             raise
-        self.model_name = self.backend.get_model_name()
-        if not self.completion and getattr(self.backend, "chat_template_known", True) is False:
+        try:
+            self._check_engine(completion)
+        except InputError:
             self.close()
+            raise
+        self._runner = self._make_runner()
+
+    def _check_engine(self, completion: bool | None) -> None:
+        """The engine's own declarations decide: the prompt mode, and chat only with a
+        known chat template."""
+        check_engine(self.engine, self.backend)
+        self.capabilities = self.backend.capabilities
+        self.completion = self.capabilities.resolve_mode(self.engine, completion)
+        self.model_name = self.backend.get_model_name()
+        if not self.completion and not self.backend.chat_template_known:
             raise InputError(
-                f"engine {engine!r}: cannot tell the chat template of {self.model_name!r}; "
+                f"engine {self.engine!r}: cannot tell the chat template of {self.model_name!r}; "
                 "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
             )
-        self._runner = self._make_runner()
 
     def _make_runner(self) -> Runner:
         context = RunContext(
