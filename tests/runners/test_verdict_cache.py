@@ -146,3 +146,33 @@ def test_the_key_covers_the_judging_identity(local_backend, change):
     assert model.cache_key({"conversation_A": b, "conversation_B": a}, max_tokens=15) != key
     other = ICRM(backend=local_backend, **{**base, **change})
     assert other.cache_key(example, max_tokens=15) != key
+
+
+def test_serve_answers_from_the_cache_and_refuses_a_bad_entry_alike(local_backend, tmp_path):
+    """``/v1/judge`` finds what the Python API stored, and re-judges a spoiled entry."""
+    from fastapi.testclient import TestClient
+
+    from icrm_sgl.serve.app import create_app
+    from icrm_sgl.serve.config import ServeConfig
+    from icrm_sgl.serve.judges import Judges
+
+    example = json.loads((EXAMPLES / "test_individual.json").read_text())
+    options = {"num_shots": 1, "use_cache": True, "cache_dir": str(tmp_path / "cache")}
+    with ICRM(backend=local_backend, **options) as model:
+        (stored,) = model.judge_batch([example], max_tokens=15)
+    config = ServeConfig(gen={"max_tokens": 15})
+
+    def ask() -> dict:
+        judges = lambda: Judges.open(("individual",), backend=local_backend, **options)  # noqa: E731
+        with TestClient(create_app(config, judges)) as client:
+            reply = client.post("/v1/judge", json=example)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    hit = ask()
+    assert hit["meta"]["from_cache"] is True and hit["verdict"] == stored.verdict
+    assert hit["meta"]["seconds"] == stored.meta["seconds"]
+    assert spoil_every_entry(tmp_path) == 1
+    fresh = ask()
+    assert "from_cache" not in fresh["meta"]
+    assert fresh["verdict"]["score"] in range(1, 11)
