@@ -4,18 +4,18 @@ A greedy verdict reports one score or choice; the engine also knows how probable
 allowed value was (``meta["probabilities"]``). From that distribution come the mean score
 (individual), the expected signed margin A++=+2 … B++=-2 and the probability that A is
 the better reply, a tie counting half (pairwise). A greedy label without probabilities
-is the distribution with all its mass on the label.
+is the distribution with all its mass on the label. The two orders of a pair are
+reconciled in ``pair_orders``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import Judge, as_judge
-from icrm_sgl.schemas import CHOICES, SCORES, SWAPPED, choice_margin
+from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
 
 DECIMALS = 6
 
@@ -74,11 +74,6 @@ def prob_a_better(probabilities: Any) -> float:
     )
 
 
-def swapped(probabilities: Any) -> dict[str, float]:
-    """A distribution from the B/A order rewritten in the A/B order's terms."""
-    return {SWAPPED[c]: p for c, p in choice_distribution(probabilities).items()}
-
-
 def prob_first_scores_higher(first: Any, second: Any) -> float:
     """P(first reply's score > second's), ties counting half, the two scores independent."""
     one, two = score_distribution(first), score_distribution(second)
@@ -100,47 +95,3 @@ def expectations(judge: Judge | str, probabilities: Any) -> dict[str, float]:
     checked = as_judge(judge)
     meta = checked.probability_meta({checked.reward: {str(k): p for k, p in probabilities.items()}})
     return {checked.reward_key: meta[checked.reward_key]}
-
-
-@dataclass(frozen=True)
-class OrderReconciliation:
-    """A pair judged A/B and B/A, seen from the A/B order.
-
-    ``p_a_better`` and ``expected_margin`` average the two orders' distributions (the B/A
-    one swapped back), which cancels a preference for a position; ``greedy_margin`` is
-    the mean of the two greedy margins; ``flipped`` says whether the greedy winners
-    differ (a tie against a win counts as a flip).
-    """
-
-    p_a_better: float
-    expected_margin: float
-    greedy_margin: float
-    flipped: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "p_a_better": round(self.p_a_better, DECIMALS),
-            "expected_margin": round(self.expected_margin, DECIMALS),
-            "greedy_margin": self.greedy_margin,
-            "flipped": self.flipped,
-        }
-
-
-def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
-
-
-def reconcile_orders(
-    ab_choice: str, ba_choice: str, ab_probs: Any | None, ba_probs: Any | None
-) -> OrderReconciliation:
-    """Reconcile the A/B verdict with the B/A verdict (its sides swapped back)."""
-    ab = choice_distribution(ab_probs) if ab_probs else point_mass(ab_choice)
-    ba = swapped(ba_probs) if ba_probs else point_mass(SWAPPED[ba_choice])
-    mean = {c: (ab.get(c, 0.0) + ba.get(c, 0.0)) / 2 for c in CHOICES}
-    first, second = choice_margin(ab_choice), -choice_margin(ba_choice)
-    return OrderReconciliation(
-        p_a_better=prob_a_better(mean),
-        expected_margin=expected_margin(mean),
-        greedy_margin=(first + second) / 2,
-        flipped=_sign(first) != _sign(second),
-    )

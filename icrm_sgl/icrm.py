@@ -13,18 +13,25 @@ from tqdm import tqdm
 
 from icrm_sgl.arguments import check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.capabilities import engine_capabilities
 from icrm_sgl.engines.identity import engine_identity
-from icrm_sgl.engines.protocol import Engine
+from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
-from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge, as_judge, builtin_judge
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.template import Template
 from icrm_sgl.ranking import Ranking, rank
-from icrm_sgl.runners import Batch, HostedRunner, ProgramRunner, RunContext, Runner, run_cached
+from icrm_sgl.runners import (
+    Batch,
+    HostedRunner,
+    ProgramRunner,
+    RunContext,
+    Runner,
+    VerdictCache,
+    cache_key,
+    run_cached,
+)
 from icrm_sgl.shots import Shot, sample_shots
 
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
@@ -79,8 +86,6 @@ class ICRM:
         )
         self.rm_type = self.definition.name
         self.engine = engine
-        self.capabilities = engine_capabilities(engine)
-        self.completion = self.capabilities.resolve_mode(engine, completion)
         self.num_shots = num_shots
         self.shot_sampling_mode = shot_sampling_mode
         self.verbose = verbose
@@ -100,22 +105,38 @@ class ICRM:
             **{k: v for k, v in launch.items() if v is not None},
             **engine_options,
         }
-        self._owns_backend = backend is None
-        self.backend: Engine = backend or create_engine(
-            engine, model_name=model_name, seed=seed, **self.engine_options
-        )
-        self.model_name = self.backend.get_model_name()
-        self._closed = False
-        self.cache = None
-        if not self.completion and getattr(self.backend, "chat_template_known", True) is False:
-            self.close()
-            raise InputError(
-                f"engine {engine!r}: cannot tell the chat template of {self.model_name!r}; "
-                "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
-            )
+        # the cache opens first: a bad --cache-dir fails before a model loads
         self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
         self.overwrite_cache = overwrite_cache
+        self._closed = False
+        self._owns_backend = backend is None
+        try:
+            self.backend: Engine = backend or create_engine(
+                engine, model_name=model_name, seed=seed, **self.engine_options
+            )
+        except BaseException:
+            self._owns_backend = False
+            self.close()
+            raise
+        try:
+            self._check_engine(completion)
+        except InputError:
+            self.close()
+            raise
         self._runner = self._make_runner()
+
+    def _check_engine(self, completion: bool | None) -> None:
+        """The engine's own declarations decide: the prompt mode, and chat only with a
+        known chat template."""
+        check_engine(self.engine, self.backend)
+        self.capabilities = self.backend.capabilities
+        self.completion = self.capabilities.resolve_mode(self.engine, completion)
+        self.model_name = self.backend.get_model_name()
+        if not self.completion and not self.backend.chat_template_known:
+            raise InputError(
+                f"engine {self.engine!r}: cannot tell the chat template of {self.model_name!r}; "
+                "pass chat_template=NAME (-E chat_template=NAME), e.g. chatml or llama-3-instruct"
+            )
 
     def _make_runner(self) -> Runner:
         context = RunContext(
@@ -164,6 +185,19 @@ class ICRM:
             "sampling": {**params, "field_tokens": field_tokens},
             "seed": self.seed,
         }
+
+    def _cache_identity(
+        self, prompt: Template, shots: Sequence[Shot], params: dict[str, Any], field_tokens: int
+    ) -> str:
+        """The judging identity the verdict cache keys on, with the example's fields."""
+        return json.dumps(self._fingerprint(prompt, shots, params, field_tokens), sort_keys=True)
+
+    def cache_key(self, example: Mapping[str, Any], **gen: Any) -> str:
+        """The verdict cache's key for ``example`` judged with the default shots and ``gen``."""
+        params, field_tokens = self._generation(gen)
+        prompt = self.definition.prompt(self.default_shots)
+        identity = self._cache_identity(prompt, self.default_shots, params, field_tokens)
+        return cache_key(identity, self.definition.example_fields(example))
 
     def _generation(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
         params = check_generation(kwargs, ignored=_IGNORED_KEYWORDS)
@@ -239,14 +273,14 @@ class ICRM:
         )
         run = self._runner.run
         if self.cache is not None:
-            config = self._fingerprint(prompt, shots, params, field_tokens)
+            identity = self._cache_identity(prompt, shots, params, field_tokens)
             run = partial(
                 run_cached,
                 self._runner,
                 self.cache,
-                config,
+                identity,
+                self._validate_cached,
                 overwrite=self.overwrite_cache,
-                judge=self.definition,
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
@@ -280,6 +314,10 @@ class ICRM:
         """Order replies to one prompt, best first: by expected score (individual model) or
         by binary-insertion sorting on both-order comparisons (pairwise model)."""
         return rank(self, responses, prompt, conversation, where, **gen)
+
+    def _validate_cached(self, verdict: Any) -> dict[str, Any]:
+        """A cached verdict checked like a fresh one (raises on an invalid entry)."""
+        return self.definition.public(self.definition.validate(verdict))
 
     def _prepare(
         self, examples: Iterable[Mapping[str, Any]], prompt: Template

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text
 from icrm_sgl.judges import Judge, as_judge, judge_for
 from icrm_sgl.judges.inputs import check_one_form
+from icrm_sgl.records import read_records
 
 
 @dataclass(frozen=True)
@@ -54,48 +52,16 @@ def load_examples(path: str | Path, limit: int | None = None) -> ExampleFile:
     still load. A file with no examples at all is an ``InputError``.
     """
     path = Path(path)
-    loaded = _load_jsonl(path, limit) if path.suffix == ".jsonl" else _load_json(path, limit)
-    if not loaded.entries and not loaded.errors:
+    read = read_records(path, limit=limit, skip_bad_lines=True)
+    if read.single and not isinstance(read.records[0].value, dict):
+        raise InputError(f"{path}: expected an example object or a list of them")
+    if not read.records and not read.errors:
         raise InputError(f"{path}: no examples to judge (the file holds none)")
-    return loaded
-
-
-def _load_json(path: Path, limit: int | None) -> ExampleFile:
-    text = read_text(path)
-    if not text.strip():
-        return ExampleFile([], [], single=False)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
-    if isinstance(data, dict):
-        return ExampleFile([_entry("example 0", "0", data)], [], single=True)
-    if isinstance(data, list):
-        entries = [_entry(f"example {i}", str(i), r) for i, r in enumerate(data[:limit])]
-        return ExampleFile(entries, [], single=False)
-    raise InputError(f"{path}: expected an example object or a list of them")
-
-
-def _load_jsonl(path: Path, limit: int | None) -> ExampleFile:
-    entries: list[Entry] = []
-    errors: list[tuple[str, str]] = []
-    try:
-        with path.open("rb") as handle:
-            numbered = ((n, raw) for n, raw in enumerate(handle, start=1) if raw.strip())
-            for lineno, raw in islice(numbered, limit):
-                place = f"line {lineno}"
-                try:
-                    record = json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
-                except UnicodeDecodeError:
-                    errors.append((place, f"{place}: not UTF-8 text"))
-                    continue
-                except json.JSONDecodeError as exc:
-                    errors.append((place, f"{place}: invalid JSON ({exc.msg})"))
-                    continue
-                entries.append(_entry(place, place, record))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return ExampleFile(entries, errors, single=False)
+    entries = [
+        _entry(r.place("example"), r.place() if r.line else str(r.index), r.value)
+        for r in read.records
+    ]
+    return ExampleFile(entries, read.errors, single=read.single)
 
 
 def detect_rm_type(examples: list[Any]) -> str:

@@ -12,16 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.expectation import (
-    OrderReconciliation,
-    choice_distribution,
-    expected_margin,
-    point_mass,
-    prob_a_better,
-    reconcile_orders,
-)
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.schemas import choice_margin
+from icrm_sgl.pair_orders import Reconciliation, choice_view, reconcile
 
 if TYPE_CHECKING:
     from icrm_sgl.icrm import ICRM
@@ -40,7 +32,7 @@ class PairJudgement:
 
     id: str
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reconciliation: OrderReconciliation | None = None
+    reconciliation: Reconciliation | None = None
     from_probabilities: bool = False
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -54,22 +46,12 @@ class PairJudgement:
         if self.reconciliation is None:
             raise VerdictError(f"pair {self.id}: {self.error}")
         numbers = self.reconciliation.as_dict()
-        if len(self.verdicts) < 2:
-            numbers["flipped"] = None
         return {**numbers, "from_probabilities": self.from_probabilities, "verdicts": self.verdicts}
 
     def record(self) -> dict[str, Any]:
         """The JSONL record: id, the result (or error) and each call's meta."""
         body = {"result": self.result()} if self.ok else {"error": self.error}
         return {"id": self.id, **body, "meta": self.meta}
-
-
-def _one_order(judgement: Judgement, key: str) -> OrderReconciliation:
-    choice = judgement.verdict[key]
-    probs = judgement.meta.get("probabilities")
-    dist = choice_distribution(probs) if probs else point_mass(choice)
-    margin = float(choice_margin(choice))
-    return OrderReconciliation(prob_a_better(dist), expected_margin(dist), margin, False)
 
 
 #: Per-call meta entries that a pair's meta adds up over its calls.
@@ -94,18 +76,13 @@ def _combine(pair_id: str, calls: dict[str, Judgement], key: str) -> PairJudgeme
             return PairJudgement(pair_id, error=failed[0][1].error, meta={"stage": "input"})
         errors = "; ".join(f"{name}: {j.error}" for name, j in failed)
         return PairJudgement(pair_id, error=errors, meta=meta)
-    ab = calls["#ab"]
+    views = [
+        choice_view(j.verdict[key], j.meta.get("probabilities"), swapped=suffix == "#ba")
+        for suffix, j in calls.items()
+        if j.verdict is not None
+    ]
+    rec = reconcile(views)
     has_probs = all("probabilities" in j.meta for j in calls.values())
-    if "#ba" in calls:
-        ba = calls["#ba"]
-        rec = reconcile_orders(
-            ab.verdict[key],
-            ba.verdict[key],
-            ab.meta.get("probabilities"),
-            ba.meta.get("probabilities"),
-        )
-    else:
-        rec = _one_order(ab, key)
     verdicts = {ORDERS[suffix]: j.verdict for suffix, j in calls.items()}
     return PairJudgement(pair_id, verdicts, rec, has_probs, meta=meta)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from importlib import resources
@@ -12,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text
 from icrm_sgl.programs.prompts import example_fields
+from icrm_sgl.records import loads, read_records
 from icrm_sgl.schemas import choice_winner, public_verdict
 
 SAMPLING_MODES = ("fixed", "random", "balanced")
@@ -46,10 +45,7 @@ def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
     where = f"{source}: shot {shot['id']}"
     feedback = shot.get("feedback")
     if isinstance(feedback, str):
-        try:
-            feedback = json.loads(feedback)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: feedback is not valid JSON ({exc.msg})") from exc
+        feedback = loads(feedback, f"{where}: feedback")
     try:
         shot["feedback"] = public_verdict(rm_type, feedback or {})
     except ValidationError as exc:
@@ -61,16 +57,11 @@ def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
 
 
 def read_pool(path: str | Path) -> list[Any]:
-    """The raw records of a pool file (a JSON list)."""
-    source = Path(path)
-    text = read_text(source, "shots pool")
-    try:
-        records = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"shots pool {source}: invalid JSON at line {exc.lineno}") from exc
-    if not isinstance(records, list):
-        raise InputError(f"shots pool {source}: expected a JSON list of shots")
-    return records
+    """The raw records of a pool file (a JSON list, or JSON Lines)."""
+    read = read_records(path, "shots pool")
+    if read.single:
+        raise InputError(f"shots pool {path}: expected a JSON list of shots")
+    return read.values
 
 
 def pool_problems(records: list[Any], rm_type: str, source: str) -> tuple[list[Shot], list[str]]:

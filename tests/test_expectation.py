@@ -1,4 +1,4 @@
-"""Expected values and two-order reconciliation on distributions worked out by hand."""
+"""Expected values on distributions worked out by hand."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from icrm_sgl.expectation import (
     expected_score,
     prob_a_better,
     prob_first_scores_higher,
-    reconcile_orders,
-    swapped,
 )
 from tests.conftest import FAST
 
@@ -28,30 +26,6 @@ def test_expected_margin_and_prob_a_better_by_hand():
     assert expected_margin(dist) == pytest.approx(2 * 0.5 - 1 * 0.25)  # 0.75
     assert prob_a_better(dist) == pytest.approx(0.5 + 0.25 / 2)  # a tie counts half
     assert expectations("pairwise", dist) == {"expected_margin": 0.75}
-
-
-def test_swapped_reads_the_other_order_from_a_s_side():
-    assert swapped({"A++": 0.7, "A=B": 0.1, "B+": 0.2}) == {"B++": 0.7, "A=B": 0.1, "A+": 0.2}
-
-
-def test_reconcile_orders_cancels_a_position_preference():
-    # A/B: mostly A++ (margin 1.2). B/A: the judge again says A++, i.e. it prefers
-    # whichever reply comes first; swapped back that is B++ 0.7, A++ 0.3.
-    result = reconcile_orders(
-        "A++", "A++", {"A++": 0.6, "A+": 0.2, "B+": 0.2}, {"A++": 0.7, "B++": 0.3}
-    )
-    # mean: A++ (0.6+0.3)/2=0.45, A+ 0.1, B+ 0.1, B++ 0.35
-    assert result.expected_margin == pytest.approx(0.9 + 0.1 - 0.1 - 0.7)  # 0.2
-    assert result.p_a_better == pytest.approx(0.45 + 0.1)
-    assert result.greedy_margin == 0.0  # +2 then -2
-    assert result.flipped is True
-
-
-def test_reconcile_orders_without_probabilities_uses_the_greedy_labels():
-    result = reconcile_orders("A+", "B++", None, None)
-    assert result.expected_margin == pytest.approx(1.5)
-    assert result.p_a_better == pytest.approx(1.0)
-    assert result.flipped is False
 
 
 def test_prob_first_scores_higher_by_hand():

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.expectation import SWAPPED
 from icrm_sgl.pair_judging import judge_pairs
+from icrm_sgl.schemas import SWAPPED
 from tests.conftest import EXAMPLES, FAST
 
 MARGINS = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options, split_options
 from icrm_sgl.errors import InputError
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
@@ -56,13 +56,7 @@ def default_output_dir(source: str) -> Path:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output-dir.")
 @click.option("--overwrite", is_flag=True, help="Discard results already in --output-dir.")
-@click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
-)
+@cache_options
 @click.option("--limit", type=click.IntRange(1), default=None, help="Judge the first N pairs.")
 @click.option("--subsets", default=None, help="Comma-separated subsets to keep.")
 @click.option(
@@ -82,8 +76,6 @@ def eval_command(
     output_dir: str | None,
     resume: bool,
     overwrite: bool,
-    use_cache: bool,
-    cache_dir: str | None,
     limit: int | None,
     subsets: str | None,
     reconcile: str | None,
@@ -119,8 +111,6 @@ def eval_command(
         orders,
         resume,
         overwrite,
-        use_cache,
-        cache_dir,
         reconcile,
         gen,
         icrm_options,
@@ -135,13 +125,10 @@ def _run(
     orders: str,
     resume: bool,
     overwrite: bool,
-    use_cache: bool,
-    cache_dir: str | None,
     reconcile: str | None,
     gen: dict[str, Any],
     icrm_options: dict[str, Any],
 ) -> None:
-    from icrm_sgl.evaluation.cache import VerdictCache
     from icrm_sgl.evaluation.calibration import write_calibration_chart
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
@@ -150,12 +137,11 @@ def _run(
     started = time.perf_counter()
     store = ResultStore(out)
     store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
-    cache = VerdictCache(cache_dir) if use_cache else None
     from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.icrm import ICRM
 
     with ICRM(rm_type=rm_type, **icrm_options) as model:
-        evaluator = Evaluator(model, orders=orders, cache=cache, **gen)
+        evaluator = Evaluator(model, orders=orders, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
         todo = [p for p in pairs if p.id not in done]
         if done:
@@ -171,14 +157,7 @@ def _run(
             raise
         finally:
             store.close()
-            if cache is not None:
-                cache.close()
-    if cache is not None and cache.rejected:
-        click.echo(
-            f"verdict cache {cache.path}: {cache.rejected} invalid entries ignored, "
-            "judged again and replaced",
-            err=True,
-        )
+    echo_cache_note(model)
     metrics = compute_metrics(store.records(), reconcile=reconcile)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / "chart.png")

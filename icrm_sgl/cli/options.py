@@ -185,3 +185,32 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def cache_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The verdict cache's options, the same for every command that judges (they reach
+    ``ICRM`` through ``split_options``)."""
+    options = [
+        click.option(
+            "--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls."
+        ),
+        click.option(
+            "--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts."
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def echo_cache_note(model: Any) -> None:
+    """Say on stderr how many invalid cache entries a (closed) ICRM met, if any."""
+    note = model.cache.rejected_note() if model.cache is not None else None
+    if note:
+        click.echo(note, err=True)

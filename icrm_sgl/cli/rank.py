@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import icrm_judge, judge_options, split_options
+from icrm_sgl.cli.options import (
+    cache_options,
+    echo_cache_note,
+    icrm_judge,
+    judge_options,
+    split_options,
+)
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import load_examples
 from icrm_sgl.ranking import conversations
@@ -17,6 +23,7 @@ from icrm_sgl.ranking import conversations
 @click.command("rank")
 @click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
 @judge_options
+@cache_options
 @click.option(
     "--output",
     "-o",
@@ -105,6 +112,7 @@ def _rank_all(
             counts["ok"] += 1
             if single:
                 click.echo(json.dumps(ranking, indent=4, ensure_ascii=False))
-                return
+                break
             sink.write(json.dumps({"id": item_id, "ranking": ranking}, ensure_ascii=False) + "\n")
             sink.flush()
+    echo_cache_note(model)

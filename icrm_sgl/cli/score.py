@@ -12,7 +12,13 @@ from typing import IO, Any
 
 import click
 
-from icrm_sgl.cli.options import icrm_judge, judge_options, split_options
+from icrm_sgl.cli.options import (
+    cache_options,
+    echo_cache_note,
+    icrm_judge,
+    judge_options,
+    split_options,
+)
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import open_for_writing
 from icrm_sgl.inputs import Group, load_examples, screen_examples
@@ -35,14 +41,7 @@ from icrm_sgl.judgement import Judgement
     default=None,
     help="Judge only the first N examples (a .jsonl file is read no further).",
 )
-@click.option("--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls.")
-@click.option("--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts.")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
-)
+@cache_options
 @click.option(
     "--both-orders",
     is_flag=True,
@@ -52,9 +51,6 @@ from icrm_sgl.judgement import Judgement
 def score(
     input_path: str,
     output: str | None,
-    use_cache: bool,
-    overwrite_cache: bool,
-    cache_dir: str | None,
     limit: int | None,
     both_orders: bool,
     **options: Any,
@@ -72,7 +68,6 @@ def score(
     groups, problems = screen_examples(loaded, judge)
     if both_orders and any(chosen.pair is None for chosen, _ in groups):
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
-    cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
     if loaded.single and not output:
         if problems:
             raise InputError(problems[0][1])
@@ -81,11 +76,12 @@ def score(
 
         ((chosen, examples),) = groups
         selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
-        with ICRM(**selected, **cache, **icrm_options) as model:
+        with ICRM(**selected, **icrm_options) as model:
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
                 shown = model.judge(examples[0], **gen).verdict
+        echo_cache_note(model)
         click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
@@ -93,20 +89,20 @@ def score(
         if not groups:  # nothing to judge: no model to load
             tally = _write_all(failures, [], sink, output)
         else:
-            with _models(groups, judge, cache, icrm_options) as models:
+            with _models(groups, judge, icrm_options) as models:
                 results = chain.from_iterable(
                     _results(model, examples, both_orders, gen)
                     for model, examples in zip(models, [e for _, e in groups], strict=True)
                 )
                 tally = _write_all(failures, results, sink, output)
+                for model in models:
+                    echo_cache_note(model)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)
 
 
 @contextmanager
-def _models(
-    groups: list[Group], judge: Any, cache: dict[str, Any], icrm_options: dict[str, Any]
-) -> Iterator[list[Any]]:
+def _models(groups: list[Group], judge: Any, icrm_options: dict[str, Any]) -> Iterator[list[Any]]:
     """One ``ICRM`` per group's judge, all on the first one's engine; closed in reverse."""
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
@@ -115,7 +111,7 @@ def _models(
         for chosen, _ in groups:
             shared = {"backend": models[0].backend} if models else {}
             selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
-            models.append(ICRM(**selected, **cache, **icrm_options, **shared))
+            models.append(ICRM(**selected, **icrm_options, **shared))
         yield models
     finally:
         for model in reversed(models):
@@ -146,7 +142,8 @@ class Tally:
         meta = result.meta
         if "retries" in meta:  # hosted engines report their re-asks
             self.retries = (self.retries or 0) + meta["retries"]
-        self.tokens += (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
+        if not meta.get("from_cache"):  # a cached verdict's tokens were spent before
+            self.tokens += (meta.get("prompt_tokens") or 0) + (meta.get("completion_tokens") or 0)
         if result.ok:
             self.ok += 1
         elif meta.get("stage") == "input":

@@ -6,12 +6,13 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import cache_options, judge_options, split_options
 from icrm_sgl.errors import MissingDependencyError
 
 
 @click.command()
 @judge_options
+@cache_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option(

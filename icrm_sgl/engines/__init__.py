@@ -1,9 +1,11 @@
-"""Engine registry: names map to factories that are imported only when used.
+"""Engine registry, the one place engines are named: names map to factories that are
+imported only when used.
 
 A factory takes ``model_name`` and engine options and returns an :class:`Engine`: an
 sglang ``BaseBackend`` that runs icrm-sgl's programs, or a hosted engine that returns
-whole verdicts. What each engine can do is declared in ``capabilities``. Later engines
-register here without touching callers.
+whole verdicts. The engine declares what it can do on itself (``protocol.Engine``), and
+every engine built here is checked for those declarations, so a third-party engine
+registered with ``register_engine`` is accepted or refused like the built-ins.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from icrm_sgl.engines.protocol import Engine
+from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import InputError, MissingDependencyError
 
 EngineFactory = Callable[..., Engine]
 
-#: name → "module:function" of the factory, imported lazily.
-_ENGINES: dict[str, str] = {
+#: name → the factory, or its "module:function" (imported lazily).
+_ENGINES: dict[str, str | EngineFactory] = {
     "local": "icrm_sgl.engines.local:create",
     "sglang": "icrm_sgl.engines.sglang_server:create",
     "openai": "icrm_sgl.engines.hosted.openai_compat:create",
@@ -31,9 +33,10 @@ _ENGINES: dict[str, str] = {
 }
 
 
-def register_engine(name: str, target: str) -> None:
-    """Register (or replace) an engine factory given as ``"module:function"``."""
-    _ENGINES[name] = target
+def register_engine(name: str, factory: str | EngineFactory) -> None:
+    """Register (or replace) an engine: its factory, or ``"module:function"`` naming it.
+    The engine it builds declares its own capabilities (see ``protocol.Engine``)."""
+    _ENGINES[name] = factory
 
 
 def engine_names() -> list[str]:
@@ -45,6 +48,21 @@ def create_engine(name: str, model_name: str | None = None, **options: Any) -> E
     target = _ENGINES.get(name)
     if target is None:
         raise InputError(f"unknown engine {name!r}: choose one of {', '.join(engine_names())}")
+    factory = _factory(name, target) if isinstance(target, str) else target
+    try:
+        engine = factory(model_name=model_name, **options)
+    except ValidationError as exc:
+        raise InputError(f"engine {name!r}: {option_problems(exc)}") from exc
+    try:
+        check_engine(name, engine)
+    except InputError:
+        engine.shutdown()
+        raise
+    return engine
+
+
+def _factory(name: str, target: str) -> EngineFactory:
+    """The factory named ``"module:function"``, imported now."""
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -53,10 +71,7 @@ def create_engine(name: str, model_name: str | None = None, **options: Any) -> E
             f"engine {name!r} needs the package {exc.name!r}: pip install {exc.name}"
         ) from exc
     factory: EngineFactory = getattr(module, attr)
-    try:
-        return factory(model_name=model_name, **options)
-    except ValidationError as exc:
-        raise InputError(f"engine {name!r}: {option_problems(exc)}") from exc
+    return factory
 
 
 def option_problems(exc: ValidationError) -> str:

@@ -1,4 +1,5 @@
-"""What each engine can do, declared once per engine name and enforced by ``ICRM``.
+"""What an engine can do: each engine declares its ``Capabilities`` (see
+``protocol.Engine``) and ``ICRM`` enforces them, the same way for every engine.
 
 An option an engine cannot honour is refused with an error that names the engine and the
 option; nothing is dropped silently.
@@ -69,60 +70,11 @@ class Capabilities:
         return completion
 
 
-_PROGRAM_ENGINE = {"sampling": _ALL_SAMPLING, "probabilities": True, "programs": True}
-_OPENAI_SAMPLING = BASIC_SAMPLING | {"frequency_penalty", "presence_penalty"}
-
-#: Engine name → capabilities. Every registered engine has exactly one entry here.
-CAPABILITIES: dict[str, Capabilities] = {
-    "local": Capabilities(
-        modes=("completion", "chat"), constraint="llguidance token masks", **_PROGRAM_ENGINE
-    ),
-    "sglang": Capabilities(
-        modes=("completion", "chat"), constraint="server-side grammar (xgrammar)", **_PROGRAM_ENGINE
-    ),
-    "vllm": Capabilities(
-        sampling=_OPENAI_SAMPLING | {"top_k"},
-        modes=("completion", "chat"),
-        constraint="structured outputs (server grammar), validated",
-        probabilities=True,
-        programs=False,
-    ),
-    "openai": Capabilities(
-        sampling=_OPENAI_SAMPLING,
-        modes=("chat", "completion"),
-        constraint="JSON-schema structured output, validated",
-        probabilities=True,
-        programs=False,
-    ),
-    "together": Capabilities(
-        sampling=_OPENAI_SAMPLING | {"top_k"},
-        modes=("chat", "completion"),
-        constraint="JSON-schema structured output (chat), validated",
-        probabilities=False,
-        programs=False,
-    ),
-    "mistral": Capabilities(
-        sampling=_OPENAI_SAMPLING,
-        modes=("chat",),
-        constraint="JSON-schema structured output, validated",
-        probabilities=False,
-        programs=False,
-    ),
-    "claude": Capabilities(
-        sampling=BASIC_SAMPLING | {"top_k"},
-        modes=("chat",),
-        constraint="forced tool call with the verdict schema, validated",
-        probabilities=False,
-        programs=False,
-    ),
+#: What every program engine offers (the rest is its modes and constraint).
+PROGRAM_ENGINE: dict[str, Any] = {
+    "sampling": _ALL_SAMPLING,
+    "probabilities": True,
+    "programs": True,
 }
-
-
-def engine_capabilities(engine: str) -> Capabilities:
-    """The declared capabilities of a registered engine name."""
-    try:
-        return CAPABILITIES[engine]
-    except KeyError as exc:
-        raise InputError(
-            f"unknown engine {engine!r}: choose one of {', '.join(sorted(CAPABILITIES))}"
-        ) from exc
+#: Sampling options every OpenAI-compatible API honours.
+OPENAI_SAMPLING = BASIC_SAMPLING | {"frequency_penalty", "presence_penalty"}

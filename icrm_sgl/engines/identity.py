@@ -8,26 +8,6 @@ from typing import Any
 
 from icrm_sgl.engines.protocol import Engine
 
-#: Settings that change how a run goes (speed, logging, retries), never its verdicts.
-_RUN_ONLY = frozenset(
-    {
-        "api_key",
-        "backoff_base",
-        "backoff_cap",
-        "batch_threads",
-        "cache_mib",
-        "generate_timeout",
-        "launch_timeout",
-        "log_path",
-        "max_attempts",
-        "n_threads",
-        "python",
-        "request_timeout",
-        "server_env",
-        "timeout",
-    }
-)
-
 
 @cache
 def package_version() -> str:
@@ -39,12 +19,12 @@ def package_version() -> str:
 
 
 def engine_identity(engine: Engine) -> dict[str, Any]:
-    """Class, model, version and every resolved option that can change a verdict."""
+    """Class, model, version and every resolved option that can change a verdict (the
+    engine's options name the others in ``run_only``)."""
     cls = type(engine)
-    options = engine.options.model_dump(mode="json")
     return {
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "model": engine.get_model_name(),
         "version": package_version(),
-        "options": {k: v for k, v in sorted(options.items()) if k not in _RUN_ONLY},
+        "options": engine.options.verdict_settings(),
     }

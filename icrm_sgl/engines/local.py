@@ -6,27 +6,32 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.chat_template import get_chat_template
 from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod, token_length_normalized
 from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
+from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import template_name_in
 from icrm_sgl.engines.llama_runner import LlamaRunner
+from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.sampling import Sampling
+from icrm_sgl.engines.sglang_frontend import program_text
 from icrm_sgl.errors import EngineError, MissingDependencyError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class LocalOptions(BaseModel):
+class LocalOptions(EngineOptions):
     """Settings of the local engine."""
 
     model_config = ConfigDict(extra="forbid")
+    run_only: ClassVar[frozenset[str]] = frozenset({"n_threads", "cache_mib"})
 
     model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
     n_ctx: int = Field(8192, ge=256)
@@ -75,6 +80,12 @@ class LocalBackend(BaseBackend):
     #: ``run_batch`` threads: one model, one lock, so one program at a time keeps each
     #: example's context live from field to field (more threads are safe, not faster).
     batch_threads = 1
+    capabilities = Capabilities(
+        modes=("completion", "chat"), constraint="llguidance token masks", **PROGRAM_ENGINE
+    )
+    #: sglang's template for the model, or ``chat_template=``; ChatML when unknown.
+    chat_template_known = True
+    program_layout = "per_field"
 
     def __init__(self, options: LocalOptions | None = None) -> None:
         super().__init__()
@@ -105,7 +116,7 @@ class LocalBackend(BaseBackend):
         p = sampling_params
         stop = (p.stop,) if isinstance(p.stop, str) else tuple(p.stop or ())
         out = self.runner.generate(
-            s.text_,
+            program_text(s),
             max_new_tokens=p.max_new_tokens,
             sampling=Sampling(
                 temperature=p.temperature,
@@ -143,7 +154,7 @@ class LocalBackend(BaseBackend):
         method = choices_method or token_length_normalized
         if method.requires_unconditional_logprobs:
             raise EngineError("the local engine does not compute unconditional logprobs")
-        logprobs, prompt_tokens, cached = self.runner.choice_logprobs(s.text_, choices)
+        logprobs, prompt_tokens, cached = self.runner.choice_logprobs(program_text(s), choices)
         decision = method(
             choices=choices,
             normalized_prompt_logprobs=[sum(t[0] for t in lp) / len(lp) for lp in logprobs],

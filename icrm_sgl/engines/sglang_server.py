@@ -19,10 +19,10 @@ import time
 import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.chat_template import (
     ChatTemplate,
@@ -33,7 +33,9 @@ from sglang.lang.choices import ChoicesDecision, ChoicesSamplingMethod
 from sglang.lang.interpreter import StreamExecutor
 from sglang.lang.ir import SglSamplingParams
 
+from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import local_chat_template, template_name_in
+from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.server_process import (
     HOST,
     ServerGroup,
@@ -44,6 +46,7 @@ from icrm_sgl.engines.server_process import (
     serve,
     spawn,
 )
+from icrm_sgl.engines.sglang_frontend import program_run_id, program_text
 from icrm_sgl.engines.sglang_router import (
     POLICIES,
     ROUTING_KEY_HEADER,
@@ -73,10 +76,22 @@ _LAUNCH_ONLY = (
 )
 
 
-class SglangOptions(BaseModel):
+class SglangOptions(EngineOptions):
     """Settings of the sglang engine: an endpoint to connect to, or how to launch a server."""
 
     model_config = ConfigDict(extra="forbid")
+    run_only: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_key",
+            "batch_threads",
+            "generate_timeout",
+            "launch_timeout",
+            "log_path",
+            "python",
+            "request_timeout",
+            "server_env",
+        }
+    )
 
     model_name: str | None = Field(None, description="HF name or path; checked when connecting")
     endpoint: str | None = Field(None, description="URL of an sglang server or router")
@@ -229,6 +244,10 @@ class SglangBackend(BaseBackend):
     of one program run to one data-parallel worker, and owns a server it launched.
     """
 
+    capabilities = Capabilities(
+        modes=("completion", "chat"), constraint="server-side grammar (xgrammar)", **PROGRAM_ENGINE
+    )
+
     def __init__(
         self,
         base_url: str,
@@ -268,7 +287,7 @@ class SglangBackend(BaseBackend):
 
     def _rank(self, s: StreamExecutor) -> int:
         """The data-parallel worker every request of this program run goes to."""
-        return zlib.crc32(s.sid.encode()) % self.dp_size
+        return zlib.crc32(program_run_id(s).encode()) % self.dp_size
 
     def _post(
         self,
@@ -281,7 +300,7 @@ class SglangBackend(BaseBackend):
         if s is not None and self.dp_size > 1:
             payload["routed_dp_rank"] = self._rank(s)
         if s is not None and self.workers is not None:
-            headers[ROUTING_KEY_HEADER] = s.sid
+            headers[ROUTING_KEY_HEADER] = program_run_id(s)
         url = (base_url or self.base_url) + path
         timeout = self.options.generate_timeout
         try:
@@ -346,8 +365,8 @@ class SglangBackend(BaseBackend):
         list(self._scoring.map(self._post, payloads))
 
     def commit_lazy_operations(self, s: StreamExecutor) -> None:
-        if s.text_:  # a fork of an empty state has nothing to prefill
-            self._post({"text": s.text_, "sampling_params": {"max_new_tokens": 0}}, s)
+        if program_text(s):  # a fork of an empty state has nothing to prefill
+            self._post({"text": program_text(s), "sampling_params": {"max_new_tokens": 0}}, s)
 
     def flush_cache(self) -> None:
         """Empty the server's prefix cache (for measurements)."""
@@ -355,7 +374,7 @@ class SglangBackend(BaseBackend):
 
     def generate(self, s: StreamExecutor, sampling_params: SglSamplingParams):
         payload: dict[str, Any] = {
-            "text": s.text_,
+            "text": program_text(s),
             "sampling_params": {"skip_special_tokens": True, **sampling_params.to_srt_kwargs()},
         }
         for item in ("return_logprob", "logprob_start_len", "top_logprobs_num"):
@@ -385,13 +404,13 @@ class SglangBackend(BaseBackend):
             raise EngineError("sglang engine: unconditional log-probabilities are not supported")
         seen = self._recall(s)
         if seen is None:
-            probe = {"text": s.text_, "sampling_params": {"max_new_tokens": 0}}
+            probe = {"text": program_text(s), "sampling_params": {"max_new_tokens": 0}}
             seen = self._post(probe, s)["meta_info"]["prompt_tokens"]
         start = max(seen - 2, 0)
 
         def score(choice: str) -> list[list[Any]]:
             payload = {
-                "text": s.text_ + choice,
+                "text": program_text(s) + choice,
                 "sampling_params": {"max_new_tokens": 0, "temperature": 0},
                 "return_logprob": True,
                 "return_text_in_logprobs": True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import shlex
 import shutil
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,6 +47,8 @@ INSTALL_HINT = "pip install vllm (on a CUDA machine), or pass endpoint=URL of a 
 
 class VllmOptions(OpenAIOptions):
     """Settings of the vllm engine: the OpenAI-compatible client's, plus how to launch."""
+
+    run_only: ClassVar[frozenset[str]] = OpenAIOptions.run_only | {"launch_timeout", "log_path"}
 
     num_workers: int = Field(1, ge=1, description="data-parallel replicas")
     num_gpu_per_worker: int = Field(1, ge=1, description="tensor-parallel GPUs per replica")

@@ -7,10 +7,8 @@ data reports a number for a different data set.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,14 @@ from typing import Any
 from icrm_sgl.conversation import Turn, validate_pair
 from icrm_sgl.errors import InputError, MissingDependencyError
 from icrm_sgl.evaluation.columns import ColumnMap, mapped_pair, parse_columns
-from icrm_sgl.files import read_text
+from icrm_sgl.records import (
+    JSON_SUFFIXES,
+    JSONL_SUFFIXES,
+    PARQUET_SUFFIXES,
+    Record,
+    read_records,
+    short,
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ _SIGNATURE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-_FILE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".parquet")
+_FILE_SUFFIXES = JSON_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
 _LLMBAR_FILE = "dataset.json"
 
 
@@ -89,78 +94,27 @@ def _check_format(fmt: str | None) -> None:
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path) -> list[Any]:
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from exc
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
-    return data
-
-
-def _read_jsonl(path: Path) -> list[Any]:
-    records = []
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {number} is not valid JSON ({exc})") from exc
-    return records
-
-
-def _read_parquet(path: Path) -> list[Any]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{path}: reading parquet needs pyarrow (pip install pyarrow)"
-        ) from exc
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as exc:  # pyarrow raises several unrelated types for bad files
-        raise InputError(f"{path}: cannot read parquet ({_short(exc)})") from exc
-
-
-_READERS: dict[str, Callable[[Path], list[Any]]] = {
-    ".json": _read_json,
-    ".jsonl": _read_jsonl,
-    ".ndjson": _read_jsonl,
-    ".parquet": _read_parquet,
-}
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    """Read a list of record objects from a .json, .jsonl or .parquet file."""
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise InputError(
-            f"{path}: unsupported file type {path.suffix!r}; expected {', '.join(_READERS)}"
-        )
-    records = reader(path)
-    if not records:
+def _read_records(path: Path) -> list[Record]:
+    """The record objects of a .json (a list), .jsonl / .ndjson or .parquet file."""
+    read = read_records(path, default=None)
+    if read.single:
+        kind = type(read.records[0].value).__name__
+        raise InputError(f"{path}: expected a JSON list of records, got {kind}")
+    if not read.records:
         raise InputError(f"{path}: no records")
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise InputError(
-                f"{path}: record {index} is {type(record).__name__}, expected an object"
-            )
-    return records
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    for record in read.records:
+        if not isinstance(record.value, dict):
+            kind = type(record.value).__name__
+            raise InputError(f"{path}: {record.place()} is {kind}, expected an object")
+    return read.records
 
 
 # ----------------------------------------------------------------------------- records
 
 
-def _where(source: str, index: int, record: dict[str, Any]) -> str:
+def _where(place: str, record: dict[str, Any]) -> str:
     rid = record.get("id")
-    return f"{source}: record {index}" + (f" (id {rid!r})" if rid is not None else "")
+    return place + (f" (id {rid!r})" if rid is not None else "")
 
 
 def _require(record: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
@@ -185,9 +139,9 @@ def _text_subset(value: Any, where: str) -> str:
     return value
 
 
-def _from_rewardbench(record: dict[str, Any], index: int, source: str) -> LabelledPair:
+def _from_rewardbench(record: dict[str, Any], index: int, place: str) -> LabelledPair:
     """A RewardBench record: one user prompt and two candidate replies."""
-    where = _where(source, index, record)
+    where = _where(place, record)
     _require(record, REQUIRED_KEYS["rewardbench"], where)
     chosen, rejected = validate_pair(
         _single_turn(record["prompt"], record["chosen"]),
@@ -208,10 +162,10 @@ def _replies(value: Any, key: str, where: str) -> list[str]:
     return value
 
 
-def _from_rewardbench2(record: dict[str, Any], index: int, source: str) -> list[LabelledPair]:
+def _from_rewardbench2(record: dict[str, Any], index: int, place: str) -> list[LabelledPair]:
     """A RewardBench 2 record (best-of-N): every chosen reply against every rejected one,
     grouped by the record so that it counts once, as right only if all its pairs are."""
-    where = _where(source, index, record)
+    where = _where(place, record)
     _require(record, REQUIRED_KEYS["rewardbench2"], where)
     rid = _text_id(record["id"], where)
     subset = _text_subset(record["subset"], where)
@@ -230,9 +184,9 @@ def _from_rewardbench2(record: dict[str, Any], index: int, source: str) -> list[
     return pairs
 
 
-def _from_llmbar(record: dict[str, Any], index: int, source: str, subset: str) -> LabelledPair:
+def _from_llmbar(record: dict[str, Any], index: int, place: str, subset: str) -> LabelledPair:
     """An LLMBar record: label 1 means output_1 is the better reply."""
-    where = f"{source}: record {index}"
+    where = place
     _require(record, REQUIRED_KEYS["llmbar"], where)
     label = record["label"]
     if isinstance(label, bool) or label not in (1, 2):
@@ -246,9 +200,9 @@ def _from_llmbar(record: dict[str, Any], index: int, source: str, subset: str) -
     return LabelledPair(id=f"{subset}/{index}", subset=subset, chosen=chosen, rejected=rejected)
 
 
-def _from_pairs(record: dict[str, Any], index: int, source: str) -> LabelledPair:
+def _from_pairs(record: dict[str, Any], index: int, place: str) -> LabelledPair:
     """Our own format: two conversations and which one ("A" or "B") is better."""
-    where = _where(source, index, record)
+    where = _where(place, record)
     _require(record, REQUIRED_KEYS["pairs"], where)
     label = record["label"]
     if label not in ("A", "B"):
@@ -263,16 +217,21 @@ def _from_pairs(record: dict[str, Any], index: int, source: str) -> LabelledPair
     )
 
 
-def _convert(
-    records: list[dict[str, Any]], fmt: str, source: str, subset: str
-) -> list[LabelledPair]:
-    if fmt == "rewardbench":
-        return [_from_rewardbench(r, i, source) for i, r in enumerate(records)]
-    if fmt == "rewardbench2":
-        return [p for i, r in enumerate(records) for p in _from_rewardbench2(r, i, source)]
-    if fmt == "llmbar":
-        return [_from_llmbar(r, i, source, subset) for i, r in enumerate(records)]
-    return [_from_pairs(r, i, source) for i, r in enumerate(records)]
+def _convert(records: list[Record], fmt: str, source: str, subset: str) -> list[LabelledPair]:
+    """Each record as pairs; errors name it by ``SOURCE: line N`` (JSON Lines) or
+    ``SOURCE: record N``."""
+    pairs: list[LabelledPair] = []
+    for r in records:
+        place = f"{source}: {r.place()}"
+        if fmt == "rewardbench":
+            pairs.append(_from_rewardbench(r.value, r.index, place))
+        elif fmt == "rewardbench2":
+            pairs.extend(_from_rewardbench2(r.value, r.index, place))
+        elif fmt == "llmbar":
+            pairs.append(_from_llmbar(r.value, r.index, place, subset))
+        else:
+            pairs.append(_from_pairs(r.value, r.index, place))
+    return pairs
 
 
 def _check_unique(pairs: list[LabelledPair], source: str) -> None:
@@ -304,7 +263,7 @@ def _load_llmbar_folder(folder: Path) -> list[LabelledPair]:
 
 def _load_file(path: Path, fmt: str | None) -> list[LabelledPair]:
     records = _read_records(path)
-    fmt = fmt or detect_format(records, str(path))
+    fmt = fmt or detect_format([r.value for r in records], str(path))
     return _convert(records, fmt, str(path), path.resolve().parent.name)
 
 
@@ -332,7 +291,7 @@ def _read_hub(name: str, split: str) -> list[dict[str, Any]]:
     try:
         data = datasets.load_dataset(name, split=split)
     except Exception as exc:  # network, auth, unknown name or split: all end the same way
-        raise _hub_failure(name, _short(exc)) from exc
+        raise _hub_failure(name, short(exc)) from exc
     return [dict(row) for row in data]
 
 
@@ -346,7 +305,8 @@ def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
     source = f"{name} [{split}]"
     records = _read_hub(name, split)
     fmt = fmt or detect_format(records, source)
-    return _convert(records, fmt, source, name.rsplit("/", 1)[-1])
+    rows = [Record(i, row) for i, row in enumerate(records)]
+    return _convert(rows, fmt, source, name.rsplit("/", 1)[-1])
 
 
 def _from_columns(
@@ -364,7 +324,8 @@ def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPa
     """A file or hub dataset read through a column mapping (see ``columns``)."""
     path = Path(source)
     if path.is_file():
-        return _from_columns(_read_records(path), columns, str(path), path.resolve().parent.name)
+        records = [r.value for r in _read_records(path)]
+        return _from_columns(records, columns, str(path), path.resolve().parent.name)
     if path.is_dir():
         raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
     _load_hub_check(source)

@@ -14,18 +14,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from icrm_sgl import pair_orders
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.calibration import calibration, format_calibration
 from icrm_sgl.evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING, SUBSETS
 from icrm_sgl.expectation import (
-    choice_distribution,
-    expected_margin,
     expected_score,
     point_mass,
-    prob_a_better,
     prob_first_scores_higher,
     score_distribution,
 )
+from icrm_sgl.pair_orders import View, choice_view, disagree
 from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
 
 PAIRWISE = "pairwise"
@@ -48,20 +47,12 @@ TIE_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True)
-class _Side:
-    """One valid verdict of a pair (one order, or both individual scores), chosen-side."""
-
-    greedy: float  # margin from the greedy label(s)
-    expected: float  # expected margin under the reported probabilities
-    p_chosen: float  # P(the chosen reply is better), ties counting half
-
-
-@dataclass(frozen=True)
 class _Parsed:
-    """A checked record: its subset and valid verdicts, and how many lacked probabilities."""
+    """A checked record: its subset, its valid verdicts seen from the chosen reply (one per
+    order, or one for both individual scores), and how many lacked probabilities."""
 
     subset: str
-    sides: list[_Side]
+    sides: list[View]
     without_probabilities: int
     verdicts: int
     tie_label: bool = False
@@ -106,28 +97,31 @@ def judgement_margin(judgement: dict[str, Any], where: str = "judgement") -> flo
     return float(ORDER_SIGN[order] * choice_margin(choice))
 
 
-def _order_margins(judgements: Any, where: str) -> list[float]:
+def judgement_view(judgement: dict[str, Any], where: str = "judgement") -> View | None:
+    """One order's verdict seen from the chosen reply; None if that order failed."""
+    if judgement_margin(judgement, where) is None:
+        return None
+    try:
+        return choice_view(
+            judgement["choice"],
+            judgement.get("probabilities"),
+            swapped=ORDER_SIGN[judgement["order"]] < 0,
+        )
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _views(judgements: Any, where: str) -> list[View]:
     if not isinstance(judgements, list) or not judgements:
         raise InputError(f"{where}: judgements must be a non-empty list")
-    margins = (judgement_margin(j, f"{where}: judgement {i}") for i, j in enumerate(judgements))
-    return [m for m in margins if m is not None]
+    views = (judgement_view(j, f"{where}: judgement {i}") for i, j in enumerate(judgements))
+    return [v for v in views if v is not None]
 
 
 def reconcile(judgements: list[dict]) -> float | None:
     """Mean chosen-side margin over the valid orders; None when every order failed."""
-    margins = _order_margins(judgements, "judgements")
-    return sum(margins) / len(margins) if margins else None
-
-
-def _sign(value: float) -> int:
-    return (value > 0) - (value < 0)
-
-
-def _flip(margins: list[float]) -> bool | None:
-    """Whether the orders disagree on the winner (a tie disagrees with a win)."""
-    if len(margins) < 2:
-        return None
-    return len({_sign(m) for m in margins}) > 1
+    result = pair_orders.reconcile(_views(judgements, "judgements"))
+    return result.greedy_margin if result is not None else None
 
 
 # ----------------------------------------------------------------------------- records
@@ -170,53 +164,34 @@ def _check_stored(record: dict[str, Any], margin: float | None, where: str) -> N
         raise InputError(f"{where}: 'failed' is {record['failed']!r} but margin is {margin!r}")
 
 
-def _distribution(probabilities: Any, label: str | int, where: str, parse: Any) -> Any:
-    """A verdict's checked distribution; the greedy label as a point mass without one."""
+def _parse_pairwise(record: dict[str, Any], where: str) -> tuple[list[View], int, int]:
+    judgements = record.get("judgements")
+    sides = _views(judgements, where)
+    valid = [j for j in judgements if j.get("error") is None and j.get("choice") is not None]
+    without = sum(j.get("probabilities") is None for j in valid)
+    return sides, without, len(sides)
+
+
+def _distribution(probabilities: Any, label: int, where: str) -> dict[int, float]:
+    """A score's checked distribution; the greedy label as a point mass without one."""
     if probabilities is None:
-        return parse(point_mass(label))
+        return score_distribution(point_mass(label))
     try:
-        return parse(probabilities)
+        return score_distribution(probabilities)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
 
 
-def _pairwise_side(judgement: dict[str, Any], where: str) -> _Side | None:
-    greedy = judgement_margin(judgement, where)
-    if greedy is None:
-        return None
-    dist = _distribution(
-        judgement.get("probabilities"), judgement["choice"], where, choice_distribution
-    )
-    sign = ORDER_SIGN[judgement["order"]]
-    p_a = prob_a_better(dist)
-    return _Side(greedy, sign * expected_margin(dist), p_a if sign > 0 else 1.0 - p_a)
-
-
-def _parse_pairwise(record: dict[str, Any], where: str) -> tuple[list[_Side], int, int]:
-    judgements = record.get("judgements")
-    _order_margins(judgements, where)
-    sides, without, verdicts = [], 0, 0
-    for i, judgement in enumerate(judgements):
-        side = _pairwise_side(judgement, f"{where}: judgement {i}")
-        if side is not None:
-            sides.append(side)
-            verdicts += 1
-            without += judgement.get("probabilities") is None
-    return sides, without, verdicts
-
-
-def _parse_individual(record: dict[str, Any], where: str) -> tuple[list[_Side], int, int]:
+def _parse_individual(record: dict[str, Any], where: str) -> tuple[list[View], int, int]:
     chosen, rejected = _individual_scores(record, where)
     if chosen is None or rejected is None:
         return [], 0, 0
     probs = record.get("probabilities") or {}
     if not isinstance(probs, dict):
         raise InputError(f"{where}: 'probabilities' must be an object")
-    dist_c = _distribution(probs.get("chosen"), chosen, f"{where}: chosen", score_distribution)
-    dist_r = _distribution(
-        probs.get("rejected"), rejected, f"{where}: rejected", score_distribution
-    )
-    side = _Side(
+    dist_c = _distribution(probs.get("chosen"), chosen, f"{where}: chosen")
+    dist_r = _distribution(probs.get("rejected"), rejected, f"{where}: rejected")
+    side = View(
         float(chosen - rejected),
         expected_score(dist_c) - expected_score(dist_r),
         prob_first_scores_higher(dist_c, dist_r),
@@ -247,20 +222,19 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
 
 def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
     """The pair's outcome when its verdicts are reconciled by label or by probability."""
-    if not parsed.sides:
+    result = pair_orders.reconcile(parsed.sides)
+    if result is None:
         return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label, group=parsed.group)
-    margins = [side.greedy if kind == "choice" else side.expected for side in parsed.sides]
-    p_chosen = None
-    if kind == "probability":
-        p_chosen = sum(side.p_chosen for side in parsed.sides) / len(parsed.sides)
+    by_label = kind == "choice"
+    margins = [side.greedy if by_label else side.expected for side in parsed.sides]
     two = len(margins) == 2
     return _Outcome(
         subset=parsed.subset,
-        margin=sum(margins) / len(margins),
-        flip=_flip(margins),
+        margin=result.greedy_margin if by_label else result.expected_margin,
+        flip=result.flipped if by_label else disagree(margins),
         # chosen-side margins of opposite signs: the same position won both times
         same_position=(margins[0] * margins[1] < 0) if two else None,
-        p_chosen=p_chosen,
+        p_chosen=None if by_label else result.p_a_better,
         tie_label=parsed.tie_label,
         group=parsed.group,
     )

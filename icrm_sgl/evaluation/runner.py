@@ -11,7 +11,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from icrm_sgl.evaluation.cache import VerdictCache, cache_key
 from icrm_sgl.evaluation.loaders import LabelledPair
 from icrm_sgl.evaluation.metrics import reconcile
 from icrm_sgl.evaluation.store import ResultStore
@@ -104,6 +103,8 @@ def _judgement(slot: str, result: Judgement) -> dict[str, Any]:
 
 
 def _pair_meta(judgements: list[Judgement]) -> dict[str, Any]:
+    """What judging the pair cost in this run: a cached verdict counts as a hit, and its
+    original tokens and seconds (kept in its own meta) are not spent again."""
     total = {
         "prompt_tokens": 0,
         "cached_tokens": 0,
@@ -112,7 +113,9 @@ def _pair_meta(judgements: list[Judgement]) -> dict[str, Any]:
         "cache_hits": 0,
     }
     for j in judgements:
-        total["cache_hits"] += bool(j.meta.get("from_cache"))
+        if j.meta.get("from_cache"):
+            total["cache_hits"] += 1
+            continue
         for key in ("prompt_tokens", "cached_tokens", "completion_tokens", "seconds"):
             total[key] += j.meta.get(key) or 0
     total["seconds"] = round(total["seconds"], 3)
@@ -137,12 +140,9 @@ class Progress:
 class Evaluator:
     """Runs an ICRM over labelled pairs, writing one record per pair as it completes."""
 
-    def __init__(
-        self, model: ICRM, orders: str = "both", cache: VerdictCache | None = None, **gen: Any
-    ) -> None:
+    def __init__(self, model: ICRM, orders: str = "both", **gen: Any) -> None:
         self.model = model
         self.orders = orders
-        self.cache = cache
         self.gen = gen
         self.fingerprint = model.fingerprint(**gen)
 
@@ -177,22 +177,8 @@ class Evaluator:
         return written
 
     def _judge(self, jobs: list[Job]) -> Iterator[tuple[Job, Judgement]]:
-        """Cached verdicts first, then the rest through the engine in one batch."""
-        todo = []
-        for job in jobs:
-            hit = self.cache.get(self._key(job), self.model.rm_type) if self.cache else None
-            if hit is not None:
-                meta = {"from_cache": True, "prompt_tokens": 0, "cached_tokens": 0}
-                yield job, Judgement(job.pair.id, verdict=hit, meta=meta)
-            else:
-                todo.append(job)
-        by_id = {f"{job.pair.id}#{job.slot}": job for job in todo}
+        """Every job through the model in one batch (its verdict cache, when on, first)."""
+        by_id = {f"{job.pair.id}#{job.slot}": job for job in jobs}
         examples = [{**job.example, "id": job_id} for job_id, job in by_id.items()]
         for result in self.model.judge_batch(examples, **self.gen):
-            job = by_id[result.id]
-            if result.ok and self.cache is not None:
-                self.cache.put(self._key(job), result.verdict)
-            yield job, result
-
-    def _key(self, job: Job) -> str:
-        return cache_key(self.fingerprint, job.example)
+            yield by_id[result.id], result

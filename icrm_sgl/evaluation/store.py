@@ -16,6 +16,7 @@ from typing import Any
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.lock import FolderLock
 from icrm_sgl.files import read_text
+from icrm_sgl.records import loads, read_records
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -57,8 +58,8 @@ class ResultStore:
 
     def _check_config(self, config: dict[str, Any]) -> None:
         try:
-            old = json.loads(read_text(self.config_path))
-        except (InputError, json.JSONDecodeError) as exc:
+            old = loads(read_text(self.config_path), str(self.config_path))
+        except InputError as exc:
             raise InputError(f"cannot resume: {self.config_path} is missing or unreadable") from exc
         changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
         if changed:
@@ -74,17 +75,16 @@ class ResultStore:
             data = data[: data.rfind(b"\n") + 1]
             with self.results_path.open("r+b") as f:
                 f.truncate(len(data))
-        records = []
-        for number, line in enumerate(data.split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:  # bad JSON or bad UTF-8
+        try:
+            records = read_records(self.results_path).values
+        except InputError as exc:
+            raise InputError(f"{exc}; remove that line or start again with --overwrite") from None
+        for index, record in enumerate(records):
+            if not isinstance(record, dict) or "id" not in record:
                 raise InputError(
-                    f"{self.results_path}:{number}: not a result record; remove that line "
+                    f"{self.results_path}: record {index} is not a result record; remove it "
                     "or start again with --overwrite"
-                ) from exc
+                )
         return records
 
     def append(self, record: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from pydantic import ValidationError
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.ir import SglFunction
 
+from icrm_sgl.engines.sglang_frontend import program_errors_quiet
 from icrm_sgl.errors import EngineError, IcrmError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.programs.judge import ProgramConfig, build_program, verdict_accounting
@@ -43,7 +43,7 @@ class ProgramRunner:
                 completion=self.context.completion,
                 field_tokens=field_tokens,
                 sample_final=sample_final,
-                layout=getattr(self.backend, "program_layout", "per_field"),
+                layout=self.backend.program_layout,
             )
             self._programs[key] = (config, build_program(config))
         return self._programs[key]
@@ -52,13 +52,9 @@ class ProgramRunner:
         """Engine failures are per example; any other exception propagates."""
         sample_final = batch.params["temperature"] > 1e-5
         config, program = self.program(batch.shots, batch.prompt, sample_final, batch.field_tokens)
-        # sglang's executor warns with a full traceback when a program fails; the failure
-        # is reported once, in the example's result, instead. The filter lives as long as
-        # the batch's worker threads do.
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message="Error in stream_executor", category=UserWarning
-            )
+        # the failure of a program is reported once, in the example's result; the filter
+        # lives as long as the batch's worker threads do
+        with program_errors_quiet():
             states = program.run_batch(
                 batch.arguments,
                 backend=self.backend,

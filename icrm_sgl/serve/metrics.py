@@ -70,8 +70,9 @@ class Metrics:
                     self.verdicts[rm_type] += 1
                 else:
                     self.failures[failure_kind(result)] += 1
-                self.tokens["prompt"] += result.meta.get("prompt_tokens") or 0
-                self.tokens["cached"] += result.meta.get("cached_tokens") or 0
+                if not result.meta.get("from_cache"):  # its tokens were counted before
+                    self.tokens["prompt"] += result.meta.get("prompt_tokens") or 0
+                    self.tokens["cached"] += result.meta.get("cached_tokens") or 0
 
     def render(self, gauges: dict[str, float]) -> str:
         """The exposition text; ``gauges`` adds point-in-time values (queue depth ...)."""

@@ -9,7 +9,6 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import engine_names
-from icrm_sgl.engines.capabilities import CAPABILITIES
 from icrm_sgl.errors import InputError
 from icrm_sgl.schemas import SCORES, grammar_schema, json_schema
 from tests.engines.standin import OPENAI_CHAT_FIELDS, StandinServer, chat_reply
@@ -17,9 +16,20 @@ from tests.engines.test_hosted_claude import message
 from tests.engines.test_hosted_standin import VALID
 
 
-def test_every_registered_engine_declares_its_capabilities():
-    assert sorted(CAPABILITIES) == engine_names()
-    for name, caps in CAPABILITIES.items():
+def test_every_built_in_engine_declares_its_capabilities():
+    from icrm_sgl.engines.hosted.claude import ClaudeEngine
+    from icrm_sgl.engines.hosted.openai_compat import PRESETS
+    from icrm_sgl.engines.local import LocalBackend
+    from icrm_sgl.engines.sglang_server import SglangBackend
+
+    declared = {
+        "local": LocalBackend.capabilities,
+        "sglang": SglangBackend.capabilities,
+        "claude": ClaudeEngine.capabilities,
+        **{name: preset.capabilities for name, preset in PRESETS.items()},
+    }
+    assert sorted(declared) == engine_names()
+    for name, caps in declared.items():
         assert {"max_tokens", "temperature", "top_p"} <= caps.sampling, name
         assert set(caps.modes) <= {"completion", "chat"} and caps.modes, name
 

@@ -1,6 +1,7 @@
 """A corrupt verdict cache: a bad entry is re-judged and replaced, a bad file is one line.
 
 Cached verdicts pass the same validation as fresh ones; nothing invalid ever comes out.
+The one cache serves every command, so these checks hold for score, eval, rank and serve.
 """
 
 import json
@@ -10,10 +11,11 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError
-from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.runner import Evaluator
 from icrm_sgl.evaluation.store import ResultStore
+from icrm_sgl.judgement import Judgement
+from icrm_sgl.runners import VerdictCache
 from icrm_sgl.schemas import validate_verdict
 
 VALID = {
@@ -26,9 +28,20 @@ VALID = {
 }
 
 
+META = {"engine": "local", "seconds": 0.5}
+
+
 def raw_put(cache, key, value):
-    cache._db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", (key, value))
+    cache._db.execute("INSERT OR REPLACE INTO judgements VALUES (?, ?)", (key, value))
     cache._db.commit()
+
+
+def check(data):
+    return validate_verdict("pairwise", data).to_public()
+
+
+def entry(verdict, meta=META):
+    return json.dumps({"verdict": verdict, "meta": meta})
 
 
 @pytest.mark.parametrize(
@@ -36,11 +49,16 @@ def raw_put(cache, key, value):
     [
         "not json {",
         "",
-        json.dumps({**VALID, "choice": "ZZZ"}),
-        json.dumps({**VALID, "analysis of A": 12345}),
-        json.dumps({k: v for k, v in VALID.items() if k != "choice"}),
-        json.dumps({**VALID, "extra": "x"}),
-        json.dumps({**VALID, "analysis of B": "x" * 5000}),
+        entry({**VALID, "choice": "ZZZ"}),
+        entry({**VALID, "analysis of A": 12345}),
+        entry({k: v for k, v in VALID.items() if k != "choice"}),
+        entry({**VALID, "extra": "x"}),
+        entry({**VALID, "analysis of B": "x" * 5000}),
+        entry([VALID]),
+        entry(VALID, meta=None),
+        entry(VALID, meta=["seconds"]),
+        json.dumps({"verdict": VALID}),
+        json.dumps(VALID),  # a verdict without its meta
         json.dumps([VALID]),
         "null",
         12345,
@@ -50,17 +68,17 @@ def raw_put(cache, key, value):
 def test_a_bad_entry_is_a_counted_miss(tmp_path, stored):
     cache = VerdictCache(tmp_path)
     raw_put(cache, "k", stored)
-    assert cache.get("k", "pairwise") is None
+    assert cache.get("k", check) is None
     assert cache.rejected == 1
-    cache.put("k", VALID)
-    assert cache.get("k", "pairwise") == VALID
+    cache.put("k", Judgement("x", verdict=VALID, meta=META))
+    assert cache.get("k", check).verdict == VALID
     assert cache.rejected == 1
 
 
 def _truncated_database(path):
     cache = VerdictCache(path.parent)
     for i in range(400):
-        cache.put(f"k{i}", {**VALID, "analysis of A": "x" * 500})
+        cache.put(f"k{i}", Judgement("x", verdict={**VALID, "analysis of A": "x" * 500}))
     cache.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -101,12 +119,18 @@ def test_a_wrong_verdict_in_the_cache_is_judged_again_and_replaced(local_backend
         )
     )
     pairs = load_pairs(str(src))
-    model = ICRM(rm_type="pairwise", num_shots=0, backend=local_backend)
-    evaluator = Evaluator(model, orders="ab", cache=VerdictCache(tmp_path / "c"), max_tokens=15)
+    model = ICRM(
+        rm_type="pairwise",
+        num_shots=0,
+        backend=local_backend,
+        use_cache=True,
+        cache_dir=str(tmp_path / "c"),
+    )
+    evaluator = Evaluator(model, orders="ab", max_tokens=15)
     (job,) = evaluator.jobs(pairs)
-    key = evaluator._key(job)
+    key = model.cache_key(job.example, max_tokens=15)
     wrong = {**VALID, "choice": "ZZZ", "analysis of A": 12345}
-    raw_put(evaluator.cache, key, json.dumps(wrong))
+    raw_put(model.cache, key, entry(wrong))
 
     store = ResultStore(tmp_path / "run")
     store.open({}, resume=False, overwrite=False)
@@ -117,12 +141,12 @@ def test_a_wrong_verdict_in_the_cache_is_judged_again_and_replaced(local_backend
     assert record["meta"]["cache_hits"] == 0
     assert record["judgements"][0]["error"] is None
     assert record["judgements"][0]["choice"] in {"A++", "A+", "A=B", "B+", "B++"}
-    assert evaluator.cache.rejected == 1
+    assert model.cache.rejected == 1
     (stored,) = (
-        sqlite3.connect(evaluator.cache.path)
-        .execute("SELECT verdict FROM verdicts WHERE key = ?", (key,))
+        sqlite3.connect(model.cache.path)
+        .execute("SELECT entry FROM judgements WHERE key = ?", (key,))
         .fetchone()
     )
-    replaced = validate_verdict("pairwise", stored).to_public()
+    replaced = check(json.loads(stored)["verdict"])
     assert replaced["choice"] == record["judgements"][0]["choice"]
-    assert evaluator.cache.get(key, "pairwise") == replaced
+    assert model.cache.get(key, check).verdict == replaced

@@ -9,7 +9,6 @@ import time
 from collections import Counter
 
 from icrm_sgl import ICRM
-from icrm_sgl.evaluation.cache import VerdictCache
 from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.runner import Evaluator
 from icrm_sgl.evaluation.store import ResultStore
@@ -96,30 +95,34 @@ def test_sigkill_then_resume_judges_every_pair_exactly_once(tmp_path):
 
 def test_cache_reuses_verdicts_and_keys_on_order(local_backend, tmp_path):
     pairs = load_pairs(str(write_pairs(tmp_path / "pairs.json", 2)))
-    model = ICRM(rm_type="pairwise", num_shots=0, backend=local_backend)
-    cache = VerdictCache(tmp_path / "cache")
+    model = ICRM(
+        rm_type="pairwise",
+        num_shots=0,
+        backend=local_backend,
+        use_cache=True,
+        cache_dir=str(tmp_path / "cache"),
+    )
     first = ResultStore(tmp_path / "run1")
     first.open({}, resume=False, overwrite=False)
-    Evaluator(model, cache=cache, max_tokens=15).run(pairs, first, progress=False)
+    Evaluator(model, max_tokens=15).run(pairs, first, progress=False)
     second = ResultStore(tmp_path / "run2")
     second.open({}, resume=False, overwrite=False)
-    Evaluator(model, cache=cache, max_tokens=15).run(pairs, second, progress=False)
+    Evaluator(model, max_tokens=15).run(pairs, second, progress=False)
     a, b = first.records(), second.records()
 
     def choices(records):
         return [[(j["order"], j["choice"]) for j in r["judgements"]] for r in records]
 
     assert choices(a) == choices(b)
-    # the cache keeps verdicts only: a hit has no probabilities, and the metrics say so
+    # a hit keeps its meta: the probabilities come back with the verdict
     assert all("probabilities" in j for r in a for j in r["judgements"])
-    assert not any("probabilities" in j for r in b for j in r["judgements"])
+    assert [r["judgements"] for r in a] == [r["judgements"] for r in b]
     assert all(r["meta"]["cache_hits"] == 0 for r in a)
     assert all(r["meta"]["cache_hits"] == 2 for r in b)
+    assert all(r["meta"]["prompt_tokens"] == 0 for r in b)  # nothing spent again
     ab_only = ResultStore(tmp_path / "run3")
     ab_only.open({}, resume=False, overwrite=False)
-    Evaluator(model, orders="alternate", cache=cache, max_tokens=15).run(
-        pairs, ab_only, progress=False
-    )
+    Evaluator(model, orders="alternate", max_tokens=15).run(pairs, ab_only, progress=False)
     assert [len(r["judgements"]) for r in ab_only.records()] == [1, 1]
     assert [r["judgements"][0]["order"] for r in ab_only.records()] == [
         "chosen_first",

@@ -232,7 +232,7 @@ def test_empty_and_non_list_files(tmp_path):
     with pytest.raises(InputError, match="expected a JSON list"):
         load_pairs(str(write_json(tmp_path / "d.json", {"a": 1})))  # type: ignore[arg-type]
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{oops\n')
-    with pytest.raises(InputError, match="line 2 is not valid JSON"):
+    with pytest.raises(InputError, match=r"bad\.jsonl: line 2: invalid JSON"):
         load_pairs(str(tmp_path / "bad.jsonl"))
 
 

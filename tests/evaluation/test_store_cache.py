@@ -5,8 +5,9 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.evaluation.cache import VerdictCache, cache_key
 from icrm_sgl.evaluation.store import ResultStore
+from icrm_sgl.judgement import Judgement
+from icrm_sgl.runners import VerdictCache, cache_key
 
 CONFIG = {"engine": "local", "seed": 42, "orders": "both"}
 
@@ -49,41 +50,20 @@ def test_existing_results_need_resume_or_overwrite(tmp_path):
     assert fresh.records() == []
 
 
-EXAMPLE = {"conversation_A": [{"role": "user", "content": "q"}], "conversation_B": []}
+FIELDS = {"history": "", "user_query": "q", "candidate_A": "a", "candidate_B": "b"}
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"engine": "sglang"},
-        {"model": "other.gguf"},
-        {"program_version": "2"},
-        {"prompt_sha256": "beef"},
-        {"shots": ["x"]},
-        {"sampling": {"temperature": 0.7}},
-        {"seed": 7},
-    ],
-)
-def test_cache_key_covers_everything_that_changes_an_answer(change):
-    base = {
-        "engine": "local",
-        "model": "m",
-        "program_version": "1",
-        "prompt_sha256": "ab",
-        "shots": ["s1"],
-        "sampling": {"temperature": 0.0},
-        "seed": 42,
-    }
-    assert cache_key(base, EXAMPLE) == cache_key(dict(base), dict(EXAMPLE))
-    assert cache_key({**base, **change}, EXAMPLE) != cache_key(base, EXAMPLE)
-    swapped = {
-        "conversation_A": EXAMPLE["conversation_B"],
-        "conversation_B": EXAMPLE["conversation_A"],
-    }
-    assert cache_key(base, swapped) != cache_key(base, EXAMPLE)
+def test_cache_key_covers_the_identity_and_the_fields_as_shown():
+    identity = json.dumps({"engine": "local", "seed": 42})
+    assert cache_key(identity, FIELDS) == cache_key(str(identity), dict(FIELDS))
+    assert cache_key(identity + " ", FIELDS) != cache_key(identity, FIELDS)
+    swapped = {**FIELDS, "candidate_A": "b", "candidate_B": "a"}
+    assert cache_key(identity, swapped) != cache_key(identity, FIELDS)
 
 
-def test_verdict_cache_round_trip(tmp_path):
+def test_verdict_cache_round_trip_keeps_the_meta(tmp_path):
+    from icrm_sgl.schemas import validate_verdict
+
     verdict = {
         "intent": "i",
         "checklist": "c",
@@ -91,8 +71,15 @@ def test_verdict_cache_round_trip(tmp_path):
         "weaknesses": "w",
         "score": 7,
     }
+    meta = {"engine": "local", "seconds": 1.25, "probabilities": {"7": 0.9}}
+
+    def check(data):
+        return validate_verdict("individual", data).to_public()
+
     cache = VerdictCache(tmp_path)
-    assert cache.get("k", "individual") is None
-    cache.put("k", verdict)
+    assert cache.get("k", check) is None
+    cache.put("k", Judgement("x", verdict=verdict, meta=meta))
     cache.close()
-    assert VerdictCache(tmp_path).get("k", "individual") == verdict
+    hit = VerdictCache(tmp_path).get("k", check)
+    assert hit.verdict == verdict
+    assert hit.meta == {**meta, "from_cache": True}

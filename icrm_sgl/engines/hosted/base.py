@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
+from icrm_sgl.engines.capabilities import Capabilities
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
 from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
+from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.errors import EngineError, InputError
 
 Message = dict[str, str]
@@ -26,10 +28,13 @@ class Reply:
     tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
 
 
-class HostedOptions(BaseModel):
+class HostedOptions(EngineOptions):
     """Settings shared by every hosted engine."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    run_only: ClassVar[frozenset[str]] = frozenset(
+        {"api_key", "backoff_base", "backoff_cap", "max_attempts", "timeout"}
+    )
 
     model_name: str | None = None
     base_url: str | None = Field(None, validation_alias=AliasChoices("base_url", "endpoint"))
@@ -51,6 +56,12 @@ class HostedEngine:
     #: The API constrains output to a JSON schema (else it is only validated).
     supports_schema: ClassVar[bool] = True
     engine_name: ClassVar[str] = "hosted"
+    #: Declared by each engine (or its provider preset).
+    capabilities: Capabilities
+    #: The provider applies the model's own chat template.
+    chat_template_known: ClassVar[bool] = True
+    #: One request per whole verdict; the per-field layout of programs does not apply.
+    program_layout: ClassVar[str] = "per_field"
 
     def __init__(self, options: HostedOptions, model_name: str) -> None:
         self.options = options

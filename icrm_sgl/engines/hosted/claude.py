@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 
+from icrm_sgl.engines.capabilities import BASIC_SAMPLING, Capabilities
 from icrm_sgl.engines.hosted.base import (
     HostedEngine,
     HostedOptions,
@@ -78,6 +79,13 @@ class ClaudeEngine(HostedEngine):
     """Claude models through the ``anthropic`` SDK; chat only (the prompt is one user turn)."""
 
     engine_name = "claude"
+    capabilities = Capabilities(
+        sampling=BASIC_SAMPLING | {"top_k"},
+        modes=("chat",),
+        constraint="forced tool call with the verdict schema, validated",
+        probabilities=False,
+        programs=False,
+    )
 
     def __init__(self, options: HostedOptions) -> None:
         if not options.model_name:

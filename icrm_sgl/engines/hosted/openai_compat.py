@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
 import openai
 
+from icrm_sgl.engines.capabilities import OPENAI_SAMPLING, Capabilities
 from icrm_sgl.engines.hosted.base import (
     HostedEngine,
     HostedOptions,
@@ -61,20 +62,73 @@ class Preset:
     top_k: bool = False
     #: The API returns token log-probabilities when asked.
     logprobs: bool = False
+    #: What the engine offers with this provider (declared with the provider's defaults).
+    capabilities: Capabilities = field(kw_only=True)
 
 
 #: Only vLLM's own fields go to a server by default: providers reject unknown fields, so
 #: other servers get schema fields only when asked (``completion_schema``).
 PRESETS = {
-    "openai": Preset("openai", None, "OPENAI_API_KEY", True, "none", logprobs=True),
+    "openai": Preset(
+        "openai",
+        None,
+        "OPENAI_API_KEY",
+        True,
+        "none",
+        logprobs=True,
+        capabilities=Capabilities(
+            sampling=OPENAI_SAMPLING,
+            modes=("chat", "completion"),
+            constraint="JSON-schema structured output, validated",
+            probabilities=True,
+            programs=False,
+        ),
+    ),
     "together": Preset(
-        "together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True, "none", top_k=True
+        "together",
+        "https://api.together.xyz/v1",
+        "TOGETHER_API_KEY",
+        True,
+        "none",
+        top_k=True,
+        capabilities=Capabilities(
+            sampling=OPENAI_SAMPLING | {"top_k"},
+            modes=("chat", "completion"),
+            constraint="JSON-schema structured output (chat), validated",
+            probabilities=False,
+            programs=False,
+        ),
     ),
     "vllm": Preset(
-        "vllm", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False, "vllm", top_k=True, logprobs=True
+        "vllm",
+        "http://127.0.0.1:8000/v1",
+        "VLLM_API_KEY",
+        False,
+        "vllm",
+        top_k=True,
+        logprobs=True,
+        capabilities=Capabilities(
+            sampling=OPENAI_SAMPLING | {"top_k"},
+            modes=("completion", "chat"),
+            constraint="structured outputs (server grammar), validated",
+            probabilities=True,
+            programs=False,
+        ),
     ),
     "mistral": Preset(
-        "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "none", "random_seed"
+        "mistral",
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        True,
+        "none",
+        "random_seed",
+        capabilities=Capabilities(
+            sampling=OPENAI_SAMPLING,
+            modes=("chat",),
+            constraint="JSON-schema structured output, validated",
+            probabilities=False,
+            programs=False,
+        ),
     ),
 }
 
@@ -130,6 +184,7 @@ class OpenAICompatEngine(HostedEngine):
     def __init__(self, options: OpenAIOptions, preset: Preset) -> None:
         self.engine_name = preset.name
         self.preset = preset
+        self.capabilities = preset.capabilities
         # A key is needed for the provider's own endpoint, not for a server of your own.
         own_server = options.base_url not in (None, preset.base_url)
         options = options.model_copy(
