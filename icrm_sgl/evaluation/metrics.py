@@ -167,7 +167,7 @@ def _check_stored(record: dict[str, Any], margin: float | None, where: str) -> N
 def _parse_pairwise(record: dict[str, Any], where: str) -> tuple[list[View], int, int]:
     judgements = record.get("judgements")
     sides = _views(judgements, where)
-    valid = [j for j in judgements if j.get("error") is None and j.get("choice") is not None]
+    valid = [j for j in judgements or [] if j.get("error") is None and j.get("choice") is not None]
     without = sum(j.get("probabilities") is None for j in valid)
     return sides, without, len(sides)
 
