@@ -4,6 +4,13 @@ One ``LlamaRunner`` owns one llama.cpp context (sequence 0). Every public call t
 lock, brings the KV cache to the request's prompt by keeping the longest common token
 prefix (from the live context or from a saved state), evaluates only the new tokens,
 and then decodes with an optional llguidance mask.
+
+Same input, same numbers: llama.cpp's CPU kernels round differently when a batch holds
+one token than when it holds several (every batch of two or more gives bit-identical KV
+and logits, whatever its size). So prompt tokens are only ever evaluated in batches of
+at least two, and the KV that decoding writes one token at a time is never reused for a
+later prompt: the KV cache, the saved states and the prompt logits are then a function
+of the prompt's tokens alone, not of what the cache held before.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class LlamaRunner:
         self._ctx = self._llm._ctx
         self._lock = threading.RLock()
         self._tokens = np.zeros(0, dtype=np.int32)
+        #: Leading live tokens whose KV came from prompt batches of two or more tokens.
+        self._canonical = 0
         self._logits: np.ndarray | None = None
         self.prefix_cache = PrefixCache(cache_bytes)
         self._grammars: GrammarCache | None = None
@@ -140,10 +149,15 @@ class LlamaRunner:
     # -- KV management -----------------------------------------------------------------
 
     def _eval(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
-        """Append ``tokens`` to the context; return logits (last row, or one per token)."""
+        """Append ``tokens`` to the context; return logits (last row, or one per token).
+
+        Several tokens are evaluated in batches of at least two (see the module
+        docstring); the context stays canonical only then.
+        """
         rows = []
-        for start in range(0, len(tokens), self._n_batch):
-            chunk = [int(t) for t in tokens[start : start + self._n_batch]]
+        canonical = len(tokens) > 1 and self._canonical == len(self._tokens)
+        for start, stop in chunk_bounds(len(tokens), self._n_batch):
+            chunk = [int(t) for t in tokens[start:stop]]
             n_past = len(self._tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
@@ -157,7 +171,9 @@ class LlamaRunner:
             for i in wanted:
                 ptr = self._ctx.get_logits_ith(i)
                 rows.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
-        self._logits = rows[-1]
+        if canonical:
+            self._canonical = len(self._tokens)
+        self._logits = rows[-1] if canonical else None
         return np.stack(rows) if all_logits else rows[-1]
 
     def _truncate(self, n: int, save: bool = True) -> None:
@@ -171,6 +187,7 @@ class LlamaRunner:
                 self.prefix_cache.put(self._save_state())
             self._ctx.kv_cache_seq_rm(0, n, -1)
             self._tokens = self._tokens[:n]
+            self._canonical = min(self._canonical, n)
             self._logits = None
 
     def _save_state(self) -> KVState:
@@ -184,8 +201,10 @@ class LlamaRunner:
         buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
         if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state.data), 0) == 0:
             self._tokens = np.zeros(0, dtype=np.int32)
+            self._canonical = 0
             raise EngineError("failed to restore a cached KV state")
         self._tokens = state.tokens.copy()
+        self._canonical = len(self._tokens)
         self._logits = None
 
     def _sync(self, tokens: np.ndarray) -> tuple[np.ndarray, int]:
@@ -197,6 +216,8 @@ class LlamaRunner:
             raise EngineError(
                 f"prompt of {len(tokens)} tokens does not fit the context size of {self.n_ctx}"
             )
+        # Decoded tokens' KV is dropped unsaved: a prompt reuses canonical KV only.
+        self._truncate(self._canonical, save=False)
         live = common_prefix_len(self._tokens, tokens)
         saved, state = self.prefix_cache.best_match(tokens)
         if state is not None and saved > live:
@@ -205,7 +226,8 @@ class LlamaRunner:
             live = saved
         if live == len(tokens) == len(self._tokens) and self._logits is not None:
             return self._logits, live
-        reuse = min(live, len(tokens) - 1)
+        # At least two tokens are evaluated, so the last one never runs alone.
+        reuse = max(min(live, len(tokens) - 2), 0)
         self._truncate(reuse)
         return self._eval(tokens[reuse:]), reuse
 
@@ -313,6 +335,16 @@ class LlamaRunner:
                     ]
                 )
         return results, len(prompt_ids), cached
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` batches of at most ``size`` covering ``n`` tokens, none of one token
+    unless ``n`` is 1 (a lone token takes llama.cpp's differently rounded path)."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        (a, b), (_, c) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(a, b - 1), (b - 1, c)]
+    return bounds
 
 
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:
