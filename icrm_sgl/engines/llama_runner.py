@@ -16,7 +16,6 @@ of the prompt's tokens alone, not of what the cache held before.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import threading
 import warnings
@@ -24,11 +23,10 @@ import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 
-import llama_cpp
 import numpy as np
-from llama_cpp._internals import LlamaBatch
 
 from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
+from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
 from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
 from icrm_sgl.engines.sampling import (
     Sampling,
@@ -74,25 +72,21 @@ class LlamaRunner:
     ) -> None:
         if not os.path.isfile(model_path):
             raise EngineError(f"model file not found: {model_path}")
-        try:
-            self._llm = llama_cpp.Llama(
-                model_path=model_path,
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_threads=n_threads or default_threads(),
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from exc
+        self.model = GgufModel(model_path)
+        self._seqs = SequenceContext(
+            self.model,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_seq_max=1,
+            n_threads=n_threads or default_threads(),
+        )
         self.model_path = model_path
         self.closed = False
         # Free it before interpreter teardown: llama-cpp-python's __del__ then fails loudly.
         atexit.register(_close_at_exit, weakref.ref(self))
-        self.n_ctx = self._llm.n_ctx()
-        self.vocab_size = self._llm.n_vocab()
+        self.n_ctx = self._seqs.n_ctx
+        self.vocab_size = self.model.n_vocab
         self._n_batch = n_batch
-        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
-        self._ctx = self._llm._ctx
         self._lock = threading.RLock()
         self._tokens = np.zeros(0, dtype=np.int32)
         #: Leading live tokens whose KV came from prompt batches of two or more tokens.
@@ -100,16 +94,11 @@ class LlamaRunner:
         self._logits: np.ndarray | None = None
         self.prefix_cache = PrefixCache(cache_bytes)
         self._grammars: GrammarCache | None = None
-        vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
-        self._vocab = vocab
-        self.eos_ids = {self._llm.token_eos()} | {
-            t for t in range(self.vocab_size) if llama_cpp.llama_vocab_is_eog(vocab, t)
-        }
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        self.eos_ids = set(self.model.eog_ids)
 
     @property
     def metadata(self) -> dict[str, str]:
-        return self._llm.metadata
+        return self.model.metadata
 
     @property
     def grammars(self) -> GrammarCache:
@@ -120,18 +109,17 @@ class LlamaRunner:
                 # llguidance calls a llama.cpp function that llama-cpp-python marks deprecated,
                 # once per vocabulary entry.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                tokenizer = lltokenizer_from_vocab(self._vocab, eos_token=self._llm.token_eos())
+                tokenizer = lltokenizer_from_vocab(self.model.vocab, eos_token=self.model.eos)
             self._grammars = GrammarCache(tokenizer, self.vocab_size)
         return self._grammars
 
     def tokenize(self, text: str) -> np.ndarray:
         """Tokens of ``text``; special-token markup (chat templates) is recognised."""
         self._check_open()
-        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
-        return np.asarray(ids, dtype=np.int32)
+        return self.model.tokenize(text)
 
     def detokenize(self, ids: list[int]) -> bytes:
-        return self._llm.detokenize(ids)
+        return self.model.detokenize(ids)
 
     def _check_open(self) -> None:
         if self.closed:  # llama.cpp would abort the whole process on a freed model
@@ -143,8 +131,8 @@ class LlamaRunner:
             if self.closed:
                 return
             self.closed = True
-            self._batch.close()
-            self._llm.close()
+            self._seqs.close()
+            self.model.close()
 
     # -- KV management -----------------------------------------------------------------
 
@@ -161,16 +149,17 @@ class LlamaRunner:
             n_past = len(self._tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
-            self._batch.set_batch(chunk, n_past=n_past, logits_all=all_logits)
-            try:
-                self._ctx.decode(self._batch)
-            except RuntimeError as exc:
-                raise EngineError(f"llama.cpp decode failed: {exc}") from exc
+            outputs = np.full(len(chunk), all_logits)
+            outputs[-1] = True
+            rows.extend(
+                self._seqs.decode(
+                    np.asarray(chunk, dtype=np.int32),
+                    np.arange(n_past, n_past + len(chunk), dtype=np.int32),
+                    np.zeros(len(chunk), dtype=np.int32),
+                    outputs,
+                )
+            )
             self._tokens = np.concatenate([self._tokens, np.asarray(chunk, dtype=np.int32)])
-            wanted = range(len(chunk)) if all_logits else [len(chunk) - 1]
-            for i in wanted:
-                ptr = self._ctx.get_logits_ith(i)
-                rows.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
         if canonical:
             self._canonical = len(self._tokens)
         self._logits = rows[-1] if canonical else None
@@ -185,21 +174,17 @@ class LlamaRunner:
                 and not self.prefix_cache.covers(self._tokens)
             ):
                 self.prefix_cache.put(self._save_state())
-            self._ctx.kv_cache_seq_rm(0, n, -1)
+            self._seqs.seq_rm(0, n)
             self._tokens = self._tokens[:n]
             self._canonical = min(self._canonical, n)
             self._logits = None
 
     def _save_state(self) -> KVState:
-        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
-        return KVState(self._tokens.copy(), ctypes.string_at(buf, written))
+        return KVState(self._tokens.copy(), self._seqs.state(0))
 
     def _restore_state(self, state: KVState) -> None:
-        self._ctx.kv_cache_seq_rm(0, 0, -1)
-        buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
-        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state.data), 0) == 0:
+        self._seqs.seq_rm(0, 0)
+        if not self._seqs.restore(0, state.data):
             self._tokens = np.zeros(0, dtype=np.int32)
             self._canonical = 0
             raise EngineError("failed to restore a cached KV state")

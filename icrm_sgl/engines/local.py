@@ -169,14 +169,11 @@ def create(model_name: str | None = None, **options) -> LocalBackend:
 
 def token_counter(model_name: str | None = None) -> Callable[[str], int]:
     """Count tokens with a model's tokenizer only (no weights are loaded)."""
-    import llama_cpp
-    from llama_cpp._internals import LlamaModel
+    from icrm_sgl.engines.llama_adapter import GgufModel
 
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = LlamaModel(path_model=str(resolve_model_path(model_name)), params=params, verbose=False)
+    model = GgufModel(str(resolve_model_path(model_name)), vocab_only=True)
 
     def count(text: str) -> int:
-        return len(model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(model.tokenize(text)) - int(model.add_bos)
 
     return count
