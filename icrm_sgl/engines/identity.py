@@ -20,6 +20,7 @@ _RUN_ONLY = frozenset(
         "launch_timeout",
         "log_path",
         "max_attempts",
+        "n_seq",
         "n_threads",
         "python",
         "request_timeout",

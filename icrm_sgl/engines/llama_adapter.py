@@ -74,24 +74,27 @@ class GgufModel:
 
 class SequenceContext:
     """A llama.cpp context holding ``n_seq_max`` KV sequences of up to ``n_ctx`` tokens
-    in all, decoded together in batches of up to ``n_batch`` tokens."""
+    each, decoded together in batches of up to ``n_batch`` tokens.
+
+    Each sequence has its own KV buffer (llama.cpp's non-unified cache): a sequence's
+    numbers then do not depend on which other sequences share a batch (in one shared
+    pool, where a token's cell lands changes the attention sums in the last bits).
+    """
 
     def __init__(
         self, model: GgufModel, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int
     ) -> None:
         params = llama_cpp.llama_context_default_params()
-        params.n_ctx = n_ctx
+        params.n_ctx = n_ctx * n_seq_max
         params.n_batch = params.n_ubatch = n_batch
         params.n_seq_max = n_seq_max
         params.n_threads = params.n_threads_batch = n_threads
-        # One KV pool for all sequences: a prefix copied between sequences shares its
-        # cells instead of duplicating them.
-        params.kv_unified = True
+        params.kv_unified = False
         params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = llama_cpp.llama_init_from_model(model.pointer, params)
         if self._ctx is None:
             raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens")
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)
         self.n_batch = n_batch
         self.n_seq_max = n_seq_max
         self.n_vocab = model.n_vocab
@@ -131,9 +134,13 @@ class SequenceContext:
         """Drop positions ``[start, stop)`` (to the end when ``stop`` is -1) of a sequence."""
         llama_cpp.llama_memory_seq_rm(self._memory, seq, start, stop)
 
-    def seq_cp(self, src: int, dst: int, start: int, stop: int) -> None:
-        """Share positions ``[start, stop)`` of ``src`` with ``dst`` (no recomputation)."""
-        llama_cpp.llama_memory_seq_cp(self._memory, src, dst, start, stop)
+    def copy_sequence(self, src: int, dst: int) -> None:
+        """Copy all of ``src``'s KV into the empty sequence ``dst`` (no recomputation).
+
+        Only whole sequences: llama.cpp aborts the process on a partial copy between
+        separate KV buffers.
+        """
+        llama_cpp.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
 
     def state(self, seq: int) -> bytes:
         """One sequence's KV state, serialised."""

@@ -31,6 +31,13 @@ class LocalOptions(BaseModel):
     model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
     n_ctx: int = Field(8192, ge=256)
     n_threads: int | None = Field(None, ge=1)
+    n_seq: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="examples decoded together in one llama.cpp batch; KV memory is "
+        "n_ctx x n_seq tokens",
+    )
     cache_mib: int = Field(512, ge=0, description="memory bound of saved KV prefixes")
     chat_template: str | None = Field(None, description="sglang template name override")
     seed: int | None = 42
@@ -72,8 +79,8 @@ def resolve_model_path(model_name: str | None) -> Path:
 class LocalBackend(BaseBackend):
     """An sglang frontend backend that runs a GGUF model with llama-cpp-python."""
 
-    #: ``run_batch`` threads: one model, one lock, so one program at a time keeps each
-    #: example's context live from field to field (more threads are safe, not faster).
+    #: ``run_batch`` threads: one per KV sequence (``n_seq``), each keeping its example's
+    #: context live from field to field; their decode steps are batched together.
     batch_threads = 1
 
     def __init__(self, options: LocalOptions | None = None) -> None:
@@ -85,7 +92,9 @@ class LocalBackend(BaseBackend):
             n_ctx=self.options.n_ctx,
             n_threads=self.options.n_threads,
             cache_bytes=self.options.cache_mib * 2**20,
+            n_seq=self.options.n_seq,
         )
+        self.batch_threads = self.options.n_seq
         self.model_name = DEFAULT_MODEL if _is_default(self.options.model_name) else str(path)
         self.chat_template = get_chat_template(self._template_name())
 

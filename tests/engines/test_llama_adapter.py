@@ -68,7 +68,7 @@ def test_sequence_copy_state_round_trip_and_batched_sequences(model):
         alone = _decode(ctx, np.concatenate([prefix, suffix]), 0)
         ctx.seq_rm(0, 0)
         _decode(ctx, prefix, 0)
-        ctx.seq_cp(0, 1, 0, len(prefix))
+        ctx.copy_sequence(0, 1)
         shared = _decode(ctx, suffix, 1, start=len(prefix))
         assert np.array_equal(shared, alone)  # the copied prefix was not recomputed
         saved = ctx.state(1)
