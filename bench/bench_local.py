@@ -12,6 +12,13 @@ One run measures, on the same process and model:
 4. the share of prompt tokens reused (sum cached_tokens / sum prompt_tokens) for 2 and 3;
 5. decode tokens/s with and without the llguidance constraint mask (``FIELD_REGEX``).
 
+``--batching`` runs the batching section instead: the same 16 pairwise examples judged
+on a fresh engine with 1, 2, 4 and 8 KV sequences (``n_seq``) and as many examples in
+flight, one width after the other in one run; examples/s, the ratio to one in flight,
+decode tokens/s, the mean decode batch width, the share of prompt tokens reused and
+whether every verdict equals the one-in-flight verdict. Its figures go to the
+``batching`` key of ``--out`` (the other keys are kept).
+
 ON and OFF verdicts are interleaved example by example (ON first, then OFF on the same
 example), so that load from other processes on a shared machine hits both alike. The
 masked / unmasked decode runs are interleaved too, with their order flipped every
@@ -127,14 +134,12 @@ def first_example() -> dict[str, Any]:
 def no_saved_states(runner) -> Iterator[None]:
     from icrm_sgl.engines.prefix_cache import PrefixCache
 
-    with runner._lock:
-        saved = runner.prefix_cache
-        runner.prefix_cache = PrefixCache(0)
+    saved = runner.prefix_cache
+    runner.prefix_cache = PrefixCache(0)
     try:
         yield
     finally:
-        with runner._lock:
-            runner.prefix_cache = saved
+        runner.prefix_cache = saved
 
 
 # -- measurements ---------------------------------------------------------------------------
@@ -152,10 +157,10 @@ class SaveMeter:
         self.calls, self.seconds = 0, 0.0
         original = runner._save_state
 
-        def metered():
+        def metered(*args):
             start = time.perf_counter()
             try:
-                return original()
+                return original(*args)
             finally:
                 self.calls += 1
                 self.seconds += time.perf_counter() - start
@@ -364,6 +369,80 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"total run time: {r['total_seconds']:.1f} s (model load {r['load_seconds']:.2f} s)")
 
 
+def batching_examples() -> list[dict[str, Any]]:
+    """16 pairwise examples: each of ``FURTHER`` in both candidate orders."""
+    return [pairwise_example(q, a, b) for q, a, b in FURTHER] + [
+        pairwise_example(q, b, a) for q, a, b in FURTHER
+    ]
+
+
+def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str, Any]:
+    """Judge the 16 examples on a fresh engine with ``width`` sequences in flight."""
+    from icrm_sgl.icrm import ICRM
+
+    examples = batching_examples()
+    options: dict[str, Any] = {"n_seq": width}
+    if threads is not None:
+        options["n_threads"] = threads
+    model = ICRM(rm_type="pairwise", num_shots=3, **options)
+    try:
+        batcher = model.backend.runner.batcher
+        start = time.perf_counter()
+        results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))
+        seconds = time.perf_counter() - start
+        steps, stepped = batcher.steps, batcher.tokens
+    finally:
+        model.close()
+    metas = [r.meta for r in results]
+    completion = sum(m.get("completion_tokens") or 0 for m in metas)
+    prompt = sum(m.get("prompt_tokens") or 0 for m in metas)
+    return {
+        "width": width,
+        "seconds": seconds,
+        "examples_per_s": len(examples) / seconds,
+        "completion_tokens": completion,
+        "decoded_tokens_per_s": completion / seconds,
+        "mean_step_width": stepped / steps if steps else 1.0,
+        "reuse_share": sum(m.get("cached_tokens") or 0 for m in metas) / prompt if prompt else None,
+        "all_ok": all(r.ok for r in results),
+        "verdicts": [json.dumps(r.verdict, sort_keys=True) for r in results],
+        "load_average_end": os.getloadavg(),
+    }
+
+
+def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Examples/s at 1, 2, 4 and 8 in flight, one run (see the module docstring)."""
+    rows = []
+    for width in args.widths:
+        print(f"batching: {width} in flight ...", file=sys.stderr, flush=True)
+        rows.append(batching_width(width, args.max_tokens, args.threads))
+    base = rows[0]
+    for row in rows:
+        row["ratio_to_first"] = row["examples_per_s"] / base["examples_per_s"]
+        row["same_verdicts_as_first"] = sum(
+            a == b for a, b in zip(row.pop("verdicts"), base.get("verdicts", []), strict=False)
+        )
+    base.pop("verdicts", None)
+    return {
+        "settings": {"max_tokens": args.max_tokens, "examples": 16, "num_shots": 3},
+        "rows": rows,
+    }
+
+
+def print_batching(section: dict[str, Any]) -> None:
+    print(
+        f"\nbatching: pairwise 3-shot, 16 examples, max_tokens {section['settings']['max_tokens']}"
+    )
+    print("in flight  examples/s  ratio  decode tok/s  step width  reused  same verdicts  load")
+    for r in section["rows"]:
+        print(
+            f"{r['width']:>9}  {r['examples_per_s']:>10.3f}  {r['ratio_to_first']:>5.2f}  "
+            f"{r['decoded_tokens_per_s']:>12.1f}  {r['mean_step_width']:>10.2f}  "
+            f"{100 * (r['reuse_share'] or 0):>5.1f}%  {r['same_verdicts_as_first']:>10}/16  "
+            f"{r['load_average_end'][0]:.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -379,7 +458,20 @@ def main(argv: list[str] | None = None) -> int:
         help="llama.cpp threads (default: the engine's, all cores but one)",
     )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
+    parser.add_argument("--batching", action="store_true", help="run the batching section")
+    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
     args = parser.parse_args(argv)
+    if args.batching:
+        out = Path(args.out)
+        previous = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+        load_start = os.getloadavg()
+        section = batching_bench(args)
+        section["load_average_start"] = load_start
+        previous["batching"] = section
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(previous, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print_batching(section)
+        return 0
     if not 1 <= args.examples <= len(FURTHER):
         parser.error(f"--examples must be between 1 and {len(FURTHER)}")
 

@@ -92,7 +92,7 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--concurrency",
             type=click.IntRange(1),
             default=None,
-            help="Examples in flight at once (default: the engine's choice; local: 1).",
+            help="Examples in flight at once (default: the engine's choice; local: its n_seq).",
         ),
         click.option(
             "--model",

@@ -1,27 +1,37 @@
 """In-process llama.cpp runner: prefix-reusing KV management and constrained decoding.
 
-One ``LlamaRunner`` owns one llama.cpp context (sequence 0). Every public call takes a
-lock, brings the KV cache to the request's prompt by keeping the longest common token
-prefix (from the live context or from a saved state), evaluates only the new tokens,
-and then decodes with an optional llguidance mask.
+One ``LlamaRunner`` owns one llama.cpp context with ``n_seq`` KV sequences. Every public
+call takes a free sequence (the one its thread used last, if free), brings its KV cache
+to the request's prompt by keeping the longest common token prefix (from the live
+sequence or from a saved state), evaluates only the new tokens, and then decodes with an
+optional llguidance mask. With several sequences, the one-token decode steps of all
+calls in flight run as one llama.cpp batch (``StepBatcher``).
+
+Same input, same numbers: llama.cpp's CPU kernels round differently when a batch holds
+one token than when it holds several (every batch of two or more gives bit-identical KV
+and logits, whatever its size). So prompt tokens are only ever evaluated in batches of
+at least two, and the KV that decoding writes one token at a time is never reused for a
+later prompt: the KV cache, the saved states and the prompt logits are then a function
+of the prompt's tokens alone, not of what the cache held before.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import threading
 import warnings
 import weakref
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import llama_cpp
 import numpy as np
-from llama_cpp._internals import LlamaBatch
 
+from icrm_sgl.engines.batcher import StepBatcher
 from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
+from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
 from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
 from icrm_sgl.engines.sampling import (
     Sampling,
@@ -53,8 +63,20 @@ class Completion:
     finish_reason: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Slot:
+    """One KV sequence and what it holds."""
+
+    seq: int
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    #: Leading tokens whose KV came from prompt batches of two or more tokens.
+    canonical: int = 0
+    #: Next-token logits after ``tokens`` when they came from a canonical evaluation.
+    logits: np.ndarray | None = None
+
+
 class LlamaRunner:
-    """A GGUF model with one KV sequence, shared safely between threads."""
+    """A GGUF model with ``n_seq`` KV sequences, shared safely between threads."""
 
     def __init__(
         self,
@@ -64,43 +86,40 @@ class LlamaRunner:
         n_threads: int | None = None,
         n_batch: int = 512,
         cache_bytes: int = 512 * 2**20,
+        n_seq: int = 1,
     ) -> None:
         if not os.path.isfile(model_path):
             raise EngineError(f"model file not found: {model_path}")
-        try:
-            self._llm = llama_cpp.Llama(
-                model_path=model_path,
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_threads=n_threads or default_threads(),
-                verbose=False,
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(f"cannot load GGUF model {model_path}: {exc}") from exc
+        self.model = GgufModel(model_path)
+        self._seqs = SequenceContext(
+            self.model,
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_seq_max=n_seq,
+            n_threads=n_threads or default_threads(),
+        )
         self.model_path = model_path
         self.closed = False
         # Free it before interpreter teardown: llama-cpp-python's __del__ then fails loudly.
         atexit.register(_close_at_exit, weakref.ref(self))
-        self.n_ctx = self._llm.n_ctx()
-        self.vocab_size = self._llm.n_vocab()
+        self.n_ctx = self._seqs.n_ctx
+        self.vocab_size = self.model.n_vocab
         self._n_batch = n_batch
-        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1)
-        self._ctx = self._llm._ctx
-        self._lock = threading.RLock()
-        self._tokens = np.zeros(0, dtype=np.int32)
-        self._logits: np.ndarray | None = None
+        self.n_seq = n_seq
+        self._slots = [_Slot(i) for i in range(n_seq)]
+        self._free = set(range(n_seq))
+        self._last: dict[int, int] = {}
+        self._pool = threading.Condition()
+        #: Serialises every call into the llama.cpp context.
+        self._ctx_lock = threading.Lock()
+        self.batcher = StepBatcher(self._decode_step, self._busy)
         self.prefix_cache = PrefixCache(cache_bytes)
         self._grammars: GrammarCache | None = None
-        vocab = llama_cpp.llama_model_get_vocab(self._llm._model.model)
-        self._vocab = vocab
-        self.eos_ids = {self._llm.token_eos()} | {
-            t for t in range(self.vocab_size) if llama_cpp.llama_vocab_is_eog(vocab, t)
-        }
-        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
+        self.eos_ids = set(self.model.eog_ids)
 
     @property
     def metadata(self) -> dict[str, str]:
-        return self._llm.metadata
+        return self.model.metadata
 
     @property
     def grammars(self) -> GrammarCache:
@@ -111,84 +130,153 @@ class LlamaRunner:
                 # llguidance calls a llama.cpp function that llama-cpp-python marks deprecated,
                 # once per vocabulary entry.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                tokenizer = lltokenizer_from_vocab(self._vocab, eos_token=self._llm.token_eos())
+                tokenizer = lltokenizer_from_vocab(self.model.vocab, eos_token=self.model.eos)
             self._grammars = GrammarCache(tokenizer, self.vocab_size)
         return self._grammars
 
     def tokenize(self, text: str) -> np.ndarray:
         """Tokens of ``text``; special-token markup (chat templates) is recognised."""
-        self._check_open()
-        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
-        return np.asarray(ids, dtype=np.int32)
+        with self._slot():
+            return self.model.tokenize(text)
 
     def detokenize(self, ids: list[int]) -> bytes:
-        return self._llm.detokenize(ids)
+        self._check_open()
+        return self.model.detokenize(ids)
 
     def _check_open(self) -> None:
         if self.closed:  # llama.cpp would abort the whole process on a freed model
             raise EngineError(f"model {self.model_path} is closed")
 
     def close(self) -> None:
-        """Free the model now rather than in ``__del__`` at interpreter exit."""
-        with self._lock:
+        """Free the model now rather than in ``__del__`` at interpreter exit.
+
+        Calls in flight fail with an ``EngineError`` at their next step; the model is
+        freed once they have let go of their sequences.
+        """
+        with self._pool:
             if self.closed:
                 return
             self.closed = True
-            self._batch.close()
-            self._llm.close()
+            self._pool.notify_all()
+            while len(self._free) < self.n_seq:
+                self._pool.wait()
+        with self._ctx_lock:
+            self._seqs.close()
+            self.model.close()
+
+    @contextmanager
+    def _slot(self) -> Iterator[_Slot]:
+        """A free sequence for the duration of a call, preferring this thread's last."""
+        me = threading.get_ident()
+        with self._pool:
+            while True:
+                self._check_open()
+                if self._free:
+                    break
+                self._pool.wait()
+            seq = self._last.get(me)
+            seq = seq if seq in self._free else min(self._free)
+            self._free.remove(seq)
+            self._last[me] = seq
+        try:
+            yield self._slots[seq]
+        finally:
+            with self._pool:
+                self._free.add(seq)
+                self._pool.notify_all()
+
+    def _busy(self) -> int:
+        return self.n_seq - len(self._free)
+
+    def _decode(self, tokens, positions, seqs, outputs) -> np.ndarray:
+        with self._ctx_lock:
+            self._check_open()
+            return self._seqs.decode(tokens, positions, seqs, outputs)
+
+    def _decode_step(self, tokens, positions, seqs) -> np.ndarray:
+        return self._decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
+
+    def _step(self, slot: _Slot, token: int) -> np.ndarray:
+        """Append one decoded token; its logits come from a step shared with other calls."""
+        pos = len(slot.tokens)
+        if pos + 1 > self.n_ctx:
+            raise EngineError(f"the context size of {self.n_ctx} tokens is full")
+        if self.n_seq == 1:
+            row = self._decode_step(
+                np.array([token], np.int32), np.array([pos], np.int32), np.array([0], np.int32)
+            )[0]
+        else:
+            row = self.batcher.step(slot.seq, token, pos)
+        slot.tokens = np.append(slot.tokens, np.int32(token))
+        slot.logits = None
+        return row
 
     # -- KV management -----------------------------------------------------------------
 
-    def _eval(self, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
-        """Append ``tokens`` to the context; return logits (last row, or one per token)."""
+    def _eval(self, slot: _Slot, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
+        """Append ``tokens`` to the context; return logits (last row, or one per token).
+
+        Several tokens are evaluated in batches of at least two (see the module
+        docstring); the context stays canonical only then.
+        """
         rows = []
-        for start in range(0, len(tokens), self._n_batch):
-            chunk = [int(t) for t in tokens[start : start + self._n_batch]]
-            n_past = len(self._tokens)
+        canonical = len(tokens) > 1 and slot.canonical == len(slot.tokens)
+        for start, stop in chunk_bounds(len(tokens), self._n_batch):
+            chunk = [int(t) for t in tokens[start:stop]]
+            n_past = len(slot.tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
-            self._batch.set_batch(chunk, n_past=n_past, logits_all=all_logits)
-            try:
-                self._ctx.decode(self._batch)
-            except RuntimeError as exc:
-                raise EngineError(f"llama.cpp decode failed: {exc}") from exc
-            self._tokens = np.concatenate([self._tokens, np.asarray(chunk, dtype=np.int32)])
-            wanted = range(len(chunk)) if all_logits else [len(chunk) - 1]
-            for i in wanted:
-                ptr = self._ctx.get_logits_ith(i)
-                rows.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
-        self._logits = rows[-1]
+            outputs = np.full(len(chunk), all_logits)
+            outputs[-1] = True
+            rows.extend(
+                self._decode(
+                    np.asarray(chunk, dtype=np.int32),
+                    np.arange(n_past, n_past + len(chunk), dtype=np.int32),
+                    np.full(len(chunk), slot.seq, dtype=np.int32),
+                    outputs,
+                )
+            )
+            slot.tokens = np.concatenate([slot.tokens, np.asarray(chunk, dtype=np.int32)])
+        if canonical:
+            slot.canonical = len(slot.tokens)
+        slot.logits = rows[-1] if canonical else None
         return np.stack(rows) if all_logits else rows[-1]
 
-    def _truncate(self, n: int, save: bool = True) -> None:
-        if n < len(self._tokens):
+    def _truncate(self, slot: _Slot, n: int, save: bool = True) -> None:
+        if n < len(slot.tokens):
             if (
                 save
                 and self.prefix_cache.max_bytes > 0
-                and len(self._tokens) - n >= _MIN_SAVED_TOKENS
-                and not self.prefix_cache.covers(self._tokens)
+                and len(slot.tokens) - n >= _MIN_SAVED_TOKENS
+                and not self.prefix_cache.covers(slot.tokens)
             ):
-                self.prefix_cache.put(self._save_state())
-            self._ctx.kv_cache_seq_rm(0, n, -1)
-            self._tokens = self._tokens[:n]
-            self._logits = None
+                self.prefix_cache.put(self._save_state(slot))
+            with self._ctx_lock:
+                self._check_open()
+                self._seqs.seq_rm(slot.seq, n)
+            slot.tokens = slot.tokens[:n]
+            slot.canonical = min(slot.canonical, n)
+            slot.logits = None
 
-    def _save_state(self) -> KVState:
-        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
-        return KVState(self._tokens.copy(), ctypes.string_at(buf, written))
+    def _save_state(self, slot: _Slot) -> KVState:
+        with self._ctx_lock:
+            self._check_open()
+            return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
 
-    def _restore_state(self, state: KVState) -> None:
-        self._ctx.kv_cache_seq_rm(0, 0, -1)
-        buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
-        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(state.data), 0) == 0:
-            self._tokens = np.zeros(0, dtype=np.int32)
+    def _restore_state(self, slot: _Slot, state: KVState) -> None:
+        with self._ctx_lock:
+            self._check_open()
+            self._seqs.seq_rm(slot.seq, 0)
+            restored = self._seqs.restore(slot.seq, state.data)
+        if not restored:
+            slot.tokens = np.zeros(0, dtype=np.int32)
+            slot.canonical = 0
             raise EngineError("failed to restore a cached KV state")
-        self._tokens = state.tokens.copy()
-        self._logits = None
+        slot.tokens = state.tokens.copy()
+        slot.canonical = len(slot.tokens)
+        slot.logits = None
 
-    def _sync(self, tokens: np.ndarray) -> tuple[np.ndarray, int]:
+    def _sync(self, slot: _Slot, tokens: np.ndarray) -> tuple[np.ndarray, int]:
         """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
         self._check_open()
         if len(tokens) == 0:
@@ -197,30 +285,42 @@ class LlamaRunner:
             raise EngineError(
                 f"prompt of {len(tokens)} tokens does not fit the context size of {self.n_ctx}"
             )
-        live = common_prefix_len(self._tokens, tokens)
+        # Decoded tokens' KV is dropped unsaved: a prompt reuses canonical KV only.
+        self._truncate(slot, slot.canonical, save=False)
+        live = common_prefix_len(slot.tokens, tokens)
         saved, state = self.prefix_cache.best_match(tokens)
         if state is not None and saved > live:
-            self._truncate(0)
-            self._restore_state(state)
+            self._truncate(slot, 0)
+            self._restore_state(slot, state)
             live = saved
-        if live == len(tokens) == len(self._tokens) and self._logits is not None:
-            return self._logits, live
-        reuse = min(live, len(tokens) - 1)
-        self._truncate(reuse)
-        return self._eval(tokens[reuse:]), reuse
+        if live == len(tokens) == len(slot.tokens) and slot.logits is not None:
+            return slot.logits, live
+        # At least two tokens are evaluated, so the last one never runs alone.
+        reuse = max(min(live, len(tokens) - 2), 0)
+        self._truncate(slot, reuse)
+        return self._eval(slot, tokens[reuse:]), reuse
 
     def reset(self) -> None:
-        """Empty the live context without saving it (saved prefixes stay)."""
-        with self._lock:
-            self._truncate(0, save=False)
+        """Empty every live sequence without saving it (saved prefixes stay)."""
+        for slot in self._slots:
+            with self._pool:
+                while slot.seq not in self._free:
+                    self._pool.wait()
+                self._free.remove(slot.seq)
+            try:
+                self._truncate(slot, 0, save=False)
+            finally:
+                with self._pool:
+                    self._free.add(slot.seq)
+                    self._pool.notify_all()
 
     def cache_prefix(self, text: str) -> int:
         """Evaluate ``text`` and keep its KV state; returns its length in tokens."""
-        tokens = self.tokenize(text)
-        with self._lock:
-            self._sync(tokens)
+        with self._slot() as slot:
+            tokens = self.model.tokenize(text)
+            self._sync(slot, tokens)
             if not self.prefix_cache.covers(tokens):
-                self.prefix_cache.put(self._save_state())
+                self.prefix_cache.put(self._save_state(slot))
         return len(tokens)
 
     # -- generation ----------------------------------------------------------------------
@@ -239,12 +339,11 @@ class LlamaRunner:
         no_repeat_ngram: int = 0,
     ) -> Completion:
         """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
-        self._check_open()
         matcher = self.grammars.matcher(regex=regex, json_schema=json_schema)
-        tokens = self.tokenize(prompt)
         rng = np.random.default_rng(seed)
-        with self._lock:
-            logits, cached = self._sync(tokens)
+        with self._slot() as slot:
+            tokens = self.model.tokenize(prompt)
+            logits, cached = self._sync(slot, tokens)
             budget = min(max_new_tokens, self.n_ctx - len(tokens))
             out: list[int] = []
             counts: Counter[int] = Counter()
@@ -271,7 +370,7 @@ class LlamaRunner:
                     raise EngineError(f"constraint rejected token {token}: {matcher.get_error()}")
                 out.append(token)
                 counts[token] += 1
-                text = self.detokenize(out).decode("utf-8", errors="ignore")
+                text = self.model.detokenize(out).decode("utf-8", errors="ignore")
                 hit = _find_stop(text, stop)
                 if hit is not None:
                     text = text[: hit[0]]
@@ -280,7 +379,7 @@ class LlamaRunner:
                 if matcher is not None and matcher.is_stopped():
                     finish = {"type": "stop", "matched": None}
                     break
-                logits = self._eval(np.asarray([token], dtype=np.int32))
+                logits = self._step(slot, token)
         return Completion(text, len(tokens), cached, len(out), finish)
 
     def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
@@ -288,31 +387,41 @@ class LlamaRunner:
 
         Returns the lists, the prompt length and the number of prompt tokens reused.
         """
-        prompt_ids = self.tokenize(prompt)
         results, cached = [], 0
-        with self._lock:
+        with self._slot() as slot:
+            prompt_ids = self.model.tokenize(prompt)
             for i, choice in enumerate(choices):
-                full = self.tokenize(prompt + choice)
+                full = self.model.tokenize(prompt + choice)
                 # Where prompt and choice merge into one token, score from the split point.
                 split = min(common_prefix_len(full, prompt_ids), len(full) - 1)
-                logits, reused = self._sync(full[:split])
+                logits, reused = self._sync(slot, full[:split])
                 if i == 0:
                     cached = reused
                 tail = full[split:]
                 rows = [logits]
                 if len(tail) > 1:
-                    rows.extend(self._eval(tail[:-1], all_logits=True))
+                    rows.extend(self._eval(slot, tail[:-1], all_logits=True))
                 results.append(
                     [
                         (
                             float(log_softmax(row)[tok]),
                             int(tok),
-                            self.detokenize([int(tok)]).decode("utf-8", errors="replace"),
+                            self.model.detokenize([int(tok)]).decode("utf-8", errors="replace"),
                         )
                         for row, tok in zip(rows, tail, strict=True)
                     ]
                 )
         return results, len(prompt_ids), cached
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` batches of at most ``size`` covering ``n`` tokens, none of one token
+    unless ``n`` is 1 (a lone token takes llama.cpp's differently rounded path)."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        (a, b), (_, c) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(a, b - 1), (b - 1, c)]
+    return bounds
 
 
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:

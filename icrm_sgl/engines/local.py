@@ -31,11 +31,18 @@ class LocalOptions(EngineOptions):
     """Settings of the local engine."""
 
     model_config = ConfigDict(extra="forbid")
-    run_only: ClassVar[frozenset[str]] = frozenset({"n_threads", "cache_mib"})
+    run_only: ClassVar[frozenset[str]] = frozenset({"n_threads", "cache_mib", "n_seq"})
 
     model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
     n_ctx: int = Field(8192, ge=256)
     n_threads: int | None = Field(None, ge=1)
+    n_seq: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="examples decoded together in one llama.cpp batch; KV memory is "
+        "n_ctx x n_seq tokens",
+    )
     cache_mib: int = Field(512, ge=0, description="memory bound of saved KV prefixes")
     chat_template: str | None = Field(None, description="sglang template name override")
     seed: int | None = 42
@@ -77,8 +84,8 @@ def resolve_model_path(model_name: str | None) -> Path:
 class LocalBackend(BaseBackend):
     """An sglang frontend backend that runs a GGUF model with llama-cpp-python."""
 
-    #: ``run_batch`` threads: one model, one lock, so one program at a time keeps each
-    #: example's context live from field to field (more threads are safe, not faster).
+    #: ``run_batch`` threads: one per KV sequence (``n_seq``), each keeping its example's
+    #: context live from field to field; their decode steps are batched together.
     batch_threads = 1
     capabilities = Capabilities(
         modes=("completion", "chat"), constraint="llguidance token masks", **PROGRAM_ENGINE
@@ -96,7 +103,9 @@ class LocalBackend(BaseBackend):
             n_ctx=self.options.n_ctx,
             n_threads=self.options.n_threads,
             cache_bytes=self.options.cache_mib * 2**20,
+            n_seq=self.options.n_seq,
         )
+        self.batch_threads = self.options.n_seq
         self.model_name = DEFAULT_MODEL if _is_default(self.options.model_name) else str(path)
         self.chat_template = get_chat_template(self._template_name())
 
@@ -180,14 +189,11 @@ def create(model_name: str | None = None, **options) -> LocalBackend:
 
 def token_counter(model_name: str | None = None) -> Callable[[str], int]:
     """Count tokens with a model's tokenizer only (no weights are loaded)."""
-    import llama_cpp
-    from llama_cpp._internals import LlamaModel
+    from icrm_sgl.engines.llama_adapter import GgufModel
 
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = LlamaModel(path_model=str(resolve_model_path(model_name)), params=params, verbose=False)
+    model = GgufModel(str(resolve_model_path(model_name)), vocab_only=True)
 
     def count(text: str) -> int:
-        return len(model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(model.tokenize(text)) - int(model.add_bos)
 
     return count

@@ -8,6 +8,7 @@ recomputing. ``cache_prefix`` stores the few-shot prefix the same way.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -32,12 +33,16 @@ class KVState:
 
 
 class PrefixCache:
-    """LRU of ``KVState`` bounded by total bytes; the newest entry is always kept."""
+    """LRU of ``KVState`` bounded by total bytes; the newest entry is always kept.
+
+    Safe to share between the threads of the engine's sequences.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, KVState] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,12 +53,20 @@ class PrefixCache:
 
     def covers(self, tokens: np.ndarray) -> bool:
         """True when some entry already holds ``tokens`` as a prefix of its own."""
+        with self._lock:
+            return self._covers(tokens)
+
+    def _covers(self, tokens: np.ndarray) -> bool:
         return any(
             len(e.tokens) >= len(tokens) and common_prefix_len(e.tokens, tokens) == len(tokens)
             for e in self._entries.values()
         )
 
     def put(self, state: KVState) -> None:
+        with self._lock:
+            self._put(state)
+
+    def _put(self, state: KVState) -> None:
         if self.max_bytes <= 0 or len(state.data) > self.max_bytes:
             return
         key = state.tokens.tobytes()
@@ -75,6 +88,10 @@ class PrefixCache:
 
     def best_match(self, tokens: np.ndarray) -> tuple[int, KVState | None]:
         """The entry sharing the longest prefix with ``tokens``, and that length."""
+        with self._lock:
+            return self._best_match(tokens)
+
+    def _best_match(self, tokens: np.ndarray) -> tuple[int, KVState | None]:
         best, best_len = None, 0
         for key, entry in self._entries.items():
             n = common_prefix_len(entry.tokens, tokens)

@@ -101,7 +101,7 @@ def test_saved_state_is_restored_after_a_different_context(local_backend):
     runner.generate("Something unrelated entirely. " * 5, max_new_tokens=2, sampling=Sampling())
     again = runner.generate(long_a + "Go.", max_new_tokens=4, sampling=Sampling())
     assert again.text == first.text
-    assert again.cached_tokens >= again.prompt_tokens - 1
+    assert again.cached_tokens >= again.prompt_tokens - 2
 
 
 def test_run_batch_from_many_threads_matches_sequential(local_backend):

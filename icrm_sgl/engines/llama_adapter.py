@@ -1,0 +1,161 @@
+"""The one module that touches llama-cpp-python below its ``Llama`` class.
+
+The local engine needs what ``Llama`` does not offer: several KV sequences in one context,
+copying a prefix between sequences, saving and restoring one sequence's state, and a
+batch that mixes tokens of several sequences. Those live in llama-cpp-python's private
+``_internals`` and its low-level C bindings, whose names follow llama.cpp's C API and
+change between releases. Everything of that kind is here, behind two small classes, so
+that an upgrade breaks in one place; ``SUPPORTED_VERSIONS`` is the range tested
+(``tests/engines/test_llama_adapter.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+
+import llama_cpp
+import numpy as np
+from llama_cpp._internals import LlamaModel
+
+from icrm_sgl.errors import EngineError
+
+#: llama-cpp-python releases this adapter is tested with (PEP 440 specifier).
+SUPPORTED_VERSIONS = ">=0.3.16,<0.4"
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _backend_lock:
+        if not _backend_ready:
+            # llama-cpp-python routes llama.cpp's log through this logger; keep errors only.
+            logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+class GgufModel:
+    """A GGUF model's weights (or vocabulary only) with its tokenizer and metadata."""
+
+    def __init__(self, path: str, *, vocab_only: bool = False) -> None:
+        _init_backend()
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = vocab_only
+        try:
+            self._model = LlamaModel(path_model=path, params=params, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(f"cannot load GGUF model {path}: {exc}") from exc
+        self.pointer = self._model.model
+        #: The vocabulary handle llguidance's llama.cpp tokenizer bridge takes.
+        self.vocab = self._model.vocab
+        self.n_vocab = self._model.n_vocab()
+        self.eos = self._model.token_eos()
+        self.eog_ids = frozenset(
+            t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t)
+        ) | {self.eos}
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+        self.metadata: dict[str, str] = self._model.metadata()
+
+    def tokenize(self, text: str) -> np.ndarray:
+        """Token ids of ``text``; special-token markup (chat templates) is recognised."""
+        ids = self._model.tokenize(text.encode("utf-8"), add_bos=self.add_bos, special=True)
+        return np.asarray(ids, dtype=np.int32)
+
+    def detokenize(self, ids: list[int]) -> bytes:
+        return self._model.detokenize(ids)
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class SequenceContext:
+    """A llama.cpp context holding ``n_seq_max`` KV sequences of up to ``n_ctx`` tokens
+    each, decoded together in batches of up to ``n_batch`` tokens.
+
+    Each sequence has its own KV buffer (llama.cpp's non-unified cache): a sequence's
+    numbers then do not depend on which other sequences share a batch (in one shared
+    pool, where a token's cell lands changes the attention sums in the last bits).
+    """
+
+    def __init__(
+        self, model: GgufModel, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int
+    ) -> None:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx * n_seq_max
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_seq_max = n_seq_max
+        params.n_threads = params.n_threads_batch = n_threads
+        params.kv_unified = False
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self._ctx = llama_cpp.llama_init_from_model(model.pointer, params)
+        if self._ctx is None:
+            raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens")
+        self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)
+        self.n_batch = n_batch
+        self.n_seq_max = n_seq_max
+        self.n_vocab = model.n_vocab
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq_max)
+
+    def decode(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
+        """Evaluate one batch (token i at ``positions[i]`` in sequence ``seqs[i]``); returns
+        the logits of the tokens whose ``outputs`` flag is set, one row each, in order."""
+        n = len(tokens)
+        if not 0 < n <= self.n_batch:
+            raise EngineError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")
+        batch = self._batch
+        batch.n_tokens = n
+        ctypes.memmove(batch.token, np.ascontiguousarray(tokens, np.int32).ctypes.data, 4 * n)
+        ctypes.memmove(batch.pos, np.ascontiguousarray(positions, np.int32).ctypes.data, 4 * n)
+        flags = np.ascontiguousarray(outputs, np.int8)
+        ctypes.memmove(batch.logits, flags.ctypes.data, n)
+        for i, seq in enumerate(seqs.tolist()):
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if status == 1:
+            raise EngineError("the KV cache is full: no room for this batch")
+        if status != 0:
+            raise EngineError(f"llama.cpp decode failed (status {status})")
+        rows = np.flatnonzero(flags)
+        out = np.empty((len(rows), self.n_vocab), dtype=np.float32)
+        for j, i in enumerate(rows.tolist()):
+            ptr = llama_cpp.llama_get_logits_ith(self._ctx, i)
+            out[j] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return out
+
+    def seq_rm(self, seq: int, start: int, stop: int = -1) -> None:
+        """Drop positions ``[start, stop)`` (to the end when ``stop`` is -1) of a sequence."""
+        llama_cpp.llama_memory_seq_rm(self._memory, seq, start, stop)
+
+    def copy_sequence(self, src: int, dst: int) -> None:
+        """Copy all of ``src``'s KV into the empty sequence ``dst`` (no recomputation).
+
+        Only whole sequences: llama.cpp aborts the process on a partial copy between
+        separate KV buffers.
+        """
+        llama_cpp.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
+
+    def state(self, seq: int) -> bytes:
+        """One sequence's KV state, serialised."""
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, seq)
+        return ctypes.string_at(buf, written)
+
+    def restore(self, seq: int, data: bytes) -> bool:
+        """Load a state from ``state`` into an empty sequence; False when llama.cpp refuses."""
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        return llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(data), seq) != 0
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None

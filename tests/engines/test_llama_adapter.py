@@ -1,0 +1,99 @@
+"""The llama-cpp-python adapter: the only user of its private API, pinned to a tested range."""
+
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from icrm_sgl.engines.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
+from icrm_sgl.engines.local import default_model_path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
+PRIVATE = re.compile(r"_internals|\._ctx\b|\._model\b|\._llm\b")
+
+
+def test_installed_llama_cpp_python_is_in_the_supported_range():
+    installed = version("llama-cpp-python")
+    assert installed in SpecifierSet(SUPPORTED_VERSIONS), (
+        f"llama-cpp-python {installed} is outside {SUPPORTED_VERSIONS}: "
+        "rerun tests/engines/test_llama_adapter.py and widen the range in llama_adapter.py"
+    )
+
+
+def test_private_llama_cpp_api_is_used_only_in_the_adapter():
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{n}"
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "llama_adapter.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
+    assert offenders == []
+
+
+@pytest.fixture(scope="module")
+def model():
+    gguf = GgufModel(str(default_model_path()))
+    yield gguf
+    gguf.close()
+
+
+def _decode(ctx, tokens, seq, start=0):
+    n = len(tokens)
+    outputs = np.zeros(n, dtype=bool)
+    outputs[-1] = True
+    return ctx.decode(
+        tokens, np.arange(start, start + n, dtype=np.int32), np.full(n, seq, np.int32), outputs
+    )[0]
+
+
+def test_tokenizer_round_trip_and_metadata(model):
+    ids = model.tokenize("Hello, world!")
+    assert model.detokenize(ids.tolist()) == b"Hello, world!"
+    assert model.eos in model.eog_ids and model.n_vocab > 1000
+    assert "general.architecture" in model.metadata
+    vocab_only = GgufModel(str(default_model_path()), vocab_only=True)
+    assert vocab_only.tokenize("Hello, world!").tolist() == ids.tolist()
+    vocab_only.close()
+
+
+def test_sequence_copy_state_round_trip_and_batched_sequences(model):
+    ctx = SequenceContext(model, n_ctx=512, n_batch=64, n_seq_max=3, n_threads=1)
+    try:
+        prefix = model.tokenize("The capital of France is Paris. The capital of Italy is")
+        suffix = model.tokenize(" Rome. The capital of Spain is")
+        alone = _decode(ctx, np.concatenate([prefix, suffix]), 0)
+        ctx.seq_rm(0, 0)
+        _decode(ctx, prefix, 0)
+        ctx.copy_sequence(0, 1)
+        shared = _decode(ctx, suffix, 1, start=len(prefix))
+        assert np.array_equal(shared, alone)  # the copied prefix was not recomputed
+        saved = ctx.state(1)
+        ctx.seq_rm(1, 0)
+        assert ctx.restore(2, saved)
+        # Two sequences in one batch: each row is its own sequence's next-token logits.
+        both = ctx.decode(
+            np.array([suffix[0], suffix[0]], np.int32),
+            np.array([len(prefix), len(prefix) + len(suffix)], np.int32),
+            np.array([0, 2], np.int32),
+            np.array([True, True]),
+        )
+        assert both.shape == (2, model.n_vocab) and not np.array_equal(both[0], both[1])
+    finally:
+        ctx.close()
+
+
+def test_a_full_context_is_a_clear_error(model):
+    from icrm_sgl.errors import EngineError
+
+    ctx = SequenceContext(model, n_ctx=256, n_batch=256, n_seq_max=1, n_threads=1)
+    try:
+        tokens = np.resize(model.tokenize("word " * 20), 200).astype(np.int32)
+        _decode(ctx, tokens, 0)
+        with pytest.raises(EngineError, match="KV cache is full"):
+            _decode(ctx, tokens, 0, start=200)
+    finally:
+        ctx.close()

@@ -1,0 +1,116 @@
+"""Several examples decoded together on the local engine (``-E n_seq=N``): the same
+verdicts as one at a time, one failing example never sinks the batch, late arrivals
+join the running steps, and closing mid-batch is a clean error."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from icrm_sgl import ICRM
+from icrm_sgl.engines.local import LocalBackend, LocalOptions
+from icrm_sgl.engines.sampling import Sampling
+from icrm_sgl.errors import EngineError
+
+N_CTX = 4096
+
+
+def _conversation(user: str, reply: str) -> dict:
+    return {
+        "conversation": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    }
+
+
+EXAMPLES = [
+    {**_conversation("I want to book a flight", "Sure, where do you want to go?"), "id": "a"},
+    {**_conversation("Hi", "Hello! How can I help?"), "id": "b"},
+    {**_conversation("What is 2+2?", "5"), "id": "c"},
+    {**_conversation("I want to book a flight", "Sure, where do you want to go?"), "id": "d"},
+]
+
+
+@pytest.fixture(scope="module")
+def batched_backend():
+    backend = LocalBackend(LocalOptions(n_ctx=N_CTX, n_seq=4))
+    yield backend
+    backend.shutdown()
+
+
+def _public(result) -> str:
+    meta = {k: result.meta.get(k) for k in ("probabilities", "expected_score")}
+    return json.dumps({"id": result.id, "verdict": result.verdict, "error": result.error, **meta})
+
+
+def test_batched_verdicts_are_identical_to_serial_ones(local_backend, batched_backend):
+    serial = ICRM(rm_type="individual", num_shots=1, backend=local_backend)
+    batched = ICRM(rm_type="individual", num_shots=1, backend=batched_backend)
+    runner = batched_backend.runner
+    steps, tokens = runner.batcher.steps, runner.batcher.tokens
+    one = [_public(r) for r in serial.judge_batch(EXAMPLES, max_tokens=40, num_threads=1)]
+    many = [_public(r) for r in batched.judge_batch(EXAMPLES, max_tokens=40)]
+    assert many == one
+    # The decode steps were shared: more tokens than steps.
+    assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
+
+
+def test_an_example_too_long_for_its_sequence_fails_alone(batched_backend):
+    model = ICRM(rm_type="individual", num_shots=1, backend=batched_backend)
+    huge = {**_conversation("Summarise this.", "word " * 6000), "id": "huge"}
+    results = {r.id: r for r in model.judge_batch([EXAMPLES[0], huge, EXAMPLES[1]], max_tokens=20)}
+    assert results["a"].ok and results["b"].ok
+    assert not results["huge"].ok
+    assert "context size" in results["huge"].error and "\n" not in results["huge"].error
+
+
+def test_a_call_joining_while_another_decodes_shares_its_steps(local_backend, batched_backend):
+    first, second = "Q: Name three colours.\nA:", "Q: Name three animals.\nA:"
+    greedy = Sampling()
+    expected = [
+        local_backend.runner.generate(p, max_new_tokens=30, sampling=greedy, ignore_eos=True).text
+        for p in (first, second)
+    ]
+    runner = batched_backend.runner
+    out: dict[str, str] = {}
+
+    def run(name, prompt):
+        out[name] = runner.generate(
+            prompt, max_new_tokens=30, sampling=greedy, ignore_eos=True
+        ).text
+
+    steps, tokens = runner.batcher.steps, runner.batcher.tokens
+    early = threading.Thread(target=run, args=("first", first))
+    early.start()
+    deadline = time.monotonic() + 60
+    while runner.batcher.steps - steps < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run("second", second)
+    early.join()
+    assert [out["first"], out["second"]] == expected
+    assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
+
+
+def test_closing_the_engine_mid_batch_is_a_clean_error():
+    backend = LocalBackend(LocalOptions(n_ctx=1024, n_seq=2))
+    runner = backend.runner
+    errors: list[BaseException] = []
+
+    def run(prompt):
+        try:
+            runner.generate(prompt, max_new_tokens=400, sampling=Sampling(), ignore_eos=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("Once upon a time", "In a galaxy")]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while runner.batcher.steps < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    backend.shutdown()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(errors) == 2 and all(isinstance(e, EngineError) for e in errors), errors
+    assert all("closed" in str(e) for e in errors)
+    with pytest.raises(EngineError, match="closed"):
+        runner.generate("Hello", max_new_tokens=2, sampling=Sampling())

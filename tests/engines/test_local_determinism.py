@@ -1,0 +1,93 @@
+"""Same input, same verdict: the local engine's numbers do not depend on the cache state.
+
+llama.cpp rounds a one-token batch differently from a batch of several tokens; the
+runner therefore never evaluates a prompt token alone and never reuses the KV that
+decoding wrote one token at a time (issue 22, item 2).
+"""
+
+import json
+
+import pytest
+
+from icrm_sgl.engines.llama_runner import chunk_bounds
+from icrm_sgl.engines.sampling import Sampling
+
+PROMPT = "Rate the reply from 1 to 10.\nUser: I want to book a flight\nReply: Where to?\nScore:"
+CHOICES = [" 2", " 7", " 10"]
+
+
+def _public(result) -> str:
+    """A judgement's verdict and probabilities as bytes-comparable text."""
+    meta = {k: result.meta.get(k) for k in ("probabilities", "expected_score", "truncated")}
+    return json.dumps({"verdict": result.verdict, "error": result.error, **meta}, sort_keys=True)
+
+
+def test_same_example_twice_in_a_batch_and_once_after_gets_identical_verdicts(
+    individual_model, individual_example
+):
+    """The reproduction of issue 22: ids i1 and i2 got scores 8 and 2 (20 tokens, 1 shot)."""
+    batch = [{**individual_example, "id": i} for i in ("i1", "i2")]
+    first = list(individual_model.judge_batch(batch, max_tokens=20))
+    (again,) = individual_model.judge_batch([{**individual_example, "id": "i3"}], max_tokens=20)
+    texts = [_public(r) for r in [*first, again]]
+    assert all(r.ok for r in [*first, again]), texts
+    assert texts[0] == texts[1] == texts[2]
+    # The cache held different amounts of each prompt, which is what used to matter.
+    assert first[0].meta["cached_tokens"] != first[1].meta["cached_tokens"]
+
+
+def test_identical_examples_interleaved_on_threads_get_identical_verdicts(
+    individual_model, individual_example
+):
+    other = {
+        "conversation": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello! How can I help?"},
+        ]
+    }
+    batch = [
+        {**individual_example, "id": "a"},
+        {**other, "id": "b"},
+        {**individual_example, "id": "c"},
+    ]
+    results = {r.id: r for r in individual_model.judge_batch(batch, max_tokens=20, num_threads=3)}
+    assert _public(results["a"]) == _public(results["c"])
+
+
+@pytest.mark.parametrize("state", ["empty", "longer_prompt", "after_decoding", "one_token_short"])
+def test_choice_logprobs_are_bitwise_the_same_whatever_the_cache_held(local_backend, state):
+    runner = local_backend.runner
+    runner.reset()
+    reference = runner.choice_logprobs(PROMPT, CHOICES)[0]
+    if state == "longer_prompt":
+        runner.choice_logprobs(PROMPT + " 7 out of 10 because", CHOICES)
+    elif state == "after_decoding":
+        runner.generate(PROMPT, max_new_tokens=6, sampling=Sampling())
+    elif state == "one_token_short":
+        runner.generate(PROMPT[: PROMPT.rindex("\n")], max_new_tokens=3, sampling=Sampling())
+    else:
+        runner.reset()
+    assert runner.choice_logprobs(PROMPT, CHOICES)[0] == reference
+
+
+def test_greedy_generation_is_the_same_after_its_own_prompt_was_cached(local_backend):
+    runner = local_backend.runner
+    runner.reset()
+    fresh = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
+    again = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
+    assert again.cached_tokens == again.prompt_tokens - 2
+    assert again.text == fresh.text
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "expected"),
+    [
+        (1, 4, [(0, 1)]),
+        (5, 4, [(0, 3), (3, 5)]),
+        (8, 4, [(0, 4), (4, 8)]),
+        (9, 4, [(0, 4), (4, 7), (7, 9)]),
+        (0, 4, []),
+    ],
+)
+def test_chunks_never_leave_one_token_alone(n, size, expected):
+    assert chunk_bounds(n, size) == expected
