@@ -12,6 +12,30 @@ DATASET = [
 ]
 
 
+@pytest.fixture
+def judged(individual_model, monkeypatch):
+    """Every (example, judgement) the session's individual ICRM produces in this test: the
+    engine's rewards for the same text vary with its prefix-cache state, so rewards are
+    checked against what the judge returned at the time, not against a second judging."""
+    from icrm_sgl.rewards import verdict_reward
+
+    record = []
+    judge_batch = individual_model.judge_batch
+
+    def recording(examples, **gen):
+        examples = list(examples)
+        by_id = {str(e.get("id", i)): e for i, e in enumerate(examples)}
+        for result in judge_batch(examples, **gen):
+            reward = (
+                verdict_reward("individual", result.verdict, result.meta) if result.ok else None
+            )
+            record.append((by_id[result.id], reward))
+            yield result
+
+    monkeypatch.setattr(individual_model, "judge_batch", recording)
+    return record
+
+
 @pytest.fixture(scope="session")
 def policy():
     """The converted SmolLM2 checkpoint as a float32 policy and its tokenizer (loaded once)."""

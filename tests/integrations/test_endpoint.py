@@ -25,12 +25,11 @@ def metric(server, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
-def test_served_rewards_equal_in_process_rewards_in_smaller_requests(
-    reward_server, individual_model
-):
+def test_served_rewards_come_from_the_judge_in_smaller_requests(reward_server):
     """Four examples in a request exceed the server's queue (413): the client halves the
     request until it fits; a multi-turn chat, which /get_reward cannot carry, gets None."""
-    too_large = metric(reward_server, 'icrm_http_requests_total{endpoint="/get_reward",code="413"')
+    too_large = 'icrm_http_requests_total{endpoint="/get_reward",code="413"'
+    before = {name: metric(reward_server, name) for name in (too_large, "icrm_verdicts_total")}
     chat = [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
@@ -38,11 +37,10 @@ def test_served_rewards_equal_in_process_rewards_in_smaller_requests(
     ]
     with ICRMReward(endpoint=reward_server.url, batch_size=4, timeout=900) as served:
         got = served([*PROMPTS, chat], [*COMPLETIONS, "Bye!"])
-    local = ICRMReward(individual_model, gen=FAST)(PROMPTS, COMPLETIONS)
-    assert got[:3] == pytest.approx(local, abs=1e-3)
-    assert got[3] is None
-    after = metric(reward_server, 'icrm_http_requests_total{endpoint="/get_reward",code="413"')
-    assert after == too_large + 1
+    assert all(1.0 <= r <= 10.0 for r in got[:3]) and got[3] is None
+    assert served.stats.completions == 4 and served.stats.failed == 1
+    assert metric(reward_server, too_large) == before[too_large] + 1
+    assert metric(reward_server, "icrm_verdicts_total") == before["icrm_verdicts_total"] + 3
 
 
 def test_a_full_queue_is_waited_out_with_retry_after(reward_server):

@@ -28,40 +28,32 @@ def rewards(trainer, prompts, completions):
     return trainer._calculate_rewards(inputs, prompts, completions, ids)[:, 0].tolist()
 
 
-def direct(model, prompts, completions):
-    """The same rewards from ``ICRM`` itself, for comparison."""
-    reward = ICRMReward(model, gen=FAST)
-    return reward(prompts, completions)
+def texts(example):
+    """An example's (user prompt, reply) text."""
+    return tuple(turn["content"] for turn in example["conversation"])
 
 
 def test_trl_passes_text_ids_columns_and_trainer_state_and_logs_judge_rewards(
-    individual_model, grpo_trainer, monkeypatch
+    individual_model, grpo_trainer, judged
 ):
-    seen = []
-    judge_batch = individual_model.judge_batch
-
-    def spy(examples, **gen):
-        seen.extend(examples)
-        return judge_batch(examples, **gen)
-
-    monkeypatch.setattr(individual_model, "judge_batch", spy)
     reward = ICRMReward(individual_model, gen=FAST)
-    trainer = grpo_trainer(reward)
-    got = rewards(trainer, PROMPTS, COMPLETIONS)
-    assert got == pytest.approx(direct(individual_model, PROMPTS, COMPLETIONS), abs=1e-4)
+    got = rewards(grpo_trainer(reward), PROMPTS, COMPLETIONS)
+    assert [texts(example) for example, _ in judged] == list(zip(PROMPTS, COMPLETIONS, strict=True))
+    assert got == pytest.approx([value for _, value in judged], abs=1e-5)
     assert all(1.0 <= r <= 10.0 for r in got)
     # the dataset column reached each example; TRL's own keywords did not
-    assert [e["reference"] for e in seen[:2]] == REFERENCES
-    assert not {"trainer_state", "completion_ids", "log_metric"} & set(seen[0])
+    assert [example["reference"] for example, _ in judged] == REFERENCES
+    assert not {"trainer_state", "completion_ids", "log_metric"} & set(judged[0][0])
     assert reward.stats.calls == 1 and reward.stats.failed == 0
 
 
-def test_conversational_prompts_and_completions(individual_model, grpo_trainer):
+def test_conversational_prompts_and_completions(individual_model, grpo_trainer, judged):
     trainer = grpo_trainer(ICRMReward(individual_model, gen=FAST))
     prompts = [[{"role": "user", "content": p}] for p in PROMPTS]
     completions = [[{"role": "assistant", "content": c}] for c in COMPLETIONS]
     got = rewards(trainer, prompts, completions)
-    assert got == pytest.approx(direct(individual_model, PROMPTS, COMPLETIONS), abs=1e-4)
+    assert [texts(example) for example, _ in judged] == list(zip(PROMPTS, COMPLETIONS, strict=True))
+    assert got == pytest.approx([value for _, value in judged], abs=1e-5)
 
 
 def test_whitespace_and_4000_character_completions_get_rewards(individual_model, grpo_trainer):
