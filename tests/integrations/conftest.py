@@ -81,10 +81,10 @@ def grpo_trainer(policy, tmp_path):
 @pytest.fixture(scope="module")
 def reward_server():
     """``icrm-sgl serve`` (individual mode, 1 shot, 40-token verdicts) whose queue holds
-    two examples and which judges one at a time, so 413 and 429 are reachable."""
+    one example and which judges one at a time, so 413 and 429 are reachable."""
     from tests.serve.conftest import launch
 
-    limits = ["--max-queue", "2", "--max-batch", "1", "--deadline", "900"]
+    limits = ["--max-queue", "1", "--max-batch", "1", "--deadline", "900"]
     proc = launch("--rm-type", "individual", *limits)
     yield proc
     proc.stop(grace=30)

@@ -15,8 +15,8 @@ from icrm_sgl.errors import EngineError
 from icrm_sgl.integrations.trl import ICRMReward
 from tests.conftest import FAST
 
-PROMPTS = ["What is 7 times 6?", "Name a primary colour.", "Say hi."]
-COMPLETIONS = ["42.", "Red.", "Hi!"]
+PROMPTS = ["What is 7 times 6?", "Name a primary colour."]
+COMPLETIONS = ["42.", "Red."]
 
 
 def metric(server, name: str) -> float:
@@ -26,7 +26,7 @@ def metric(server, name: str) -> float:
 
 
 def test_served_rewards_come_from_the_judge_in_smaller_requests(reward_server):
-    """Four examples in a request exceed the server's queue (413): the client halves the
+    """Two examples in a request exceed the server's queue (413): the client halves the
     request until it fits; a multi-turn chat, which /get_reward cannot carry, gets None."""
     too_large = 'icrm_http_requests_total{endpoint="/get_reward",code="413"'
     before = {name: metric(reward_server, name) for name in (too_large, "icrm_verdicts_total")}
@@ -37,30 +37,36 @@ def test_served_rewards_come_from_the_judge_in_smaller_requests(reward_server):
     ]
     with ICRMReward(endpoint=reward_server.url, batch_size=4, timeout=900) as served:
         got = served([*PROMPTS, chat], [*COMPLETIONS, "Bye!"])
-    assert all(1.0 <= r <= 10.0 for r in got[:3]) and got[3] is None
-    assert served.stats.completions == 4 and served.stats.failed == 1
-    assert metric(reward_server, too_large) == before[too_large] + 1
-    assert metric(reward_server, "icrm_verdicts_total") == before["icrm_verdicts_total"] + 3
+    assert all(1.0 <= r <= 10.0 for r in got[:2]) and got[2] is None
+    assert served.stats.completions == 3 and served.stats.failed == 1
+    assert metric(reward_server, too_large) == before[too_large] + 2  # 4 -> 2 -> 1
+    assert metric(reward_server, "icrm_verdicts_total") == before["icrm_verdicts_total"] + 2
 
 
 def test_a_full_queue_is_waited_out_with_retry_after(reward_server):
-    """While another client's two examples fill the queue, the reward call gets 429, waits
-    as Retry-After says, and then gets its rewards."""
-    blocker = threading.Thread(
-        target=requests.post,
-        args=(reward_server.url + "/get_reward",),
-        kwargs={"json": {"query": ["ab", "ac"], "prompts": ["a", "a"]}, "timeout": 900},
-    )
+    """While another client's example waits in the one-place queue, the reward call gets
+    429, waits as Retry-After says, and then gets its reward."""
     busy = metric(reward_server, 'icrm_failures_total{kind="queue_full"}')
-    blocker.start()
+    others = [
+        threading.Thread(
+            target=requests.post,
+            args=(reward_server.url + "/get_reward",),
+            kwargs={"json": {"query": [f"a{c}"], "prompts": ["a"]}, "timeout": 900},
+        )
+        for c in "bc"
+    ]
+    for thread in others:
+        thread.start()
+        time.sleep(0.5)
     waited = time.monotonic() + 300
     while requests.get(reward_server.url + "/health", timeout=30).json()["queue_depth"] < 1:
-        assert time.monotonic() < waited, "the other client's examples never queued"
+        assert time.monotonic() < waited, "the other clients' examples never queued"
         time.sleep(0.05)
-    with ICRMReward(endpoint=reward_server.url, batch_size=2, timeout=900) as served:
-        got = served(PROMPTS[:2], COMPLETIONS[:2])
-    blocker.join()
-    assert all(1.0 <= r <= 10.0 for r in got)
+    with ICRMReward(endpoint=reward_server.url, timeout=900) as served:
+        got = served(PROMPTS[:1], COMPLETIONS[:1])
+    for thread in others:
+        thread.join()
+    assert 1.0 <= got[0] <= 10.0
     assert metric(reward_server, 'icrm_failures_total{kind="queue_full"}') > busy
 
 
