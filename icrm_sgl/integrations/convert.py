@@ -1,7 +1,8 @@
-"""Prompts and completions as training libraries pass them, turned into conversations."""
+"""Prompts and completions as training libraries pass them, turned into judge examples."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from icrm_sgl.conversation import Turn
@@ -9,6 +10,14 @@ from icrm_sgl.errors import InputError
 
 #: A prompt or completion: plain text, or chat messages ({"role", "content"} dicts).
 Text = str | list[dict[str, Any]]
+
+#: Keyword arguments trainers add that are not dataset columns (TRL's GRPO, RLOO, online
+#: DPO): they never become example keys.
+TRAINER_KEYWORDS = frozenset(
+    {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+)
+#: Keys an example already has; a dataset column of the same name cannot replace them.
+_EXAMPLE_KEYS = frozenset({"id", "conversation", "conversation_A", "conversation_B"})
 
 
 def to_conversation(prompt: Text, completion: Text) -> list[Turn]:
@@ -23,3 +32,33 @@ def _turns(value: Text, role: str, what: str) -> list[Turn]:
     if isinstance(value, list) and all(isinstance(t, dict) for t in value):
         return [{"role": t.get("role"), "content": t.get("content")} for t in value]
     raise InputError(f"{what} must be text or a list of messages, got {type(value).__name__}")
+
+
+def column_keys(columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+    """Per completion, the dataset columns a trainer passed (one value per completion) as
+    example keys, so that a judge whose template names a column (``{$reference}``) gets it.
+
+    This is the one place where trainer keyword arguments become example keys."""
+    names = [
+        name
+        for name, values in columns.items()
+        if name not in TRAINER_KEYWORDS | _EXAMPLE_KEYS
+        and isinstance(values, Sequence)
+        and not isinstance(values, str | bytes)
+        and len(values) == count
+    ]
+    return [{name: columns[name][i] for name in names} for i in range(count)]
+
+
+def to_query(conversation: Sequence[Turn]) -> tuple[str, str]:
+    """A one-exchange conversation as OpenRLHF's (prompt, response) text pair; longer
+    conversations have no place in that protocol."""
+    if len(conversation) != 2 or [t["role"] for t in conversation] != ["user", "assistant"]:
+        raise InputError(
+            "a /get_reward endpoint takes one user prompt and one reply; "
+            f"got {len(conversation)} turns (judge multi-turn chats in-process)"
+        )
+    prompt, response = (t["content"] for t in conversation)
+    if not isinstance(prompt, str) or not isinstance(response, str):
+        raise InputError("message content must be text")
+    return prompt, response

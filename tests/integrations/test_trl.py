@@ -1,43 +1,65 @@
-"""The training-loop adapters on the real SmolLM2 engine."""
+"""The training-loop adapters on the real SmolLM2 engine: the pairwise picker, TRL's
+pairwise-judge interface where the installed TRL has one, and the reward function's
+failure rules."""
+
+import importlib.metadata
 
 import pytest
 
-from icrm_sgl.errors import InputError
-from icrm_sgl.integrations.trl import ICRMPairwiseJudge, ICRMReward
+from icrm_sgl.errors import InputError, MissingDependencyError, VerdictError
+from icrm_sgl.integrations.convert import column_keys
+from icrm_sgl.integrations.trl import ICRMPairwiseJudge, ICRMReward, PairwisePicker
 from tests.conftest import FAST
 
 PROMPTS = ["What is 2 + 2?", [{"role": "user", "content": "Say hello in French."}]]
 PAIRS = [["4", "2 + 2 is 5."], ["Bonjour !", [{"role": "assistant", "content": "Hola."}]]]
 
 
-def test_pairwise_judge_returns_an_index_per_prompt(pairwise_model):
-    judge = ICRMPairwiseJudge(pairwise_model, gen=FAST, seed=1)
-    picks = judge.judge(PROMPTS, PAIRS)
+def trl_version() -> tuple[int, ...]:
+    return tuple(int(p) for p in importlib.metadata.version("trl").split(".")[:2])
+
+
+def test_pairwise_picker_returns_an_index_per_prompt(pairwise_model):
+    picker = PairwisePicker(pairwise_model, gen=FAST, seed=1)
+    picks = picker.judge(PROMPTS, PAIRS)
     assert len(picks) == 2 and set(picks) <= {0, 1}
 
 
-def test_pairwise_judge_undoes_its_shuffle(pairwise_model):
+def test_pairwise_picker_undoes_its_shuffle(pairwise_model):
     """A flipped pair is shown exactly as the reversed pair is, so its pick is the mirror
     of the reversed pair's pick (greedy decoding gives the same verdict)."""
-    judge = ICRMPairwiseJudge(pairwise_model, gen=FAST)
-    swapped = judge.judge(PROMPTS[:1], [PAIRS[0][::-1]], shuffle_order=False)
+    picker = PairwisePicker(pairwise_model, gen=FAST)
+    swapped = picker.judge(PROMPTS[:1], [PAIRS[0][::-1]], shuffle_order=False)
     assert swapped[0] in (0, 1)
-    judge._rng.random = lambda: 0.0  # force the flip: A is the second completion
-    flipped = judge.judge(PROMPTS[:1], PAIRS[:1], shuffle_order=True)
+    picker._rng.random = lambda: 0.0  # force the flip: A is the second completion
+    flipped = picker.judge(PROMPTS[:1], PAIRS[:1], shuffle_order=True)
     assert flipped == [1 - swapped[0]]
 
 
-def test_pairwise_judge_refuses_other_than_pairs(pairwise_model):
-    judge = ICRMPairwiseJudge(pairwise_model, gen=FAST)
+def test_pairwise_picker_refuses_other_than_pairs(pairwise_model):
+    picker = PairwisePicker(pairwise_model, gen=FAST)
     with pytest.raises(InputError, match="expected 2 completions"):
-        judge.judge(["q"], [["a", "b", "c"]])
+        picker.judge(["q"], [["a", "b", "c"]])
 
 
-def test_reward_function_scores_each_completion(individual_model):
-    reward = ICRMReward(individual_model, gen=FAST)
-    values = reward(PROMPTS, ["4", [{"role": "assistant", "content": "Bonjour !"}]], extra=[1, 2])
-    assert len(values) == 2 and all(1.0 <= v <= 10.0 for v in values)
-    assert reward.__name__ == "icrm_reward"
+@pytest.mark.skipif(trl_version() < (1, 1), reason="this TRL has BasePairwiseJudge")
+def test_trl_without_a_judge_interface_gets_one_line_naming_the_versions(pairwise_model):
+    """TRL 1.1 dropped judges: the module still imports; building the judge says which
+    TRL versions have the interface and what to use instead."""
+    with pytest.raises(MissingDependencyError) as caught:
+        ICRMPairwiseJudge(pairwise_model, gen=FAST)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "0.10.1 to 1.0.x" in message and "reward_funcs=[ICRMReward" in message
+
+
+@pytest.mark.skipif(trl_version() >= (1, 1), reason="this TRL has no BasePairwiseJudge")
+def test_trl_with_a_judge_interface_gets_a_base_pairwise_judge(pairwise_model):
+    from icrm_sgl.integrations.trl import _BASE
+
+    judge = ICRMPairwiseJudge(pairwise_model, gen=FAST, seed=1)
+    assert isinstance(judge, _BASE) and _BASE.__name__ == "BasePairwiseJudge"
+    assert len(judge.judge(PROMPTS, PAIRS)) == 2
 
 
 def test_reward_function_needs_an_individual_model(pairwise_model):
@@ -45,19 +67,42 @@ def test_reward_function_needs_an_individual_model(pairwise_model):
         ICRMReward(pairwise_model)
 
 
-def test_failed_examples_raise_or_get_the_failed_reward(individual_model):
+def test_failed_completions_get_the_failed_reward_or_raise(individual_model):
     bad = [{"role": "system", "content": "only a system turn"}]
+    assert ICRMReward(individual_model, gen=FAST)(["q"], [bad]) == [None]
+    assert ICRMReward(individual_model, gen=FAST, failed_reward=0.0)(["q"], [bad]) == [0.0]
     with pytest.raises(InputError, match="completion 0"):
-        ICRMReward(individual_model, gen=FAST)(["q"], [bad])
-    reward = ICRMReward(individual_model, gen=FAST, failed_reward=0.0)
-    assert reward(["q"], [bad]) == [0.0]
+        ICRMReward(individual_model, gen=FAST, raise_on_failure=True)(["q"], [bad])
+    with pytest.raises(InputError, match="completion 0: completion must be text"):
+        ICRMReward(individual_model, gen=FAST, raise_on_failure=True)(["q"], [3.5])
 
 
-def test_reward_function_fits_trls_reward_callable_protocol(individual_model):
-    """TRL's trainers name a reward callable with ``get_callable_name`` and call it with
-    keyword arguments (prompts, completions, completion_ids, dataset columns)."""
-    utils = pytest.importorskip("trl.trainer.utils", reason="TRL not installed")
-    reward = ICRMReward(individual_model, gen=FAST)
-    assert utils.get_callable_name(reward) == "icrm_reward"
-    values = reward(prompts=["What is 2 + 2?"], completions=["4"], completion_ids=[[19]], x=[0])
-    assert len(values) == 1 and 1.0 <= values[0] <= 10.0
+def test_a_verdict_failure_raises_a_verdict_error_when_asked(individual_model):
+    from icrm_sgl import ICRM
+    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+
+    backend = LocalBackend(LocalOptions(n_ctx=512))
+    try:
+        model = ICRM(rm_type="individual", num_shots=0, backend=backend)
+        with pytest.raises(VerdictError, match=r"completion 0: .*context size"):
+            ICRMReward(model, gen=FAST, raise_on_failure=True)(["q"], ["x" * 4000])
+    finally:
+        backend.shutdown()
+
+
+def test_mismatched_lengths_are_an_input_error(individual_model):
+    with pytest.raises(InputError, match="2 prompts but 1 completions"):
+        ICRMReward(individual_model, gen=FAST)(["a", "b"], ["c"])
+
+
+def test_dataset_columns_become_example_keys_and_trainer_keywords_do_not():
+    columns = {
+        "reference": ["r0", "r1"],
+        "completion_ids": [[1], [2]],
+        "trainer_state": object(),
+        "log_metric": print,
+        "id": ["x", "y"],
+        "scalar": 3,
+        "wrong_length": [1],
+    }
+    assert column_keys(columns, 2) == [{"reference": "r0"}, {"reference": "r1"}]

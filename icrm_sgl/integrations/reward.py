@@ -1,0 +1,151 @@
+"""``ICRMReward``: the judge as a reward function ``(prompts, completions, **columns)``, the
+form TRL's GRPO, RLOO and online DPO trainers (and most RL libraries) take."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.integrations.convert import Text, column_keys, to_conversation, to_query
+from icrm_sgl.integrations.endpoint import RewardEndpoint
+from icrm_sgl.integrations.local import LocalJudging
+from icrm_sgl.integrations.outcome import Failure, Outcome
+
+
+@dataclass
+class RewardStats:
+    """Running totals over every call, for logs and throughput figures."""
+
+    calls: int = 0
+    completions: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def per_second(self) -> float:
+        """Rewards per second of judging (0 before the first call)."""
+        return self.completions / self.seconds if self.seconds else 0.0
+
+
+class _EndpointJudging:
+    """Individual examples sent to a served judge as (prompt, reply) text pairs."""
+
+    def __init__(self, endpoint: RewardEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def rewards(self, examples: list[dict[str, Any]]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        pairs: dict[int, tuple[str, str]] = {}
+        for i, example in enumerate(examples):
+            try:
+                pairs[i] = to_query(example["conversation"])
+            except InputError as exc:
+                outcomes[i] = Failure(str(exc), bad_input=True)
+        outcomes.update(zip(pairs, self.endpoint.rewards(list(pairs.values())), strict=True))
+        return [outcomes[i] for i in range(len(examples))]
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
+class ICRMReward:
+    """Each completion's individual score (1-10), or its expected score when the engine
+    reports probabilities; judged in this process, or by ``icrm-sgl serve`` at ``endpoint``.
+
+    A completion that gets no verdict (malformed, or the judge failed on it) is given
+    ``failed_reward``: by default ``None``, TRL's "no reward" (GRPO leaves such a completion
+    out of its group's baseline and gives it zero advantage). ``raise_on_failure=True``
+    raises instead. An engine that fails as a whole (closed model, unreachable server past
+    ``timeout``) raises ``EngineError``."""
+
+    __name__ = "icrm_reward"  # trainers name reward functions in their logs by this
+
+    def __init__(
+        self,
+        model: Any = None,
+        gen: dict[str, Any] | None = None,
+        failed_reward: float | None = None,
+        raise_on_failure: bool = False,
+        *,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        batch_size: int = 32,
+        timeout: float = 600.0,
+        **icrm_options: Any,
+    ) -> None:
+        if endpoint is not None:
+            if model is not None or gen or icrm_options:
+                raise InputError(
+                    "ICRMReward(endpoint=...) judges with the server's model and settings; "
+                    "drop model, gen and ICRM options"
+                )
+            self._judging: Any = _EndpointJudging(
+                RewardEndpoint(endpoint, api_key, batch_size, timeout)
+            )
+        else:
+            self._judging = LocalJudging("individual", model, gen, **icrm_options)
+        self.failed_reward = failed_reward
+        self.raise_on_failure = raise_on_failure
+        self.stats = RewardStats()
+
+    def __call__(
+        self, prompts: Sequence[Text], completions: Sequence[Text], **columns: Any
+    ) -> list[float | None]:
+        """One reward per completion, in order. Dataset columns (one value per completion)
+        travel with each example, for judges whose template uses them; trainer keywords
+        (``completion_ids``, ``trainer_state``, ``log_metric`` ...) are not columns."""
+        if len(prompts) != len(completions):
+            raise InputError(f"{len(prompts)} prompts but {len(completions)} completions")
+        started = time.perf_counter()
+        outcomes = self._judge(prompts, completions, column_keys(columns, len(completions)))
+        self._count(outcomes, time.perf_counter() - started, columns.get("log_metric"))
+        return [self._reward(i, outcome) for i, outcome in enumerate(outcomes)]
+
+    def _judge(
+        self, prompts: Sequence[Text], completions: Sequence[Text], extras: list[dict[str, Any]]
+    ) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        examples: dict[int, dict[str, Any]] = {}
+        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            try:
+                examples[i] = {"conversation": to_conversation(prompt, completion), **extras[i]}
+            except InputError as exc:
+                outcomes[i] = Failure(str(exc), bad_input=True)
+        if examples:
+            judged = self._judging.rewards(list(examples.values()))
+            outcomes.update(zip(examples, judged, strict=True))
+        return [outcomes[i] for i in range(len(prompts))]
+
+    def _reward(self, index: int, outcome: Outcome) -> float | None:
+        if not isinstance(outcome, Failure):
+            return outcome
+        if self.raise_on_failure:
+            error = InputError if outcome.bad_input else VerdictError
+            raise error(f"completion {index}: {outcome.message}")
+        return self.failed_reward
+
+    def _count(
+        self, outcomes: list[Outcome], seconds: float, log_metric: Callable[..., Any] | None
+    ) -> None:
+        failed = sum(isinstance(o, Failure) for o in outcomes)
+        stats = self.stats
+        stats.calls += 1
+        stats.completions += len(outcomes)
+        stats.failed += failed
+        stats.seconds += seconds
+        if callable(log_metric) and outcomes:  # TRL's GRPO averages these per logging step
+            log_metric("icrm/failed_fraction", failed / len(outcomes))
+            log_metric("icrm/rewards_per_second", len(outcomes) / seconds if seconds else 0.0)
+
+    def close(self) -> None:
+        """Close the ICRM if it was built here, or the endpoint's connections."""
+        self._judging.close()
+
+    def __enter__(self) -> ICRMReward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
