@@ -65,7 +65,7 @@ def judge_cell(backend, examples: list, concurrency: int, max_tokens: int, num_s
     """Judge every example on flushed servers with the shot prefix warmed."""
     flush(backend)
     model = ICRM(rm_type="pairwise", engine="sglang", backend=backend, num_shots=num_shots)
-    prefix = model.templates.with_shots(model.default_shots).segments[0]
+    prefix = model.definition.prompt(model.default_shots).segments[0]
     backend.cache_prefix(prefix)
     started = time.perf_counter()
     results = list(model.judge_batch(examples, num_threads=concurrency, max_tokens=max_tokens))

@@ -93,5 +93,7 @@ def expectations(judge: Judge | str, probabilities: Any) -> dict[str, float]:
     """The meta entry a greedy verdict gains from its reward field's distribution: the
     expected value under the judge's ``reward_key`` (``expected_score``, ``expected_margin``)."""
     checked = as_judge(judge)
+    if checked.reward is None:
+        raise InputError(f"judge {checked.name} names no reward field")
     meta = checked.probability_meta({checked.reward: {str(k): p for k, p in probabilities.items()}})
     return {checked.reward_key: meta[checked.reward_key]}

@@ -101,11 +101,8 @@ def _spec(name: str, info: FieldInfo) -> FieldSpec:
         raise InputError(f"{where}: not a usable JSON key")
     budgets = [m.tokens for m in info.metadata if isinstance(m, TokenBudget)]
     tokens = budgets[0] if budgets else None
-    common = {"name": name, "key": key, "description": info.description}
     kind, labels = _classify(info.annotation, info, where)
-    if kind == "text":
-        return FieldSpec(kind=kind, max_tokens=tokens, **common)
-    return FieldSpec(kind=kind, labels=labels, **common)
+    return FieldSpec(name, key, kind, labels, info.description, tokens if kind == "text" else None)
 
 
 def _classify(annotation: Any, info: FieldInfo, where: str) -> tuple[Kind, tuple[Any, ...]]:
@@ -140,16 +137,15 @@ def _choices(values: tuple[Any, ...], where: str) -> tuple[str, ...]:
 
 
 def _int_range(info: FieldInfo, where: str) -> tuple[int, ...]:
-    low = high = None
+    low: int | None = None
+    high: int | None = None
     for bound in info.metadata:
-        if isinstance(bound, Ge):
-            low = bound.ge
-        elif isinstance(bound, Gt):
-            low = bound.gt + 1
-        elif isinstance(bound, Le):
-            high = bound.le
-        elif isinstance(bound, Lt):
-            high = bound.lt - 1
+        if isinstance(bound, Ge | Gt):
+            low = _whole(bound.ge if isinstance(bound, Ge) else bound.gt, where)
+            low += 0 if isinstance(bound, Ge) else 1
+        elif isinstance(bound, Le | Lt):
+            high = _whole(bound.le if isinstance(bound, Le) else bound.lt, where)
+            high -= 0 if isinstance(bound, Le) else 1
     if low is None or high is None:
         raise InputError(f"{where}: an int field needs both bounds (Field(ge=..., le=...))")
     if low > high:
@@ -160,6 +156,12 @@ def _int_range(info: FieldInfo, where: str) -> tuple[int, ...]:
             f"over (at most {MAX_VALUES}); use a smaller range, or a choice field of bands"
         )
     return tuple(range(low, high + 1))
+
+
+def _whole(bound: Any, where: str) -> int:
+    if isinstance(bound, bool) or not isinstance(bound, int):
+        raise InputError(f"{where}: an int field's bounds must be integers, got {bound!r}")
+    return bound
 
 
 def check_name(name: Any, where: str) -> str:

@@ -25,10 +25,13 @@ CONVERSATION_KEYS = ("history", "user_query", "model_output")
 class Inputs(Protocol):
     """What an example must carry for a judge, and the program arguments it gives."""
 
-    #: The program's arguments (the template's per-example placeholders), in order.
-    keys: tuple[str, ...]
-    #: Example keys that mark an example as meant for this judge (for mixed files).
-    marks: frozenset[str]
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The program's arguments (the template's per-example placeholders), in order."""
+
+    @property
+    def marks(self) -> frozenset[str]:
+        """Example keys that mark an example as meant for this judge (for mixed files)."""
 
     def fields(self, example: Mapping[str, Any], where: str) -> dict[str, str]: ...
 

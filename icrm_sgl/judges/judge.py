@@ -144,14 +144,16 @@ class Judge:
 
     def render_shots(self, shots: Sequence[Mapping[str, Any]]) -> str:
         """All shots rendered in order, numbered from 1."""
-        if shots and self.shot is None:
+        if not shots:
+            return ""
+        if self.shot is None:
             raise InputError(f"judge {self.name}: has no shot template to show shots with")
-        parts = []
+        template, parts = self.shot, []
         for i, shot in enumerate(shots, start=1):
             values = self.example_fields(shot, f"shot {shot.get('id', i)}")
             values["index"] = str(i)
             values["feedback"] = self.render_feedback(shot["feedback"])
-            parts.append(self.shot.render(values))
+            parts.append(template.render(values))
         return "".join(parts)
 
     def prompt(self, shots: Sequence[Mapping[str, Any]]) -> Template:
@@ -227,7 +229,7 @@ class Judge:
         }
         if set(numeric) - {self.reward}:
             out["expected"] = numeric
-        if "probabilities" in out:
+        if self.reward is not None and self.reward in dists:
             out[self.reward_key] = self.expected(self.field_named(self.reward), dists[self.reward])
         return out
 

@@ -158,13 +158,13 @@ def verdict_model(entries: list[FieldEntry], name: str) -> type[BaseModel]:
 
 
 def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
-    described = {"description": entry.description}
+    described = entry.description
     if entry.type == "text":
         budget = (TokenBudget(entry.max_tokens),) if entry.max_tokens else ()
         text = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS), *budget]
-        return text, Field(**described)
+        return text, Field(description=described)
     if entry.type == "bool":
-        return bool, Field(strict=True, **described)
+        return bool, Field(strict=True, description=described)
     if entry.type == "int":
         if entry.min is None or entry.max is None:
             raise InputError(f"{where}: an int field needs min and max")
@@ -176,7 +176,7 @@ def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
                 f'are too many to select over (at most {MAX_VALUES}); use type = "choice" '
                 "with a few bands, or a smaller range"
             )
-        return int, Field(ge=entry.min, le=entry.max, strict=True, **described)
+        return int, Field(ge=entry.min, le=entry.max, strict=True, description=described)
     choices = entry.choices or []
     if not choices:
         raise InputError(f"{where}: choices is empty")
@@ -187,7 +187,7 @@ def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
         raise InputError(f"{where}: a choice is empty")
     if entry.scores is not None and len(entry.scores) != len(choices):
         raise InputError(f"{where}: {len(entry.scores)} scores for {len(choices)} choices")
-    return Literal[tuple(choices)], Field(**described)
+    return Literal[tuple(choices)], Field(description=described)
 
 
 def judge_from_model(
@@ -203,7 +203,7 @@ def judge_from_model(
 ) -> Judge:
     """A judge from a pydantic verdict model (its fields: str, a Literal / Enum of strings,
     int with ge/le, bool) and a template with ``{$key}`` placeholders, one per input."""
-    name = _NAME.sub("_", name or getattr(model, "__name__", "judge"))
+    name = _NAME.sub("_", name or str(getattr(model, "__name__", "judge")))
     keys = _input_keys(template, inputs)
     judge = Judge(
         name=name,

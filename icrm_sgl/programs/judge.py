@@ -289,7 +289,7 @@ def build_program(config: ProgramConfig) -> SglFunction:
         write_judgement(s, config, **args)
 
     names = ("s", *config.judge.inputs.keys)
-    program.__signature__ = inspect.Signature(
+    program.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
     )
     program.__name__ = var_name(config.judge.name)

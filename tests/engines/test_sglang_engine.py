@@ -409,9 +409,7 @@ def test_traced_prefix_is_the_constant_prompt_text(rm_type, template):
     backend = TemplateOnly(template)
     user_prefix, _ = backend.chat_template.get_prefix_and_suffix("user", [])
     for completion, expected in ((True, constant), (False, user_prefix + constant)):
-        program = build_program(
-            ProgramConfig(rm_type=rm_type, prompt=prompt, completion=completion)
-        )
+        program = build_program(ProgramConfig(judge=rm_type, prompt=prompt, completion=completion))
         assert extract_prefix_by_tracing(program, backend) == expected
 
 
@@ -446,7 +444,7 @@ def test_launch_with_standin_server_warms_each_worker_and_pins_each_verdict(
     assert all(r.ok for r in results), [r.error for r in results]
     assert results[0].verdict["choice"] == "A+" and results[0].meta["cached_tokens"] == 7
     requests = [json.loads(line) for line in record.read_text().splitlines()]
-    prefix = model.templates.with_shots(model.default_shots).segments[0]
+    prefix = model.definition.prompt(model.default_shots).segments[0]
     warm = [r for r in requests if r["text"] == prefix]
     assert sorted(r["routed_dp_rank"] for r in warm) == [0, 1]
     for i in range(6):
