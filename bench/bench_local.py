@@ -416,13 +416,12 @@ def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
     for width in args.widths:
         print(f"batching: {width} in flight ...", file=sys.stderr, flush=True)
         rows.append(batching_width(width, args.max_tokens, args.threads))
-    base = rows[0]
+    base, first = rows[0], rows[0]["verdicts"]
     for row in rows:
         row["ratio_to_first"] = row["examples_per_s"] / base["examples_per_s"]
         row["same_verdicts_as_first"] = sum(
-            a == b for a, b in zip(row.pop("verdicts"), base.get("verdicts", []), strict=False)
+            a == b for a, b in zip(row.pop("verdicts"), first, strict=True)
         )
-    base.pop("verdicts", None)
     return {
         "settings": {"max_tokens": args.max_tokens, "examples": 16, "num_shots": 3},
         "rows": rows,
