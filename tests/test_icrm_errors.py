@@ -12,15 +12,19 @@ from sglang.lang.backend.base_backend import BaseBackend
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.local import LocalOptions
+from icrm_sgl.engines.local import LocalBackend, LocalOptions
 from icrm_sgl.errors import EngineError, InputError
 from tests.engines.standin import StandinServer, error_reply
 
 
 class FailingStandinBackend(BaseBackend):
-    """A stand-in program engine whose every generation raises ``error``."""
+    """A stand-in program engine whose every generation raises ``error``; it declares
+    what the local engine declares."""
 
     batch_threads = 1
+    capabilities = LocalBackend.capabilities
+    chat_template_known = True
+    program_layout = "per_field"
 
     def __init__(self, error: Exception) -> None:
         super().__init__()
