@@ -18,6 +18,17 @@ class InputError(IcrmError, ValueError):
     """An example, a file or an option is malformed; raised before any model call."""
 
 
+class OutputError(IcrmError, OSError):
+    """An output file failed while being written (a full disk, an I/O error)."""
+
+
+class OutputClosed(IcrmError):
+    """The reader of standard output went away (``score … | head``): the CLI exits quietly."""
+
+    #: 128 + SIGPIPE, as a shell reports a process ended by a closed pipe.
+    exit_code = 141
+
+
 class MissingDependencyError(IcrmError, ImportError):
     """An optional package that the chosen engine needs is not installed."""
 

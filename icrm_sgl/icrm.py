@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from icrm_sgl.arguments import check_example, check_examples, check_generation
+from icrm_sgl.arguments import check_count, check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.capabilities import engine_capabilities
 from icrm_sgl.engines.identity import engine_identity
@@ -68,6 +68,7 @@ class ICRM:
         **engine_options: Any,
     ) -> None:
         verdict_model(rm_type)
+        check_count("num_shots", num_shots)
         self.rm_type = rm_type
         self.engine = engine
         self.capabilities = engine_capabilities(engine)
@@ -89,10 +90,7 @@ class ICRM:
             "dtype": dtype,
             "quantization": quantization,
         }
-        self.engine_options = {
-            **{k: v for k, v in launch.items() if v is not None},
-            **engine_options,
-        }
+        self.engine_options = {**self.capabilities.launch_settings(launch), **engine_options}
         self._owns_backend = backend is None
         self.backend: Engine = backend or create_engine(
             engine, model_name=model_name, seed=seed, **self.engine_options
@@ -214,13 +212,25 @@ class ICRM:
 
         Malformed examples are yielded first as failed ``Judgement``s and skipped; the
         others run. Each example's id is its ``id`` key, else its position. With
-        ``use_cache``, cached verdicts come first.
+        ``use_cache``, cached verdicts come first. Arguments are checked at the call, not
+        when the results are first read.
         """
         self._check_open()
+        self._generation(gen)
+        return self._judge_batch(check_examples(examples), shots, progress, num_threads, gen)
+
+    def _judge_batch(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        shots: Sequence[Shot] | None,
+        progress: bool,
+        num_threads: int | str | None,
+        gen: dict[str, Any],
+    ) -> Iterator[Judgement]:
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
         prompt = self.templates.with_shots(shots)
-        failures, ids, arguments = self._prepare(check_examples(examples), prompt)
+        failures, ids, arguments = self._prepare(examples, prompt)
         yield from failures
         if not arguments:
             return

@@ -13,7 +13,7 @@ from icrm_sgl.cli.rank import rank_command
 from icrm_sgl.cli.score import score
 from icrm_sgl.cli.serve import serve
 from icrm_sgl.cli.shots import shots
-from icrm_sgl.errors import IcrmError
+from icrm_sgl.errors import IcrmError, OutputClosed
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,9 +46,17 @@ def _interrupted(exc: BaseException) -> None:
     sys.exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
 
 
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so the interpreter's final flush into
+    the closed pipe prints nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(group: click.Group = cli) -> None:
     """Entry point: library errors become one line on stderr and their exit code (2 for
-    bad input, 1 for a verdict that could not be produced)."""
+    bad input, 1 for a verdict that could not be produced); a closed stdout pipe exits
+    141 without a word."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         group.main(standalone_mode=False)
@@ -57,6 +65,9 @@ def main(group: click.Group = cli) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except OutputClosed as exc:
+        _silence_stdout()
+        sys.exit(exc.exit_code)
     except IcrmError as exc:
         if os.environ.get("ICRM_DEBUG"):
             raise

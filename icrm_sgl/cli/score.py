@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.sink import RecordSink
+from icrm_sgl.cli.summary import plural
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import open_for_writing
 from icrm_sgl.inputs import load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 
@@ -72,6 +72,7 @@ def score(
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     cache = {"use_cache": use_cache, "overwrite_cache": overwrite_cache, "cache_dir": cache_dir}
     if loaded.single and not output:
+        sink = RecordSink(None)
         if problems:
             raise InputError(problems[0][1])
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
@@ -82,12 +83,13 @@ def score(
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
                 shown = model.judge(examples[0], **gen).verdict
-        click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
+        sink.write(json.dumps(shown, indent=4, ensure_ascii=False) + "\n")
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
-    with open_for_writing(output) if output else nullcontext(sys.stdout) as sink:
+    unit = "pair judged in both orders" if both_orders else "verdict"
+    with RecordSink(output) as sink:
         if not examples:  # nothing to judge: no model to load
-            tally = _write_all(failures, [], sink, output)
+            tally = _write_all(failures, [], sink, output, unit)
         else:
             from icrm_sgl.icrm import ICRM
             from icrm_sgl.pair_judging import judge_pairs
@@ -97,20 +99,21 @@ def score(
                     results = judge_pairs(model, examples, True, progress=True, **gen)
                 else:
                     results = model.judge_batch(examples, progress=True, **gen)
-                tally = _write_all(failures, results, sink, output)
+                tally = _write_all(failures, results, sink, output, unit)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)
 
 
 @dataclass
 class Tally:
-    """Counts for the summary line and the exit code."""
+    """Counts for the summary line and the exit code; ``unit`` names what ``ok`` counts."""
 
     ok: int = 0
     malformed: int = 0
     failed: int = 0
     retries: int | None = None
     tokens: int = 0
+    unit: str = "verdict"
 
     def add(self, result: Judgement) -> None:
         meta = result.meta
@@ -129,10 +132,10 @@ class Tally:
     def summary(self, output: str | None, interrupted: bool = False) -> str:
         return (
             ("interrupted after " if interrupted else "")
-            + f"{self.ok} verdicts, {self.malformed} malformed examples skipped, "
-            + f"{self.failed} failed"
-            + (f", {self.retries} retries" if self.retries is not None else "")
-            + (f", {self.tokens} tokens" if self.tokens else "")
+            + f"{plural(self.ok, self.unit)}, {plural(self.malformed, 'malformed example')} "
+            + f"skipped, {self.failed} failed"
+            + (f", {plural(self.retries, 'retry', 'retries')}" if self.retries is not None else "")
+            + (f", {plural(self.tokens, 'token')}" if self.tokens else "")
             + (f"; records in {output}" if output else "")
         )
 
@@ -142,16 +145,19 @@ class Tally:
 
 
 def _write_all(
-    failures: list[Judgement], results: Iterable[Judgement], sink: IO[str], output: str | None
+    failures: list[Judgement],
+    results: Iterable[Judgement],
+    sink: RecordSink,
+    output: str | None,
+    unit: str,
 ) -> Tally:
     """Write and flush each record as it comes; on Ctrl-C or SIGTERM, the summary of what
     was written is printed before the interrupt goes on."""
-    tally = Tally()
+    tally = Tally(unit=unit)
     try:
         for result in chain(failures, results):
             tally.add(result)
-            sink.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
-            sink.flush()
+            sink.record(result.record())
     except KeyboardInterrupt:
         click.echo(tally.summary(output, interrupted=True), err=True)
         raise

@@ -39,6 +39,9 @@ class Capabilities:
     probabilities: bool
     #: Runs sglang programs token by token (else one request per whole verdict).
     programs: bool
+    #: Settings of the servers it launches (``num_workers``, ``dtype`` ...); an engine
+    #: without one accepts only the value that changes nothing (``LAUNCH_NEUTRAL``).
+    launch_options: frozenset[str] = frozenset()
 
     @property
     def default_mode(self) -> str:
@@ -58,6 +61,16 @@ class Capabilities:
                 f"(it honours {', '.join(sorted(self.sampling))})"
             )
 
+    def launch_settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The launch settings to pass on: those this engine has, and any other whose
+        value would change something (the engine then refuses it by name)."""
+        return {
+            key: value
+            for key, value in given.items()
+            if value is not None
+            and (key in self.launch_options or LAUNCH_NEUTRAL.get(key, object()) != value)
+        }
+
     def resolve_mode(self, engine: str, completion: bool | None) -> bool:
         """``completion`` as asked, else the engine's default; a mode it lacks is an error."""
         if completion is None:
@@ -70,6 +83,12 @@ class Capabilities:
 
 
 _PROGRAM_ENGINE = {"sampling": _ALL_SAMPLING, "probabilities": True, "programs": True}
+#: The original IC-RM's launch settings: a server runs ``num_workers`` replicas of
+#: ``num_gpu_per_worker`` GPUs each, with a weight ``dtype`` and ``quantization``.
+LAUNCH_OPTIONS = frozenset({"num_workers", "num_gpu_per_worker", "dtype", "quantization"})
+#: The launch values that change nothing on an engine that launches no server (the
+#: original's documented defaults), accepted there and dropped.
+LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
 _OPENAI_SAMPLING = BASIC_SAMPLING | {"frequency_penalty", "presence_penalty"}
 
 #: Engine name → capabilities. Every registered engine has exactly one entry here.
@@ -78,7 +97,10 @@ CAPABILITIES: dict[str, Capabilities] = {
         modes=("completion", "chat"), constraint="llguidance token masks", **_PROGRAM_ENGINE
     ),
     "sglang": Capabilities(
-        modes=("completion", "chat"), constraint="server-side grammar (xgrammar)", **_PROGRAM_ENGINE
+        modes=("completion", "chat"),
+        constraint="server-side grammar (xgrammar)",
+        launch_options=LAUNCH_OPTIONS,
+        **_PROGRAM_ENGINE,
     ),
     "vllm": Capabilities(
         sampling=_OPENAI_SAMPLING | {"top_k"},
@@ -86,6 +108,7 @@ CAPABILITIES: dict[str, Capabilities] = {
         constraint="structured outputs (server grammar), validated",
         probabilities=True,
         programs=False,
+        launch_options=LAUNCH_OPTIONS,
     ),
     "openai": Capabilities(
         sampling=_OPENAI_SAMPLING,

@@ -136,7 +136,10 @@ class SglangOptions(BaseModel):
     @model_validator(mode="after")
     def _check_mode(self) -> SglangOptions:
         if self.endpoint is None and not self.model_name:
-            raise ValueError("give a model to launch a server, or an endpoint to connect to")
+            raise ValueError(
+                "give a model to launch a server (--model), or the URL of a running one "
+                "(--endpoint)"
+            )
         misplaced = sorted(self.model_fields_set & set(_LAUNCH_ONLY))
         if self.endpoint is not None and misplaced:
             raise ValueError(f"{', '.join(misplaced)} only apply when launching (no endpoint)")

@@ -364,7 +364,7 @@ def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPa
     """A file or hub dataset read through a column mapping (see ``columns``)."""
     path = Path(source)
     if path.is_file():
-        return _from_columns(_read_records(path), columns, str(path), path.resolve().parent.name)
+        return _from_columns(_read_records(path), columns, str(path), path.stem)
     if path.is_dir():
         raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
     _load_hub_check(source)

@@ -173,7 +173,7 @@ def test_cli_batch_summary_counts_retries_and_tokens_with_standin_server(tmp_pat
             timeout=120,
         )
     assert proc.returncode == 0, proc.stderr
-    assert "2 verdicts, 0 malformed examples skipped, 0 failed, 1 retries, 360 tokens" in (
+    assert "2 verdicts, 0 malformed examples skipped, 0 failed, 1 retry, 360 tokens" in (
         proc.stderr
     )
     records = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -257,6 +257,15 @@ def test_bad_options_are_rejected(options, message):
         eng.SglangOptions(**options)
 
 
+def test_sglang_without_model_or_endpoint_says_which_flags_to_give():
+    with pytest.raises(InputError) as info:
+        create_engine("sglang")
+    assert str(info.value) == (
+        "engine 'sglang': give a model to launch a server (--model), "
+        "or the URL of a running one (--endpoint)"
+    )
+
+
 def test_registry_reports_bad_options_as_input_error():
     with pytest.raises(InputError, match="engine 'sglang': bad option"):
         create_engine("sglang", model_name="m", num_workers=0)
