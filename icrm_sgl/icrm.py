@@ -245,11 +245,16 @@ class ICRM:
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
-        for result in run(batch):
-            result.meta["shots"] = shot_ids
-            bar.update()
-            yield result
-        bar.close()
+        finished = False
+        try:
+            for result in run(batch):
+                result.meta["shots"] = shot_ids
+                bar.update()
+                yield result
+            finished = True
+        finally:
+            bar.leave = finished  # a stopped batch clears its bar: the caller's summary is last
+            bar.close()
 
     def judge_pair(
         self,

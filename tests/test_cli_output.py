@@ -2,11 +2,14 @@
 where ``rank -o`` and ``score --both-orders`` put and count their records."""
 
 import json
+import os
+import pty
 import subprocess
 import sys
 
 import pytest
 
+from icrm_sgl.schemas import validate_verdict
 from tests.conftest import EXAMPLES
 
 FAST = ["--num-shots", "0", "--max-tokens", "8"]
@@ -71,3 +74,32 @@ def test_the_both_orders_summary_counts_pairs(tmp_path, run_cli):
     assert "1 pair judged in both orders, 0 malformed examples skipped" in proc.stderr
     (record,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert record["id"] == "p" and "result" in record, record
+
+
+def test_a_single_example_on_a_terminal_says_what_it_is_doing():
+    """The first run looked hung: a model load and a slow first verdict said nothing."""
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "icrm_sgl.cli", "score", str(EXAMPLES / "test_individual.json")]
+    proc = subprocess.Popen([*cmd, *FAST], stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=600)
+    err = _drain(master)
+    assert proc.returncode == 0, err
+    validate_verdict("individual", json.loads(out))
+    lines = [x.strip() for x in err.splitlines() if x.strip()]
+    assert lines[0] == "loading the local engine …"
+    assert lines[1].startswith("judging 1 example with ") and "SmolLM2" in lines[1]
+
+
+def _drain(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other end is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")

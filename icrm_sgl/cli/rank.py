@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import judge_options, split_options
+from icrm_sgl.cli.options import judge_options_for, split_options
 from icrm_sgl.cli.sink import RecordSink
-from icrm_sgl.cli.summary import plural
+from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import load_examples
 from icrm_sgl.ranking import conversations
@@ -18,7 +18,7 @@ from icrm_sgl.ranking import conversations
 
 @click.command("rank")
 @click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
-@judge_options
+@judge_options_for("individual")
 @click.option(
     "--output",
     "-o",
@@ -86,9 +86,11 @@ def _rank_all(
 ) -> None:
     """Rank the checked items: a single item shown on stdout as indented JSON, else
     (several, or any with --output) one JSONL record each."""
+    status(f"loading the {icrm_options['engine']} engine …")
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
     with ICRM(rm_type=rm_type or "individual", **icrm_options) as model:
+        status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
         for item_id, item in items:
             where = "item" if single else f"item {item_id}"
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -13,7 +13,7 @@ import click
 
 from icrm_sgl.cli.options import judge_options, split_options
 from icrm_sgl.cli.sink import RecordSink
-from icrm_sgl.cli.summary import plural
+from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError
 from icrm_sgl.inputs import load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
@@ -75,10 +75,12 @@ def score(
         sink = RecordSink(None)
         if problems:
             raise InputError(problems[0][1])
+        status(f"loading the {icrm_options['engine']} engine …")
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
         from icrm_sgl.pair_judging import judge_pair
 
         with ICRM(rm_type=rm_type, **cache, **icrm_options) as model:
+            status(f"judging 1 example with {model.model_name} …")
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
@@ -91,6 +93,7 @@ def score(
         if not examples:  # nothing to judge: no model to load
             tally = _write_all(failures, [], sink, output, unit)
         else:
+            status(f"loading the {icrm_options['engine']} engine …")
             from icrm_sgl.icrm import ICRM
             from icrm_sgl.pair_judging import judge_pairs
 
@@ -159,6 +162,8 @@ def _write_all(
             tally.add(result)
             sink.record(result.record())
     except KeyboardInterrupt:
+        if isinstance(results, Generator):
+            results.close()  # stops the batch and clears its progress bar first
         click.echo(tally.summary(output, interrupted=True), err=True)
         raise
     return tally

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
 from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
 from icrm_sgl.errors import EngineError, InputError
@@ -24,6 +25,7 @@ class Reply:
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
+    cut: bool = False  # the reply stopped at its token budget
 
 
 class HostedOptions(BaseModel):
@@ -36,7 +38,9 @@ class HostedOptions(BaseModel):
     api_key: SecretStr | None = None
     seed: int | None = None
     timeout: float = Field(300.0, gt=0, description="seconds per HTTP request")
-    max_tokens: int = Field(1024, ge=1, description="verdict budget when the call sets none")
+    max_tokens: int = Field(
+        512, ge=1, description="text fields' budget (split evenly) when the call sets none"
+    )
     max_retries: int = Field(3, ge=0, description="re-asks after an invalid verdict")
     max_attempts: int = Field(5, ge=1, description="tries per request on transient errors")
     backoff_base: float = Field(0.5, ge=0)
@@ -70,20 +74,28 @@ class HostedEngine:
         """Release connections; nothing by default."""
 
     def send(
-        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+        self, messages: list[Message], wanted: FieldRequest, completion: bool, gen: dict[str, Any]
     ) -> Reply:
-        """One API call for the conversation so far; raises ``EngineError``."""
+        """One API call for the conversation so far, asking for the fields ``wanted`` within
+        ``gen["max_tokens"]``; raises ``EngineError``."""
         raise NotImplementedError
 
     def judge(
         self, prompt: str, rm_type: str, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``."""
-        gen = {**gen, "max_tokens": gen.get("max_tokens") or self.options.max_tokens}
+        """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``.
+
+        ``gen["max_tokens"]`` is the budget of the verdict's text fields, split evenly as
+        the programs split it; each request's own budget is derived from the fields it
+        asks for (``FieldRequest.budget``), so the JSON always has room to close.
+        """
+        n_text = len(FieldRequest.whole(rm_type).text_keys)
+        field_tokens = max(1, (gen.get("max_tokens") or self.options.max_tokens) // n_text)
         last: list[tuple[list[Message], Reply]] = []
 
-        def send(messages: list[Message]) -> Reply:
-            reply = self.send(messages, rm_type, completion, gen)
+        def send(messages: list[Message], wanted: FieldRequest) -> Reply:
+            budget = {**gen, "max_tokens": wanted.budget(field_tokens)}
+            reply = self.send(messages, wanted, completion, budget)
             last[:] = [(messages, reply)]
             return reply
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from icrm_sgl.engines.hosted.fields import FieldRequest, Unreadable, read_fields
 from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.schemas import validate_verdict
 
@@ -63,50 +64,79 @@ class _Usage:
                 setattr(self, name, (getattr(self, name) or 0) + value)
 
 
-def problem_text(exc: ValidationError) -> str:
-    """A validation error in a few lines the model can act on."""
+def problem_text(errors: list[Any]) -> str:
+    """Validation errors in a few lines the model can act on."""
     lines = []
-    for err in exc.errors()[:5]:
+    for err in errors[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "(the whole reply)"
         lines.append(f"- {loc}: {err['msg']}")
     return "\n".join(lines)
 
 
-def fix_request(problem: str) -> str:
-    """The user turn appended after an invalid verdict."""
-    return (
-        "That evaluation is not valid JSON for the required schema:\n"
-        f"{problem}\n"
-        "Write the corrected evaluation again as one JSON object with exactly the required keys."
-    )
+def follow_up(problem: str, cut: bool, wanted: FieldRequest) -> str:
+    """The user turn after a reply that did not complete the verdict."""
+    keys = ", ".join(json.dumps(k) for k in wanted.keys)
+    if problem:
+        why = f"That evaluation is not valid JSON for the required schema:\n{problem}"
+    else:
+        why = "That evaluation was cut off at its length limit." if cut else "Keys are missing."
+    return f"{why}\nWrite only the remaining keys ({keys}) as one JSON object, briefly."
+
+
+@dataclass
+class _Collected:
+    """The valid fields gathered so far over one example's replies."""
+
+    rm_type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, found: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """The public verdict once every field is valid, else None and what to fix
+        (fields with a problem are dropped, to be asked for again)."""
+        self.fields.update(found)
+        try:
+            return validate_verdict(self.rm_type, self.fields).to_public(), ""
+        except ValidationError as exc:
+            wrong = [e for e in exc.errors() if e["type"] != "missing"]
+        for err in wrong:
+            self.fields.pop(err["loc"][0] if err["loc"] else "", None)
+        return None, problem_text(wrong)
 
 
 def obtain_verdict(
-    send: Callable[[list[Message]], Reply],
+    send: Callable[[list[Message], FieldRequest], Reply],
     prompt: str,
     rm_type: str,
     max_retries: int,
     backoff: Backoff,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ask until a reply validates (at most ``max_retries`` re-asks): verdict and meta."""
+    """Ask until the replies add up to a valid verdict (at most ``max_retries`` follow-ups):
+    a reply cut by its budget keeps what it finished, an invalid field is asked for again."""
     messages: list[Message] = [{"role": "user", "content": prompt}]
+    collected = _Collected(rm_type)
+    wanted = FieldRequest.whole(rm_type)
     usage = _Usage()
     started = time.perf_counter()
     for retries in range(max_retries + 1):
-        reply, attempts = backoff.call(partial(send, list(messages)))
+        reply, attempts = backoff.call(partial(send, list(messages), wanted))
         usage.add(reply, attempts)
         try:
-            verdict = validate_verdict(rm_type, reply.text).to_public()
-        except ValidationError as exc:
-            problem = problem_text(exc)
-            messages += [
-                {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": fix_request(problem)},
-            ]
-            continue
-        meta = {**vars(usage), "retries": retries}
-        meta["seconds"] = round(time.perf_counter() - started, 3)
-        return verdict, meta
+            verdict, problem = collected.add(read_fields(reply.text, reply.cut, wanted))
+        except Unreadable as exc:
+            verdict, problem = None, f"- (the whole reply): {exc}"
+        if verdict is not None:
+            meta = {**vars(usage), "retries": retries}
+            meta["seconds"] = round(time.perf_counter() - started, 3)
+            return verdict, meta
+        progress = len(wanted.missing(collected.fields).keys) < len(wanted.keys)
+        wanted = wanted.missing(collected.fields)
+        messages += [
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": follow_up(problem, reply.cut, wanted)},
+        ]
+    if reply.cut and not progress:
+        problem = "each reply was cut by its token budget before a field was finished"
+        problem += " (raise --max-tokens)"
     raise VerdictError(
         f"no valid verdict after {max_retries + 1} replies; last problem: "
         + json.dumps(problem)[1:-1],
