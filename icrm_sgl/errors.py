@@ -37,12 +37,16 @@ class EngineError(IcrmError, RuntimeError):
     """The engine failed to run a program (load failure, server error, bad grammar).
 
     ``retryable`` marks transient failures (rate limits, 5xx, timeouts, lost connections)
-    that are worth trying again after a pause.
+    that are worth trying again after a pause; ``retry_after`` is the pause the server
+    asked for (its ``Retry-After``), in seconds.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class VerdictError(IcrmError):

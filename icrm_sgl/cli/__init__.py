@@ -6,6 +6,7 @@ import gc
 import os
 import signal
 import sys
+import warnings
 
 import click
 
@@ -36,7 +37,20 @@ class Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    _quiet_program_threads()
     raise Terminated
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _quiet_program_threads()
+    raise KeyboardInterrupt
+
+
+def _quiet_program_threads() -> None:
+    """The process is stopping: a batch's sglang program threads still running fail once
+    the model is closed, and sglang warns about each with a traceback. Their examples are
+    not reported anyway, so those warnings are noise from here on."""
+    warnings.filterwarnings("ignore", message="Error in stream_executor", category=UserWarning)
 
 
 def _interrupted(exc: BaseException) -> None:
@@ -62,6 +76,7 @@ def main(group: click.Group = cli) -> None:
     bad input, 1 for a verdict that could not be produced); a closed stdout pipe exits
     141 without a word."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         group.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:

@@ -10,7 +10,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
-from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
+from icrm_sgl.engines.hosted.retry import obtain_verdict
+from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
 from icrm_sgl.errors import EngineError, InputError
 
 Message = dict[str, str]
@@ -59,8 +60,9 @@ class HostedEngine:
     def __init__(self, options: HostedOptions, model_name: str) -> None:
         self.options = options
         self.model_name = model_name
-        self.backoff = Backoff(
-            options.max_attempts, options.backoff_base, options.backoff_cap, self.where
+        # Busy answers are retried within one request's timeout.
+        self.backoff = RetryPolicy(
+            options.max_attempts, options.backoff_base, options.backoff_cap, options.timeout
         )
 
     @property
@@ -122,14 +124,21 @@ def resolve_key(options: HostedOptions, env_var: str, required: bool, where: str
     return key or None
 
 
-def status_error(status: int, detail: str, where: str, key: str | None) -> EngineError:
-    """An HTTP error as an ``EngineError``: 429 / 5xx retryable, auth without server text."""
+def status_error(
+    status: int, detail: str, where: str, key: str | None, retry_after: str | None = None
+) -> EngineError:
+    """An HTTP error as an ``EngineError``: 429 / 5xx retryable (after the server's
+    ``Retry-After`` when it sent one), auth without server text."""
     if status in (401, 403):
         return EngineError(f"{where}: authentication failed (HTTP {status}); check the API key")
     if key:
         detail = detail.replace(key, "***")
     retryable = status == 429 or status >= 500
-    return EngineError(f"{where}: HTTP {status}: {detail[:300]}", retryable=retryable)
+    return EngineError(
+        f"{where}: HTTP {status}: {detail[:300]}",
+        retryable=retryable,
+        retry_after=retry_after_seconds(retry_after) if retryable else None,
+    )
 
 
 def connection_error(exc: Exception, where: str) -> EngineError:

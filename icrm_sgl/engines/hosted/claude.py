@@ -103,7 +103,13 @@ class ClaudeEngine(HostedEngine):
         try:
             return parse_response(self.client.messages.create(**params))
         except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
+            raise status_error(
+                exc.status_code,
+                str(exc.message),
+                self.where,
+                self._key,
+                exc.response.headers.get("retry-after"),
+            ) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 

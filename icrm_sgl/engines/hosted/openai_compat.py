@@ -170,7 +170,13 @@ class OpenAICompatEngine(HostedEngine):
             laxer_left = format_kind is not None and format_kind + 1 < len(CHAT_FORMATS)
             if laxer_left and _rejects_format(exc):
                 raise _FormatRejected from exc
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
+            raise status_error(
+                exc.status_code,
+                str(exc.message),
+                self.where,
+                self._key,
+                exc.response.headers.get("retry-after"),
+            ) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 

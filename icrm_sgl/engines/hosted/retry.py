@@ -1,10 +1,10 @@
-"""The one retry function of every hosted engine: back off on transient errors, re-ask on
-invalid verdicts, and fail with a typed error rather than return anything invalid."""
+"""The one verdict loop of every hosted engine: each request tried under the busy-retry
+policy, follow-ups for what a reply left out or got wrong, and a typed error rather than
+anything invalid."""
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,39 +14,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from icrm_sgl.engines.hosted.fields import FieldRequest, Unreadable, read_fields
-from icrm_sgl.errors import EngineError, VerdictError
+from icrm_sgl.engines.retry import RetryPolicy
+from icrm_sgl.errors import VerdictError
 from icrm_sgl.schemas import validate_verdict
 
 if TYPE_CHECKING:
     from icrm_sgl.engines.hosted.base import Message, Reply
-
-
-@dataclass
-class Backoff:
-    """Exponential back-off with jitter for transient errors, bounded in attempts."""
-
-    max_attempts: int
-    base: float
-    cap: float
-    where: str
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based): full jitter."""
-        return random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
-
-    def call(self, request: Callable[[], Reply]) -> tuple[Reply, int]:
-        """The reply and how many attempts it took; the last error once the bound is hit."""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return request(), attempt
-            except EngineError as exc:
-                if not exc.retryable or attempt == self.max_attempts:
-                    if exc.retryable:
-                        raise EngineError(f"{exc} (gave up after {attempt} attempts)") from exc
-                    raise
-                self.sleep(self.delay(attempt))
-        raise AssertionError("unreachable")
 
 
 @dataclass
@@ -108,7 +81,7 @@ def obtain_verdict(
     prompt: str,
     rm_type: str,
     max_retries: int,
-    backoff: Backoff,
+    backoff: RetryPolicy,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ask until the replies add up to a valid verdict (at most ``max_retries`` follow-ups):
     a reply cut by its budget keeps what it finished, an invalid field is asked for again."""
