@@ -46,6 +46,13 @@ def check_generation(kwargs: Mapping[str, Any], ignored: Iterable[str] = ()) -> 
         raise InputError(f"{name}: {first['msg'].lower()}, got {given[name]!r}") from exc
 
 
+def check_count(name: str, value: Any) -> int:
+    """A whole number ≥ 0 (``num_shots=3``): not text, a fraction or a bool."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{name} must be a whole number ≥ 0, got {value!r}")
+    return value
+
+
 def check_example(example: Any, where: str = "example") -> Mapping[str, Any]:
     """An example must be a mapping (``{"conversation": ...}`` or the A/B pair)."""
     if not isinstance(example, Mapping):

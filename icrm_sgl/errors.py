@@ -18,6 +18,17 @@ class InputError(IcrmError, ValueError):
     """An example, a file or an option is malformed; raised before any model call."""
 
 
+class OutputError(IcrmError, OSError):
+    """An output file failed while being written (a full disk, an I/O error)."""
+
+
+class OutputClosed(IcrmError):
+    """The reader of standard output went away (``score … | head``): the CLI exits quietly."""
+
+    #: 128 + SIGPIPE, as a shell reports a process ended by a closed pipe.
+    exit_code = 141
+
+
 class MissingDependencyError(IcrmError, ImportError):
     """An optional package that the chosen engine needs is not installed."""
 
@@ -26,12 +37,16 @@ class EngineError(IcrmError, RuntimeError):
     """The engine failed to run a program (load failure, server error, bad grammar).
 
     ``retryable`` marks transient failures (rate limits, 5xx, timeouts, lost connections)
-    that are worth trying again after a pause.
+    that are worth trying again after a pause; ``retry_after`` is the pause the server
+    asked for (its ``Retry-After``), in seconds.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class VerdictError(IcrmError):

@@ -11,8 +11,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from icrm_sgl.arguments import check_example, check_examples, check_generation
+from icrm_sgl.arguments import check_count, check_example, check_examples, check_generation
 from icrm_sgl.engines import create_engine
+from icrm_sgl.engines.capabilities import launch_settings
 from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
@@ -84,6 +85,7 @@ class ICRM:
             feedback_template_path=feedback_template_path,
             shots_pool_path=shots_pool_path,
         )
+        check_count("num_shots", num_shots)
         self.rm_type = self.definition.name
         self.engine = engine
         self.num_shots = num_shots
@@ -101,10 +103,7 @@ class ICRM:
             "dtype": dtype,
             "quantization": quantization,
         }
-        self.engine_options = {
-            **{k: v for k, v in launch.items() if v is not None},
-            **engine_options,
-        }
+        self.engine_options = {**launch_settings(launch), **engine_options}
         # the cache opens first: a bad --cache-dir fails before a model loads
         self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
         self.overwrite_cache = overwrite_cache
@@ -258,13 +257,25 @@ class ICRM:
 
         Malformed examples are yielded first as failed ``Judgement``s and skipped; the
         others run. Each example's id is its ``id`` key, else its position. With
-        ``use_cache``, cached verdicts come first.
+        ``use_cache``, cached verdicts come first. Arguments are checked at the call, not
+        when the results are first read.
         """
         self._check_open()
+        self._generation(gen)
+        return self._judge_batch(check_examples(examples), shots, progress, num_threads, gen)
+
+    def _judge_batch(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        shots: Sequence[Shot] | None,
+        progress: bool,
+        num_threads: int | str | None,
+        gen: dict[str, Any],
+    ) -> Iterator[Judgement]:
         params, field_tokens = self._generation(gen)
         shots = self.default_shots if shots is None else list(shots)
         prompt = self.definition.prompt(shots)
-        failures, ids, arguments = self._prepare(check_examples(examples), prompt)
+        failures, ids, arguments = self._prepare(examples, prompt)
         yield from failures
         if not arguments:
             return
@@ -284,11 +295,16 @@ class ICRM:
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
-        for result in run(batch):
-            result.meta["shots"] = shot_ids
-            bar.update()
-            yield result
-        bar.close()
+        finished = False
+        try:
+            for result in run(batch):
+                result.meta["shots"] = shot_ids
+                bar.update()
+                yield result
+            finished = True
+        finally:
+            bar.leave = finished  # a stopped batch clears its bar: the caller's summary is last
+            bar.close()
 
     def judge_pair(
         self,

@@ -104,3 +104,42 @@ def test_a_closed_owned_model_does_not_kill_the_interpreter():
     lines = proc.stdout.splitlines()
     assert lines[0] == "model: this ICRM is closed; create a new one to judge again"
     assert lines[1].startswith("backend: engine error: model ") and "is closed" in lines[1]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.judge_batch(GOOD),
+        lambda m: m.judge_batch(5),
+        lambda m: m.judge_batch([GOOD], top_p=-0.1),
+    ],
+)
+def test_judge_batch_checks_its_arguments_at_the_call(pairwise_model, call):
+    """Not only when the results are first read: the mistake is on the line that made it."""
+    with pytest.raises(InputError):
+        call(pairwise_model)
+
+
+@pytest.mark.parametrize("bad", ["3", 1.5, True, -1, None])
+def test_num_shots_must_be_a_whole_number(local_backend, bad):
+    from icrm_sgl import ICRM
+
+    with pytest.raises(InputError, match=rf"num_shots must be a whole number ≥ 0, got {bad!r}"):
+        ICRM(rm_type="pairwise", backend=local_backend, num_shots=bad)
+
+
+def test_the_seeds_launch_defaults_are_accepted_where_they_change_nothing(local_backend):
+    """``num_workers=1, num_gpu_per_worker=1`` are the original's documented defaults."""
+    from icrm_sgl import ICRM
+
+    with ICRM(rm_type="pairwise", num_workers=1, num_gpu_per_worker=1, num_shots=0) as model:
+        assert model.judge(GOOD, **FAST).ok
+    hosted = ICRM(
+        rm_type="pairwise",
+        engine="openai",
+        model_name="m",
+        base_url="http://127.0.0.1:9/v1",
+        num_workers=1,
+        num_gpu_per_worker=1,
+    )
+    hosted.close()

@@ -33,7 +33,7 @@ def test_output_option_is_honoured_for_a_single_example(tmp_path, run_cli):
     (record,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert record["id"] == "0"
     validate_verdict("pairwise", record["verdict"])
-    assert "1 verdicts, 0 malformed examples skipped, 0 failed" in proc.stderr
+    assert "1 verdict, 0 malformed examples skipped, 0 failed" in proc.stderr
 
 
 def test_limit_judges_only_the_first_examples(tmp_path, run_cli):
@@ -68,7 +68,7 @@ def test_a_context_overflow_exits_1_for_one_example_as_in_a_batch(tmp_path, run_
     proc = run_cli("score", batch, *SMALL_CONTEXT)
     assert proc.returncode == 1, proc.stderr
     assert "failed line 1: engine error:" in proc.stderr
-    assert "1 verdicts, 0 malformed examples skipped, 1 failed" in proc.stderr
+    assert "1 verdict, 0 malformed examples skipped, 1 failed" in proc.stderr
 
 
 def test_sigterm_flushes_prints_the_summary_and_exits_143(tmp_path):
@@ -92,6 +92,6 @@ def test_sigterm_flushes_prints_the_summary_and_exits_143(tmp_path):
     assert lines.index(summary) < lines.index("interrupted (SIGTERM)")
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert 1 <= len(records) < 12
-    assert f"interrupted after {len(records)} verdicts" in summary
+    assert f"interrupted after {len(records)} verdict" in summary
     for record in records:
         validate_verdict("pairwise", record["verdict"])

@@ -100,7 +100,7 @@ def test_feedback_template_with_an_unknown_key_names_it(local_backend, tmp_path)
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("num_workers", 2), ("num_gpu_per_worker", 1), ("dtype", "bfloat16"), ("quantization", "awq")],
+    [("num_workers", 2), ("num_gpu_per_worker", 2), ("dtype", "bfloat16"), ("quantization", "awq")],
 )
 def test_launch_parameters_without_meaning_on_the_local_engine_name_it(option, value):
     with pytest.raises(InputError, match=rf"engine 'local': no option '{option}'"):
@@ -116,6 +116,17 @@ def test_icrm_test_command_prints_a_valid_verdict(run_cli):
     proc = run_cli("test", *args, main=main)
     assert proc.returncode == 0, proc.stderr
     validate_verdict("pairwise", json.loads(proc.stdout))
+
+
+def test_icrm_test_takes_the_dashed_spelling_of_every_flag(run_cli, tmp_path, monkeypatch):
+    from icrm_sgl.cli.original import main
+
+    monkeypatch.setenv("ICRM_CACHE_DIR", str(tmp_path))
+    args = [str(EXAMPLES / "test_individual.json"), "--rm-type", "individual", "--num-shots", "0"]
+    args += ["--use-cache", "--overwrite-cache", "--num-workers", "1", "--num-gpu-per-worker", "1"]
+    proc = run_cli("test", *args, main=main)
+    assert proc.returncode == 0, proc.stderr
+    validate_verdict("individual", json.loads(proc.stdout))
 
 
 def test_icrm_test_with_a_meaningless_flag_is_one_line_and_exit_2(run_cli):

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,8 @@ PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isol
 def wheel(tmp_path_factory) -> Path:
     """A wheel built from a copy of the tracked sources (the work tree stays clean)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
     src = tmp / "src"
-    for name in files:
+    for name in source_files():
         if (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
@@ -45,6 +39,34 @@ def wheel(tmp_path_factory) -> Path:
     )
     (path,) = out.glob("icrm_sgl-*.whl")
     return path
+
+
+#: What an unpacked sdist or a copied tree may hold besides the sources.
+NOT_SOURCES = ("__pycache__", "*.egg-info", "build", "dist", ".venv", ".git", "eval-results")
+
+
+def source_files() -> list[str]:
+    """The tracked (and new, not ignored) files of a git checkout; outside one (an unpacked
+    sdist), every file but build output and caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        listed = None
+    if listed:
+        return listed
+    files = (path.relative_to(ROOT) for path in ROOT.rglob("*") if path.is_file())
+    return [str(rel) for rel in files if not _built(rel)]
+
+
+def _built(rel: Path) -> bool:
+    """Build output, caches or version control: not part of the sources."""
+    return any(fnmatch(part, pattern) for part in rel.parts for pattern in NOT_SOURCES)
 
 
 def data_files_opened() -> set[str]:
@@ -120,3 +142,12 @@ def test_wheel_installed_in_a_fresh_venv_scores_the_example(wheel, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     validate_verdict("pairwise", json.loads(proc.stdout))
+
+
+def test_the_sources_are_found_outside_a_git_checkout(monkeypatch):
+    """An unpacked sdist has no git: the wheel is then built from the files on disk."""
+    monkeypatch.setenv("PATH", "")  # no git to run
+    names = source_files()
+    assert "pyproject.toml" in names and "icrm_sgl/__init__.py" in names
+    assert not any(_built(Path(n)) for n in names)
+    assert not any(n.startswith(".git/") or "__pycache__" in n for n in names)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options, split_options
+from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options_for, split_options
 from icrm_sgl.errors import InputError
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
@@ -66,7 +66,7 @@ def default_output_dir(source: str) -> Path:
     help="Headline reconciliation: greedy choices, or probability-weighted margins "
     "(default: probability when the engine reports probabilities). Both are in metrics.json.",
 )
-@judge_options
+@judge_options_for("pairwise")
 def eval_command(
     source: str,
     fmt: str | None,

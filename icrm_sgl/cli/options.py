@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import click
@@ -62,8 +63,11 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Engine, model, shots, prompt mode and sampling options."""
+def judge_options(
+    func: Callable[..., Any], rm_type_default: str = "detected from the input's keys"
+) -> Callable[..., Any]:
+    """Engine, model, shots, prompt mode and sampling options; ``rm_type_default`` says
+    in the help what the command judges without ``--rm-type``."""
     options = [
         click.option(
             "--engine",
@@ -105,7 +109,7 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--rm-type",
             type=click.Choice(BUILTIN_NAMES),
             default=None,
-            help="Built-in judging mode (default: detected from the input's keys).",
+            help=f"Built-in judging mode [default: {rm_type_default}].",
         ),
         click.option(
             "--judge",
@@ -168,8 +172,8 @@ def judge_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--max-tokens",
             type=click.IntRange(1),
             default=None,
-            help="Token budget for the verdict's text fields, split evenly (hosted engines: "
-            "the whole verdict, default 1024).",
+            help="Token budget for the verdict's text fields, split evenly, at most 128 "
+            "per field [default: 128 per field: 512 individual, 640 pairwise].",
         ),
         click.option(
             "--temperature",
@@ -214,3 +218,8 @@ def echo_cache_note(model: Any) -> None:
     note = model.cache.rejected_note() if model.cache is not None else None
     if note:
         click.echo(note, err=True)
+
+
+def judge_options_for(rm_type_default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``judge_options`` for a command with a fixed default judging mode."""
+    return partial(judge_options, rm_type_default=rm_type_default)

@@ -36,7 +36,9 @@ def _path(*names: str) -> Any:
 @click.option("--dtype", default=None, help="Launched servers' weight dtype.")
 @click.option("--quantization", default=None, help="Launched servers' quantization.")
 @click.option("--use_cache/--nouse_cache", "--use-cache/--no-use-cache", default=False)
-@click.option("--overwrite_cache/--nooverwrite_cache", default=False)
+@click.option(
+    "--overwrite_cache/--nooverwrite_cache", "--overwrite-cache/--no-overwrite-cache", default=False
+)
 @click.option("--completion/--nocompletion", default=None, help="Default: the engine's mode.")
 @click.option("--num_shots", "--num-shots", type=click.IntRange(0), default=3, show_default=True)
 @_path("--template_path", "--template-path")

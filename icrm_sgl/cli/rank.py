@@ -12,9 +12,11 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     icrm_judge,
-    judge_options,
+    judge_options_for,
     split_options,
 )
+from icrm_sgl.cli.sink import RecordSink
+from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import load_examples
 from icrm_sgl.ranking import conversations
@@ -22,7 +24,7 @@ from icrm_sgl.ranking import conversations
 
 @click.command("rank")
 @click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
-@judge_options
+@judge_options_for("individual")
 @cache_options
 @click.option(
     "--output",
@@ -57,13 +59,14 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
             records.append({"id": item_id, "error": str(exc)})
             continue
         items.append((item_id, item))
-    with click.open_file(output or "-", "w", encoding="utf-8") as sink:
+    with RecordSink(output) as sink:
         for record in records:
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.record(record)
         if items:
-            _rank_all(items, loaded.single, judge, gen, icrm_options, counts, sink)
+            shown = loaded.single and not output
+            _rank_all(items, shown, judge, gen, icrm_options, counts, sink)
     click.echo(
-        f"{counts['ok']} ranked, {counts['input']} malformed items skipped, "
+        f"{counts['ok']} ranked, {plural(counts['input'], 'malformed item')} skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
         err=True,
     )
@@ -86,12 +89,15 @@ def _rank_all(
     gen: dict[str, Any],
     icrm_options: dict[str, Any],
     counts: dict[str, int],
-    sink: Any,
+    sink: RecordSink,
 ) -> None:
-    """Rank the checked items: one as indented JSON, several as JSONL records."""
+    """Rank the checked items: a single item shown on stdout as indented JSON, else
+    (several, or any with --output) one JSONL record each."""
+    status(f"loading the {icrm_options['engine']} engine …")
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
     with ICRM(**icrm_judge(judge, "individual"), **icrm_options) as model:
+        status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
         for item_id, item in items:
             where = "item" if single else f"item {item_id}"
             try:
@@ -107,12 +113,11 @@ def _rank_all(
                     raise
                 counts["failed"] += 1
                 click.echo(f"failed {item_id}: {exc}", err=True)
-                sink.write(json.dumps({"id": item_id, "error": str(exc)}) + "\n")
+                sink.record({"id": item_id, "error": str(exc)})
                 continue
             counts["ok"] += 1
             if single:
-                click.echo(json.dumps(ranking, indent=4, ensure_ascii=False))
+                sink.write(json.dumps(ranking, indent=4, ensure_ascii=False) + "\n")
                 break
-            sink.write(json.dumps({"id": item_id, "ranking": ranking}, ensure_ascii=False) + "\n")
-            sink.flush()
+            sink.record({"id": item_id, "ranking": ranking})
     echo_cache_note(model)

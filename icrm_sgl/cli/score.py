@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import IO, Any
+from typing import Any
 
 import click
 
@@ -19,8 +19,9 @@ from icrm_sgl.cli.options import (
     judge_options,
     split_options,
 )
+from icrm_sgl.cli.sink import RecordSink
+from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import open_for_writing
 from icrm_sgl.inputs import Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 
@@ -69,32 +70,34 @@ def score(
     if both_orders and any(chosen.pair is None for chosen, _ in groups):
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     if loaded.single and not output:
+        sink = RecordSink(None)
         if problems:
             raise InputError(problems[0][1])
+        status(f"loading the {icrm_options['engine']} engine …")
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
         from icrm_sgl.pair_judging import judge_pair
 
         ((chosen, examples),) = groups
         selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
         with ICRM(**selected, **icrm_options) as model:
+            status(f"judging 1 example with {model.model_name} …")
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:
                 shown = model.judge(examples[0], **gen).verdict
         echo_cache_note(model)
-        click.echo(json.dumps(shown, indent=4, ensure_ascii=False))
+        sink.write(json.dumps(shown, indent=4, ensure_ascii=False) + "\n")
         return
     failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
-    with open_for_writing(output) if output else nullcontext(sys.stdout) as sink:
+    unit = "pair judged in both orders" if both_orders else "verdict"
+    with RecordSink(output) as sink:
         if not groups:  # nothing to judge: no model to load
-            tally = _write_all(failures, [], sink, output)
+            tally = _write_all(failures, [], sink, output, unit)
         else:
+            status(f"loading the {icrm_options['engine']} engine …")
             with _models(groups, judge, icrm_options) as models:
-                results = chain.from_iterable(
-                    _results(model, examples, both_orders, gen)
-                    for model, examples in zip(models, [e for _, e in groups], strict=True)
-                )
-                tally = _write_all(failures, results, sink, output)
+                results = _all_results(models, groups, both_orders, gen)
+                tally = _write_all(failures, results, sink, output, unit)
                 for model in models:
                     echo_cache_note(model)
     click.echo(tally.summary(output), err=True)
@@ -118,25 +121,30 @@ def _models(groups: list[Group], judge: Any, icrm_options: dict[str, Any]) -> It
             model.close()
 
 
-def _results(
-    model: Any, examples: list[dict[str, Any]], both_orders: bool, gen: dict[str, Any]
-) -> Iterable[Any]:
-    if both_orders:
-        from icrm_sgl.pair_judging import judge_pairs
+def _all_results(
+    models: list[Any], groups: list[Group], both_orders: bool, gen: dict[str, Any]
+) -> Generator[Any, None, None]:
+    """Each group's results through its model, one group after another (a generator, so
+    an interrupt closes the running batch and its progress bar)."""
+    for model, (_, examples) in zip(models, groups, strict=True):
+        if both_orders:
+            from icrm_sgl.pair_judging import judge_pairs
 
-        return judge_pairs(model, examples, True, progress=True, **gen)
-    return model.judge_batch(examples, progress=True, **gen)
+            yield from judge_pairs(model, examples, True, progress=True, **gen)
+        else:
+            yield from model.judge_batch(examples, progress=True, **gen)
 
 
 @dataclass
 class Tally:
-    """Counts for the summary line and the exit code."""
+    """Counts for the summary line and the exit code; ``unit`` names what ``ok`` counts."""
 
     ok: int = 0
     malformed: int = 0
     failed: int = 0
     retries: int | None = None
     tokens: int = 0
+    unit: str = "verdict"
 
     def add(self, result: Judgement) -> None:
         meta = result.meta
@@ -156,10 +164,10 @@ class Tally:
     def summary(self, output: str | None, interrupted: bool = False) -> str:
         return (
             ("interrupted after " if interrupted else "")
-            + f"{self.ok} verdicts, {self.malformed} malformed examples skipped, "
-            + f"{self.failed} failed"
-            + (f", {self.retries} retries" if self.retries is not None else "")
-            + (f", {self.tokens} tokens" if self.tokens else "")
+            + f"{plural(self.ok, self.unit)}, {plural(self.malformed, 'malformed example')} "
+            + f"skipped, {self.failed} failed"
+            + (f", {plural(self.retries, 'retry', 'retries')}" if self.retries is not None else "")
+            + (f", {plural(self.tokens, 'token')}" if self.tokens else "")
             + (f"; records in {output}" if output else "")
         )
 
@@ -169,17 +177,22 @@ class Tally:
 
 
 def _write_all(
-    failures: list[Judgement], results: Iterable[Judgement], sink: IO[str], output: str | None
+    failures: list[Judgement],
+    results: Iterable[Judgement],
+    sink: RecordSink,
+    output: str | None,
+    unit: str,
 ) -> Tally:
     """Write and flush each record as it comes; on Ctrl-C or SIGTERM, the summary of what
     was written is printed before the interrupt goes on."""
-    tally = Tally()
+    tally = Tally(unit=unit)
     try:
         for result in chain(failures, results):
             tally.add(result)
-            sink.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
-            sink.flush()
+            sink.record(result.record())
     except KeyboardInterrupt:
+        if isinstance(results, Generator):
+            results.close()  # stops the batch and clears its progress bar first
         click.echo(tally.summary(output, interrupted=True), err=True)
         raise
     return tally

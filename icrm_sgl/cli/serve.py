@@ -77,7 +77,7 @@ def serve(**options: Any) -> None:
     try:
         from icrm_sgl.serve.config import ServeConfig
         from icrm_sgl.serve.judges import Judges
-        from icrm_sgl.serve.server import run
+        from icrm_sgl.serve.server import bind, run
     except ImportError as exc:
         raise MissingDependencyError(
             f"serve needs {exc.name!r}: pip install 'icrm-sgl[serve]'"
@@ -87,9 +87,11 @@ def serve(**options: Any) -> None:
     settings = {key: options.pop(key) for key in serve_keys}
     judge, gen, icrm_options = split_options(options)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
-    judges = Judges.open(*([(judge,)] if judge else []), **icrm_options)
-    try:
-        judges.check(config.gen)
-        run(config, lambda: judges, log_level)
-    finally:
-        judges.close()
+    sock = bind(config.host, config.port)
+    with sock:
+        judges = Judges.open(*([(judge,)] if judge else []), **icrm_options)
+        try:
+            judges.check(config.gen)
+            run(config, lambda: judges, log_level, sock)
+        finally:
+            judges.close()

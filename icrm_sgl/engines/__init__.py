@@ -79,9 +79,12 @@ def option_problems(exc: ValidationError) -> str:
     not have is named as such."""
     problems = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "options"
+        where = ".".join(str(p) for p in err["loc"])
+        reason = err["ctx"]["error"] if err["type"] == "value_error" else err["msg"]
         if err["type"] == "extra_forbidden":
             problems.append(f"no option {where!r} (it has no meaning for this engine)")
+        elif not where:  # a check across options: its own words suffice
+            problems.append(str(reason))
         else:
-            problems.append(f"bad option {where}: {err['msg']}")
+            problems.append(f"bad option {where}: {reason}")
     return "; ".join(problems)

@@ -19,6 +19,7 @@ import time
 import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import requests
@@ -36,6 +37,7 @@ from sglang.lang.ir import SglSamplingParams
 from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import local_chat_template, template_name_in
 from icrm_sgl.engines.protocol import EngineOptions
+from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
 from icrm_sgl.engines.server_process import (
     HOST,
     ServerGroup,
@@ -76,6 +78,11 @@ _LAUNCH_ONLY = (
 )
 
 
+#: Answers that mean "busy, ask again": rate limited, no worker ready behind a router
+#: (smg's 503 with its circuit breaker open), a gateway without an answer.
+BUSY_STATUSES = frozenset({429, 502, 503, 504})
+
+
 class SglangOptions(EngineOptions):
     """Settings of the sglang engine: an endpoint to connect to, or how to launch a server."""
 
@@ -105,6 +112,9 @@ class SglangOptions(EngineOptions):
     batch_threads: int = Field(64, ge=1, description="run_batch threads (requests in flight)")
     request_timeout: float = Field(10.0, gt=0, description="seconds for health/model checks")
     generate_timeout: float = Field(300.0, gt=0, description="seconds for one /generate request")
+    max_attempts: int = Field(
+        5, ge=1, description="tries per request while the server or router answers busy"
+    )
     layout: Literal["per_field", "one_request"] = Field(
         "one_request", description="text fields in one request, or one request per field"
     )
@@ -151,7 +161,10 @@ class SglangOptions(EngineOptions):
     @model_validator(mode="after")
     def _check_mode(self) -> SglangOptions:
         if self.endpoint is None and not self.model_name:
-            raise ValueError("give a model to launch a server, or an endpoint to connect to")
+            raise ValueError(
+                "give a model to launch a server (--model), or the URL of a running one "
+                "(--endpoint)"
+            )
         misplaced = sorted(self.model_fields_set & set(_LAUNCH_ONLY))
         if self.endpoint is not None and misplaced:
             raise ValueError(f"{', '.join(misplaced)} only apply when launching (no endpoint)")
@@ -269,6 +282,9 @@ class SglangBackend(BaseBackend):
             options.chat_template, model_info.get("model_path", "")
         )
         self._local = threading.local()
+        # A router with no worker ready, or a server shedding load, answers busy: retried
+        # within one request's time budget.
+        self._retry = RetryPolicy(options.max_attempts, budget=options.generate_timeout)
         self._scoring = ThreadPoolExecutor(max_workers=16, thread_name_prefix="icrm-select")
         self._seen_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._seen_lock = threading.Lock()
@@ -302,6 +318,12 @@ class SglangBackend(BaseBackend):
         if s is not None and self.workers is not None:
             headers[ROUTING_KEY_HEADER] = program_run_id(s)
         url = (base_url or self.base_url) + path
+        request = partial(self._post_once, url, payload, headers)
+        return self._retry.call(request)[0] if path == "/generate" else request()
+
+    def _post_once(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> Any:
+        """One POST; a busy answer (429, 502-504, a refused connection) as a retryable
+        ``EngineError`` carrying the server's ``Retry-After``."""
         timeout = self.options.generate_timeout
         try:
             res = self._session().post(
@@ -310,24 +332,28 @@ class SglangBackend(BaseBackend):
                 headers=headers,
                 timeout=(self.options.request_timeout, timeout),
             )
-        except requests.Timeout as exc:
+        except requests.Timeout as exc:  # the whole budget is spent: not retried
             raise EngineError(
                 f"sglang server {self.base_url}: no answer within {timeout:g} s "
-                "(raise it with -E generate_timeout=SECONDS)",
-                retryable=True,
+                "(raise it with -E generate_timeout=SECONDS)"
             ) from exc
         except requests.RequestException as exc:
             raise EngineError(
                 f"sglang server {self.base_url}: request failed ({type(exc).__name__})",
-                retryable=True,
+                retryable=isinstance(exc, requests.ConnectionError),
             ) from exc
         if res.status_code != 200:
             try:
                 detail = res.json()
             except ValueError:
                 detail = res.text
-            raise EngineError(f"sglang server {self.base_url}: HTTP {res.status_code}: {detail}")
-        return res.json() if path == "/generate" else res.text
+            busy = res.status_code in BUSY_STATUSES
+            raise EngineError(
+                f"sglang server {self.base_url}: HTTP {res.status_code}: {detail}",
+                retryable=busy,
+                retry_after=retry_after_seconds(res.headers.get("Retry-After")) if busy else None,
+            )
+        return res.json() if url.endswith("/generate") else res.text
 
     def _remember(self, s: StreamExecutor, meta: dict) -> None:
         with self._seen_lock:

@@ -3,8 +3,9 @@
 ``prompt=instruction,input=context,a=response_1,b=response_2,label=preference`` says
 which field holds what. The instruction and an optional input are joined into the user
 turn. A label is 1 / "A" (the first reply is better), 2 / "B", or 0 / "tie"; a list of
-labels (several annotators) is decided by the most common one, and a draw between the
-most common labels is a tie. Ties stay in the data as ties.
+labels, or several label columns (``label=annotator1+annotator2+annotator3``, or ``label=``
+given once per column), is decided by the most common label, and a draw between the most
+common labels is a tie. Ties stay in the data as ties.
 """
 
 from __future__ import annotations
@@ -47,19 +48,18 @@ class ColumnMap(BaseModel):
     id: str | None = None
     subset: str | None = None
 
+    @property
+    def label_fields(self) -> list[str]:
+        """The label column(s): several annotators' columns are joined with ``+``."""
+        return [f.strip() for f in self.label.split("+")]
+
 
 def parse_columns(spec: str | Mapping[str, str] | ColumnMap) -> ColumnMap:
     """A ``ColumnMap`` from ``"prompt=…,a=…,b=…,label=…"`` text or a dict."""
     if isinstance(spec, ColumnMap):
         return spec
     if isinstance(spec, str):
-        items = {}
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            key, sep, value = part.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise InputError(f"--columns: expected NAME=FIELD, got {part!r}")
-            items[key.strip()] = value.strip()
-        spec = items
+        spec = _column_items(spec)
     try:
         return ColumnMap.model_validate(dict(spec))
     except ValidationError as exc:
@@ -71,9 +71,22 @@ def parse_columns(spec: str | Mapping[str, str] | ColumnMap) -> ColumnMap:
         ) from None
 
 
+def _column_items(spec: str) -> dict[str, str]:
+    """``NAME=FIELD`` pairs of the text form; ``label`` may be given once per column."""
+    items: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or not key or not value:
+            raise InputError(f"--columns: expected NAME=FIELD, got {part!r}")
+        if key in items and key != "label":
+            raise InputError(f"--columns: {key} given twice")
+        items[key] = f"{items[key]}+{value}" if key in items else value
+    return items
+
+
 def _one_label(value: Any, where: str) -> str:
     key = value.strip() if isinstance(value, str) else value
-    if isinstance(key, bool) or key not in LABELS:
+    if isinstance(key, bool) or not isinstance(key, int | str) or key not in LABELS:
         raise InputError(f"{where}: label must be 1/2/0, A/B or tie, got {value!r}")
     return LABELS[key]
 
@@ -88,6 +101,17 @@ def majority_label(value: Any, where: str) -> str:
     if len(counts) > 1 and counts[0][1] == counts[1][1]:
         return "tie"
     return counts[0][0]
+
+
+def _labels(record: Mapping[str, Any], fields: list[str], where: str) -> Any:
+    """The label of one column as it is, or every label of several columns in one list."""
+    for field in fields:
+        if field not in record:
+            raise InputError(f"{where}: missing field {field!r}")
+    if len(fields) == 1:
+        return record[fields[0]]
+    values = [record[f] for f in fields]
+    return [v for value in values for v in (value if isinstance(value, list) else [value])]
 
 
 def _text(record: Mapping[str, Any], field: str, where: str) -> str:
@@ -109,9 +133,7 @@ def mapped_pair(
     user = _text(record, columns.prompt, where)
     if columns.input is not None and record.get(columns.input):
         user = f"{user}\n\n{_text(record, columns.input, where)}"
-    if columns.label not in record:
-        raise InputError(f"{where}: missing field {columns.label!r}")
-    label = majority_label(record[columns.label], where)
+    label = majority_label(_labels(record, columns.label_fields, where), where)
     a, b = (
         [
             {"role": "user", "content": user},

@@ -325,7 +325,7 @@ def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPa
     path = Path(source)
     if path.is_file():
         records = [r.value for r in _read_records(path)]
-        return _from_columns(records, columns, str(path), path.resolve().parent.name)
+        return _from_columns(records, columns, str(path), path.stem)
     if path.is_dir():
         raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
     _load_hub_check(source)

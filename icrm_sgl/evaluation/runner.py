@@ -165,15 +165,20 @@ class Evaluator:
         pending: dict[str, list[tuple[str, Judgement]]] = {}
         expected = Counter(job.pair.id for job in jobs)
         written = 0
-        for job, result in self._judge(jobs):
-            pending.setdefault(job.pair.id, []).append((job.slot, result))
-            if len(pending[job.pair.id]) == expected[job.pair.id]:
-                record = pair_record(job.pair, self.model.rm_type, pending.pop(job.pair.id))
-                store.append(record)
-                written += 1
-                bar.set_postfix(totals.update(record), refresh=False)
-                bar.update()
-        bar.close()
+        try:
+            for job, result in self._judge(jobs):
+                pending.setdefault(job.pair.id, []).append((job.slot, result))
+                if len(pending[job.pair.id]) == expected[job.pair.id]:
+                    record = pair_record(job.pair, self.model.rm_type, pending.pop(job.pair.id))
+                    store.append(record)
+                    written += 1
+                    bar.set_postfix(totals.update(record), refresh=False)
+                    bar.update()
+        except BaseException:
+            bar.leave = False  # an interrupted run's summary, not its bar, is the last line
+            raise
+        finally:
+            bar.close()
         return written
 
     def _judge(self, jobs: list[Job]) -> Iterator[tuple[Job, Judgement]]:

@@ -1,6 +1,7 @@
 """Rewards from a running ``icrm-sgl serve`` over OpenRLHF's ``/get_reward``: batched
-requests, ``429`` / ``503`` retried after ``Retry-After`` (or a jittered back-off), and
-every request of a call bounded by one deadline, so a training step never waits forever."""
+requests, ``429`` / ``503`` retried by the one busy-retry policy (``engines.retry``:
+``Retry-After`` or a jittered back-off), and every request of a call bounded by one
+deadline, so a training step never waits forever."""
 
 from __future__ import annotations
 
@@ -13,20 +14,14 @@ from typing import Any
 import requests
 
 from icrm_sgl.engines.hosted.base import connection_error, status_error
-from icrm_sgl.engines.hosted.retry import Backoff
+from icrm_sgl.engines.retry import RetryPolicy
 from icrm_sgl.errors import EngineError
 from icrm_sgl.integrations.outcome import Failure, Outcome
 
 #: Statuses that mean "busy or going away, ask again".
 _RETRY = (429, 503)
-
-
-def _retry_after(reply: requests.Response) -> float:
-    """The server's ``Retry-After`` in seconds (0 when absent or not a number)."""
-    try:
-        return max(0.0, float(reply.headers.get("Retry-After", 0)))
-    except ValueError:
-        return 0.0
+#: Tries per request; the call's ``timeout`` bounds them too.
+_MAX_ATTEMPTS = 20
 
 
 @dataclass
@@ -45,7 +40,6 @@ class RewardEndpoint:
             self.url += "/get_reward"
         self.api_key = self.api_key or os.environ.get("ICRM_API_KEY")
         self.where = f"reward endpoint {self.url}"
-        self._backoff = Backoff(1, 0.5, 8.0, self.where)
         self._session = requests.Session()
 
     def rewards(self, pairs: Sequence[tuple[str, str]]) -> list[Outcome]:
@@ -87,12 +81,12 @@ class RewardEndpoint:
         return [outcomes[i] for i in range(len(chunk))]
 
     def _post(self, chunk: list[tuple[str, str]], deadline: float) -> requests.Response:
-        """One request, retried while the server is busy or unreachable, until ``deadline``."""
+        """One request, retried under the busy-retry policy while the server is busy or
+        unreachable, until ``deadline``."""
         body = {"query": [p + r for p, r in chunk], "prompts": [p for p, _ in chunk]}
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def once() -> requests.Response:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise EngineError(f"{self.where}: no answer within {self.timeout:g} s")
@@ -100,17 +94,17 @@ class RewardEndpoint:
             try:
                 reply = self._session.post(self.url, json=body, headers=headers, timeout=remaining)
             except requests.RequestException as exc:
-                error, wait = connection_error(exc, self.where), self._backoff.delay(attempt)
-            else:
-                if reply.status_code not in _RETRY:
-                    return reply
-                error = status_error(reply.status_code, reply.text, self.where, self.api_key)
-                wait = max(_retry_after(reply), self._backoff.delay(attempt))
-            if time.monotonic() + wait >= deadline:
-                raise EngineError(
-                    f"{error} (gave up after {attempt} attempts within {self.timeout:g} s)"
+                raise connection_error(exc, self.where) from exc
+            if reply.status_code in _RETRY:
+                retry_after = reply.headers.get("Retry-After")
+                raise status_error(
+                    reply.status_code, reply.text, self.where, self.api_key, retry_after
                 )
-            self.sleep(wait)
+            return reply
+
+        budget = max(0.0, deadline - time.monotonic())
+        policy = RetryPolicy(_MAX_ATTEMPTS, budget=budget, sleep=self.sleep)
+        return policy.call(once)[0]
 
     def close(self) -> None:
         self._session.close()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 from typing import Any
 
 from icrm_sgl.engines.protocol import HostedJudge
 from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.runners.base import Batch, RunContext
+from icrm_sgl.runners.threads import completed
+from icrm_sgl.schemas import public_keys
 
 
 class HostedRunner:
@@ -23,17 +25,16 @@ class HostedRunner:
     def run(self, batch: Batch) -> Iterator[Judgement]:
         """Results as they complete; engine and verdict failures are per example, any
         other exception propagates."""
-        gen = {**batch.params, "max_tokens": batch.max_tokens}
-        pool = ThreadPoolExecutor(max_workers=self.context.threads(batch.num_threads))
-        try:
-            futures = [
-                pool.submit(self._judge, ex_id, batch.prompt.render(fields), gen)
-                for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
-            ]
-            for future in as_completed(futures):
-                yield future.result()
-        finally:  # a consumer that stops early (or Ctrl-C) leaves no requests queued
-            pool.shutdown(cancel_futures=True)
+        # The text fields' budget as the programs have it: ``field_tokens`` per field.
+        n_text = len(public_keys(self.context.rm_type)) - 1
+        gen = {**batch.params, "max_tokens": batch.field_tokens * n_text}
+        calls = [
+            partial(self._judge, ex_id, batch.prompt.render(fields), gen)
+            for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
+        ]
+        # A consumer that stops early (or Ctrl-C) leaves no request queued, and none that
+        # is in flight holds up the process's exit.
+        yield from completed(calls, self.context.threads(batch.num_threads))
 
     def _judge(self, ex_id: str, prompt: str, gen: dict[str, Any]) -> Judgement:
         meta = self.context.meta()

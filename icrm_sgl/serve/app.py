@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
@@ -281,11 +282,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPProblem(413, f"body over {limit} bytes", "too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPProblem(413, f"body over {limit} bytes", "too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPProblem(413, f"body over {limit} bytes", "too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        request.app.state.icrm.metrics.failure("disconnect")
+        raise HTTPProblem(499, "client closed the request", "disconnect") from None
     return b"".join(chunks)
 
 

@@ -105,6 +105,12 @@ class Batcher:
     def draining(self) -> bool:
         return self._drain_deadline is not None
 
+    def idle(self) -> bool:
+        """Nothing queued and nothing in the engine."""
+        with self._cond:
+            self._purge()
+            return not self._queue and not self._in_engine
+
     def drained(self) -> bool:
         """True once the drain deadline has passed: waiting clients get their answer now."""
         return self._drain_deadline is not None and time.monotonic() >= self._drain_deadline

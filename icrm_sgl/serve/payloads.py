@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.integrations.convert import to_conversation
 from icrm_sgl.judges import Judge, as_judge
@@ -94,6 +95,10 @@ def load_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestRejected([Problem(None, None, f"body is not valid JSON: {exc}")]) from None
+    except RecursionError:
+        raise RequestRejected(
+            [Problem(None, None, "body nests arrays or objects too deeply")]
+        ) from None
 
 
 def parse_examples(data: Any, modes: tuple[Judge | str, ...]) -> Parsed:
@@ -195,7 +200,10 @@ def reward_examples(request: RewardRequest, judge: Judge | str) -> list[dict[str
         problems.append(Problem(None, "labels", "a pairwise server needs labels (references)"))
     if problems:
         raise RequestRejected(problems)
-    examples, problems = [], []
+    problems = _text_problems(request)
+    if problems:
+        raise RequestRejected(problems)
+    examples = []
     for i, (query, prompt) in enumerate(zip(request.query, request.prompts or [], strict=True)):
         if not query.startswith(prompt):
             problems.append(Problem(i, "query", f"query {i} does not start with prompts[{i}]"))
@@ -220,3 +228,17 @@ def reward_examples(request: RewardRequest, judge: Judge | str) -> list[dict[str
     if problems:
         raise RequestRejected(problems)
     return examples
+
+
+def _text_problems(request: RewardRequest) -> list[Problem]:
+    """Text that is not valid Unicode (a lone surrogate), refused before anything is queued."""
+    problems = []
+    for name in ("query", "prompts", "labels"):
+        for i, value in enumerate(getattr(request, name) or []):
+            if not isinstance(value, str):
+                continue
+            try:
+                check_text(value, f"{name}[{i}]")
+            except InputError as exc:
+                problems.append(Problem(i, name, str(exc)))
+    return problems

@@ -93,8 +93,9 @@ class StandinServer:
         self.httpd.server_close()
 
 
-def chat_reply(content: str) -> tuple[int, dict[str, Any]]:
-    """An OpenAI chat-completion response carrying ``content``."""
+def chat_reply(content: str, finish_reason: str = "stop") -> tuple[int, dict[str, Any]]:
+    """An OpenAI chat-completion response carrying ``content`` (``finish_reason`` "length":
+    cut by its token budget)."""
     return 200, {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -104,7 +105,7 @@ def chat_reply(content: str) -> tuple[int, dict[str, Any]]:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
         "usage": {

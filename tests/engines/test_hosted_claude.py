@@ -7,6 +7,7 @@ import pytest
 
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.claude import TOOL_NAME
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import EngineError
 from icrm_sgl.schemas import json_schema
 from tests.engines.standin import StandinServer, error_reply
@@ -50,7 +51,8 @@ def test_claude_request_building_without_network():
     assert body["tool_choice"] == {"type": "tool", "name": TOOL_NAME}
     assert body["messages"] == [{"role": "user", "content": "Judge this."}]
     # Greedy is sent as temperature 0 (the API's own default is 1.0); top_p 1.0 is a no-op.
-    assert body["max_tokens"] == 50 and body["temperature"] == 0.0 and "top_p" not in body
+    assert body["max_tokens"] == FieldRequest.whole("pairwise").budget(50 // 5)
+    assert body["temperature"] == 0.0 and "top_p" not in body
     assert meta["prompt_tokens"] == 300 and meta["completion_tokens"] == 40
     assert meta["cached_tokens"] == 256 and meta["engine"] == "claude"
 

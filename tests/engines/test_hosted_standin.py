@@ -13,6 +13,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from tests.conftest import EXAMPLES
 from tests.engines.standin import StandinServer, chat_reply, error_reply
@@ -72,7 +73,9 @@ def test_completion_mode_sends_schema_fields_with_standin_server():
     body = server.requests[0]
     assert server.paths == ["/v1/completions"]
     assert body["structured_outputs"]["json"]["required"] == list(VALID)
-    assert body["prompt"] == "Judge this.\n" and body["max_tokens"] == 50
+    # 50 tokens for five text fields: 10 each, plus the choice and room to close the object.
+    assert body["prompt"] == "Judge this.\n"
+    assert body["max_tokens"] == FieldRequest.whole("pairwise").budget(10)
 
 
 def test_invalid_replies_exhaust_retries_with_standin_server():
@@ -173,7 +176,7 @@ def test_cli_batch_summary_counts_retries_and_tokens_with_standin_server(tmp_pat
             timeout=120,
         )
     assert proc.returncode == 0, proc.stderr
-    assert "2 verdicts, 0 malformed examples skipped, 0 failed, 1 retries, 360 tokens" in (
+    assert "2 verdicts, 0 malformed examples skipped, 0 failed, 1 retry, 360 tokens" in (
         proc.stderr
     )
     records = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -30,7 +30,7 @@ from icrm_sgl.shots import load_shots
 #: A stand-in for ``sglang.launch_server``: health, model info and /generate endpoints,
 #: plus a child process that ignores SIGTERM, so only a process-group SIGKILL ends it.
 STANDIN = r"""
-import argparse, json, signal, subprocess, sys, time
+import argparse, json, signal, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
@@ -65,14 +65,43 @@ def completion(body):
         "finish_reason": {"type": "stop"}}}
 
 
+BUSY = {"left": int(args.mode.split(":")[1]) if args.mode.startswith("busy:") else 0}
+BUSY_LOCK = threading.Lock()
+
+
+def busy():
+    # --mode busy:N: the first N /generate requests are answered 503 (a worker that is
+    # briefly unavailable), each logged as "busy".
+    with BUSY_LOCK:
+        if BUSY["left"] <= 0:
+            return False
+        BUSY["left"] -= 1
+    print("busy", flush=True)
+    return True
+
+
 class Handler(BaseHTTPRequestHandler):
-    def reply(self, code, obj=None):
+    protocol_version = "HTTP/1.1"  # keep-alive, as sglang's server: routers pool connections
+
+    def reply(self, code, obj=None, headers=()):
         data = json.dumps(obj if obj is not None else {}).encode()
         self.send_response(code)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def body(self):
+        if self.headers["Content-Length"] is not None:
+            return self.rfile.read(int(self.headers["Content-Length"]))
+        data = b""  # chunked, as a router streaming the request sends it
+        while size := int(self.rfile.readline().strip(), 16):
+            data += self.rfile.read(size)
+            self.rfile.readline()
+        self.rfile.readline()
+        return data
 
     def do_GET(self):
         if self.path in ("/health", "/health_generate"):
@@ -85,12 +114,14 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, {"error": "not found"})
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.loads(self.body())
         if args.record:
             with open(args.record, "a") as f:
                 f.write(json.dumps(body) + "\n")
         if args.mode == "reject":
             self.reply(400, {"error": {"message": "bad request (stand-in)"}})
+        elif self.path == "/generate" and busy():
+            self.reply(503, {"error": "busy (stand-in)"}, [("Retry-After", "0")])
         else:
             self.reply(200, completion(body))
 
@@ -239,6 +270,33 @@ def test_a_real_router_without_live_workers_is_refused_in_one_line(tmp_path):
     assert router.proc.poll() is not None
 
 
+def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path):
+    """sglang's router (smg, real, its own retries off so that the busy answers reach the
+    engine) in front of a stand-in worker whose first three /generate requests get 503:
+    the engine retries them and every verdict is valid."""
+    from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
+    from icrm_sgl.schemas import validate_verdict
+
+    worker = start_standin(standin, tmp_path, "--mode", "busy:3")
+    router = spawn_router(sys.executable, [worker.url], "consistent_hashing", True, None,
+                          ["--disable-retries"], str(tmp_path / "router.log"))  # fmt: skip
+    try:
+        router.wait_ready(30, "/health", {}, "router")
+        wait_for_workers(router, 1, {}, 30)
+        model = ICRM(rm_type="individual", engine="sglang", endpoint=router.url, num_shots=0)
+        example = {"conversation": [{"role": "user", "content": "Hi"},
+                                    {"role": "assistant", "content": "Hello!"}]}  # fmt: skip
+        results = list(model.judge_batch([example, example], max_tokens=8))
+        model.close()
+    finally:
+        router.stop()
+        worker.stop()
+    assert all(r.ok for r in results), [r.error for r in results]
+    for result in results:
+        validate_verdict("individual", result.verdict)
+    assert Path(worker.log_path).read_text().count("busy") == 3
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -255,6 +313,15 @@ def test_a_real_router_without_live_workers_is_refused_in_one_line(tmp_path):
 def test_bad_options_are_rejected(options, message):
     with pytest.raises(ValidationError, match=message):
         eng.SglangOptions(**options)
+
+
+def test_sglang_without_model_or_endpoint_says_which_flags_to_give():
+    with pytest.raises(InputError) as info:
+        create_engine("sglang")
+    assert str(info.value) == (
+        "engine 'sglang': give a model to launch a server (--model), "
+        "or the URL of a running one (--endpoint)"
+    )
 
 
 def test_registry_reports_bad_options_as_input_error():

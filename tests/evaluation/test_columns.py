@@ -194,3 +194,48 @@ def test_eval_columns_bad_spec_is_one_line(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --columns:") and "Traceback" not in proc.stderr
+
+
+def _three_columns(record):
+    votes = record["votes"]
+    rest = {k: v for k, v in record.items() if k != "votes"}
+    return {**rest, **{f"annotator{i + 1}": v for i, v in enumerate(votes)}}
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "label=annotator1+annotator2+annotator3",
+        "label=annotator1,label=annotator2,label=annotator3",
+    ],
+)
+def test_several_label_columns_are_decided_by_majority(tmp_path, label):
+    """PandaLM-style files keep each annotator in a column of its own."""
+    src = write(tmp_path / "pandalm.jsonl", [_three_columns(r) for r in RECORDS])
+    spec = COLUMNS.replace("label=votes", label)
+    by_id = {p.id: p for p in load_pairs(str(src), columns=spec)}
+    from_lists = {p.id: p for p in load_pairs(str(write(tmp_path / "l.jsonl")), columns=COLUMNS)}
+    assert {k: (p.tie, p.chosen) for k, p in by_id.items()} == {
+        k: (p.tie, p.chosen) for k, p in from_lists.items()
+    }
+
+
+def test_a_missing_label_column_names_it(tmp_path):
+    src = write(tmp_path / "p.jsonl", [_three_columns(RECORDS[0])])
+    spec = COLUMNS.replace("label=votes", "label=annotator1+annotator4")
+    with pytest.raises(InputError, match=r"record 0 \(id 'q1'\): missing field 'annotator4'"):
+        load_pairs(str(src), columns=spec)
+
+
+@pytest.mark.parametrize("votes", [[[1]], [1, [2]], {"a": 1}])
+def test_a_nested_label_is_one_line_naming_the_record(tmp_path, votes):
+    src = write(tmp_path / "p.jsonl", [{**RECORDS[0], "votes": votes}])
+    with pytest.raises(InputError, match=r"record 0 \(id 'q1'\): label must be"):
+        load_pairs(str(src), columns=COLUMNS)
+
+
+def test_the_subset_is_named_after_the_file(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pairs = load_pairs(str(write(folder / "pandalm_test.jsonl")), columns=COLUMNS)
+    assert {p.subset for p in pairs} == {"pandalm_test"}

@@ -128,3 +128,20 @@ def test_cache_reuses_verdicts_and_keys_on_order(local_backend, tmp_path):
         "chosen_first",
         "rejected_first",
     ]
+
+
+def test_ctrl_c_during_eval_prints_no_traceback_from_the_program_threads(tmp_path):
+    """The batch's program threads fail once the model is closed; that is not news."""
+    src = write_pairs(tmp_path / "pairs.json")
+    out = tmp_path / "out"
+    results = out / "results.jsonl"
+    cmd = eval_cli(str(src), "--output-dir", str(out), "--concurrency", "4")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (results.exists() and results.read_text().strip()):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Error in stream_executor" not in stderr and "Traceback" not in stderr, stderr
+    assert stderr.rstrip().splitlines()[-1] == "interrupted"

@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
@@ -183,3 +184,56 @@ def _wait_for_queue(server, depth: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"queue never reached {depth}")
+
+
+def test_get_reward_with_a_lone_surrogate_is_422_before_queueing(server, auth):
+    prompt = "Say hi."
+    body = json.dumps({"query": [prompt + "Hi \ud800!"], "prompts": [prompt], "labels": [""]})
+    before = _samples(requests.get(server.url + "/metrics", headers=auth, timeout=30).text)
+    reply = requests.post(
+        server.url + "/get_reward",
+        data=body.encode(),  # json.dumps escapes the surrogate as \\ud800, as JSON allows
+        headers={**auth, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert reply.status_code == 422, reply.text
+    (problem,) = reply.json()["problems"]
+    assert problem["field"] == "query" and "lone surrogate" in problem["message"]
+    after = _samples(requests.get(server.url + "/metrics", headers=auth, timeout=30).text)
+    key = 'icrm_verdicts_total{rm_type="individual"}'
+    assert after.get(key, 0) == before.get(key, 0)  # nothing reached the engine
+
+
+def test_a_deeply_nested_body_is_a_json_422(server, auth):
+    body = b"[" * 100_000 + b"]" * 100_000
+    reply = requests.post(server.url + "/v1/judge", data=body, headers=auth, timeout=60)
+    assert reply.status_code in (413, 422), reply.text  # refused either way, as JSON
+    assert "error" in reply.json()
+    small = b"[" * 4000 + b"]" * 4000  # under the body limit: the parser's depth decides
+    reply = requests.post(server.url + "/v1/judge", data=small, headers=auth, timeout=60)
+    assert reply.status_code == 422, reply.text
+    assert "too deeply" in reply.json()["problems"][0]["message"]
+
+
+def test_a_client_hanging_up_mid_body_counts_as_a_disconnect(server, auth):
+    target = urlparse(server.url)
+    metric = 'icrm_failures_total{kind="disconnect"}'
+    errors = 'icrm_http_requests_total{endpoint="/v1/judge",code="500"}'
+    before = _samples(requests.get(server.url + "/metrics", headers=auth, timeout=30).text)
+    head = (
+        f"POST /v1/judge HTTP/1.1\r\nHost: {target.netloc}\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+    ).encode()
+    with socket.create_connection((target.hostname, target.port), timeout=30) as sock:
+        sock.sendall(head + b'{"conversation": [')
+        time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while True:
+        after = _samples(requests.get(server.url + "/metrics", headers=auth, timeout=30).text)
+        if after.get(metric, 0) > before.get(metric, 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert after.get(metric, 0) == before.get(metric, 0) + 1
+    assert after.get(errors, 0) == before.get(errors, 0)
+    log = Path(server.log_path).read_text()
+    assert "Exception in ASGI application" not in log and "ClientDisconnect" not in log

@@ -32,6 +32,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
             _wait_until_busy(server.url)
             os.kill(server.proc.pid, signal.SIGTERM)
             signalled = time.monotonic()
+            health = _health_while_draining(server.url)
             outcomes = [f.result(timeout=EXIT_WITHIN) for f in futures]
         server.proc.wait(timeout=EXIT_WITHIN)
         exited_after = time.monotonic() - signalled
@@ -42,6 +43,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     # (128 + SIGTERM), the same code every icrm-sgl command gives SIGTERM.
     assert server.proc.returncode in (143, -signal.SIGTERM), log[-2000:]
     assert exited_after < EXIT_WITHIN
+    assert health == (503, "draining")  # still listening: balancers see the drain
     statuses = [status for status, _ in outcomes]
     assert set(statuses) <= {200, 503}, outcomes
     for status, body in outcomes:
@@ -57,6 +59,16 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
 def _ask(url: str, i: int) -> tuple[int, dict]:
     reply = requests.post(f"{url}/v1/judge", json={"id": str(i), **INDIVIDUAL}, timeout=300)
     return reply.status_code, reply.json()
+
+
+def _health_while_draining(url: str) -> tuple[int, str]:
+    """/health's answer once the server saw the signal (a 200 may come before it has)."""
+    deadline = time.monotonic() + 10
+    while True:
+        reply = requests.get(f"{url}/health", timeout=30)
+        if reply.status_code != 200 or time.monotonic() > deadline:
+            return reply.status_code, reply.json()["status"]
+        time.sleep(0.05)
 
 
 def _wait_until_busy(url: str, timeout: float = 120.0) -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from icrm_sgl.engines.capabilities import Capabilities
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
-from icrm_sgl.engines.hosted.retry import Backoff, obtain_verdict
+from icrm_sgl.engines.hosted.retry import obtain_verdict
 from icrm_sgl.engines.protocol import EngineOptions
+from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
 from icrm_sgl.errors import EngineError, InputError
+
+if TYPE_CHECKING:
+    from icrm_sgl.judges import Judge
 
 Message = dict[str, str]
 
@@ -26,6 +31,7 @@ class Reply:
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
+    cut: bool = False  # the reply stopped at its token budget
 
 
 class HostedOptions(EngineOptions):
@@ -41,7 +47,9 @@ class HostedOptions(EngineOptions):
     api_key: SecretStr | None = None
     seed: int | None = None
     timeout: float = Field(300.0, gt=0, description="seconds per HTTP request")
-    max_tokens: int = Field(1024, ge=1, description="verdict budget when the call sets none")
+    max_tokens: int = Field(
+        512, ge=1, description="text fields' budget (split evenly) when the call sets none"
+    )
     max_retries: int = Field(3, ge=0, description="re-asks after an invalid verdict")
     max_attempts: int = Field(5, ge=1, description="tries per request on transient errors")
     backoff_base: float = Field(0.5, ge=0)
@@ -66,8 +74,9 @@ class HostedEngine:
     def __init__(self, options: HostedOptions, model_name: str) -> None:
         self.options = options
         self.model_name = model_name
-        self.backoff = Backoff(
-            options.max_attempts, options.backoff_base, options.backoff_cap, self.where
+        # Busy answers are retried within one request's timeout.
+        self.backoff = RetryPolicy(
+            options.max_attempts, options.backoff_base, options.backoff_cap, options.timeout
         )
 
     @property
@@ -81,20 +90,28 @@ class HostedEngine:
         """Release connections; nothing by default."""
 
     def send(
-        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+        self, messages: list[Message], wanted: FieldRequest, completion: bool, gen: dict[str, Any]
     ) -> Reply:
-        """One API call for the conversation so far; raises ``EngineError``."""
+        """One API call for the conversation so far, asking for the fields ``wanted`` within
+        ``gen["max_tokens"]``; raises ``EngineError``."""
         raise NotImplementedError
 
     def judge(
-        self, prompt: str, rm_type: str, completion: bool, gen: dict[str, Any]
+        self, prompt: str, rm_type: Judge | str, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``."""
-        gen = {**gen, "max_tokens": gen.get("max_tokens") or self.options.max_tokens}
+        """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``.
+
+        ``gen["max_tokens"]`` is the budget of the verdict's text fields, split evenly as
+        the programs split it; each request's own budget is derived from the fields it
+        asks for (``FieldRequest.budget``), so the JSON always has room to close.
+        """
+        n_text = len(FieldRequest.whole(rm_type).text_keys)
+        field_tokens = max(1, (gen.get("max_tokens") or self.options.max_tokens) // n_text)
         last: list[tuple[list[Message], Reply]] = []
 
-        def send(messages: list[Message]) -> Reply:
-            reply = self.send(messages, rm_type, completion, gen)
+        def send(messages: list[Message], wanted: FieldRequest) -> Reply:
+            budget = {**gen, "max_tokens": wanted.budget(field_tokens)}
+            reply = self.send(messages, wanted, completion, budget)
             last[:] = [(messages, reply)]
             return reply
 
@@ -105,7 +122,7 @@ class HostedEngine:
         return verdict, {"engine": self.engine_name, "model": self.model_name, **meta}
 
     def probability_meta(
-        self, messages: list[Message], reply: Reply, rm_type: str, completion: bool
+        self, messages: list[Message], reply: Reply, rm_type: Judge | str, completion: bool
     ) -> dict[str, Any]:
         """The score / choice distribution of the accepted reply, or why there is none."""
         return {"probabilities_unavailable": f"{self.engine_name} gives no log-probabilities"}
@@ -121,14 +138,21 @@ def resolve_key(options: HostedOptions, env_var: str, required: bool, where: str
     return key or None
 
 
-def status_error(status: int, detail: str, where: str, key: str | None) -> EngineError:
-    """An HTTP error as an ``EngineError``: 429 / 5xx retryable, auth without server text."""
+def status_error(
+    status: int, detail: str, where: str, key: str | None, retry_after: str | None = None
+) -> EngineError:
+    """An HTTP error as an ``EngineError``: 429 / 5xx retryable (after the server's
+    ``Retry-After`` when it sent one), auth without server text."""
     if status in (401, 403):
         return EngineError(f"{where}: authentication failed (HTTP {status}); check the API key")
     if key:
         detail = detail.replace(key, "***")
     retryable = status == 429 or status >= 500
-    return EngineError(f"{where}: HTTP {status}: {detail[:300]}", retryable=retryable)
+    return EngineError(
+        f"{where}: HTTP {status}: {detail[:300]}",
+        retryable=retryable,
+        retry_after=retry_after_seconds(retry_after) if retryable else None,
+    )
 
 
 def connection_error(exc: Exception, where: str) -> EngineError:

@@ -18,30 +18,30 @@ from icrm_sgl.engines.hosted.base import (
     resolve_key,
     status_error,
 )
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import json_schema
 
 TOOL_NAME = "record_verdict"
 
 
-def verdict_tool(rm_type: str) -> dict[str, Any]:
-    """The tool whose input is the verdict."""
+def verdict_tool(wanted: FieldRequest) -> dict[str, Any]:
+    """The tool whose input is the verdict (or the fields of it still ``wanted``)."""
     return {
         "name": TOOL_NAME,
         "description": "Record the evaluation as a JSON object with exactly the required keys.",
-        "input_schema": json_schema(rm_type),
+        "input_schema": wanted.json_schema(),
     }
 
 
 def request_params(
-    model: str, messages: list[Message], rm_type: str, gen: dict[str, Any]
+    model: str, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]
 ) -> dict[str, Any]:
     """Keyword arguments of ``messages.create`` for one verdict request."""
     params: dict[str, Any] = {
         "model": model,
         "messages": messages,
         "max_tokens": gen["max_tokens"],
-        "tools": [verdict_tool(rm_type)],
+        "tools": [verdict_tool(wanted)],
         "tool_choice": {"type": "tool", "name": TOOL_NAME},
     }
     # Sent in the body: recent models refuse temperature and top_p together, so top_p goes
@@ -72,6 +72,7 @@ def parse_response(res: Any) -> Reply:
         prompt_tokens=usage.input_tokens,
         completion_tokens=usage.output_tokens,
         cached_tokens=getattr(usage, "cache_read_input_tokens", None),
+        cut=res.stop_reason == "max_tokens",
     )
 
 
@@ -104,13 +105,19 @@ class ClaudeEngine(HostedEngine):
         self.client.close()
 
     def send(
-        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+        self, messages: list[Message], wanted: FieldRequest, completion: bool, gen: dict[str, Any]
     ) -> Reply:
-        params = request_params(self.model_name, messages, rm_type, gen)
+        params = request_params(self.model_name, messages, wanted, gen)
         try:
             return parse_response(self.client.messages.create(**params))
         except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
+            raise status_error(
+                exc.status_code,
+                str(exc.message),
+                self.where,
+                self._key,
+                exc.response.headers.get("retry-after"),
+            ) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 

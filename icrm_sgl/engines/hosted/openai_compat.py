@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 
@@ -22,6 +22,7 @@ from icrm_sgl.engines.hosted.base import (
     resolve_key,
     status_error,
 )
+from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import (
     TOP_LOGPROBS,
     TokenLogprobs,
@@ -31,7 +32,9 @@ from icrm_sgl.engines.hosted.logprobs import (
     probability_meta,
 )
 from icrm_sgl.errors import EngineError, InputError
-from icrm_sgl.schemas import grammar_schema, json_schema
+
+if TYPE_CHECKING:
+    from icrm_sgl.judges import Judge
 
 #: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
 CHAT_FORMATS = ("json_schema", "json_object_schema", "json_object")
@@ -133,20 +136,19 @@ PRESETS = {
 }
 
 
-def response_format(kind: str, rm_type: str) -> dict[str, Any]:
-    """The chat ``response_format`` for one of ``CHAT_FORMATS``."""
-    schema = json_schema(rm_type)
+def response_format(kind: str, wanted: FieldRequest) -> dict[str, Any]:
+    """The chat ``response_format`` for one of ``CHAT_FORMATS``, for the fields ``wanted``."""
     if kind == "json_schema":
-        spec = {"name": f"{rm_type}_verdict", "schema": schema, "strict": True}
+        spec = {"name": f"{wanted.rm_type}_verdict", "schema": wanted.json_schema(), "strict": True}
         return {"type": "json_schema", "json_schema": spec}
     if kind == "json_object_schema":  # llama.cpp servers constrain JSON mode to this schema
-        return {"type": "json_object", "schema": grammar_schema(rm_type)}
+        return {"type": "json_object", "schema": wanted.grammar_schema()}
     return {"type": "json_object"}
 
 
-def completion_fields(kind: CompletionSchema, rm_type: str) -> dict[str, Any]:
+def completion_fields(kind: CompletionSchema, wanted: FieldRequest) -> dict[str, Any]:
     """Request fields that make a server constrain ``/v1/completions`` to the schema."""
-    schema = grammar_schema(rm_type)
+    schema = wanted.grammar_schema()
     if kind == "vllm":
         return {"structured_outputs": {"json": schema}}
     if kind == "vllm-legacy":
@@ -225,7 +227,13 @@ class OpenAICompatEngine(HostedEngine):
             laxer_left = format_kind is not None and format_kind + 1 < len(CHAT_FORMATS)
             if laxer_left and _rejects_format(exc):
                 raise _FormatRejected from exc
-            raise status_error(exc.status_code, str(exc.message), self.where, self._key) from exc
+            raise status_error(
+                exc.status_code,
+                str(exc.message),
+                self.where,
+                self._key,
+                exc.response.headers.get("retry-after"),
+            ) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 
@@ -253,27 +261,30 @@ class OpenAICompatEngine(HostedEngine):
         self.client.close()
 
     def send(
-        self, messages: list[Message], rm_type: str, completion: bool, gen: dict[str, Any]
+        self, messages: list[Message], wanted: FieldRequest, completion: bool, gen: dict[str, Any]
     ) -> Reply:
         if completion:
-            return self._complete(messages, rm_type, gen)
-        return self._chat(messages, rm_type, gen)
+            return self._complete(messages, wanted, gen)
+        return self._chat(messages, wanted, gen)
 
-    def _complete(self, messages: list[Message], rm_type: str, gen: dict[str, Any]) -> Reply:
+    def _complete(
+        self, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]
+    ) -> Reply:
         res = self._request(
             lambda: self.client.completions.create(
                 model=self.model_name,
                 prompt=completion_text(messages),
-                **self._sampling(gen, completion_fields(self.completion_schema, rm_type)),
+                **self._sampling(gen, completion_fields(self.completion_schema, wanted)),
                 **({"logprobs": TOP_LOGPROBS} if self.logprobs else {}),
             )
         )
         if not res.choices:
             return _reply("", res.usage)
         choice = res.choices[0]
-        return _reply(choice.text, res.usage, completion_tokens(choice.logprobs))
+        tokens = completion_tokens(choice.logprobs)
+        return _reply(choice.text, res.usage, tokens, choice.finish_reason == "length")
 
-    def _chat(self, messages: list[Message], rm_type: str, gen: dict[str, Any]) -> Reply:
+    def _chat(self, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]) -> Reply:
         while True:
             kind = self._format
             try:
@@ -281,7 +292,7 @@ class OpenAICompatEngine(HostedEngine):
                     lambda kind=kind: self.client.chat.completions.create(
                         model=self.model_name,
                         messages=messages,
-                        response_format=response_format(CHAT_FORMATS[kind], rm_type),
+                        response_format=response_format(CHAT_FORMATS[kind], wanted),
                         **self._logprob_fields(),
                         **self._sampling(gen),
                     ),
@@ -294,13 +305,14 @@ class OpenAICompatEngine(HostedEngine):
             if not res.choices:
                 return _reply("", res.usage)
             choice = res.choices[0]
-            return _reply(choice.message.content or "", res.usage, chat_tokens(choice.logprobs))
+            text, cut = choice.message.content or "", choice.finish_reason == "length"
+            return _reply(text, res.usage, chat_tokens(choice.logprobs), cut)
 
     def _logprob_fields(self) -> dict[str, Any]:
         return {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}
 
     def probability_meta(
-        self, messages: list[Message], reply: Reply, rm_type: str, completion: bool
+        self, messages: list[Message], reply: Reply, rm_type: Judge | str, completion: bool
     ) -> dict[str, Any]:
         """The score / choice distribution from the reply's token log-probabilities; in
         completion mode, a branch off the reply's path is resolved by one-token requests."""
@@ -331,9 +343,11 @@ class OpenAICompatEngine(HostedEngine):
         return tokens[0].top
 
 
-def _reply(text: str, usage: Any, tokens: list[TokenLogprobs] | None = None) -> Reply:
+def _reply(
+    text: str, usage: Any, tokens: list[TokenLogprobs] | None = None, cut: bool = False
+) -> Reply:
     if usage is None:
-        return Reply(text, tokens=tokens)
+        return Reply(text, tokens=tokens, cut=cut)
     details = getattr(usage, "prompt_tokens_details", None)
     return Reply(
         text,
@@ -341,6 +355,7 @@ def _reply(text: str, usage: Any, tokens: list[TokenLogprobs] | None = None) -> 
         completion_tokens=usage.completion_tokens,
         cached_tokens=getattr(details, "cached_tokens", None),
         tokens=tokens,
+        cut=cut,
     )
 
 

@@ -1,10 +1,10 @@
-"""The one retry function of every hosted engine: back off on transient errors, re-ask on
-invalid verdicts, and fail with a typed error rather than return anything invalid."""
+"""The one verdict loop of every hosted engine: each request tried under the busy-retry
+policy, follow-ups for what a reply left out or got wrong, and a typed error rather than
+anything invalid."""
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,39 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from icrm_sgl.errors import EngineError, VerdictError
+from icrm_sgl.engines.hosted.fields import FieldRequest, Unreadable, read_fields
+from icrm_sgl.engines.retry import RetryPolicy
+from icrm_sgl.errors import VerdictError
 from icrm_sgl.schemas import public_verdict
 
 if TYPE_CHECKING:
     from icrm_sgl.engines.hosted.base import Message, Reply
-
-
-@dataclass
-class Backoff:
-    """Exponential back-off with jitter for transient errors, bounded in attempts."""
-
-    max_attempts: int
-    base: float
-    cap: float
-    where: str
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based): full jitter."""
-        return random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
-
-    def call(self, request: Callable[[], Reply]) -> tuple[Reply, int]:
-        """The reply and how many attempts it took; the last error once the bound is hit."""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return request(), attempt
-            except EngineError as exc:
-                if not exc.retryable or attempt == self.max_attempts:
-                    if exc.retryable:
-                        raise EngineError(f"{exc} (gave up after {attempt} attempts)") from exc
-                    raise
-                self.sleep(self.delay(attempt))
-        raise AssertionError("unreachable")
+    from icrm_sgl.judges import Judge
 
 
 @dataclass
@@ -63,50 +38,79 @@ class _Usage:
                 setattr(self, name, (getattr(self, name) or 0) + value)
 
 
-def problem_text(exc: ValidationError) -> str:
-    """A validation error in a few lines the model can act on."""
+def problem_text(errors: list[Any]) -> str:
+    """Validation errors in a few lines the model can act on."""
     lines = []
-    for err in exc.errors()[:5]:
+    for err in errors[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "(the whole reply)"
         lines.append(f"- {loc}: {err['msg']}")
     return "\n".join(lines)
 
 
-def fix_request(problem: str) -> str:
-    """The user turn appended after an invalid verdict."""
-    return (
-        "That evaluation is not valid JSON for the required schema:\n"
-        f"{problem}\n"
-        "Write the corrected evaluation again as one JSON object with exactly the required keys."
-    )
+def follow_up(problem: str, cut: bool, wanted: FieldRequest) -> str:
+    """The user turn after a reply that did not complete the verdict."""
+    keys = ", ".join(json.dumps(k) for k in wanted.keys)
+    if problem:
+        why = f"That evaluation is not valid JSON for the required schema:\n{problem}"
+    else:
+        why = "That evaluation was cut off at its length limit." if cut else "Keys are missing."
+    return f"{why}\nWrite only the remaining keys ({keys}) as one JSON object, briefly."
+
+
+@dataclass
+class _Collected:
+    """The valid fields gathered so far over one example's replies."""
+
+    rm_type: Judge | str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, found: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """The public verdict once every field is valid, else None and what to fix
+        (fields with a problem are dropped, to be asked for again)."""
+        self.fields.update(found)
+        try:
+            return public_verdict(self.rm_type, self.fields), ""
+        except ValidationError as exc:
+            wrong = [e for e in exc.errors() if e["type"] != "missing"]
+        for err in wrong:
+            self.fields.pop(err["loc"][0] if err["loc"] else "", None)
+        return None, problem_text(wrong)
 
 
 def obtain_verdict(
-    send: Callable[[list[Message]], Reply],
+    send: Callable[[list[Message], FieldRequest], Reply],
     prompt: str,
-    rm_type: str,
+    judge: Judge | str,
     max_retries: int,
-    backoff: Backoff,
+    backoff: RetryPolicy,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ask until a reply validates (at most ``max_retries`` re-asks): verdict and meta."""
+    """Ask until the replies add up to a valid verdict (at most ``max_retries`` follow-ups):
+    a reply cut by its budget keeps what it finished, an invalid field is asked for again."""
     messages: list[Message] = [{"role": "user", "content": prompt}]
+    collected = _Collected(judge)
+    wanted = FieldRequest.whole(judge)
     usage = _Usage()
     started = time.perf_counter()
     for retries in range(max_retries + 1):
-        reply, attempts = backoff.call(partial(send, list(messages)))
+        reply, attempts = backoff.call(partial(send, list(messages), wanted))
         usage.add(reply, attempts)
         try:
-            verdict = public_verdict(rm_type, reply.text)
-        except ValidationError as exc:
-            problem = problem_text(exc)
-            messages += [
-                {"role": "assistant", "content": reply.text},
-                {"role": "user", "content": fix_request(problem)},
-            ]
-            continue
-        meta = {**vars(usage), "retries": retries}
-        meta["seconds"] = round(time.perf_counter() - started, 3)
-        return verdict, meta
+            verdict, problem = collected.add(read_fields(reply.text, reply.cut, wanted))
+        except Unreadable as exc:
+            verdict, problem = None, f"- (the whole reply): {exc}"
+        if verdict is not None:
+            meta = {**vars(usage), "retries": retries}
+            meta["seconds"] = round(time.perf_counter() - started, 3)
+            return verdict, meta
+        progress = len(wanted.missing(collected.fields).keys) < len(wanted.keys)
+        wanted = wanted.missing(collected.fields)
+        messages += [
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": follow_up(problem, reply.cut, wanted)},
+        ]
+    if reply.cut and not progress:
+        problem = "each reply was cut by its token budget before a field was finished"
+        problem += " (raise --max-tokens)"
     raise VerdictError(
         f"no valid verdict after {max_retries + 1} replies; last problem: "
         + json.dumps(problem)[1:-1],
