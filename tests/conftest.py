@@ -18,6 +18,27 @@ EXAMPLES = ROOT / "examples"
 FAST = {"max_tokens": 40}
 
 
+#: Session fixtures that start a server process, and the xdist group of the tests that use
+#: one. Under ``-n`` (pytest-xdist, ``--dist loadgroup``, the default run) a group runs on
+#: one worker, so each server starts once per run.
+SERVER_GROUPS = {"llama_server": "llama_server", "server": "icrm_serve"}
+#: Tests marked ``sglang_server`` share one group: the CPU sglang servers (the session one
+#: and the router tier's) never run at the same time.
+SGLANG_GROUP = "sglang_server"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put each test that needs a real server into that server's xdist group."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        groups = {SERVER_GROUPS[name] for name in names if name in SERVER_GROUPS}
+        if item.get_closest_marker("sglang_server"):
+            groups.add(SGLANG_GROUP)
+        for group in sorted(groups):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @dataclass
 class CliRun:
     """What a command-line run gave, with the fields of ``subprocess.CompletedProcess``."""

@@ -33,6 +33,14 @@ OPENAI_CHAT_FIELDS = frozenset(
 )
 
 
+class _Listener(ThreadingHTTPServer):
+    """socketserver's listen backlog (5) overflows when a batch's threads connect at once
+    on a loaded machine, and the kernel resets some connections; real servers listen with
+    far more (uvicorn: 2048)."""
+
+    request_queue_size = 128
+
+
 class StandinServer:
     """Replies in order (the last one repeats); ``requests`` holds the parsed bodies.
 
@@ -50,7 +58,7 @@ class StandinServer:
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         handler = self._handler()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Listener(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

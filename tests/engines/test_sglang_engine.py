@@ -129,6 +129,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+# socketserver's listen backlog of 5 overflows when the engine's 64 threads connect at
+# once on a loaded machine (the kernel then resets some connections); sglang's own server
+# listens with uvicorn's 2048.
+ThreadingHTTPServer.request_queue_size = 128
 ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
 """
 
