@@ -188,12 +188,16 @@ class LlamaRunner:
     def _busy(self) -> int:
         return self.n_seq - len(self._free)
 
-    def _decode(self, tokens, positions, seqs, outputs) -> np.ndarray:
+    def _decode(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
         with self._ctx_lock:
             self._check_open()
             return self._seqs.decode(tokens, positions, seqs, outputs)
 
-    def _decode_step(self, tokens, positions, seqs) -> np.ndarray:
+    def _decode_step(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray
+    ) -> np.ndarray:
         return self._decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
 
     def _step(self, slot: _Slot, token: int) -> np.ndarray:
@@ -219,7 +223,7 @@ class LlamaRunner:
         Several tokens are evaluated in batches of at least two (see the module
         docstring); the context stays canonical only then.
         """
-        rows = []
+        rows: list[np.ndarray] = []
         canonical = len(tokens) > 1 and slot.canonical == len(slot.tokens)
         for start, stop in chunk_bounds(len(tokens), self._n_batch):
             chunk = [int(t) for t in tokens[start:stop]]
