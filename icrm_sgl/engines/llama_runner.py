@@ -124,6 +124,7 @@ class LlamaRunner:
     @property
     def grammars(self) -> GrammarCache:
         if self._grammars is None:
+            self._check_open()  # llguidance reads the vocabulary, freed once closed
             from llguidance.llamacpp import lltokenizer_from_vocab
 
             with warnings.catch_warnings():
