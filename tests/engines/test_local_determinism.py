@@ -22,10 +22,20 @@ def _public(result) -> str:
     return json.dumps({"verdict": result.verdict, "error": result.error, **meta}, sort_keys=True)
 
 
+@pytest.fixture
+def fresh_individual_model():
+    """A model of its own: what its cache holds depends on this test alone."""
+    from icrm_sgl import ICRM
+
+    with ICRM(rm_type="individual", num_shots=1, n_ctx=4096) as model:
+        yield model
+
+
 def test_same_example_twice_in_a_batch_and_once_after_gets_identical_verdicts(
-    individual_model, individual_example
+    fresh_individual_model, individual_example
 ):
     """The reproduction of issue 22: ids i1 and i2 got scores 8 and 2 (20 tokens, 1 shot)."""
+    individual_model = fresh_individual_model
     batch = [{**individual_example, "id": i} for i in ("i1", "i2")]
     first = list(individual_model.judge_batch(batch, max_tokens=20))
     (again,) = individual_model.judge_batch([{**individual_example, "id": "i3"}], max_tokens=20)

@@ -28,7 +28,7 @@ def metric(server, name: str) -> float:
 def test_served_rewards_come_from_the_judge_in_smaller_requests(reward_server):
     """Two examples in a request exceed the server's queue (413): the client halves the
     request until it fits; a multi-turn chat, which /get_reward cannot carry, gets None."""
-    too_large = 'icrm_http_requests_total{endpoint="/get_reward",code="413"'
+    too_large = 'icrm_http_requests_total{code="413",endpoint="/get_reward"'
     before = {name: metric(reward_server, name) for name in (too_large, "icrm_verdicts_total")}
     chat = [
         {"role": "user", "content": "Hi"},
