@@ -219,7 +219,7 @@ class LlamaRunner:
         Several tokens are evaluated in batches of at least two (see the module
         docstring); the context stays canonical only then.
         """
-        rows = []
+        rows: list[np.ndarray] = []
         canonical = len(tokens) > 1 and slot.canonical == len(slot.tokens)
         for start, stop in chunk_bounds(len(tokens), self._n_batch):
             chunk = [int(t) for t in tokens[start:stop]]

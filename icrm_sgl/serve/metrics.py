@@ -4,7 +4,7 @@ library needed: the format is a few lines of text)."""
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from typing import Any
 
 from icrm_sgl.judgement import Judgement
@@ -45,7 +45,7 @@ class Metrics:
         self.batches = 0
         self.batched_examples = 0
         self._latency: dict[str, deque[float]] = {}
-        self._latency_sum: Counter[str] = Counter()
+        self._latency_sum: defaultdict[str, float] = defaultdict(float)
         self._latency_count: Counter[str] = Counter()
         self._window = window
 
