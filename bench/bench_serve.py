@@ -43,7 +43,6 @@ sys.path.insert(0, str(REPO))
 from bench.bench_local import FURTHER  # noqa: E402
 from icrm_sgl.engines.server_process import free_port, serve  # noqa: E402
 from icrm_sgl.schemas import validate_verdict  # noqa: E402
-from icrm_sgl.serve.metrics import quantile  # noqa: E402
 
 DISCONNECTING_CLIENTS = 3
 
@@ -56,6 +55,12 @@ def examples() -> list[dict[str, Any]]:
             turns = [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
             out.append({"conversation": turns})
     return out
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile of sorted ``values`` by the nearest-rank method."""
+    index = min(len(values) - 1, max(0, round(q * len(values) + 0.5) - 1))
+    return values[index]
 
 
 def latency_summary(seconds: list[float]) -> dict[str, float | None]:
@@ -207,7 +212,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
     counted = sum(
         v
         for k, v in metrics.items()
-        if k.startswith('icrm_http_requests_total{endpoint="/v1/judge"')
+        if k.startswith("icrm_http_requests_total{") and 'endpoint="/v1/judge"' in k
     )
     return {
         "requests_sent": len(outcomes),

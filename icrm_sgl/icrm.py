@@ -18,7 +18,7 @@ from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine, HostedJudge, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.judges import Judge, as_judge, builtin_judge
+from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.template import Template
@@ -95,8 +95,12 @@ class ICRM:
         self.field_tokens = field_tokens
         self.concurrency = concurrency
         self.shots_pool = list(self.definition.shots_pool)
-        # A judge's pool may hold fewer shots than asked (a rubric may have none): all it has.
-        self.default_shots = self.sample_shots(min(num_shots, len(self.shots_pool)))
+        # A rubric's pool (a few shots, or none) gives all it has; asking a built-in pool
+        # for more shots than it holds is an error.
+        builtin = self.definition.name in BUILTIN_NAMES
+        self.default_shots = self.sample_shots(
+            num_shots if builtin else min(num_shots, len(self.shots_pool))
+        )
         launch = {
             "num_workers": num_workers,
             "num_gpu_per_worker": num_gpu_per_worker,

@@ -6,7 +6,6 @@ import gc
 import os
 import signal
 import sys
-import warnings
 
 import click
 
@@ -47,10 +46,11 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 
 def _quiet_program_threads() -> None:
-    """The process is stopping: a batch's sglang program threads still running fail once
-    the model is closed, and sglang warns about each with a traceback. Their examples are
-    not reported anyway, so those warnings are noise from here on."""
-    warnings.filterwarnings("ignore", message="Error in stream_executor", category=UserWarning)
+    """The process is stopping: keep the failures of sglang program threads still running
+    quiet (the frontend adapter is imported only if a program ran)."""
+    frontend = sys.modules.get("icrm_sgl.engines.sglang_frontend")
+    if frontend is not None:
+        frontend.quiet_program_errors_from_now_on()
 
 
 def _interrupted(exc: BaseException) -> None:

@@ -111,7 +111,7 @@ class LlamaRunner:
         self._last: dict[int, int] = {}
         self._pool = threading.Condition()
         #: Serialises every call into the llama.cpp context.
-        self._ctx_lock = threading.Lock()
+        self._context_lock = threading.Lock()
         self.batcher = StepBatcher(self._decode_step, self._busy)
         self.prefix_cache = PrefixCache(cache_bytes)
         self._grammars: GrammarCache | None = None
@@ -124,6 +124,7 @@ class LlamaRunner:
     @property
     def grammars(self) -> GrammarCache:
         if self._grammars is None:
+            self._check_open()  # llguidance reads the vocabulary, freed once closed
             from llguidance.llamacpp import lltokenizer_from_vocab
 
             with warnings.catch_warnings():
@@ -160,7 +161,7 @@ class LlamaRunner:
             self._pool.notify_all()
             while len(self._free) < self.n_seq:
                 self._pool.wait()
-        with self._ctx_lock:
+        with self._context_lock:
             self._seqs.close()
             self.model.close()
 
@@ -188,12 +189,16 @@ class LlamaRunner:
     def _busy(self) -> int:
         return self.n_seq - len(self._free)
 
-    def _decode(self, tokens, positions, seqs, outputs) -> np.ndarray:
-        with self._ctx_lock:
+    def _decode(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
+        with self._context_lock:
             self._check_open()
             return self._seqs.decode(tokens, positions, seqs, outputs)
 
-    def _decode_step(self, tokens, positions, seqs) -> np.ndarray:
+    def _decode_step(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray
+    ) -> np.ndarray:
         return self._decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
 
     def _step(self, slot: _Slot, token: int) -> np.ndarray:
@@ -251,7 +256,7 @@ class LlamaRunner:
                 and not self.prefix_cache.covers(slot.tokens)
             ):
                 self.prefix_cache.put(self._save_state(slot))
-            with self._ctx_lock:
+            with self._context_lock:
                 self._check_open()
                 self._seqs.seq_rm(slot.seq, n)
             slot.tokens = slot.tokens[:n]
@@ -259,12 +264,12 @@ class LlamaRunner:
             slot.logits = None
 
     def _save_state(self, slot: _Slot) -> KVState:
-        with self._ctx_lock:
+        with self._context_lock:
             self._check_open()
             return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
 
     def _restore_state(self, slot: _Slot, state: KVState) -> None:
-        with self._ctx_lock:
+        with self._context_lock:
             self._check_open()
             self._seqs.seq_rm(slot.seq, 0)
             restored = self._seqs.restore(slot.seq, state.data)

@@ -32,10 +32,31 @@ def program_run_id(s: StreamExecutor) -> str:
     return s.sid
 
 
+#: Set once the process is stopping (Ctrl-C, SIGTERM): program errors stay quiet for good.
+_stopping = False
+
+
+def _ignore_program_errors() -> None:
+    warnings.filterwarnings("ignore", message=_PROGRAM_ERROR_WARNING, category=UserWarning)
+
+
 @contextmanager
 def program_errors_quiet() -> Iterator[None]:
     """Silence the executor's warning for a failed program (it prints a full traceback);
     the failure is still in the state, and reported once with the example."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_PROGRAM_ERROR_WARNING, category=UserWarning)
-        yield
+    try:
+        with warnings.catch_warnings():
+            _ignore_program_errors()
+            yield
+    finally:
+        if _stopping:  # leaving ``catch_warnings`` dropped the process-wide filter
+            _ignore_program_errors()
+
+
+def quiet_program_errors_from_now_on() -> None:
+    """The process is stopping: program threads still running fail once the model is
+    closed, and sglang would warn about each with a traceback; their examples are not
+    reported anyway, so those warnings are noise from here on."""
+    global _stopping
+    _stopping = True
+    _ignore_program_errors()

@@ -12,7 +12,6 @@ from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.runners.base import Batch, RunContext
 from icrm_sgl.runners.threads import completed
-from icrm_sgl.schemas import public_keys
 
 
 class HostedRunner:
@@ -26,7 +25,7 @@ class HostedRunner:
         """Results as they complete; engine and verdict failures are per example, any
         other exception propagates."""
         # The text fields' budget as the programs have it: ``field_tokens`` per field.
-        n_text = len(public_keys(self.context.judge)) - 1
+        n_text = max(1, len(self.context.judge.text_fields))
         gen = {**batch.params, "max_tokens": batch.field_tokens * n_text}
         calls: list[Callable[[], Judgement]] = [
             partial(self._judge, ex_id, batch.prompt.render(fields), gen)

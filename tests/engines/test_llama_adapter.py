@@ -12,7 +12,7 @@ from icrm_sgl.engines.llama_adapter import SUPPORTED_VERSIONS, GgufModel, Sequen
 from icrm_sgl.engines.local import default_model_path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
-PRIVATE = re.compile(r"_internals|\._ctx\b|\._model\b|\._llm\b")
+PRIVATE = re.compile(r"_internals|\._ctx|\._model\b|\._llm\b")  # issue 19's grep
 
 
 def test_installed_llama_cpp_python_is_in_the_supported_range():

@@ -4,6 +4,7 @@ official ``openai`` client, with the verdict schema sent in the form each server
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,7 +142,8 @@ PRESETS = {
 def response_format(kind: str, wanted: FieldRequest) -> dict[str, Any]:
     """The chat ``response_format`` for one of ``CHAT_FORMATS``, for the fields ``wanted``."""
     if kind == "json_schema":
-        spec = {"name": f"{wanted.rm_type}_verdict", "schema": wanted.json_schema(), "strict": True}
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", f"{wanted.rm_type}_verdict")[:64]
+        spec = {"name": name, "schema": wanted.json_schema(), "strict": True}
         return {"type": "json_schema", "json_schema": spec}
     if kind == "json_object_schema":  # llama.cpp servers constrain JSON mode to this schema
         return {"type": "json_object", "schema": wanted.grammar_schema()}
