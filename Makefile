@@ -12,6 +12,7 @@ test-all: install
 check:
 	ruff check icrm_sgl tests bench devtools examples scripts
 	ruff format --check icrm_sgl tests bench devtools examples scripts
+	python -m mypy icrm_sgl
 
 format:
 	ruff format icrm_sgl tests bench devtools examples scripts

@@ -42,7 +42,7 @@ def check_generation(kwargs: Mapping[str, Any], ignored: Iterable[str] = ()) -> 
         return GenerationOptions(**given).model_dump()
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = first["loc"][0]
+        name = str(first["loc"][0])  # a field name: the model has no list fields at the top
         raise InputError(f"{name}: {first['msg'].lower()}, got {given[name]!r}") from exc
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -15,7 +15,7 @@ from icrm_sgl.arguments import check_count, check_example, check_examples, check
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.capabilities import launch_settings
 from icrm_sgl.engines.identity import engine_identity
-from icrm_sgl.engines.protocol import Engine, check_engine
+from icrm_sgl.engines.protocol import Engine, HostedJudge, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
@@ -150,8 +150,10 @@ class ICRM:
             concurrency=self.concurrency,
             batch_threads=self.backend.batch_threads,
         )
-        runner = ProgramRunner if self.capabilities.programs else HostedRunner
-        return runner(self.backend, context)
+        if self.capabilities.programs:
+            return ProgramRunner(self.backend, context)
+        # check_engine refused an engine that runs no programs and has no judge().
+        return HostedRunner(cast(HostedJudge, self.backend), context)
 
     # -- shots, prompts and keys ---------------------------------------------------------
 
@@ -232,8 +234,9 @@ class ICRM:
             "conversation_B": conversation_B,
         }
         example = {key: value for key, value in given.items() if value is not None}
-        result = self.judge(example, shots=shots, **generation_kwargs)
-        return result.verdict if parse_json else json.dumps(result.verdict, indent=4)
+        verdict = self.judge(example, shots=shots, **generation_kwargs).verdict
+        assert verdict is not None  # judge() raises when there is no verdict
+        return verdict if parse_json else json.dumps(verdict, indent=4)
 
     def judge(
         self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None, **gen: Any

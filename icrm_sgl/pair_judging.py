@@ -83,7 +83,7 @@ def _combine(pair_id: str, calls: dict[str, Judgement], key: str) -> PairJudgeme
     ]
     rec = reconcile(views)
     has_probs = all("probabilities" in j.meta for j in calls.values())
-    verdicts = {ORDERS[suffix]: j.verdict for suffix, j in calls.items()}
+    verdicts = {ORDERS[suffix]: j.verdict for suffix, j in calls.items() if j.verdict is not None}
     return PairJudgement(pair_id, verdicts, rec, has_probs, meta=meta)
 
 
@@ -110,6 +110,9 @@ def judge_pairs(
     pair = model.definition.pair
     if pair is None:
         raise InputError(f"judging pairs needs a pairwise model, not {model.rm_type!r}")
+    key = model.definition.reward
+    if key is None:
+        raise InputError(f"judging pairs needs a reward field; judge {model.rm_type!r} names none")
     calls: list[dict[str, Any]] = []
     for i, example in enumerate(examples):
         pair_id = str(example.get("id", i)) if isinstance(example, Mapping) else str(i)
@@ -121,7 +124,6 @@ def judge_pairs(
         pair_id, suffix = result.id[:-3], result.id[-3:]
         pending.setdefault(pair_id, {})[suffix] = result
         if len(pending[pair_id]) == wanted:
-            key = model.definition.reward
             yield _combine(pair_id, dict(sorted(pending.pop(pair_id).items())), key)
 
 
@@ -136,5 +138,5 @@ def judge_pair(
     (result,) = judge_pairs(model, [example], both_orders, shots, **gen)
     if not result.ok:
         error = InputError if result.meta.get("stage") == "input" else VerdictError
-        raise error(result.error)
+        raise error(str(result.error))  # a failed pair always carries its error
     return result

@@ -109,15 +109,16 @@ def _by_scores(
     rows: list[dict[str, Any]] = [{} for _ in conversations]
     greedy: list[float] = [0.0 for _ in conversations]
     for result in model.judge_batch(examples, **gen):
-        if not result.ok:
+        verdict = result.verdict
+        if verdict is None:
             raise VerdictError(f"{where}: response {result.id}: {result.error}")
         index = int(result.id)
-        greedy[index] = judge.reward_value(result.verdict, {})
+        greedy[index] = judge.reward_value(verdict, {})
         rows[index] = {
             "index": index,
-            label: result.verdict[label],
-            expected: judge.reward_value(result.verdict, result.meta),
-            "verdict": result.verdict,
+            label: verdict[label],
+            expected: judge.reward_value(verdict, result.meta),
+            "verdict": verdict,
         }
     order = sorted(range(len(rows)), key=lambda i: (-rows[i][expected], -greedy[i], i))
     for place, i in enumerate(order, start=1):

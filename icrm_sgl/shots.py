@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -15,12 +15,15 @@ from icrm_sgl.programs.prompts import example_fields
 from icrm_sgl.records import loads, read_records
 from icrm_sgl.schemas import choice_winner, public_verdict
 
+if TYPE_CHECKING:
+    from icrm_sgl.judges.judge import Judge
+
 SAMPLING_MODES = ("fixed", "random", "balanced")
 
 Shot = dict[str, Any]
 
 
-def builtin_pool_path(rm_type: str) -> Path:
+def builtin_pool_path(rm_type: Judge | str) -> Path:
     """Path of the packaged pool for a judging mode."""
     return Path(str(resources.files("icrm_sgl.shots_pool").joinpath(f"{rm_type}.json")))
 
@@ -31,7 +34,7 @@ def shot_label(shot: Shot) -> str:
     return str(feedback.get("score", feedback.get("choice")))
 
 
-def normalise_shot(record: Any, rm_type: str, index: int, source: str) -> Shot:
+def normalise_shot(record: Any, rm_type: Judge | str, index: int, source: str) -> Shot:
     """Check one pool record and return it with defaults and its feedback as a dict.
 
     The original IC-RM format loads too: ``feedback`` may be a JSON string, and a
@@ -64,7 +67,9 @@ def read_pool(path: str | Path) -> list[Any]:
     return read.values
 
 
-def pool_problems(records: list[Any], rm_type: str, source: str) -> tuple[list[Shot], list[str]]:
+def pool_problems(
+    records: list[Any], rm_type: Judge | str, source: str
+) -> tuple[list[Shot], list[str]]:
     """Every valid shot, and one message per invalid record or duplicate id."""
     shots, problems = [], []
     for i, record in enumerate(records):
@@ -77,7 +82,7 @@ def pool_problems(records: list[Any], rm_type: str, source: str) -> tuple[list[S
     return shots, problems
 
 
-def load_shots(rm_type: str, path: str | Path | None = None) -> list[Shot]:
+def load_shots(rm_type: Judge | str, path: str | Path | None = None) -> list[Shot]:
     """Load and validate a pool (the packaged one when ``path`` is None)."""
     source = Path(path) if path is not None else builtin_pool_path(rm_type)
     shots, problems = pool_problems(read_pool(source), rm_type, str(source))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -59,6 +60,20 @@ def test_bad_pair_in_a_batch_is_reported_once(pairwise_model, pairwise_example):
 def test_individual_model_refuses_pairs(individual_model, pairwise_example):
     with pytest.raises(InputError, match="pairwise"):
         list(judge_pairs(individual_model, [pairwise_example], True))
+
+
+def test_pair_judge_without_a_reward_field_is_refused_before_judging(
+    local_backend, pairwise_example
+):
+    from icrm_sgl import ICRM
+    from icrm_sgl.judges import builtin_judge
+
+    judge = replace(builtin_judge("pairwise"), reward=None)
+    with (
+        ICRM(judge=judge, num_shots=0, backend=local_backend) as model,
+        pytest.raises(InputError, match="needs a reward field"),
+    ):
+        list(judge_pairs(model, [pairwise_example], True, **FAST))
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ def score(
         selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
         with ICRM(**selected, **icrm_options) as model:
             status(f"judging 1 example with {model.model_name} …")
+            shown: dict[str, Any] | None
             if both_orders:
                 shown = judge_pair(model, examples[0], True, **gen).result()
             else:

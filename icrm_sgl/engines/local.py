@@ -70,7 +70,7 @@ def default_model_path() -> Path:
 
 def resolve_model_path(model_name: str | None) -> Path:
     """None or the default model's name → the packaged file; otherwise a GGUF path."""
-    if _is_default(model_name):
+    if model_name is None or _is_default(model_name):
         return default_model_path()
     path = Path(os.path.expanduser(model_name))
     if not path.is_file():

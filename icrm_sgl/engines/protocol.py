@@ -10,12 +10,15 @@ built-ins, and no caller keeps a table of engine names.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from icrm_sgl.engines.capabilities import Capabilities
 from icrm_sgl.errors import InputError
+
+if TYPE_CHECKING:
+    from icrm_sgl.judges.judge import Judge
 
 
 class EngineOptions(BaseModel):
@@ -69,7 +72,7 @@ class HostedJudge(Engine, Protocol):
     """An engine that returns whole verdicts, validated and re-asked (hosted APIs)."""
 
     def judge(
-        self, prompt: str, rm_type: str, completion: bool, gen: dict[str, Any]
+        self, prompt: str, rm_type: Judge | str, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A validated public verdict and its meta; ``VerdictError`` / ``EngineError``."""
         ...

@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import tenacity
+from tenacity.stop import stop_base
 
 from icrm_sgl.errors import EngineError
 
@@ -65,7 +66,7 @@ class RetryPolicy:
     def call(self, request: Callable[[], T]) -> tuple[T, int]:
         """The result and how many tries it took; a busy error once the tries or the
         budget run out (saying how many tries), any other error at once."""
-        stop = tenacity.stop_after_attempt(self.max_attempts)
+        stop: stop_base = tenacity.stop_after_attempt(self.max_attempts)
         if self.budget is not None:
             stop = stop | tenacity.stop_before_delay(self.budget)
         retrying = tenacity.Retrying(

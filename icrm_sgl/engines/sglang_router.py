@@ -12,6 +12,7 @@ the worker that holds the shared few-shot prefix, that is, to one worker.
 from __future__ import annotations
 
 import time
+from typing import Literal, get_args
 
 import requests
 
@@ -22,7 +23,8 @@ from icrm_sgl.errors import EngineError
 ROUTING_KEY_HEADER = "X-SMG-Routing-Key"
 
 #: Policies of ``smg.launch_router`` that the engine may launch with.
-POLICIES = ("consistent_hashing", "cache_aware", "round_robin", "power_of_two", "random")
+Policy = Literal["consistent_hashing", "cache_aware", "round_robin", "power_of_two", "random"]
+POLICIES: tuple[str, ...] = get_args(Policy)
 
 
 def router_command(

@@ -50,8 +50,8 @@ from icrm_sgl.engines.server_process import (
 )
 from icrm_sgl.engines.sglang_frontend import program_run_id, program_text
 from icrm_sgl.engines.sglang_router import (
-    POLICIES,
     ROUTING_KEY_HEADER,
+    Policy,
     router_workers,
     spawn_router,
     wait_for_workers,
@@ -129,7 +129,7 @@ class SglangOptions(EngineOptions):
     routing: Literal["router", "dp"] = Field(
         "router", description="num_workers > 1: servers behind sglang's router, or --dp-size"
     )
-    router_policy: Literal[POLICIES] = Field(
+    router_policy: Policy = Field(
         "consistent_hashing", description="router's --policy (the routing key picks a worker)"
     )
     router_sticky: bool = Field(True, description="keep a verdict's requests on one worker")
@@ -211,7 +211,7 @@ def _name_forms(name: str) -> set[str]:
 
 def check_model(model_name: str | None, info: dict, base_url: str) -> None:
     """Fail when the server serves another model than the one asked for (basename match)."""
-    served = [info.get(k) for k in ("model_path", "served_model_name") if info.get(k)]
+    served = [info[k] for k in ("model_path", "served_model_name") if info.get(k)]
     if not model_name or not served:
         return
     if any(_name_forms(model_name) & _name_forms(s) for s in served):
@@ -374,7 +374,7 @@ class SglangBackend(BaseBackend):
     def cache_prefix(self, prefix_str: str) -> None:
         """Prefill the shared prompt prefix once on every worker: each data-parallel rank,
         or each server behind a router (directly, else once through the router)."""
-        payload = {"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}
+        payload: dict[str, Any] = {"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}
         if self.workers:
             try:
                 list(
@@ -513,6 +513,7 @@ def _worker_env(options: SglangOptions) -> dict[str, str] | None:
 
 
 def _launch_server(options: SglangOptions) -> ServerProcess:
+    assert options.model_name is not None  # SglangOptions requires it without an endpoint
     port = free_port()
     return serve(
         launch_command(options.model_name, options, port),
@@ -533,6 +534,7 @@ def _launch_routed(options: SglangOptions) -> ServerGroup:
             "sglang engine: num_workers > 1 launches sglang's router, which is not installed: "
             "pip install 'icrm-sgl[router]' (or -E routing=dp for one --dp-size server)"
         )
+    assert options.model_name is not None  # SglangOptions requires it without an endpoint
     deadline = time.monotonic() + options.launch_timeout
     headers = _headers(options.api_key)
     base_log = options.log_path or default_log_path("icrm-sglang-router-")

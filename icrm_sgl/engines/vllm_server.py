@@ -101,6 +101,7 @@ class LaunchedVllmEngine(OpenAICompatEngine):
 
 def launch_command(executable: str, options: VllmOptions, port: int) -> list[str]:
     """The ``vllm serve`` command line for these options."""
+    assert options.model_name is not None  # only launched for a model (``create``)
     cmd = [executable, "serve", options.model_name, "--host", HOST, "--port", str(port)]
     cmd += ["--tensor-parallel-size", str(options.num_gpu_per_worker)]
     cmd += ["--data-parallel-size", str(options.num_workers)]

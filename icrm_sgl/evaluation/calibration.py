@@ -49,7 +49,7 @@ def calibration(p_chosen: Sequence[float], bins: int = BINS) -> dict[str, Any]:
     return {"n": total, "bins": table, "ece": round(ece, DECIMALS) if total else None}
 
 
-def format_calibration(cal: dict[str, Any]) -> list[str]:
+def format_calibration(cal: dict[str, Any] | None) -> list[str]:
     """The table as text lines (empty when no pair had a probability)."""
     if not cal or not cal["n"]:
         return []

@@ -248,7 +248,7 @@ def _mode(records: list[dict]) -> str:
     if len(modes) > 1 or not modes <= set(MODES):
         shown = ", ".join(sorted(map(repr, modes)))
         raise InputError(f"result records must share one mode out of {MODES}; found {shown}")
-    return modes.pop()
+    return str(modes.pop())  # one of MODES, checked above
 
 
 # ----------------------------------------------------------------------------- counting
@@ -476,7 +476,7 @@ def _distribution_rows(metrics: dict) -> list[str]:
         dist, keys, label = metrics["choice_distribution"], CHOICES, "better side"
         names = {"A": "truth A", "B": "truth B"}
     elif "score_histogram" in metrics:
-        dist, keys, label = metrics["score_histogram"], [str(s) for s in SCORES], "score"
+        dist, keys, label = metrics["score_histogram"], tuple(str(s) for s in SCORES), "score"
         names = {"chosen": "chosen", "rejected": "rejected"}
     else:
         return []

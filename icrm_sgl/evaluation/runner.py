@@ -67,11 +67,11 @@ def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgemen
             **_label(pair),
             "meta": meta,
         }
-    scores = {slot: j.verdict["score"] if j.ok else None for slot, j in results}
+    scores = {slot: j.verdict["score"] if j.verdict is not None else None for slot, j in results}
     errors = {slot: j.error for slot, j in results if not j.ok}
     probabilities = {slot: j.meta.get("probabilities") for slot, j in results if j.ok}
-    both = None not in scores.values()
-    margin = scores["chosen"] - scores["rejected"] if both else None
+    chosen, rejected = scores["chosen"], scores["rejected"]  # the pair's two slots
+    margin = chosen - rejected if chosen is not None and rejected is not None else None
     return {
         "id": pair.id,
         "subset": pair.subset,
@@ -95,7 +95,8 @@ def _label(pair: LabelledPair) -> dict[str, str]:
 
 def _judgement(slot: str, result: Judgement) -> dict[str, Any]:
     """One order's stored verdict: its choice and, when the engine gave them, probabilities."""
-    out = {"order": slot, "choice": result.verdict["choice"] if result.ok else None}
+    verdict = result.verdict
+    out = {"order": slot, "choice": verdict["choice"] if verdict is not None else None}
     out["error"] = result.error
     if result.ok and "probabilities" in result.meta:
         out["probabilities"] = result.meta["probabilities"]

@@ -20,13 +20,14 @@ TRAINER_KEYWORDS = frozenset(
 _EXAMPLE_KEYS = frozenset({"id", "conversation", "conversation_A", "conversation_B"})
 
 
-def to_conversation(prompt: Text, completion: Text) -> list[Turn]:
+def to_conversation(prompt: Text, completion: Text) -> list[dict[str, Any]]:
     """Text is one user (prompt) or assistant (completion) turn; message lists are kept as
-    they are, so a chat prompt's history and system turn reach the judge."""
+    they are, so a chat prompt's history and system turn reach the judge (which checks
+    the turns, so a message without a role or content is still unchecked here)."""
     return _turns(prompt, "user", "prompt") + _turns(completion, "assistant", "completion")
 
 
-def _turns(value: Text, role: str, what: str) -> list[Turn]:
+def _turns(value: Text, role: str, what: str) -> list[dict[str, Any]]:
     if isinstance(value, str):
         return [{"role": role, "content": value}]
     if isinstance(value, list) and all(isinstance(t, dict) for t in value):

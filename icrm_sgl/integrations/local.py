@@ -39,7 +39,7 @@ class LocalJudging:
         """Each example's reward (score, or expected score when probabilities exist)."""
         return [
             verdict_reward(self.model.rm_type, r.verdict, r.meta)
-            if r.ok
+            if r.verdict is not None
             else Failure(str(r.error), r.meta.get("stage") == "input")
             for r in self.judge_all(examples)
         ]

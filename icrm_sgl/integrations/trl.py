@@ -85,7 +85,7 @@ class PairwisePicker:
             )
         picks = []
         for result, flip in zip(self._judging.judge_all(examples), flips, strict=True):
-            if not result.ok:
+            if result.verdict is None:
                 picks.append(-1)
                 continue
             margin = verdict_reward("pairwise", result.verdict, result.meta)  # > 0: A better

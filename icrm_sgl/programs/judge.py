@@ -84,7 +84,9 @@ def closing_suffix(value: str) -> str:
     """
     if _COMPLETE.fullmatch(value):
         return ""
-    dangling = _PARTIAL.fullmatch(value).group(1)
+    partial = _PARTIAL.fullmatch(value)
+    assert partial is not None, value  # every prefix of FIELD_REGEX matches _PARTIAL
+    dangling = partial.group(1)
     if dangling is None:
         return '"'
     if dangling == "\\":
@@ -173,7 +175,9 @@ def resume_point(body: str, keys: list[str]) -> tuple[str, int | None, str | Non
     pos = 0
     for i, key in enumerate(keys):
         start = pos
-        pos = _BODY_CHARS.match(body, pos).end()
+        chars = _BODY_CHARS.match(body, pos)
+        assert chars is not None  # a starred pattern matches everywhere
+        pos = chars.end()
         if pos == len(body) or body[pos] != '"':
             tail = closing_suffix(body[start:])
             following = i + 1 if i + 1 < len(keys) else None

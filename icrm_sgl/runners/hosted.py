@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,7 @@ class HostedRunner:
         # The text fields' budget as the programs have it: ``field_tokens`` per field.
         n_text = max(1, len(self.context.judge.text_fields))
         gen = {**batch.params, "max_tokens": batch.field_tokens * n_text}
-        calls = [
+        calls: list[Callable[[], Judgement]] = [
             partial(self._judge, ex_id, batch.prompt.render(fields), gen)
             for ex_id, fields in zip(batch.ids, batch.arguments, strict=True)
         ]

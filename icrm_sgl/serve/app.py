@@ -98,7 +98,8 @@ def create_app(config: ServeConfig, open_judges: Callable[[], Judges]) -> FastAP
 
     app = FastAPI(title="icrm-sgl", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(_MetricsMiddleware)
-    app.add_exception_handler(HTTPProblem, _problem_response)
+    # Starlette types every handler as taking an Exception; this one gets HTTPProblem only.
+    app.add_exception_handler(HTTPProblem, _problem_response)  # type: ignore[arg-type]
     _routes(app, config)
     return app
 
@@ -307,7 +308,7 @@ def _authorized(request: Request, config: ServeConfig) -> State:
     return state
 
 
-async def _problem_response(request: Request, exc: HTTPProblem) -> Response:  # type: ignore[override]
+async def _problem_response(request: Request, exc: HTTPProblem) -> Response:
     state: State | None = getattr(request.app.state, "icrm", None)
     if state is not None and exc.kind not in _COUNTED_WHERE_RAISED:
         state.metrics.failure(exc.kind)

@@ -36,30 +36,34 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        add = {"registry": self.registry}
+        registry = self.registry
         self._requests = Counter(
-            "icrm_http_requests", "HTTP requests by status", ["endpoint", "code"], **add
+            "icrm_http_requests", "HTTP requests by status", ["endpoint", "code"], registry=registry
         )
         self._latency = Histogram(
             "icrm_request_latency_seconds",
             "request latency",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
-            **add,
+            registry=registry,
         )
         self._verdicts = Counter(
-            "icrm_verdicts", "valid verdicts by judging mode", ["rm_type"], **add
+            "icrm_verdicts", "valid verdicts by judging mode", ["rm_type"], registry=registry
         )
         self._failures = Counter(
-            "icrm_failures", "examples or requests that failed", ["kind"], **add
+            "icrm_failures", "examples or requests that failed", ["kind"], registry=registry
         )
-        self._prompt = Counter("icrm_prompt_tokens", "judge prompt tokens", **add)
-        self._cached = Counter("icrm_cached_tokens", "prompt tokens from the cache", **add)
-        self._batches = Counter("icrm_batches", "judge_batch calls", **add)
-        self._batched = Counter("icrm_batched_examples", "examples sent to the engine", **add)
+        self._prompt = Counter("icrm_prompt_tokens", "judge prompt tokens", registry=registry)
+        self._cached = Counter(
+            "icrm_cached_tokens", "prompt tokens from the cache", registry=registry
+        )
+        self._batches = Counter("icrm_batches", "judge_batch calls", registry=registry)
+        self._batched = Counter(
+            "icrm_batched_examples", "examples sent to the engine", registry=registry
+        )
         self._lock = threading.Lock()  # the share's two counts, read together
         self._token_counts = {"prompt": 0, "cached": 0}
-        share = Gauge("icrm_cached_token_share", "cached / prompt tokens", **add)
+        share = Gauge("icrm_cached_token_share", "cached / prompt tokens", registry=registry)
         share.set_function(self._cached_share)
         self._gauges: dict[str, Gauge] = {}
 

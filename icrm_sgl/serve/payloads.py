@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
@@ -169,7 +170,7 @@ def match_judge(item: dict[str, Any], judges: tuple[Judge, ...]) -> Judge | None
     return None
 
 
-def _field_problem(index: int, where: str, error: dict[str, Any]) -> Problem:
+def _field_problem(index: int, where: str, error: ErrorDetails) -> Problem:
     field = ".".join(str(part) for part in error["loc"])
     return Problem(index, field, f"{where}: {field}: {error['msg']}")
 

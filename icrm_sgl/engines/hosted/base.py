@@ -63,7 +63,8 @@ class HostedEngine:
     batch_threads: ClassVar[int] = 8
     #: The API constrains output to a JSON schema (else it is only validated).
     supports_schema: ClassVar[bool] = True
-    engine_name: ClassVar[str] = "hosted"
+    #: The engine's name in meta and messages (an OpenAI-compatible engine: its preset's).
+    engine_name: str = "hosted"
     #: Declared by each engine (or its provider preset).
     capabilities: Capabilities
     #: The provider applies the model's own chat template.

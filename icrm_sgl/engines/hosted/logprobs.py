@@ -131,7 +131,7 @@ class _Walk:
             s = consumed + alt[len(head) :]
             p = p_prefix * math.exp(logprob)
             kind, value = _classify(s, self.target)
-            if kind == "value":
+            if kind == "value" and value is not None:  # a "value" always names one
                 self.mass[value] += p
             elif kind == "open" and p >= MIN_BRANCH:
                 self.follow(s, p, path if alt == path_token else None)

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import openai
 
@@ -35,6 +35,8 @@ from icrm_sgl.engines.hosted.logprobs import (
 from icrm_sgl.errors import EngineError, InputError
 
 if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
     from icrm_sgl.judges import Judge
 
 #: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
@@ -191,10 +193,11 @@ class OpenAICompatEngine(HostedEngine):
         self.capabilities = preset.capabilities
         # A key is needed for the provider's own endpoint, not for a server of your own.
         own_server = options.base_url not in (None, preset.base_url)
+        completion_schema = options.completion_schema or preset.completion_schema
         options = options.model_copy(
             update={
                 "base_url": options.base_url or preset.base_url,
-                "completion_schema": options.completion_schema or preset.completion_schema,
+                "completion_schema": completion_schema,
             }
         )
         self._key = resolve_key(
@@ -206,7 +209,7 @@ class OpenAICompatEngine(HostedEngine):
             timeout=options.timeout,
             max_retries=0,
         )
-        self.completion_schema: CompletionSchema = options.completion_schema
+        self.completion_schema: CompletionSchema = completion_schema
         self.logprobs = preset.logprobs if options.logprobs is None else options.logprobs
         self._format = 0
         self._format_lock = threading.Lock()
@@ -272,12 +275,13 @@ class OpenAICompatEngine(HostedEngine):
     def _complete(
         self, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]
     ) -> Reply:
+        logprobs: dict[str, Any] = {"logprobs": TOP_LOGPROBS} if self.logprobs else {}
         res = self._request(
             lambda: self.client.completions.create(
                 model=self.model_name,
                 prompt=completion_text(messages),
                 **self._sampling(gen, completion_fields(self.completion_schema, wanted)),
-                **({"logprobs": TOP_LOGPROBS} if self.logprobs else {}),
+                **logprobs,
             )
         )
         if not res.choices:
@@ -291,14 +295,7 @@ class OpenAICompatEngine(HostedEngine):
             kind = self._format
             try:
                 res = self._request(
-                    lambda kind=kind: self.client.chat.completions.create(
-                        model=self.model_name,
-                        messages=messages,
-                        response_format=response_format(CHAT_FORMATS[kind], wanted),
-                        **self._logprob_fields(),
-                        **self._sampling(gen),
-                    ),
-                    format_kind=kind,
+                    partial(self._chat_request, messages, wanted, kind, gen), format_kind=kind
                 )
             except _FormatRejected:
                 with self._format_lock:  # remembered for this backend's later calls
@@ -309,6 +306,21 @@ class OpenAICompatEngine(HostedEngine):
             choice = res.choices[0]
             text, cut = choice.message.content or "", choice.finish_reason == "length"
             return _reply(text, res.usage, chat_tokens(choice.logprobs), cut)
+
+    def _chat_request(
+        self, messages: list[Message], wanted: FieldRequest, kind: int, gen: dict[str, Any]
+    ) -> ChatCompletion:
+        # A plain dict: "json_object" with a schema is a server extension that the SDK's
+        # ResponseFormat types lack.
+        fmt: dict[str, Any] = {"response_format": response_format(CHAT_FORMATS[kind], wanted)}
+        return self.client.chat.completions.create(
+            model=self.model_name,
+            # Message dicts are chat message params ({"role", "content"}).
+            messages=cast("list[ChatCompletionMessageParam]", messages),
+            **fmt,
+            **self._logprob_fields(),
+            **self._sampling(gen),
+        )
 
     def _logprob_fields(self) -> dict[str, Any]:
         return {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}

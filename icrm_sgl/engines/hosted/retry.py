@@ -73,7 +73,7 @@ class _Collected:
         except ValidationError as exc:
             wrong = [e for e in exc.errors() if e["type"] != "missing"]
         for err in wrong:
-            self.fields.pop(err["loc"][0] if err["loc"] else "", None)
+            self.fields.pop(str(err["loc"][0]) if err["loc"] else "", None)
         return None, problem_text(wrong)
 
 
