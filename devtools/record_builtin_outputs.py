@@ -1,10 +1,11 @@
 """Record the built-in judges' greedy local-engine outputs, as test data.
 
 Run once at a commit whose outputs are the reference (for
-``tests/data/builtin_outputs_f6aa282.json``: commit f6aa282, before judges became data),
-with that commit's package on PYTHONPATH::
+``tests/data/builtin_outputs_b3cb875.json``: commit b3cb875, before judges became data,
+with the local engine's same-input-same-verdict fix), with that commit's package on
+PYTHONPATH::
 
-    PYTHONPATH=<checkout of f6aa282> python devtools/record_builtin_outputs.py OUT.json
+    PYTHONPATH=<checkout of b3cb875> python devtools/record_builtin_outputs.py OUT.json
 
 The cases (the two example files and ten pool examples per mode) and the settings come
 from ``builtin_cases``, which ``tests/judges/test_builtin_unchanged.py`` uses too.
