@@ -24,6 +24,7 @@ from icrm_sgl.expectation import (
     prob_first_scores_higher,
     score_distribution,
 )
+from icrm_sgl.judges import as_judge
 from icrm_sgl.pair_orders import View, choice_view, disagree
 from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
 
@@ -200,6 +201,12 @@ def _parse_individual(record: dict[str, Any], where: str) -> tuple[list[View], i
     return [side], without, 2
 
 
+def _compares(mode: str) -> bool:
+    """Whether the records of a judging mode hold comparisons of both replies (else a
+    score per reply), as its judge defines."""
+    return as_judge(mode).pair is not None
+
+
 def _parse(record: Any, index: int, mode: str) -> _Parsed:
     if not isinstance(record, dict):
         raise InputError(f"result record {index}: expected an object")
@@ -207,7 +214,7 @@ def _parse(record: Any, index: int, mode: str) -> _Parsed:
     subset = record.get("subset")
     if not isinstance(subset, str) or not subset:
         raise InputError(f"{where}: missing or empty 'subset'")
-    parse = _parse_pairwise if mode == PAIRWISE else _parse_individual
+    parse = _parse_pairwise if _compares(mode) else _parse_individual
     sides, without, verdicts = parse(record, where)
     label = record.get("label")
     if label not in (None, "tie"):
@@ -419,7 +426,7 @@ def compute_metrics(
         "verdicts_without_probabilities": without,
         "calibration": calibration(probabilities),
     }
-    if mode == PAIRWISE:
+    if _compares(mode):
         metrics["choice_distribution"] = _choice_distribution(records)
     else:
         metrics["score_histogram"] = _score_histogram(records)

@@ -16,6 +16,7 @@ from icrm_sgl.evaluation.metrics import reconcile
 from icrm_sgl.evaluation.store import ResultStore
 from icrm_sgl.icrm import ICRM
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
 
 ORDERS = ("both", "ab", "alternate")
 
@@ -51,10 +52,11 @@ def individual_jobs(pair: LabelledPair) -> list[Job]:
     ]
 
 
-def pair_record(pair: LabelledPair, mode: str, results: list[tuple[str, Judgement]]) -> dict:
+def pair_record(pair: LabelledPair, judge: Judge, results: list[tuple[str, Judgement]]) -> dict:
     """The stored record of one pair (see ``metrics`` for the fields)."""
     meta = _pair_meta([j for _, j in results])
-    if mode == "pairwise":
+    mode = judge.name
+    if judge.pair is not None:  # one call compared both replies
         judgements = [_judgement(slot, j) for slot, j in results]
         margin = reconcile(judgements)
         return {
@@ -170,7 +172,7 @@ class Evaluator:
             for job, result in self._judge(jobs):
                 pending.setdefault(job.pair.id, []).append((job.slot, result))
                 if len(pending[job.pair.id]) == expected[job.pair.id]:
-                    record = pair_record(job.pair, self.model.rm_type, pending.pop(job.pair.id))
+                    record = pair_record(job.pair, self.model.definition, pending.pop(job.pair.id))
                     store.append(record)
                     written += 1
                     bar.set_postfix(totals.update(record), refresh=False)
