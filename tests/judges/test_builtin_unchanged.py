@@ -23,7 +23,6 @@ def outputs(local_backend):
     return record(local_backend)
 
 
-@pytest.mark.slow  # ~3 min under load: 22 verdicts
 @pytest.mark.parametrize("mode", ["individual", "pairwise"])
 def test_greedy_outputs_match_commit_b3cb875(outputs, mode):
     before = json.loads(RECORDED.read_text("utf-8"))[mode]
