@@ -156,6 +156,13 @@ def status_error(
     )
 
 
+def sdk_status_error(exc: Any, where: str, key: str | None) -> EngineError:
+    """An SDK's HTTP status error (``openai`` and ``anthropic`` share its shape) as an
+    ``EngineError``, with the server's ``Retry-After``."""
+    retry_after = exc.response.headers.get("retry-after")
+    return status_error(exc.status_code, str(exc.message), where, key, retry_after)
+
+
 def connection_error(exc: Exception, where: str) -> EngineError:
     """A timeout or a failed connection: retryable."""
     if "Timeout" in type(exc).__name__:

@@ -16,7 +16,7 @@ from icrm_sgl.engines.hosted.base import (
     Reply,
     connection_error,
     resolve_key,
-    status_error,
+    sdk_status_error,
 )
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import InputError
@@ -111,13 +111,7 @@ class ClaudeEngine(HostedEngine):
         try:
             return parse_response(self.client.messages.create(**params))
         except anthropic.APIStatusError as exc:
-            raise status_error(
-                exc.status_code,
-                str(exc.message),
-                self.where,
-                self._key,
-                exc.response.headers.get("retry-after"),
-            ) from exc
+            raise sdk_status_error(exc, self.where, self._key) from exc
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 

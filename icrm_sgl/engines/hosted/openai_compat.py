@@ -21,7 +21,7 @@ from icrm_sgl.engines.hosted.base import (
     Reply,
     connection_error,
     resolve_key,
-    status_error,
+    sdk_status_error,
 )
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import (
@@ -232,13 +232,7 @@ class OpenAICompatEngine(HostedEngine):
             laxer_left = format_kind is not None and format_kind + 1 < len(CHAT_FORMATS)
             if laxer_left and _rejects_format(exc):
                 raise _FormatRejected from exc
-            raise status_error(
-                exc.status_code,
-                str(exc.message),
-                self.where,
-                self._key,
-                exc.response.headers.get("retry-after"),
-            ) from exc
+            raise sdk_status_error(exc, self.where, self._key) from exc
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise connection_error(exc, self.where) from exc
 
