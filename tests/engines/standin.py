@@ -128,3 +128,14 @@ def chat_reply(content: str, finish_reason: str = "stop") -> tuple[int, dict[str
 def error_reply(status: int, message: str) -> tuple[int, dict[str, Any]]:
     """An OpenAI-style error body."""
     return status, {"error": {"message": message, "type": "error", "code": None}}
+
+
+#: A valid pairwise verdict, for stand-ins that answer with one.
+VALID = {
+    "analysis of A": "Concrete.",
+    "analysis of B": "Vague.",
+    "reason of A=B": "Both polite.",
+    "reason of A>B": "A is specific.",
+    "reason of B>A": "B is shorter.",
+    "choice": "A+",
+}

@@ -18,16 +18,8 @@ from icrm_sgl.engines.hosted.fields import FieldRequest, read_fields
 from icrm_sgl.errors import VerdictError
 from icrm_sgl.schemas import validate_verdict
 from tests.conftest import EXAMPLES
-from tests.engines.standin import StandinServer, chat_reply
+from tests.engines.standin import VALID, StandinServer, chat_reply
 
-VALID = {
-    "analysis of A": "Concrete.",
-    "analysis of B": "Vague.",
-    "reason of A=B": "Both polite.",
-    "reason of A>B": "A is specific.",
-    "reason of B>A": "B is shorter.",
-    "choice": "A+",
-}
 GEN = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 50}
 
 

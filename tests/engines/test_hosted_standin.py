@@ -16,16 +16,8 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from tests.conftest import EXAMPLES
-from tests.engines.standin import StandinServer, chat_reply, error_reply
+from tests.engines.standin import VALID, StandinServer, chat_reply, error_reply
 
-VALID = {
-    "analysis of A": "Concrete.",
-    "analysis of B": "Vague.",
-    "reason of A=B": "Both polite.",
-    "reason of A>B": "A is specific.",
-    "reason of B>A": "B is shorter.",
-    "choice": "A+",
-}
 INVALID = {**VALID, "choice": "A+++"}
 FAST_BACKOFF = {"backoff_base": 0.001, "backoff_cap": 0.01}
 CLI = [sys.executable, "-m", "icrm_sgl.cli"]
