@@ -13,7 +13,8 @@ def test_bad_generation_settings_are_one_line_and_exit_2(run_cli):
     assert proc.stderr.strip().splitlines() == ["error: max_tokens must be at least 4, got 2"]
 
 
-def test_a_port_in_use_is_one_line_and_exit_2_before_the_engine_loads(run_cli):
+def test_a_port_in_use_is_one_line_and_exit_2_before_the_engine_loads(run_cli, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")  # the engine would load: only the port fails
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

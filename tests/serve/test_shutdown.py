@@ -33,6 +33,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
             os.kill(server.proc.pid, signal.SIGTERM)
             signalled = time.monotonic()
             health = _health_while_draining(server.url)
+            held = _health_while_clients_wait(server.url, futures, signalled + DRAIN / 2)
             outcomes = [f.result(timeout=EXIT_WITHIN) for f in futures]
         server.proc.wait(timeout=EXIT_WITHIN)
         exited_after = time.monotonic() - signalled
@@ -44,6 +45,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     assert server.proc.returncode in (143, -signal.SIGTERM), log[-2000:]
     assert exited_after < EXIT_WITHIN
     assert health == (503, "draining")  # still listening: balancers see the drain
+    assert held and set(held) == {(503, "draining")}, held  # and for as long as work remains
     statuses = [status for status, _ in outcomes]
     assert set(statuses) <= {200, 503}, outcomes
     for status, body in outcomes:
@@ -69,6 +71,22 @@ def _health_while_draining(url: str) -> tuple[int, str]:
         if reply.status_code != 200 or time.monotonic() > deadline:
             return reply.status_code, reply.json()["status"]
         time.sleep(0.05)
+
+
+def _health_while_clients_wait(url: str, futures: list, until: float) -> list[tuple]:
+    """/health's answers, each taken while two or more clients were still waiting (with
+    --max-batch 1 the engine then has work left) and well before the drain deadline."""
+    answers = []
+    while time.monotonic() < until and sum(not f.done() for f in futures) >= 2:
+        try:
+            reply = requests.get(f"{url}/health", timeout=30)
+            answer = (reply.status_code, reply.json()["status"])
+        except requests.ConnectionError:
+            answer = (None, "connection refused")
+        if sum(not f.done() for f in futures) >= 2:
+            answers.append(answer)
+        time.sleep(0.1)
+    return answers
 
 
 def _wait_until_busy(url: str, timeout: float = 120.0) -> None:
