@@ -44,10 +44,11 @@ def _entry(place: str, default_id: str, record: Any) -> Entry:
     return Entry(f"{place} (id {shown})", shown, record)
 
 
-def load_examples(path: str | Path, limit: int | None = None) -> ExampleFile:
+def load_examples(path: str | Path, limit: int | None = None, noun: str = "example") -> ExampleFile:
     """A .json file (one example or a list) or a .jsonl file (one example per line).
 
-    ``limit`` keeps the first N entries (a .jsonl file is read no further). A .jsonl line
+    ``limit`` keeps the first N entries (a .jsonl file is read no further); ``noun``
+    names an entry of a .json list in messages (``example 3``, ``item 3``). A .jsonl line
     that is not UTF-8 JSON is reported in ``errors`` with its line number; the other lines
     still load. A file with no examples at all is an ``InputError``.
     """
@@ -58,8 +59,7 @@ def load_examples(path: str | Path, limit: int | None = None) -> ExampleFile:
     if not read.records and not read.errors:
         raise InputError(f"{path}: no examples to judge (the file holds none)")
     entries = [
-        _entry(r.place("example"), r.place() if r.line else str(r.index), r.value)
-        for r in read.records
+        _entry(r.place(noun), r.place() if r.line else str(r.index), r.value) for r in read.records
     ]
     return ExampleFile(entries, read.errors, single=read.single)
 

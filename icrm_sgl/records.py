@@ -41,8 +41,8 @@ class Record:
 @dataclass(frozen=True)
 class RecordFile:
     """What a file held: its records, the lines that could not be read (only when the
-    caller asked to skip them, as ``(place, message)``), and whether a JSON file held one
-    object rather than a list."""
+    caller asked to skip them, as ``(place, message)``, the message naming the file and
+    the line), and whether a JSON file held one object rather than a list."""
 
     records: list[Record]
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -108,10 +108,10 @@ def _read_jsonl(path: Path, label: str, limit: int | None, skip_bad: bool) -> Re
     for number, raw in islice(_lines(path, name), limit):
         place = f"line {number}"
         try:
-            value = loads(raw, place)
+            value = loads(raw, f"{name}: {place}")
         except InputError as exc:
             if not skip_bad:
-                raise InputError(f"{name}: {exc}") from None
+                raise
             errors.append((place, str(exc)))
             continue
         records.append(Record(len(records), value, number))

@@ -101,7 +101,7 @@ def test_every_malformed_line_is_one_stderr_line_and_the_rest_is_judged(
     records = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     errors = [r["error"] for r in records if "error" in r]
     for number, (name, fragment) in where.items():
-        place = (f"line {number}:", f"line {number} (")
+        place = (f"line {number}:", f"line {number} (", f"{src}: line {number}:")
         named = [x for x in stderr if x.startswith("skipped ") and x[8:].startswith(place)]
         assert len(named) == 1, (name, number, stderr)
         assert fragment in named[0], (name, named[0])

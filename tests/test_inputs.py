@@ -34,7 +34,7 @@ def test_jsonl_errors_name_the_line_and_the_id_after_skipped_lines(tmp_path):
     assert judge.name == "pairwise"
     assert [e["id"] for e in valid] == ["line 1"]
     messages = dict(problems)
-    assert messages["line 3"].startswith("line 3: invalid JSON")
+    assert messages["line 3"].startswith(f"{src}: line 3: invalid JSON")
     assert messages["line 4"].startswith("line 4: expected an example object, got list")
     assert messages["x"].startswith("line 5 (id x): conversation_B:")
 
@@ -43,7 +43,7 @@ def test_a_non_utf8_line_is_one_error_and_the_others_load(tmp_path):
     src = write_lines(tmp_path / "b.jsonl", [json.dumps(PAIR), b'{"id": "\xff"}', json.dumps(PAIR)])
     loaded = load_examples(src)
     assert len(loaded.entries) == 2
-    assert loaded.errors == [("line 2", "line 2: not UTF-8 text")]
+    assert loaded.errors == [("line 2", f"{src}: line 2: not UTF-8 text")]
 
 
 @pytest.mark.parametrize("name,text", [("e.jsonl", ""), ("blank.jsonl", "\n\n"), ("e.json", "[]")])

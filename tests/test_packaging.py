@@ -42,7 +42,16 @@ def wheel(tmp_path_factory) -> Path:
 
 
 #: What an unpacked sdist or a copied tree may hold besides the sources.
-NOT_SOURCES = ("__pycache__", "*.egg-info", "build", "dist", ".venv", ".git", "eval-results")
+NOT_SOURCES = (
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    ".venv",
+    ".git",
+    "eval-results",
+    "runs",
+)
 
 
 def source_files() -> list[str]:

@@ -92,5 +92,6 @@ def test_rank_cli_bad_items_in_a_batch_are_skipped(tmp_path, rank_cli):
     assert proc.returncode == 2
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert "at least two" in records[0]["error"] and "give a prompt" in records[1]["error"]
-    assert "skipped one" in proc.stderr and "line 3: invalid JSON" in proc.stderr
+    assert "skipped line 1 (id one): " in proc.stderr
+    assert f"skipped {path}: line 3: invalid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr

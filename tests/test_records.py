@@ -60,7 +60,7 @@ def test_every_file_kind_reads_alike(tmp_path):
     path = lines_file(tmp_path, json.dumps(good).encode(), b"", b"{oops")
     with pytest.raises(InputError, match=r"r\.jsonl: line 3: invalid JSON"):
         load_pairs(str(path))
-    assert load_examples(path).errors[0][1].startswith("line 3: invalid JSON")
+    assert load_examples(path).errors[0][1].startswith(f"{path}: line 3: invalid JSON")
     with pytest.raises(InputError, match=r"shots pool .*r\.jsonl: line 3: invalid JSON"):
         read_pool(path)
     store = ResultStore(tmp_path)
@@ -84,5 +84,7 @@ def test_a_deeply_nested_file_is_one_line_and_exit_2(run_cli, tmp_path, command)
 def test_a_deeply_nested_jsonl_line_is_skipped_by_score(tmp_path):
     path = lines_file(tmp_path, DEEP.encode(), b'{"id": "x"}')
     loaded = load_examples(path)
-    assert loaded.errors == [("line 1", "line 1: invalid JSON (nested too deeply to read)")]
+    assert loaded.errors == [
+        ("line 1", f"{path}: line 1: invalid JSON (nested too deeply to read)")
+    ]
     assert [e.where for e in loaded.entries] == ["line 2 (id x)"]

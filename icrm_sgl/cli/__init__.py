@@ -7,6 +7,9 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 import click
 
@@ -80,14 +83,49 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+class _PipeGuard:
+    """Standard output whose closed pipe is an ``OutputClosed``, whichever command wrote
+    (click would otherwise end the run itself, with exit 1)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise OutputClosed("standard output closed") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed("standard output closed") from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _guarded_stdout() -> Iterator[None]:
+    """Route the commands' standard output through ``_PipeGuard`` while they run."""
+    stream = sys.stdout
+    sys.stdout = _PipeGuard(stream)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = stream
+
+
 def main(group: click.Group = cli) -> None:
     """Entry point: library errors become one line on stderr and their exit code (2 for
     bad input, 1 for a verdict that could not be produced); a closed stdout pipe exits
-    141 without a word."""
+    141 without a word, whichever command was writing."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
     try:
-        group.main(standalone_mode=False)
+        with _guarded_stdout():
+            group.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         _interrupted(exc)
     except click.ClickException as exc:

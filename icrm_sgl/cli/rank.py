@@ -18,7 +18,7 @@ from icrm_sgl.cli.options import (
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.inputs import load_examples
+from icrm_sgl.inputs import Entry, load_examples
 from icrm_sgl.ranking import conversations
 
 
@@ -41,24 +41,23 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     individual (the default) orders by expected score; --rm-type pairwise by comparisons
     judged in both orders, sorted by binary insertion (about N log2 N comparisons).
     """
-    loaded = load_examples(input_path)
+    loaded = load_examples(input_path, noun="item")
     judge, gen, icrm_options = split_options(options)
     if loaded.single and not loaded.errors:
         _check(loaded.examples[0], "item")
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
     for _, message in loaded.errors:
-        click.echo(f"skipped: {message}", err=True)
+        click.echo(f"skipped {message}", err=True)
     items, records = [], []
-    for i, item in enumerate(loaded.examples):  # every item checked before the model loads
-        item_id = str(item.get("id", i)) if isinstance(item, dict) else str(i)
+    for entry in loaded.entries:  # every item checked before the model loads
         try:
-            _check(item, f"item {item_id}")
+            _check(entry.record, entry.where)
         except InputError as exc:
             counts["input"] += 1
-            click.echo(f"skipped {item_id}: {exc}", err=True)
-            records.append({"id": item_id, "error": str(exc)})
+            click.echo(f"skipped {exc}", err=True)
+            records.append({"id": entry.id, "error": str(exc)})
             continue
-        items.append((item_id, item))
+        items.append(entry)
     with RecordSink(output) as sink:
         for record in records:
             sink.record(record)
@@ -83,7 +82,7 @@ def _check(item: Any, where: str) -> None:
 
 
 def _rank_all(
-    items: list[tuple[str, dict[str, Any]]],
+    items: list[Entry],
     single: bool,
     judge: Any,
     gen: dict[str, Any],
@@ -98,8 +97,9 @@ def _rank_all(
 
     with ICRM(**icrm_judge(judge, "individual"), **icrm_options) as model:
         status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
-        for item_id, item in items:
-            where = "item" if single else f"item {item_id}"
+        for entry in items:
+            item, item_id = entry.record, entry.id
+            where = "item" if single else entry.where
             try:
                 ranking = model.rank(
                     item["responses"],

@@ -73,12 +73,30 @@ def resolve_model_path(model_name: str | None) -> Path:
     if model_name is None or _is_default(model_name):
         return default_model_path()
     path = Path(os.path.expanduser(model_name))
-    if not path.is_file():
+    problem = _gguf_problem(path)
+    if problem is not None:
         raise EngineError(
-            f"local engine: model {model_name!r} is not a GGUF file; pass a path to one "
+            f"local engine: model {model_name!r}: {problem}; pass a path to a GGUF file "
             f"or leave the model unset for {DEFAULT_MODEL}"
         )
     return path
+
+
+def _gguf_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a GGUF model (missing, a folder, unreadable, another kind of
+    file), or None: llama.cpp itself says only that loading failed."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists() and not path.is_file():
+        return "not a regular file"
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    return None if magic == b"GGUF" else "not a GGUF file (no GGUF header)"
 
 
 class LocalBackend(BaseBackend):

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from icrm_sgl.engines.protocol import HostedJudge
 from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.judgement import Judgement
@@ -49,4 +51,11 @@ class HostedRunner:
             meta["seconds"] = round(time.perf_counter() - started, 3)
             return Judgement(ex_id, error=f"engine error: {exc}", meta=meta)
         meta.update(info)
-        return Judgement(ex_id, verdict=verdict, meta=meta)
+        try:  # an engine registered by a third party may not validate its own verdicts
+            checked = self.context.judge.public(self.context.judge.validate(verdict))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(map(str, first["loc"])) or "the verdict"
+            problem = f"{self.context.engine} returned an invalid verdict: {where}: {first['msg']}"
+            return Judgement(ex_id, error=f"verdict error: {problem}", meta=meta)
+        return Judgement(ex_id, verdict=checked, meta=meta)
