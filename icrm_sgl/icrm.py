@@ -45,7 +45,8 @@ class ICRM:
     conversation_B=...)`` (pairwise) returns the verdict as a JSON string, or a dict
     with ``parse_json=True``; ``judge_batch`` runs many examples with ``run_batch``.
     ``judge=`` takes your own judge instead of a built-in mode: a ``Judge``
-    (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path.
+    (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path. ``from_settings``
+    takes the settings as groups (``icrm_sgl.options``), as the constructor makes them.
     """
 
     def __init__(
