@@ -113,14 +113,14 @@ class ICRM:
         self.cache = settings.cache.open()
         self._closed = False
         self._owns_backend = backend is None
-        self.backend = self._attach(backend)
+        self._attach(backend)
         self._runner = self._make_runner()
 
-    def _attach(self, backend: Engine | None) -> Engine:
-        """The given engine, or one built from the engine settings, checked; anything
-        opened so far is closed when that fails."""
+    def _attach(self, backend: Engine | None) -> None:
+        """Take the given engine, or build one from the engine settings, and check it;
+        what was opened so far is closed when that fails."""
         try:
-            self.backend = backend or build_engine(self.settings.engine)
+            self.backend: Engine = backend or build_engine(self.settings.engine)
         except BaseException:
             self._owns_backend = False
             self.close()
@@ -130,7 +130,6 @@ class ICRM:
         except InputError:
             self.close()
             raise
-        return self.backend
 
     def _check_engine(self, completion: bool | None) -> None:
         """The engine's own declarations decide: the prompt mode, and chat only with a

@@ -38,16 +38,21 @@ if TYPE_CHECKING:
 #: when it launches no server.
 LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
 
-PathLike = str | Path
+StrPath = str | Path
 
 
-def _judge_reference(value: Any) -> Judge | PathLike | None:
+def _judge_reference(value: Any) -> Judge | StrPath | None:
     """A ``Judge``, a built-in judge's name or a rubric's path (read when it is used)."""
     if value is None or isinstance(value, Judge | str | Path):
         return value
     raise ValueError(
         f"judge must be a Judge, a built-in judge's name or a rubric file's path, got {value!r}"
     )
+
+
+def _judge_text(value: Judge | StrPath | None) -> str | None:
+    """How a dump shows the judge: its name, or the name or path given."""
+    return value.name if isinstance(value, Judge) else None if value is None else str(value)
 
 
 class _Group(BaseModel):
@@ -74,7 +79,7 @@ class EngineSettings(_Group):
     seed, the original's launch settings, and the engine's own options (``-E KEY=VALUE``)."""
 
     name: str = "local"
-    model_name: PathLike | None = None
+    model_name: StrPath | None = None
     seed: int | None = 42
     #: Data-parallel servers (``sglang``, ``vllm``); 1 is accepted everywhere.
     num_workers: int | None = Field(None, ge=1)
@@ -115,12 +120,12 @@ class JudgingSettings(_Group):
 
     rm_type: str | None = None
     judge: Annotated[
-        Judge | PathLike | None, PlainValidator(_judge_reference), PlainSerializer(repr)
+        Judge | StrPath | None, PlainValidator(_judge_reference), PlainSerializer(_judge_text)
     ] = None
-    template_path: PathLike | None = None
-    shot_template_path: PathLike | None = None
-    feedback_template_path: PathLike | None = None
-    shots_pool_path: PathLike | None = None
+    template_path: StrPath | None = None
+    shot_template_path: StrPath | None = None
+    feedback_template_path: StrPath | None = None
+    shots_pool_path: StrPath | None = None
     num_shots: int = 3
     shot_sampling_mode: str = "fixed"
     #: Plain-text prompt (True) or chat roles (False); None: the engine's own mode.
@@ -154,7 +159,7 @@ class JudgingSettings(_Group):
                 raise ValueError(f"{name} is for the built-in modes: a judge has its own templates")
         return self
 
-    def with_judge(self, judge: Judge | PathLike) -> JudgingSettings:
+    def with_judge(self, judge: Judge | StrPath) -> JudgingSettings:
         """These settings judging with ``judge``: a built-in mode's name, or your own."""
         chosen = {"rm_type": judge, "judge": None}
         if not (isinstance(judge, str) and judge in BUILTIN_NAMES):
@@ -196,7 +201,7 @@ class CacheSettings(_Group):
 
     use_cache: bool = False
     overwrite_cache: bool = False
-    cache_dir: PathLike | None = None
+    cache_dir: StrPath | None = None
 
     def open(self) -> VerdictCache | None:
         """The cache these settings ask for, opened now (a bad folder fails before a model
@@ -228,7 +233,7 @@ class Settings(NamedTuple):
         engine = EngineSettings(**name, **_take(rest, engine_keys), options=rest)
         return cls(engine, judging, cache)
 
-    def with_judge(self, judge: Judge | PathLike) -> Settings:
+    def with_judge(self, judge: Judge | StrPath) -> Settings:
         """The same settings judging with ``judge`` (see ``JudgingSettings.with_judge``)."""
         return self._replace(judging=self.judging.with_judge(judge))
 
