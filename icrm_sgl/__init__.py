@@ -31,16 +31,22 @@ _LAZY = {
     "Judge": "icrm_sgl.judges",
     "make_judge": "icrm_sgl.judges",
     "load_rubric": "icrm_sgl.judges.rubric",
+    "CacheSettings": "icrm_sgl.options",
+    "EngineSettings": "icrm_sgl.options",
+    "JudgingSettings": "icrm_sgl.options",
 }
 
 __all__ = [
     "ICRM",
+    "CacheSettings",
     "EngineError",
+    "EngineSettings",
     "IcrmError",
     "IndividualVerdict",
     "InputError",
     "Judge",
     "Judgement",
+    "JudgingSettings",
     "MissingDependencyError",
     "PairwiseVerdict",
     "ProgramConfig",

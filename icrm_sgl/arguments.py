@@ -41,9 +41,19 @@ def check_generation(kwargs: Mapping[str, Any], ignored: Iterable[str] = ()) -> 
     try:
         return GenerationOptions(**given).model_dump()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0])  # a field name: the model has no list fields at the top
-        raise InputError(f"{name}: {first['msg'].lower()}, got {given[name]!r}") from exc
+        raise InputError(validation_message(exc, given, "generation")) from exc
+
+
+def validation_message(exc: ValidationError, given: Mapping[str, Any], owner: str) -> str:
+    """The first problem of ``owner``'s settings in one line: a check's own words, else
+    the setting, what is wrong and the value ``given``."""
+    first = exc.errors()[0]
+    if first["type"] == "value_error":
+        return str(first["ctx"]["error"])
+    name = str(first["loc"][0])  # a setting's name: the models have no list fields at the top
+    if first["type"] == "extra_forbidden":
+        return f"{owner} has no setting {name!r}"
+    return f"{name}: {first['msg'].lower()}, got {given[name]!r}"
 
 
 def check_count(name: str, value: Any) -> int:

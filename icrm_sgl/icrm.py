@@ -11,14 +11,14 @@ from typing import Any, cast
 
 from tqdm import tqdm
 
-from icrm_sgl.arguments import check_count, check_example, check_examples, check_generation
-from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.capabilities import launch_settings
+from icrm_sgl.arguments import check_example, check_examples, check_generation
+from icrm_sgl.engines import build_engine
 from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine, HostedJudge, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
+from icrm_sgl.judges import Judge
+from icrm_sgl.options import CacheSettings, EngineSettings, JudgingSettings, Settings
 from icrm_sgl.pair_judging import PairJudgement, judge_pair
 from icrm_sgl.programs.judge import PROGRAM_VERSION
 from icrm_sgl.programs.template import Template
@@ -29,11 +29,10 @@ from icrm_sgl.runners import (
     ProgramRunner,
     RunContext,
     Runner,
-    VerdictCache,
     cache_key,
     run_cached,
 )
-from icrm_sgl.shots import Shot, sample_shots
+from icrm_sgl.shots import Shot
 
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
@@ -46,7 +45,8 @@ class ICRM:
     conversation_B=...)`` (pairwise) returns the verdict as a JSON string, or a dict
     with ``parse_json=True``; ``judge_batch`` runs many examples with ``run_batch``.
     ``judge=`` takes your own judge instead of a built-in mode: a ``Judge``
-    (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path.
+    (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path. ``from_settings``
+    takes the settings as groups (``icrm_sgl.options``), as the constructor makes them.
     """
 
     def __init__(
@@ -77,56 +77,59 @@ class ICRM:
         judge: Judge | str | None = None,
         **engine_options: Any,
     ) -> None:
-        self.definition = _resolve_judge(
-            rm_type,
-            judge,
-            template_path=template_path,
-            shot_template_path=shot_template_path,
-            feedback_template_path=feedback_template_path,
-            shots_pool_path=shots_pool_path,
+        """The original IC-RM's flat keywords (and a few more), sorted into the three
+        groups of ``from_settings``; a keyword no group has is an engine option."""
+        flat = dict(locals())  # the parameters: nothing else is bound yet
+        for own in ("self", "backend", "engine_options"):
+            del flat[own]
+        self._open(Settings.from_flat({**flat, **engine_options}), backend)
+
+    @classmethod
+    def from_settings(
+        cls,
+        engine: EngineSettings | None = None,
+        judging: JudgingSettings | None = None,
+        cache: CacheSettings | None = None,
+        backend: Engine | None = None,
+    ) -> ICRM:
+        """An ``ICRM`` from its settings groups (each defaults to its defaults); with
+        ``backend``, on that engine instead of one built from ``engine``."""
+        model = cls.__new__(cls)
+        given = Settings(
+            engine or EngineSettings(), judging or JudgingSettings(), cache or CacheSettings()
         )
-        check_count("num_shots", num_shots)
+        model._open(given, backend)
+        return model
+
+    def _open(self, settings: Settings, backend: Engine | None) -> None:
+        """The judge and its shots, then the cache (a bad folder fails before a model
+        loads), then the engine and the runner."""
+        self.settings = settings
+        self.definition = settings.judging.definition()
         self.rm_type = self.definition.name
-        self.engine = engine
-        self.num_shots = num_shots
-        self.shot_sampling_mode = shot_sampling_mode
-        self.verbose = verbose
-        self.seed = seed
-        self.field_tokens = field_tokens
-        self.concurrency = concurrency
+        self.engine = settings.engine.name
         self.shots_pool = list(self.definition.shots_pool)
-        # A rubric's pool (a few shots, or none) gives all it has; asking a built-in pool
-        # for more shots than it holds is an error.
-        builtin = self.definition.name in BUILTIN_NAMES
-        self.default_shots = self.sample_shots(
-            num_shots if builtin else min(num_shots, len(self.shots_pool))
-        )
-        launch = {
-            "num_workers": num_workers,
-            "num_gpu_per_worker": num_gpu_per_worker,
-            "dtype": dtype,
-            "quantization": quantization,
-        }
-        self.engine_options = {**launch_settings(launch), **engine_options}
-        # the cache opens first: a bad --cache-dir fails before a model loads
-        self.cache = VerdictCache(cache_dir) if use_cache or overwrite_cache else None
-        self.overwrite_cache = overwrite_cache
+        self.default_shots = settings.judging.default_shots(self.definition)
+        self.cache = settings.cache.open()
         self._closed = False
         self._owns_backend = backend is None
+        self._attach(backend)
+        self._runner = self._make_runner()
+
+    def _attach(self, backend: Engine | None) -> None:
+        """Take the given engine, or build one from the engine settings, and check it;
+        what was opened so far is closed when that fails."""
         try:
-            self.backend: Engine = backend or create_engine(
-                engine, model_name=model_name, seed=seed, **self.engine_options
-            )
+            self.backend: Engine = backend or build_engine(self.settings.engine)
         except BaseException:
             self._owns_backend = False
             self.close()
             raise
         try:
-            self._check_engine(completion)
+            self._check_engine(self.settings.judging.completion)
         except InputError:
             self.close()
             raise
-        self._runner = self._make_runner()
 
     def _check_engine(self, completion: bool | None) -> None:
         """The engine's own declarations decide: the prompt mode, and chat only with a
@@ -147,7 +150,7 @@ class ICRM:
             model=self.model_name,
             judge=self.definition,
             completion=self.completion,
-            concurrency=self.concurrency,
+            concurrency=self.settings.judging.concurrency,
             batch_threads=self.backend.batch_threads,
         )
         if self.capabilities.programs:
@@ -159,7 +162,7 @@ class ICRM:
 
     def sample_shots(self, num_shots: int, mode: str | None = None) -> list[Shot]:
         """Shots from the pool: ``fixed`` (first n) or ``random`` (seeded by ``seed``)."""
-        return sample_shots(self.shots_pool, num_shots, mode or self.shot_sampling_mode, self.seed)
+        return self.settings.judging.shots(self.definition, num_shots, mode)
 
     def render_prompt(self, example: Mapping[str, Any], shots: Sequence[Shot] | None = None) -> str:
         """The prompt text up to where the verdict JSON starts (completion layout)."""
@@ -188,7 +191,7 @@ class ICRM:
             "shots": [s.get("id") for s in shots],
             "completion": self.completion,
             "sampling": {**params, "field_tokens": field_tokens},
-            "seed": self.seed,
+            "seed": self.settings.judging.seed,
         }
 
     def _cache_identity(
@@ -209,7 +212,7 @@ class ICRM:
         self.capabilities.check_sampling(self.engine, params)
         max_tokens = params.pop("max_tokens")
         n_text = max(1, len(self.definition.text_fields))
-        field_tokens = self.field_tokens
+        field_tokens = self.settings.judging.field_tokens
         if max_tokens is not None:
             if max_tokens < n_text:
                 raise InputError(f"max_tokens must be at least {n_text}, got {max_tokens}")
@@ -298,7 +301,7 @@ class ICRM:
                 self.cache,
                 identity,
                 self._validate_cached,
-                overwrite=self.overwrite_cache,
+                overwrite=self.settings.cache.overwrite_cache,
             )
         bar = tqdm(total=len(ids), disable=not progress, file=sys.stderr, unit="verdict")
         shot_ids = [s.get("id") for s in shots]
@@ -358,7 +361,7 @@ class ICRM:
                 continue
             ids.append(ex_id)
             arguments.append(fields)
-            if self.verbose:
+            if self.settings.judging.verbose:
                 print(prompt.render(fields), file=sys.stderr)
         return failures, ids, arguments
 
@@ -380,21 +383,3 @@ class ICRM:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _resolve_judge(
-    rm_type: str | None, judge: Judge | str | None, **builtin_paths: str | None
-) -> Judge:
-    """The judge an ``ICRM`` runs: a built-in mode (with the user's templates and pool) or
-    the user's own judge; an ``InputError`` when both are given."""
-    if judge is None:
-        return builtin_judge(rm_type or "individual", **builtin_paths)
-    if rm_type is not None:
-        raise InputError("give rm_type or judge, not both")
-    resolved = as_judge(judge)
-    if builtin_paths.pop("shots_pool_path") is not None:
-        raise InputError("shots_pool_path is for the built-in modes: a rubric names its shots")
-    given = [name for name, path in builtin_paths.items() if path is not None]
-    if given:
-        raise InputError(f"{given[0]} is for the built-in modes: a judge has its own templates")
-    return resolved

@@ -104,11 +104,16 @@ def sample_shots(
         raise InputError(f"num_shots must be between 0 and {len(pool)} (pool size), got {n}")
     if mode == "fixed":
         return pool[:n]
-    if mode == "random":
+    if check_sampling_mode(mode) == "random":
         return random.Random(seed).sample(pool, n)
-    if mode == "balanced":
-        return _balanced(pool, n, random.Random(seed))
-    raise InputError(f"unknown shot sampling mode {mode!r}: expected one of {SAMPLING_MODES}")
+    return _balanced(pool, n, random.Random(seed))
+
+
+def check_sampling_mode(mode: str) -> str:
+    """One of ``SAMPLING_MODES``, or an ``InputError`` listing them."""
+    if mode not in SAMPLING_MODES:
+        raise InputError(f"unknown shot sampling mode {mode!r}: expected one of {SAMPLING_MODES}")
+    return mode
 
 
 def _balanced(pool: list[Shot], n: int, rng: random.Random) -> list[Shot]:

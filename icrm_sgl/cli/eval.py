@@ -11,6 +11,7 @@ import click
 
 from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options_for, split_options
 from icrm_sgl.errors import InputError
+from icrm_sgl.options import Settings
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 
@@ -89,7 +90,7 @@ def eval_command(
     """
     from icrm_sgl.evaluation.loaders import load_pairs
 
-    rm_type, gen, icrm_options = split_options(options)
+    rm_type, gen, settings = split_options(options)
     if rm_type is not None and not isinstance(rm_type, str):
         raise InputError(
             "eval runs the built-in judges only (its metrics read a score or a choice); "
@@ -113,7 +114,7 @@ def eval_command(
         overwrite,
         reconcile,
         gen,
-        icrm_options,
+        settings,
     )
 
 
@@ -127,7 +128,7 @@ def _run(
     overwrite: bool,
     reconcile: str | None,
     gen: dict[str, Any],
-    icrm_options: dict[str, Any],
+    settings: Settings,
 ) -> None:
     from icrm_sgl.evaluation.calibration import write_calibration_chart
     from icrm_sgl.evaluation.chart import write_chart
@@ -140,7 +141,7 @@ def _run(
     from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.icrm import ICRM
 
-    with ICRM(rm_type=rm_type, **icrm_options) as model:
+    with ICRM.from_settings(*settings.with_judge(rm_type)) as model:
         evaluator = Evaluator(model, orders=orders, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
         todo = [p for p in pairs if p.id not in done]

@@ -10,34 +10,27 @@ import click
 
 from icrm_sgl.engines import engine_names
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
+from icrm_sgl.options import Settings
 from icrm_sgl.shots import SAMPLING_MODES
 
 
-def split_options(
-    options: dict[str, Any],
-) -> tuple[Judge | str | None, dict[str, Any], dict[str, Any]]:
-    """The values of ``judge_options`` as (judge, generation kwargs, ICRM kwargs): the
-    judge is a built-in mode's name (``--rm-type``), a rubric read from ``--judge``, or
-    None when neither was given."""
+def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str, Any], Settings]:
+    """The values of ``judge_options`` (and ``cache_options``) as (judge, generation
+    kwargs, settings groups): the judge is a built-in mode's name (``--rm-type``), a rubric
+    read from ``--judge``, or None when neither was given. ``-E KEY=VALUE`` may set any of
+    ``ICRM``'s keywords, as in Python (``-E num_workers=2``)."""
     rest = dict(options)
     rm_type, rubric = rest.pop("rm_type"), rest.pop("judge")
     if rm_type and rubric:
         raise click.UsageError("give --rm-type or --judge, not both")
     gen = {key: rest.pop(key) for key in ("max_tokens", "temperature", "top_p")}
     rest.update(engine_kwargs(rest.pop("endpoint"), rest.pop("engine_option")))
+    settings = Settings.from_flat(rest)
     if rubric is None:
-        return rm_type, gen, rest
+        return rm_type, gen, settings
     from icrm_sgl.judges.rubric import load_rubric
 
-    return load_rubric(rubric), gen, rest
-
-
-def icrm_judge(judge: Judge | str | None, default: str) -> dict[str, Any]:
-    """The ``ICRM`` keyword that selects ``judge`` (a built-in mode's name, by default
-    ``default``, or your own judge)."""
-    if judge is None or isinstance(judge, str):
-        return {"rm_type": judge or default}
-    return {"judge": judge}
+    return load_rubric(rubric), gen, settings
 
 
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
@@ -193,7 +186,7 @@ def judge_options(
 
 def cache_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The verdict cache's options, the same for every command that judges (they reach
-    ``ICRM`` through ``split_options``)."""
+    the cache's settings through ``split_options``)."""
     options = [
         click.option(
             "--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls."

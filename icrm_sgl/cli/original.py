@@ -1,4 +1,5 @@
-"""``icrm test``: the original IC-RM command line, spelled as it was, run by ``score``."""
+"""``icrm test``: the original IC-RM command line, spelled as it was, run by ``score``'s
+work; its flags are ``ICRM``'s keywords, sorted into the settings groups as in Python."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from typing import Any
 import click
 
 from icrm_sgl.cli import main as run_group
-from icrm_sgl.cli.score import score
+from icrm_sgl.cli.score import judge_loaded
 from icrm_sgl.engines import engine_names
+from icrm_sgl.inputs import load_examples
 from icrm_sgl.judges import BUILTIN_NAMES
-
-#: Original flags that are engine settings here (``-E KEY=VALUE`` of ``score``).
-_ENGINE_FLAGS = ("num_workers", "num_gpu_per_worker", "dtype", "quantization")
+from icrm_sgl.options import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,30 +45,12 @@ def _path(*names: str) -> Any:
 @_path("--shot_template_path", "--shot-template-path")
 @_path("--feedback_template_path", "--feedback-template-path")
 @click.option("--verbose", is_flag=True, help="Print the prompt to stderr.")
-@click.pass_context
-def test(ctx: click.Context, example_json_path: str, **flags: Any) -> None:
+def test(example_json_path: str, **flags: Any) -> None:
     """Judge the example(s) in FILE, e.g. ``icrm test examples/test_pairwise.json
     --rm_type pairwise --model_name M --engine E``."""
-    engine_option = tuple(
-        f"{key}={value}" for key in _ENGINE_FLAGS if (value := flags.pop(key)) is not None
-    )
-    ctx.invoke(
-        score,
-        input_path=example_json_path,
-        rm_type=flags["rm_type"],
-        model_name=flags["model_name"],
-        engine=flags["engine"],
-        engine_option=engine_option,
-        shots_pool_path=flags["shots_pool_path"],
-        use_cache=flags["use_cache"],
-        overwrite_cache=flags["overwrite_cache"],
-        completion=flags["completion"],
-        num_shots=flags["num_shots"],
-        template_path=flags["template_path"],
-        shot_template_path=flags["shot_template_path"],
-        feedback_template_path=flags["feedback_template_path"],
-        verbose=flags["verbose"],
-    )
+    loaded = load_examples(example_json_path)
+    rm_type = flags.pop("rm_type")
+    judge_loaded(loaded, None, False, rm_type, {}, Settings.from_flat(flags))
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ import click
 from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
-    icrm_judge,
     judge_options_for,
     split_options,
 )
@@ -19,6 +18,7 @@ from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.inputs import Entry, load_examples
+from icrm_sgl.options import Settings
 from icrm_sgl.ranking import conversations
 
 
@@ -42,7 +42,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     judged in both orders, sorted by binary insertion (about N log2 N comparisons).
     """
     loaded = load_examples(input_path, noun="item")
-    judge, gen, icrm_options = split_options(options)
+    judge, gen, settings = split_options(options)
     if loaded.single and not loaded.errors:
         _check(loaded.examples[0], "item")
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
@@ -63,7 +63,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
             sink.record(record)
         if items:
             shown = loaded.single and not output
-            _rank_all(items, shown, judge, gen, icrm_options, counts, sink)
+            _rank_all(items, shown, judge, gen, settings, counts, sink)
     click.echo(
         f"{counts['ok']} ranked, {plural(counts['input'], 'malformed item')} skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
@@ -86,16 +86,18 @@ def _rank_all(
     single: bool,
     judge: Any,
     gen: dict[str, Any],
-    icrm_options: dict[str, Any],
+    settings: Settings,
     counts: dict[str, int],
     sink: RecordSink,
 ) -> None:
     """Rank the checked items: a single item shown on stdout as indented JSON, else
     (several, or any with --output) one JSONL record each."""
-    status(f"loading the {icrm_options['engine']} engine …")
+    status(f"loading the {settings.engine.name} engine …")
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
-    with ICRM(**icrm_judge(judge, "individual"), **icrm_options) as model:
+    with ICRM.from_settings(
+        *settings.with_judge(judge if judge is not None else "individual")
+    ) as model:
         status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
         for entry in items:
             item, item_id = entry.record, entry.id

@@ -15,15 +15,16 @@ import click
 from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
-    icrm_judge,
     judge_options,
     split_options,
 )
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError
-from icrm_sgl.inputs import Group, load_examples, screen_examples
+from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
+from icrm_sgl.options import Settings
 
 
 @click.command()
@@ -65,7 +66,19 @@ def score(
     any example was malformed, 1 when any verdict could not be produced.
     """
     loaded = load_examples(input_path, limit)
-    judge, gen, icrm_options = split_options(options)
+    judge, gen, settings = split_options(options)
+    judge_loaded(loaded, output, both_orders, judge, gen, settings)
+
+
+def judge_loaded(
+    loaded: ExampleFile,
+    output: str | None,
+    both_orders: bool,
+    judge: Judge | str | None,
+    gen: dict[str, Any],
+    settings: Settings,
+) -> None:
+    """``score``'s work once the file is read and the settings made (``icrm test`` too)."""
     groups, problems = screen_examples(loaded, judge)
     if both_orders and any(chosen.pair is None for chosen, _ in groups):
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
@@ -73,13 +86,14 @@ def score(
         sink = RecordSink(None)
         if problems:
             raise InputError(problems[0][1])
-        status(f"loading the {icrm_options['engine']} engine …")
+        status(f"loading the {settings.engine.name} engine …")
         from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
         from icrm_sgl.pair_judging import judge_pair
 
         ((chosen, examples),) = groups
-        selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
-        with ICRM(**selected, **icrm_options) as model:
+        with ICRM.from_settings(
+            *settings.with_judge(judge if judge is not None else chosen.name)
+        ) as model:
             status(f"judging 1 example with {model.model_name} …")
             shown: dict[str, Any] | None
             if both_orders:
@@ -95,8 +109,8 @@ def score(
         if not groups:  # nothing to judge: no model to load
             tally = _write_all(failures, [], sink, output, unit)
         else:
-            status(f"loading the {icrm_options['engine']} engine …")
-            with _models(groups, judge, icrm_options) as models:
+            status(f"loading the {settings.engine.name} engine …")
+            with _models(groups, judge, settings) as models:
                 results = _all_results(models, groups, both_orders, gen)
                 tally = _write_all(failures, results, sink, output, unit)
                 for model in models:
@@ -106,16 +120,16 @@ def score(
 
 
 @contextmanager
-def _models(groups: list[Group], judge: Any, icrm_options: dict[str, Any]) -> Iterator[list[Any]]:
+def _models(groups: list[Group], judge: Any, settings: Settings) -> Iterator[list[Any]]:
     """One ``ICRM`` per group's judge, all on the first one's engine; closed in reverse."""
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
     models: list[Any] = []
     try:
         for chosen, _ in groups:
-            shared = {"backend": models[0].backend} if models else {}
-            selected = icrm_judge(judge if judge is not None else chosen.name, chosen.name)
-            models.append(ICRM(**selected, **icrm_options, **shared))
+            shared = models[0].backend if models else None
+            chosen_settings = settings.with_judge(judge if judge is not None else chosen.name)
+            models.append(ICRM.from_settings(*chosen_settings, backend=shared))
         yield models
     finally:
         for model in reversed(models):

@@ -8,6 +8,7 @@ import click
 
 from icrm_sgl.cli.options import cache_options, judge_options, split_options
 from icrm_sgl.errors import MissingDependencyError
+from icrm_sgl.judges import BUILTIN_NAMES
 
 
 @click.command()
@@ -85,11 +86,11 @@ def serve(**options: Any) -> None:
     log_level = options.pop("log_level")
     serve_keys = [key for key in ServeConfig.model_fields if key in options]
     settings = {key: options.pop(key) for key in serve_keys}
-    judge, gen, icrm_options = split_options(options)
+    judge, gen, groups = split_options(options)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
     sock = bind(config.host, config.port)
     with sock:
-        judges = Judges.open(*([(judge,)] if judge else []), **icrm_options)
+        judges = Judges.open((judge,) if judge else BUILTIN_NAMES, groups)
         try:
             judges.check(config.gen)
             run(config, lambda: judges, log_level, sock)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import InputError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from icrm_sgl.options import EngineSettings
 
 EngineFactory = Callable[..., Engine]
 
@@ -59,6 +62,12 @@ def create_engine(name: str, model_name: str | None = None, **options: Any) -> E
         engine.shutdown()
         raise
     return engine
+
+
+def build_engine(settings: EngineSettings) -> Engine:
+    """Build the engine ``settings`` describe; the factory gets its model, seed, launch
+    settings and own options, nothing of the judging or the cache."""
+    return create_engine(settings.name, **settings.factory_options())
 
 
 def _factory(name: str, target: str) -> EngineFactory:

@@ -76,21 +76,5 @@ PROGRAM_ENGINE: dict[str, Any] = {
     "probabilities": True,
     "programs": True,
 }
-#: The original IC-RM's launch values that change nothing (its documented defaults, and
-#: the defaults of the engines that launch servers): accepted by every engine and dropped,
-#: so only a value that would change something reaches an engine, which refuses it by name
-#: when it launches no server.
-LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
-
-
-def launch_settings(given: Mapping[str, Any]) -> dict[str, Any]:
-    """The original's launch settings worth passing on: set, and not a neutral value."""
-    return {
-        key: value
-        for key, value in given.items()
-        if value is not None and LAUNCH_NEUTRAL.get(key, object()) != value
-    }
-
-
 #: Sampling options every OpenAI-compatible API honours.
 OPENAI_SAMPLING = BASIC_SAMPLING | {"frequency_penalty", "presence_penalty"}

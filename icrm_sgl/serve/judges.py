@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
+from icrm_sgl.options import Settings
 
 
 @dataclass
@@ -16,20 +17,23 @@ class Judges:
     _settled: bool = field(default=False, repr=False)
 
     @classmethod
-    def open(cls, judges: tuple[Judge | str, ...] = BUILTIN_NAMES, **icrm_options: Any) -> Judges:
+    def open(
+        cls,
+        judges: tuple[Judge | str, ...] = BUILTIN_NAMES,
+        settings: Settings | None = None,
+        **icrm_options: Any,
+    ) -> Judges:
         """Build the engine once (model load, or server launch) and an ICRM per judge on it:
-        a built-in judge's name, or your own judge (a ``Judge`` or a rubric path)."""
+        a built-in judge's name, or your own judge (a ``Judge`` or a rubric path). The
+        settings groups, or ``ICRM``'s keywords (``backend=`` among them) to make them."""
         from icrm_sgl.icrm import ICRM  # imports sglang: seconds, so only when serving
 
-        def make(judge: Judge | str, **extra: Any) -> Any:
-            if isinstance(judge, str) and judge in BUILTIN_NAMES:
-                return ICRM(rm_type=judge, **icrm_options, **extra)
-            return ICRM(judge=judge, **icrm_options, **extra)
-
-        first = make(judges[0])
+        backend = icrm_options.pop("backend", None)
+        settings = settings or Settings.from_flat(icrm_options)
+        first = ICRM.from_settings(*settings.with_judge(judges[0]), backend=backend)
         by_mode = {first.rm_type: first}
         for judge in judges[1:]:
-            model = make(judge, backend=first.backend)
+            model = ICRM.from_settings(*settings.with_judge(judge), backend=first.backend)
             by_mode[model.rm_type] = model
         return cls(by_mode)
 

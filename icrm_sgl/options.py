@@ -1,0 +1,246 @@
+"""``ICRM``'s settings in three groups, each validated and handed to the layer that owns it.
+
+``EngineSettings`` builds the engine (``engines.build_engine``), ``JudgingSettings`` the
+judge definition and its shots, ``CacheSettings`` the verdict cache. ``ICRM(...)``'s flat,
+seed-compatible keywords are sorted into these groups by ``Settings.from_flat``; the
+command line builds them the same way, and ``ICRM.from_settings`` takes them directly.
+A bad value is an ``InputError`` in one line naming the setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from icrm_sgl.arguments import check_count, validation_message
+from icrm_sgl.errors import InputError
+from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
+from icrm_sgl.shots import Shot, check_sampling_mode, sample_shots
+
+if TYPE_CHECKING:
+    from icrm_sgl.runners.cache import VerdictCache
+
+#: The original IC-RM's launch values that change nothing (its documented defaults, and
+#: the defaults of the engines that launch servers): accepted by every engine and dropped,
+#: so only a value that would change something reaches an engine, which refuses it by name
+#: when it launches no server.
+LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
+
+StrPath = str | Path
+
+
+def _judge_reference(value: Any) -> Judge | StrPath | None:
+    """A ``Judge``, a built-in judge's name or a rubric's path (read when it is used)."""
+    if value is None or isinstance(value, Judge | str | Path):
+        return value
+    raise ValueError(
+        f"judge must be a Judge, a built-in judge's name or a rubric file's path, got {value!r}"
+    )
+
+
+def _judge_text(value: Judge | StrPath | None) -> str | None:
+    """How a dump shows the judge: its name, or the name or path given."""
+    return value.name if isinstance(value, Judge) else None if value is None else str(value)
+
+
+class _Group(BaseModel):
+    """A frozen group of settings: strict types, unknown names refused, and every
+    problem raised as one ``InputError`` line (not pydantic's report)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, arbitrary_types_allowed=True
+    )
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InputError(validation_message(exc, data, type(self).__name__)) from exc
+
+    def values(self) -> dict[str, Any]:
+        """The settings by name, as given (no copies, no conversion)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class EngineSettings(_Group):
+    """Which engine runs the judge and how: its registered name, the model, the sampling
+    seed, the original's launch settings, and the engine's own options (``-E KEY=VALUE``)."""
+
+    name: str = "local"
+    model_name: StrPath | None = None
+    seed: int | None = 42
+    #: Data-parallel servers (``sglang``, ``vllm``); 1 is accepted everywhere.
+    num_workers: int | None = Field(None, ge=1)
+    #: Tensor-parallel GPUs per server (``sglang``, ``vllm``); 1 is accepted everywhere.
+    num_gpu_per_worker: int | None = Field(None, ge=1)
+    dtype: str | None = None
+    quantization: str | None = None
+    #: The engine's own options (for the local engine ``n_ctx``, ``n_threads`` …), checked
+    #: by the engine's options model when it is built.
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _no_setting_twice(cls, options: dict[str, Any]) -> dict[str, Any]:
+        twice = sorted(set(options) & (set(cls.model_fields) - {"options"}))
+        if twice:
+            raise ValueError(
+                f"{twice[0]} is an engine setting of its own, not one of the engine's options"
+            )
+        return options
+
+    def factory_options(self) -> dict[str, Any]:
+        """The engine factory's keywords: model, seed, the launch settings that change
+        something, then the engine's own options."""
+        launch = {
+            key: value
+            for key in ("num_workers", "num_gpu_per_worker", "dtype", "quantization")
+            if (value := getattr(self, key)) is not None
+            and LAUNCH_NEUTRAL.get(key, object()) != value
+        }
+        return {"model_name": self.model_name, "seed": self.seed, **launch, **self.options}
+
+
+class JudgingSettings(_Group):
+    """What is judged and how the prompt is made: a built-in mode (``rm_type``, with your
+    templates and shots pool) or your own ``judge``, the shots, the prompt mode, the text
+    fields' token budget, examples in flight, and the seed of shot sampling."""
+
+    rm_type: str | None = None
+    judge: Annotated[
+        Judge | StrPath | None, PlainValidator(_judge_reference), PlainSerializer(_judge_text)
+    ] = None
+    template_path: StrPath | None = None
+    shot_template_path: StrPath | None = None
+    feedback_template_path: StrPath | None = None
+    shots_pool_path: StrPath | None = None
+    num_shots: int = 3
+    shot_sampling_mode: str = "fixed"
+    #: Plain-text prompt (True) or chat roles (False); None: the engine's own mode.
+    completion: bool | None = None
+    field_tokens: int = Field(128, ge=1)
+    concurrency: int | None = Field(None, ge=1)
+    verbose: bool = False
+    seed: int | None = 42
+
+    @field_validator("num_shots", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> int:
+        return check_count("num_shots", value)
+
+    @field_validator("shot_sampling_mode")
+    @classmethod
+    def _known_mode(cls, mode: str) -> str:
+        return check_sampling_mode(mode)
+
+    @model_validator(mode="after")
+    def _one_judge(self) -> JudgingSettings:
+        """``rm_type`` or ``judge``; the template and pool paths belong to the built-ins."""
+        if self.judge is None:
+            return self
+        if self.rm_type is not None:
+            raise ValueError("give rm_type or judge, not both")
+        if self.shots_pool_path is not None:
+            raise ValueError("shots_pool_path is for the built-in modes: a rubric names its shots")
+        for name in ("template_path", "shot_template_path", "feedback_template_path"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} is for the built-in modes: a judge has its own templates")
+        return self
+
+    def with_judge(self, judge: Judge | StrPath) -> JudgingSettings:
+        """These settings judging with ``judge``: a built-in mode's name, or your own."""
+        chosen = {"rm_type": judge, "judge": None}
+        if not (isinstance(judge, str) and judge in BUILTIN_NAMES):
+            chosen = {"rm_type": None, "judge": judge}
+        return type(self)(**{**self.values(), **chosen})
+
+    def definition(self) -> Judge:
+        """The judge these settings run: a built-in (with the user's templates and pool)
+        or the user's own."""
+        if self.judge is not None:
+            return as_judge(self.judge)
+        return builtin_judge(
+            self.rm_type or "individual",
+            template_path=self.template_path,
+            shot_template_path=self.shot_template_path,
+            feedback_template_path=self.feedback_template_path,
+            shots_pool_path=self.shots_pool_path,
+        )
+
+    def shots(self, judge: Judge, num_shots: int, mode: str | None = None) -> list[Shot]:
+        """Shots from ``judge``'s pool: ``fixed`` (first n) or seeded ``random`` /
+        ``balanced``."""
+        pool = list(judge.shots_pool)
+        return sample_shots(pool, num_shots, mode or self.shot_sampling_mode, self.seed)
+
+    def default_shots(self, judge: Judge) -> list[Shot]:
+        """The shots every call uses unless it passes its own. A rubric's pool (a few
+        shots, or none) gives all it has; a built-in pool asked for more is an error."""
+        wanted = self.num_shots
+        if judge.name not in BUILTIN_NAMES:
+            wanted = min(wanted, len(judge.shots_pool))
+        return self.shots(judge, wanted)
+
+
+class CacheSettings(_Group):
+    """The verdict cache: reuse verdicts (``use_cache``), judge again and replace them
+    (``overwrite_cache``), and its folder (default ``$ICRM_CACHE_DIR`` or
+    ``~/.cache/icrm-sgl``)."""
+
+    use_cache: bool = False
+    overwrite_cache: bool = False
+    cache_dir: StrPath | None = None
+
+    def open(self) -> VerdictCache | None:
+        """The cache these settings ask for, opened now (a bad folder fails before a model
+        loads); None when no cache is used."""
+        if not (self.use_cache or self.overwrite_cache):
+            return None
+        from icrm_sgl.runners.cache import VerdictCache  # the runners import sglang
+
+        return VerdictCache(self.cache_dir)
+
+
+class Settings(NamedTuple):
+    """The three groups, as ``ICRM.from_settings(*settings)`` takes them."""
+
+    engine: EngineSettings = EngineSettings()
+    judging: JudgingSettings = JudgingSettings()
+    cache: CacheSettings = CacheSettings()
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> Settings:
+        """``ICRM``'s flat keywords sorted into the groups: ``engine`` names the engine,
+        ``seed`` seeds both the engine and shot sampling, a keyword no group has is one of
+        the engine's own options."""
+        rest = dict(flat)
+        cache = CacheSettings(**_take(rest, CacheSettings.model_fields))
+        judging = JudgingSettings(**_take(rest, JudgingSettings.model_fields, keep={"seed"}))
+        name = {"name": rest.pop("engine")} if "engine" in rest else {}
+        engine_keys = set(EngineSettings.model_fields) - {"name", "options"}
+        engine = EngineSettings(**name, **_take(rest, engine_keys), options=rest)
+        return cls(engine, judging, cache)
+
+    def with_judge(self, judge: Judge | StrPath) -> Settings:
+        """The same settings judging with ``judge`` (see ``JudgingSettings.with_judge``)."""
+        return self._replace(judging=self.judging.with_judge(judge))
+
+
+def _take(rest: dict[str, Any], names: Iterable[str], keep: Iterable[str] = ()) -> dict[str, Any]:
+    """The entries of ``rest`` that ``names`` lists, removed from it (except ``keep``)."""
+    taken = {key: rest[key] for key in names if key in rest}
+    for key in set(taken) - set(keep):
+        del rest[key]
+    return taken
