@@ -110,7 +110,7 @@ class _PipeGuard:
 def _guarded_stdout() -> Iterator[None]:
     """Route the commands' standard output through ``_PipeGuard`` while they run."""
     stream = sys.stdout
-    sys.stdout = _PipeGuard(stream)  # type: ignore[assignment]
+    sys.stdout = _PipeGuard(stream)
     try:
         yield
     finally:
