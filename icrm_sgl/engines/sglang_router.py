@@ -11,11 +11,11 @@ the worker that holds the shared few-shot prefix, that is, to one worker.
 
 from __future__ import annotations
 
-import time
 from typing import Literal, get_args
 
 import requests
 
+from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import HOST, ServerProcess, free_port, spawn
 from icrm_sgl.errors import EngineError
 
@@ -78,21 +78,21 @@ def wait_for_workers(
 ) -> None:
     """Wait until the router lists ``count`` healthy workers (its ``/health`` answers
     before it has registered any)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def healthy_workers(left: float) -> int:
         code = router.proc.poll()
         if code is not None:
             raise EngineError(f"sglang router exited with code {code}; log: {router.log_path}")
         workers = router_workers(router.url, headers, timeout=5) or []
-        healthy = [w for w in workers if w.get("is_healthy", True)]
-        if len(healthy) >= count:
-            return
-        if time.monotonic() > deadline:
-            raise EngineError(
-                f"sglang router lists {len(healthy)} of {count} workers healthy after "
-                f"{timeout:g} s; log: {router.log_path}"
-            )
-        time.sleep(0.5)
+        return sum(1 for w in workers if w.get("is_healthy", True))
+
+    def timed_out(healthy: int) -> EngineError:
+        return EngineError(
+            f"sglang router lists {healthy} of {count} workers healthy after "
+            f"{timeout:g} s; log: {router.log_path}"
+        )
+
+    poll_until(healthy_workers, lambda n: n >= count, timeout, timed_out, first=0.5, interval=0.5)
 
 
 def spawn_router(
