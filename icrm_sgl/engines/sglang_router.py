@@ -73,6 +73,12 @@ def worker_url(worker: dict) -> str | None:
     return url.rstrip("/") if isinstance(url, str) else None
 
 
+def healthy_worker_urls(workers: list[dict] | None) -> list[str]:
+    """The base URLs of the listed workers that the router counts as healthy."""
+    healthy = [w for w in workers or [] if w.get("is_healthy", True)]
+    return [url for url in map(worker_url, healthy) if url]
+
+
 def wait_for_workers(
     router: ServerProcess, count: int, headers: dict[str, str], timeout: float
 ) -> None:
