@@ -43,6 +43,9 @@ def router_command(
     cmd += ["--prometheus-host", HOST, "--prometheus-port", str(free_port())]
     # A CPU or busy worker can take seconds to answer /health; do not evict it for that.
     cmd += ["--health-check-timeout-secs", "30"]
+    # A worker back from an outage rejoins at the next good check, not after two checks a
+    # minute apart (smg's defaults) while every request meanwhile is answered 503.
+    cmd += ["--health-check-interval-secs", "10", "--health-success-threshold", "1"]
     if sticky and policy != "consistent_hashing":
         cmd += ["--routing-key-override", "--assignment-mode", "min_load"]
     if api_key:

@@ -250,6 +250,8 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "9"
     assert cmd[cmd.index("--policy") + 1] == "round_robin"
     assert cmd[cmd.index("--prometheus-host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--health-check-interval-secs") + 1] == "10"
+    assert cmd[cmd.index("--health-success-threshold") + 1] == "1"
     assert "--routing-key-override" in cmd and cmd[cmd.index("--api-key") + 1] == "k"
     assert cmd[cmd.index("--assignment-mode") + 1] == "min_load"
     assert cmd[-2:] == ["--log-level", "warn"]
