@@ -498,7 +498,7 @@ def connect(
 ) -> SglangBackend:
     """A backend for a healthy server or router that serves ``options.model_name``."""
     listed = router_workers(base_url, _headers(options.api_key), options.request_timeout)
-    healthy = healthy_worker_urls(listed)
+    healthy = [w for w in listed or [] if w.get("is_healthy", True)]
     if listed is not None and not healthy:
         raise EngineError(
             f"sglang engine: the router at {base_url} has no healthy worker "
@@ -507,7 +507,8 @@ def connect(
     info = fetch_model_info(base_url, options.api_key, options.request_timeout)
     check_model(options.model_name, info, base_url)
     if listed is not None:
-        return SglangBackend(base_url, info, options, server, workers=healthy)
+        workers = healthy_worker_urls(healthy)
+        return SglangBackend(base_url, info, options, server, workers=workers)
     dp_size = server_dp_size(base_url, options.api_key, options.request_timeout)
     return SglangBackend(base_url, info, options, server, dp_size)
 
