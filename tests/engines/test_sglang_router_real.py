@@ -98,7 +98,9 @@ def test_batch_through_router_is_valid_and_each_verdict_stays_on_one_worker(rout
     assert all(w["cached_share"] > 0.8 for w in workers.values()), workers
 
 
-def test_a_worker_stopped_during_a_batch_is_retried_through_a_real_router(sglang_backend, tmp_path):
+def test_a_batch_meeting_a_stopped_worker_behind_a_real_router_is_retried_and_valid(
+    sglang_backend, tmp_path
+):
     """The session's sglang server behind a real smg router. The worker is stopped (SIGSTOP
     on its process group) until the router marks it unhealthy; a batch starts, the router
     refuses its requests (503 no_available_workers), the worker resumes, and the engine's
