@@ -17,29 +17,35 @@ ROUTED_WORKER = "x-smg-routed-worker-id"
 
 @dataclass
 class Route:
-    """One ``/generate`` request (``key`` and ``worker`` empty without a router)."""
+    """One ``/generate`` answer (``key`` and ``worker`` empty without a router); one that
+    is not a 200 (a router's busy 503) is noted with its status and no tokens."""
 
     key: str
     worker: str
     prompt_tokens: int
     cached_tokens: int
+    status: int = 200
+
+
+def served(routes: list[Route]) -> list[Route]:
+    """The requests a worker answered (200)."""
+    return [r for r in routes if r.status == 200]
 
 
 @contextlib.contextmanager
 def recorded_routes() -> Iterator[list[Route]]:
-    """Note every ``/generate`` request sent through ``requests`` while open."""
+    """Note every ``/generate`` answer received through ``requests`` while open."""
     routes: list[Route] = []
     real_post = requests.Session.post
 
     def post(self, url, *args, **kwargs):
         res = real_post(self, url, *args, **kwargs)
         key = (kwargs.get("headers") or {}).get(ROUTING_KEY_HEADER, "")
-        if url.endswith("/generate") and res.status_code == 200:
-            meta = res.json().get("meta_info", {})
+        if url.endswith("/generate"):
+            meta = res.json().get("meta_info", {}) if res.status_code == 200 else {}
             worker = res.headers.get(ROUTED_WORKER, "")
-            routes.append(
-                Route(key, worker, meta.get("prompt_tokens", 0), meta.get("cached_tokens", 0))
-            )
+            prompt, cached = meta.get("prompt_tokens", 0), meta.get("cached_tokens", 0)
+            routes.append(Route(key, worker, prompt, cached, res.status_code))
         return res
 
     requests.Session.post = post
@@ -52,7 +58,7 @@ def recorded_routes() -> Iterator[list[Route]]:
 def workers_per_key(routes: list[Route]) -> dict[str, set[str]]:
     """The workers each routing key's requests went to."""
     out: dict[str, set[str]] = {}
-    for r in routes:
+    for r in served(routes):
         if r.key:
             out.setdefault(r.key, set()).add(r.worker)
     return out
@@ -66,7 +72,7 @@ def cached_share(routes: list[Route]) -> float:
 
 def per_worker(routes: list[Route]) -> dict[str, dict[str, float]]:
     """Per worker: routing keys first sent there, requests, and cached share of prompts."""
-    keyed = [r for r in routes if r.key]
+    keyed = [r for r in served(routes) if r.key]
     first: dict[str, str] = {}
     for r in keyed:
         first.setdefault(r.key, r.worker)

@@ -3,6 +3,9 @@ sglang server or router's 503 (no worker ready, circuit breaker open), a refused
 connection. Retried with exponential back-off and full jitter, or after the server's own
 ``Retry-After``, within the request's time budget: a wait that would end past the budget
 is not started, and the error goes to the caller at once.
+
+Health polling (a launched server until it is ready, a router until it lists its
+workers) uses the same library: ``poll_until``, a bounded wait with growing pauses.
 """
 
 from __future__ import annotations
@@ -87,3 +90,36 @@ class RetryPolicy:
                 f"{error} (gave up after {tries} attempt{'s' if tries > 1 else ''})"
             ) from error
         raise AssertionError("unreachable: tenacity yields at least one attempt")
+
+
+def poll_until(
+    probe: Callable[[float], T],
+    ready: Callable[[T], bool],
+    timeout: float,
+    gave_up: Callable[[T], BaseException],
+    *,
+    first: float = 0.1,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``probe(seconds_left)`` until ``ready`` says yes to what it returned, pausing
+    ``first`` seconds and doubling up to ``interval``; past the deadline, ``gave_up(last)``.
+
+    An error from ``probe`` (the process exited, Ctrl-C) ends the wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    backoff = tenacity.wait_exponential(multiplier=first, max=interval)
+
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda result: not ready(result)),
+        stop=lambda _: left() <= 0,
+        wait=lambda state: min(backoff(state), left()),
+        sleep=sleep,
+    )
+    try:
+        return retrying(lambda: probe(left()))
+    except tenacity.RetryError as exc:
+        raise gave_up(exc.last_attempt.result()) from None

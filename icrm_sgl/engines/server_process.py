@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
+from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.errors import EngineError
 
 HOST = "127.0.0.1"
@@ -107,22 +107,21 @@ def wait_healthy(
 
     Polls start 0.1 s apart and back off to ``interval``.
     """
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
+
+    def healthy(left: float) -> bool:
         code = proc.poll()
         if code is not None:
             raise _failure(f"{name} exited with code {code} before it was ready", log_path)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _failure(f"{name} not healthy after {timeout:g} s", log_path)
         try:
-            if requests.get(url, headers=headers, timeout=min(10, left)).status_code == 200:
-                return
+            res = requests.get(url, headers=headers, timeout=min(10, max(left, 0.1)))
+            return res.status_code == 200
         except requests.RequestException:
-            pass  # not listening yet
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(2 * delay, interval)
+            return False  # not listening yet
+
+    def timed_out(_: bool) -> EngineError:
+        return _failure(f"{name} not healthy after {timeout:g} s", log_path)
+
+    poll_until(healthy, bool, timeout, timed_out, interval=interval)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -11,11 +11,11 @@ the worker that holds the shared few-shot prefix, that is, to one worker.
 
 from __future__ import annotations
 
-import time
 from typing import Literal, get_args
 
 import requests
 
+from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import HOST, ServerProcess, free_port, spawn
 from icrm_sgl.errors import EngineError
 
@@ -43,6 +43,9 @@ def router_command(
     cmd += ["--prometheus-host", HOST, "--prometheus-port", str(free_port())]
     # A CPU or busy worker can take seconds to answer /health; do not evict it for that.
     cmd += ["--health-check-timeout-secs", "30"]
+    # A worker back from an outage rejoins at the next good check, not after two checks a
+    # minute apart (smg's defaults) while every request meanwhile is answered 503.
+    cmd += ["--health-check-interval-secs", "10", "--health-success-threshold", "1"]
     if sticky and policy != "consistent_hashing":
         cmd += ["--routing-key-override", "--assignment-mode", "min_load"]
     if api_key:
@@ -73,26 +76,32 @@ def worker_url(worker: dict) -> str | None:
     return url.rstrip("/") if isinstance(url, str) else None
 
 
+def healthy_worker_urls(workers: list[dict] | None) -> list[str]:
+    """The base URLs of the listed workers that the router counts as healthy."""
+    healthy = [w for w in workers or [] if w.get("is_healthy", True)]
+    return [url for url in map(worker_url, healthy) if url]
+
+
 def wait_for_workers(
     router: ServerProcess, count: int, headers: dict[str, str], timeout: float
 ) -> None:
     """Wait until the router lists ``count`` healthy workers (its ``/health`` answers
     before it has registered any)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def healthy_workers(left: float) -> int:
         code = router.proc.poll()
         if code is not None:
             raise EngineError(f"sglang router exited with code {code}; log: {router.log_path}")
         workers = router_workers(router.url, headers, timeout=5) or []
-        healthy = [w for w in workers if w.get("is_healthy", True)]
-        if len(healthy) >= count:
-            return
-        if time.monotonic() > deadline:
-            raise EngineError(
-                f"sglang router lists {len(healthy)} of {count} workers healthy after "
-                f"{timeout:g} s; log: {router.log_path}"
-            )
-        time.sleep(0.5)
+        return sum(1 for w in workers if w.get("is_healthy", True))
+
+    def timed_out(healthy: int) -> EngineError:
+        return EngineError(
+            f"sglang router lists {healthy} of {count} workers healthy after "
+            f"{timeout:g} s; log: {router.log_path}"
+        )
+
+    poll_until(healthy_workers, lambda n: n >= count, timeout, timed_out, first=0.5, interval=0.5)
 
 
 def spawn_router(

@@ -52,10 +52,10 @@ from icrm_sgl.engines.sglang_frontend import program_run_id, program_text
 from icrm_sgl.engines.sglang_router import (
     ROUTING_KEY_HEADER,
     Policy,
+    healthy_worker_urls,
     router_workers,
     spawn_router,
     wait_for_workers,
-    worker_url,
 )
 from icrm_sgl.errors import EngineError
 
@@ -373,15 +373,20 @@ class SglangBackend(BaseBackend):
 
     def cache_prefix(self, prefix_str: str) -> None:
         """Prefill the shared prompt prefix once on every worker: each data-parallel rank,
-        or each server behind a router (directly, else once through the router)."""
+        or each server a router lists healthy now (directly, else once through the router;
+        a stopped worker would hold a direct request, and with none healthy each request
+        carries its full text anyway)."""
         payload: dict[str, Any] = {"text": prefix_str, "sampling_params": {"max_new_tokens": 0}}
         if self.workers:
-            try:
-                list(
-                    self._scoring.map(
-                        lambda url: self._post(dict(payload), base_url=url), self.workers
-                    )
+            live = healthy_worker_urls(
+                router_workers(
+                    self.base_url, _headers(self.options.api_key), self.options.request_timeout
                 )
+            )
+            if not live:
+                return
+            try:
+                list(self._scoring.map(lambda url: self._post(dict(payload), base_url=url), live))
                 return
             except EngineError:
                 pass  # workers not reachable from here: the router places the prefix
@@ -502,7 +507,7 @@ def connect(
     info = fetch_model_info(base_url, options.api_key, options.request_timeout)
     check_model(options.model_name, info, base_url)
     if listed is not None:
-        workers = [url for url in map(worker_url, healthy) if url]
+        workers = healthy_worker_urls(healthy)
         return SglangBackend(base_url, info, options, server, workers=workers)
     dp_size = server_dp_size(base_url, options.api_key, options.request_timeout)
     return SglangBackend(base_url, info, options, server, dp_size)

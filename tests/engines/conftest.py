@@ -1,5 +1,6 @@
-"""A real llama.cpp OpenAI-compatible server (llama-cpp-python's) with SmolLM2, started
-once per session for the hosted-engine tests."""
+"""Real servers started once per session: a llama.cpp OpenAI-compatible server
+(llama-cpp-python's) with SmolLM2 for the hosted-engine tests, and the sglang CPU server
+for the ``sglang_server`` tier (its tests and the router tests that put it behind smg)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,14 @@ def _wait_until_up(proc: subprocess.Popen, base_url: str, timeout: float) -> Non
             pass
         time.sleep(0.25)
     pytest.fail(f"llama.cpp server not up within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def sglang_backend():
+    """A real sglang server launched by the engine, stopped with its process group."""
+    from devtools.sglang_cpu import cpu_engine_options
+    from icrm_sgl.engines import create_engine
+
+    backend = create_engine("sglang", **cpu_engine_options())
+    yield backend
+    backend.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
+from icrm_sgl.engines.retry import RetryPolicy, poll_until, retry_after_seconds
 from icrm_sgl.errors import EngineError
 
 
@@ -61,3 +61,34 @@ def test_retry_after_header_forms(header, seconds):
 
 def test_retry_after_as_an_http_date_in_the_past_is_no_wait():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# -- health polling ------------------------------------------------------------------------
+
+
+def test_polling_pauses_grow_to_the_interval_and_stop_when_ready():
+    waits, answers = [], iter([0, 0, 0, 0, 0, 2])
+    found = poll_until(
+        lambda left: next(answers), lambda n: n >= 2, 60, RuntimeError,
+        first=0.1, interval=0.5, sleep=waits.append,
+    )  # fmt: skip
+    assert found == 2
+    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
+
+
+def test_polling_past_the_deadline_gives_up_with_the_last_answer():
+    seen = []
+    with pytest.raises(TimeoutError, match=r"^last: 7$"):
+        poll_until(
+            lambda left: seen.append(left) or 7, lambda n: False, 0.3,
+            lambda n: TimeoutError(f"last: {n}"), first=0.05, interval=0.05,
+        )  # fmt: skip
+    assert len(seen) >= 2 and seen[0] <= 0.3 and seen[-1] < 0.1
+
+
+def test_an_error_from_the_probe_ends_the_wait_at_once():
+    def probe(left):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        poll_until(probe, bool, 60, RuntimeError, sleep=lambda s: pytest.fail("slept"))

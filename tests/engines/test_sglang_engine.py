@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -250,6 +251,8 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "9"
     assert cmd[cmd.index("--policy") + 1] == "round_robin"
     assert cmd[cmd.index("--prometheus-host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--health-check-interval-secs") + 1] == "10"
+    assert cmd[cmd.index("--health-success-threshold") + 1] == "1"
     assert "--routing-key-override" in cmd and cmd[cmd.index("--api-key") + 1] == "k"
     assert cmd[cmd.index("--assignment-mode") + 1] == "min_load"
     assert cmd[-2:] == ["--log-level", "warn"]
@@ -410,6 +413,27 @@ def test_standin_server_never_healthy_times_out_and_is_stopped(standin, tmp_path
     )
     with pytest.raises(EngineError, match=r"not healthy after 1.5 s"):
         start_standin(standin, tmp_path, "--mode", "never-healthy", timeout=1.5)
+    assert started[0].returncode is not None
+
+
+def test_a_real_ctrl_c_during_the_health_wait_stops_the_standin_server(
+    standin, tmp_path, monkeypatch
+):
+    """SIGINT to this process while the health poll runs (a request or a pause)."""
+    started = []
+    real_start = sp.start_process
+    monkeypatch.setattr(
+        sp, "start_process", lambda *a: started.append(real_start(*a)) or started[-1]
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            start_standin(standin, tmp_path, "--mode", "never-healthy", timeout=30)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert started[0].returncode is not None
 
 

@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from devtools.sglang_cpu import cpu_engine_options
 from devtools.tricky import tricky_pairs_once, tricky_pairwise
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.sglang_server
 
 #: Small budgets: the CPU server decodes ~28 tokens/s when the machine is idle.
 BUDGET = {"max_tokens": 40}
-
-
-@pytest.fixture(scope="session")
-def sglang_backend():
-    """A real sglang server launched by the engine, stopped with its process group."""
-    backend = create_engine("sglang", **cpu_engine_options())
-    yield backend
-    backend.shutdown()
 
 
 @pytest.fixture(scope="session")
