@@ -51,12 +51,17 @@ def _busy(exc: BaseException) -> bool:
 class RetryPolicy:
     """Tries per request, back-off bounds and the time budget of all tries together."""
 
-    max_attempts: int = 5
+    #: None: as many tries as the budget allows (then a budget is required).
+    max_attempts: int | None = 5
     base: float = 0.5
     cap: float = 8.0
     #: Seconds every try and wait of one request may take together (None: no bound).
     budget: float | None = None
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts is None and self.budget is None:
+            raise ValueError("a retry policy needs max_attempts or a budget")
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         """The server's ``Retry-After`` when it sent one, else full-jitter back-off."""
@@ -69,9 +74,12 @@ class RetryPolicy:
     def call(self, request: Callable[[], T]) -> tuple[T, int]:
         """The result and how many tries it took; a busy error once the tries or the
         budget run out (saying how many tries), any other error at once."""
-        stop: stop_base = tenacity.stop_after_attempt(self.max_attempts)
+        stops: list[stop_base] = []
+        if self.max_attempts is not None:
+            stops.append(tenacity.stop_after_attempt(self.max_attempts))
         if self.budget is not None:
-            stop = stop | tenacity.stop_before_delay(self.budget)
+            stops.append(tenacity.stop_before_delay(self.budget))
+        stop = tenacity.stop_any(*stops)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_busy), stop=stop, wait=self._wait, sleep=self.sleep
         )

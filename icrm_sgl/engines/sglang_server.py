@@ -91,9 +91,11 @@ class SglangOptions(EngineOptions):
         {
             "api_key",
             "batch_threads",
+            "busy_timeout",
             "generate_timeout",
             "launch_timeout",
             "log_path",
+            "max_attempts",
             "python",
             "request_timeout",
             "server_env",
@@ -112,8 +114,11 @@ class SglangOptions(EngineOptions):
     batch_threads: int = Field(64, ge=1, description="run_batch threads (requests in flight)")
     request_timeout: float = Field(10.0, gt=0, description="seconds for health/model checks")
     generate_timeout: float = Field(300.0, gt=0, description="seconds for one /generate request")
-    max_attempts: int = Field(
-        5, ge=1, description="tries per request while the server or router answers busy"
+    busy_timeout: float = Field(
+        120.0, gt=0, description="seconds to keep retrying while the server or router is busy"
+    )
+    max_attempts: int | None = Field(
+        None, ge=1, description="tries per request while busy (default: busy_timeout bounds)"
     )
     layout: Literal["per_field", "one_request"] = Field(
         "one_request", description="text fields in one request, or one request per field"
@@ -283,8 +288,9 @@ class SglangBackend(BaseBackend):
         )
         self._local = threading.local()
         # A router with no worker ready, or a server shedding load, answers busy: retried
-        # within one request's time budget.
-        self._retry = RetryPolicy(options.max_attempts, budget=options.generate_timeout)
+        # for as long as a router takes to readmit a worker, within one request's budget.
+        budget = min(options.busy_timeout, options.generate_timeout)
+        self._retry = RetryPolicy(options.max_attempts, budget=budget)
         self._scoring = ThreadPoolExecutor(max_workers=16, thread_name_prefix="icrm-select")
         self._seen_tokens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._seen_lock = threading.Lock()

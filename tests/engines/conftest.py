@@ -7,10 +7,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
+
+from icrm_sgl.engines.retry import poll_until
 
 
 def free_port() -> int:
@@ -42,17 +43,20 @@ def llama_server():
 
 
 def _wait_until_up(proc: subprocess.Popen, base_url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until ``/models`` answers, on the engines' own polling helper."""
+
+    def probe(seconds_left: float) -> bool:
         if proc.poll() is not None:
             pytest.fail(f"llama.cpp server exited with code {proc.returncode}")
         try:
-            if requests.get(f"{base_url}/models", timeout=1).ok:
-                return
+            return requests.get(f"{base_url}/models", timeout=1).ok
         except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    pytest.fail(f"llama.cpp server not up within {timeout} s")
+            return False
+
+    def gave_up(_: bool) -> BaseException:
+        return pytest.fail.Exception(f"llama.cpp server not up within {timeout} s")
+
+    poll_until(probe, bool, timeout, gave_up, interval=0.25)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ and errors that are not "busy" going through at once (no server: the policy is t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from icrm_sgl.engines.retry import RetryPolicy, poll_until, retry_after_seconds
@@ -44,6 +46,24 @@ def test_a_wait_past_the_budget_is_not_started():
     with pytest.raises(EngineError, match=r"HTTP 503 \(gave up after 1 attempt\)"):
         policy.call(flaky([busy, busy]))
     assert waits == []
+
+
+def test_without_a_count_the_budget_alone_bounds_the_tries():
+    """The sglang engine's default: a router's ``Retry-After`` is honoured for as long as
+    the budget lasts, however many tries that takes."""
+    waits = []
+    policy = RetryPolicy(max_attempts=None, budget=60.0, sleep=waits.append)
+    busy = EngineError("HTTP 503", retryable=True, retry_after=1)
+    assert policy.call(flaky([busy] * 12)) == ("ok", 13)  # past the default count of 5
+    assert waits == [1] * 12
+    started = time.monotonic()
+    slept = RetryPolicy(max_attempts=None, budget=0.35)
+    quick = EngineError("HTTP 503", retryable=True, retry_after=0.1)
+    with pytest.raises(EngineError, match=r"gave up after [2-4] attempts"):
+        slept.call(flaky([quick] * 100))
+    assert time.monotonic() - started < 1.0  # the budget, plus one late wake-up at most
+    with pytest.raises(ValueError, match="max_attempts or a budget"):
+        RetryPolicy(max_attempts=None)
 
 
 def test_an_error_that_is_not_busy_goes_through_at_once():
