@@ -24,6 +24,12 @@ from icrm_sgl.errors import EngineError
 #: llama-cpp-python releases this adapter is tested with (PEP 440 specifier).
 SUPPORTED_VERSIONS = ">=0.3.16,<0.4"
 
+#: Most tokens of one sequence per batch whose numbers match one-token decode steps bit
+#: for bit. llama.cpp's CPU flash attention takes a tiled path from 64 queries on, which
+#: rounds differently; below it each query row is reduced alone (checked up to 62 in
+#: ``tests/engines/test_llama_adapter.py``).
+UNIFORM_CHUNK = 32
+
 _backend_lock = threading.Lock()
 _backend_ready = False
 
@@ -79,6 +85,10 @@ class SequenceContext:
     Each sequence has its own KV buffer (llama.cpp's non-unified cache): a sequence's
     numbers then do not depend on which other sequences share a batch (in one shared
     pool, where a token's cell lands changes the attention sums in the last bits).
+    Flash attention reduces every query row on its own, so a token's KV and logits are
+    the same whether it came in a prompt chunk of up to ``UNIFORM_CHUNK`` tokens or in a
+    one-token decode step (without it, one query and several take differently rounded
+    matrix products).
     """
 
     def __init__(
@@ -90,7 +100,7 @@ class SequenceContext:
         params.n_seq_max = n_seq_max
         params.n_threads = params.n_threads_batch = n_threads
         params.kv_unified = False
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self._ctx = llama_cpp.llama_init_from_model(model.pointer, params)
         if self._ctx is None:
             raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens")

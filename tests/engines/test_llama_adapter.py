@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from icrm_sgl.engines.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
+from icrm_sgl.engines.llama_adapter import (
+    SUPPORTED_VERSIONS,
+    UNIFORM_CHUNK,
+    GgufModel,
+    SequenceContext,
+)
 from icrm_sgl.engines.local import default_model_path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
@@ -95,5 +100,39 @@ def test_a_full_context_is_a_clear_error(model):
         _decode(ctx, tokens, 0)
         with pytest.raises(EngineError, match="KV cache is full"):
             _decode(ctx, tokens, 0, start=200)
+    finally:
+        ctx.close()
+
+
+def test_chunks_and_decode_steps_give_bitwise_the_same_logits(model):
+    """Why prompts and decoded tokens share one KV cache: a token's logits do not depend
+    on the chunk it came in (up to ``UNIFORM_CHUNK``) nor on the sequences beside it."""
+    ctx = SequenceContext(model, n_ctx=512, n_batch=64, n_seq_max=3, n_threads=1)
+    try:
+        text = "Judge the reply carefully and say which one is better, with reasons. " * 8
+        tokens = model.tokenize(text)[: 3 * UNIFORM_CHUNK]
+        n = len(tokens)
+
+        def rows(seq, size, companion=None):
+            out = []
+            for start in range(0, n, size):
+                chunk = tokens[start : start + size]
+                ids, pos = list(chunk), list(range(start, start + len(chunk)))
+                seqs = [seq] * len(chunk)
+                if companion is not None:  # another sequence's token in the same batch
+                    ids, pos, seqs = [*ids, 7], [*pos, start], [*seqs, companion]
+                got = ctx.decode(
+                    np.array(ids, np.int32),
+                    np.array(pos, np.int32),
+                    np.array(seqs, np.int32),
+                    np.ones(len(ids), bool),
+                )
+                out.extend(got[: len(chunk)])
+            return np.stack(out)
+
+        chunked = rows(0, UNIFORM_CHUNK)
+        assert np.array_equal(rows(1, 1, companion=2), chunked)
+        ctx.seq_rm(1, 0)
+        assert np.array_equal(rows(1, 5), chunked)
     finally:
         ctx.close()
