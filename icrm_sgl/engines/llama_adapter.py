@@ -107,6 +107,7 @@ class SequenceContext:
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)
         self.n_batch = n_batch
         self.n_seq_max = n_seq_max
+        self.n_threads = n_threads
         self.n_vocab = model.n_vocab
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq_max)
@@ -115,7 +116,27 @@ class SequenceContext:
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
     ) -> np.ndarray:
         """Evaluate one batch (token i at ``positions[i]`` in sequence ``seqs[i]``); returns
-        the logits of the tokens whose ``outputs`` flag is set, one row each, in order."""
+        the logits of the tokens whose ``outputs`` flag is set, one row each, in order.
+
+        With several threads llama.cpp splits a lone query's attention over them and rounds
+        it differently, so a one-token batch gets a throwaway token after it (the same
+        token one position on, in the same sequence), dropped again once decoded.
+        """
+        seq, pos = int(seqs[0]), int(positions[0])
+        if len(tokens) == 1 and self.n_threads > 1 and pos + 1 < self.n_ctx:
+            padded = self._run(
+                np.repeat(tokens, 2),
+                np.array([pos, pos + 1], np.int32),
+                np.repeat(seqs, 2),
+                np.array([bool(outputs[0]), False]),
+            )
+            self.seq_rm(seq, pos + 1)
+            return padded
+        return self._run(tokens, positions, seqs, outputs)
+
+    def _run(
+        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
+    ) -> np.ndarray:
         n = len(tokens)
         if not 0 < n <= self.n_batch:
             raise EngineError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")

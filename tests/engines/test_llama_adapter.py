@@ -104,23 +104,25 @@ def test_a_full_context_is_a_clear_error(model):
         ctx.close()
 
 
-def test_chunks_and_decode_steps_give_bitwise_the_same_logits(model):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_and_decode_steps_give_bitwise_the_same_logits(model, threads):
     """Why prompts and decoded tokens share one KV cache: a token's logits do not depend
-    on the chunk it came in (up to ``UNIFORM_CHUNK``) nor on the sequences beside it."""
-    ctx = SequenceContext(model, n_ctx=512, n_batch=64, n_seq_max=3, n_threads=1)
+    on the chunk it came in (up to ``UNIFORM_CHUNK``) nor on the sequences beside it, at
+    one thread or several (past 256 tokens a lone query's attention is split over them)."""
+    ctx = SequenceContext(model, n_ctx=512, n_batch=64, n_seq_max=3, n_threads=threads)
     try:
-        text = "Judge the reply carefully and say which one is better, with reasons. " * 8
-        tokens = model.tokenize(text)[: 3 * UNIFORM_CHUNK]
-        n = len(tokens)
+        text = "Judge the reply carefully and say which one is better, with reasons. " * 30
+        tokens = model.tokenize(text)[: 10 * UNIFORM_CHUNK]
+        n, head = len(tokens), len(tokens) - UNIFORM_CHUNK
 
-        def rows(seq, size, companion=None):
+        def rows(seq, start, size, companion=None):
             out = []
-            for start in range(0, n, size):
-                chunk = tokens[start : start + size]
-                ids, pos = list(chunk), list(range(start, start + len(chunk)))
+            for at in range(start, n, size):
+                chunk = tokens[at : at + size]
+                ids, pos = list(chunk), list(range(at, at + len(chunk)))
                 seqs = [seq] * len(chunk)
                 if companion is not None:  # another sequence's token in the same batch
-                    ids, pos, seqs = [*ids, 7], [*pos, start], [*seqs, companion]
+                    ids, pos, seqs = [*ids, 7], [*pos, at], [*seqs, companion]
                 got = ctx.decode(
                     np.array(ids, np.int32),
                     np.array(pos, np.int32),
@@ -130,9 +132,12 @@ def test_chunks_and_decode_steps_give_bitwise_the_same_logits(model):
                 out.extend(got[: len(chunk)])
             return np.stack(out)
 
-        chunked = rows(0, UNIFORM_CHUNK)
-        assert np.array_equal(rows(1, 1, companion=2), chunked)
-        ctx.seq_rm(1, 0)
-        assert np.array_equal(rows(1, 5), chunked)
+        chunked = rows(0, 0, UNIFORM_CHUNK)[head:]
+        for size, companion in [(1, None), (1, 2), (5, None)]:
+            ctx.seq_rm(1, 0)
+            ctx.seq_rm(2, 0)
+            ctx.copy_sequence(0, 1)
+            ctx.seq_rm(1, head)
+            assert np.array_equal(rows(1, head, size, companion), chunked), (size, companion)
     finally:
         ctx.close()
