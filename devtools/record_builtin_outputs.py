@@ -1,9 +1,8 @@
 """Record the built-in judges' greedy local-engine outputs, as test data.
 
 Run once at a commit whose outputs are the reference (for
-``tests/data/builtin_outputs_b3cb875_flash.json``: commit b3cb875, before judges became
-data, with the local engine's same-input-same-verdict fix, and the engine's flash
-attention ``llama_runner.py`` / ``llama_adapter.py`` copied in), with that package on
+``tests/data/builtin_outputs_b3cb875.json``: commit b3cb875, before judges became data,
+with the local engine's same-input-same-verdict fix), with that commit's package on
 PYTHONPATH::
 
     PYTHONPATH=<checkout of b3cb875> python devtools/record_builtin_outputs.py OUT.json

@@ -24,12 +24,6 @@ from icrm_sgl.errors import EngineError
 #: llama-cpp-python releases this adapter is tested with (PEP 440 specifier).
 SUPPORTED_VERSIONS = ">=0.3.16,<0.4"
 
-#: Most tokens of one sequence per batch whose numbers match one-token decode steps bit
-#: for bit. llama.cpp's CPU flash attention takes a tiled path from 64 queries on, which
-#: rounds differently; below it each query row is reduced alone (checked up to 62 in
-#: ``tests/engines/test_llama_adapter.py``).
-UNIFORM_CHUNK = 32
-
 _backend_lock = threading.Lock()
 _backend_ready = False
 
@@ -85,10 +79,6 @@ class SequenceContext:
     Each sequence has its own KV buffer (llama.cpp's non-unified cache): a sequence's
     numbers then do not depend on which other sequences share a batch (in one shared
     pool, where a token's cell lands changes the attention sums in the last bits).
-    Flash attention reduces every query row on its own, so a token's KV and logits are
-    the same whether it came in a prompt chunk of up to ``UNIFORM_CHUNK`` tokens or in a
-    one-token decode step (without it, one query and several take differently rounded
-    matrix products).
     """
 
     def __init__(
@@ -100,14 +90,13 @@ class SequenceContext:
         params.n_seq_max = n_seq_max
         params.n_threads = params.n_threads_batch = n_threads
         params.kv_unified = False
-        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = llama_cpp.llama_init_from_model(model.pointer, params)
         if self._ctx is None:
             raise EngineError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)
         self.n_batch = n_batch
         self.n_seq_max = n_seq_max
-        self.n_threads = n_threads
         self.n_vocab = model.n_vocab
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq_max)
@@ -116,27 +105,7 @@ class SequenceContext:
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
     ) -> np.ndarray:
         """Evaluate one batch (token i at ``positions[i]`` in sequence ``seqs[i]``); returns
-        the logits of the tokens whose ``outputs`` flag is set, one row each, in order.
-
-        With several threads llama.cpp splits a lone query's attention over them and rounds
-        it differently, so a one-token batch gets a throwaway token after it (the same
-        token one position on, in the same sequence), dropped again once decoded.
-        """
-        seq, pos = int(seqs[0]), int(positions[0])
-        if len(tokens) == 1 and self.n_threads > 1 and pos + 1 < self.n_ctx:
-            padded = self._run(
-                np.repeat(tokens, 2),
-                np.array([pos, pos + 1], np.int32),
-                np.repeat(seqs, 2),
-                np.array([bool(outputs[0]), False]),
-            )
-            self.seq_rm(seq, pos + 1)
-            return padded
-        return self._run(tokens, positions, seqs, outputs)
-
-    def _run(
-        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
-    ) -> np.ndarray:
+        the logits of the tokens whose ``outputs`` flag is set, one row each, in order."""
         n = len(tokens)
         if not 0 < n <= self.n_batch:
             raise EngineError(f"a batch holds 1 to {self.n_batch} tokens, not {n}")

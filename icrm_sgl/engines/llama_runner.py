@@ -7,13 +7,12 @@ sequence or from a saved state), evaluates only the new tokens, and then decodes
 optional llguidance mask. With several sequences, the one-token decode steps of all
 calls in flight run as one llama.cpp batch (``StepBatcher``).
 
-Same input, same numbers: with flash attention, a token's KV and logits are bit for bit
-the same whether it was evaluated in a prompt chunk of up to ``UNIFORM_CHUNK`` tokens or
-in a one-token decode step, alone or next to other sequences (``SequenceContext``). So
-prompts are evaluated in chunks of at most that size, and every token in a sequence,
-decoded ones included, is reused by a later prompt that starts with it: the KV cache,
-the saved states and the logits are a function of the tokens alone, not of what the
-cache held before or of the other examples in a decode step.
+Same input, same numbers: llama.cpp's CPU kernels round differently when a batch holds
+one token than when it holds several (every batch of two or more gives bit-identical KV
+and logits, whatever its size). So prompt tokens are only ever evaluated in batches of
+at least two, and the KV that decoding writes one token at a time is never reused for a
+later prompt: the KV cache, the saved states and the prompt logits are then a function
+of the prompt's tokens alone, not of what the cache held before.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import numpy as np
 
 from icrm_sgl.engines.batcher import StepBatcher
 from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
-from icrm_sgl.engines.llama_adapter import UNIFORM_CHUNK, GgufModel, SequenceContext
+from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
 from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
 from icrm_sgl.engines.sampling import (
     Sampling,
@@ -70,7 +69,9 @@ class _Slot:
 
     seq: int
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    #: Next-token logits after ``tokens``, kept until the sequence changes otherwise.
+    #: Leading tokens whose KV came from prompt batches of two or more tokens.
+    canonical: int = 0
+    #: Next-token logits after ``tokens`` when they came from a canonical evaluation.
     logits: np.ndarray | None = None
 
 
@@ -103,7 +104,7 @@ class LlamaRunner:
         atexit.register(_close_at_exit, weakref.ref(self))
         self.n_ctx = self._seqs.n_ctx
         self.vocab_size = self.model.n_vocab
-        self._chunk = min(n_batch, UNIFORM_CHUNK)
+        self._n_batch = n_batch
         self.n_seq = n_seq
         self._slots = [_Slot(i) for i in range(n_seq)]
         self._free = set(range(n_seq))
@@ -212,7 +213,7 @@ class LlamaRunner:
         else:
             row = self.batcher.step(slot.seq, token, pos)
         slot.tokens = np.append(slot.tokens, np.int32(token))
-        slot.logits = row
+        slot.logits = None
         return row
 
     # -- KV management -----------------------------------------------------------------
@@ -220,11 +221,13 @@ class LlamaRunner:
     def _eval(self, slot: _Slot, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
         """Append ``tokens`` to the context; return logits (last row, or one per token).
 
-        Chunks of at most ``UNIFORM_CHUNK`` tokens (see the module docstring).
+        Several tokens are evaluated in batches of at least two (see the module
+        docstring); the context stays canonical only then.
         """
         rows: list[np.ndarray] = []
-        for start in range(0, len(tokens), self._chunk):
-            chunk = [int(t) for t in tokens[start : start + self._chunk]]
+        canonical = len(tokens) > 1 and slot.canonical == len(slot.tokens)
+        for start, stop in chunk_bounds(len(tokens), self._n_batch):
+            chunk = [int(t) for t in tokens[start:stop]]
             n_past = len(slot.tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
@@ -239,7 +242,9 @@ class LlamaRunner:
                 )
             )
             slot.tokens = np.concatenate([slot.tokens, np.asarray(chunk, dtype=np.int32)])
-        slot.logits = rows[-1]
+        if canonical:
+            slot.canonical = len(slot.tokens)
+        slot.logits = rows[-1] if canonical else None
         return np.stack(rows) if all_logits else rows[-1]
 
     def _truncate(self, slot: _Slot, n: int, save: bool = True) -> None:
@@ -255,6 +260,7 @@ class LlamaRunner:
                 self._check_open()
                 self._seqs.seq_rm(slot.seq, n)
             slot.tokens = slot.tokens[:n]
+            slot.canonical = min(slot.canonical, n)
             slot.logits = None
 
     def _save_state(self, slot: _Slot) -> KVState:
@@ -269,8 +275,10 @@ class LlamaRunner:
             restored = self._seqs.restore(slot.seq, state.data)
         if not restored:
             slot.tokens = np.zeros(0, dtype=np.int32)
+            slot.canonical = 0
             raise EngineError("failed to restore a cached KV state")
         slot.tokens = state.tokens.copy()
+        slot.canonical = len(slot.tokens)
         slot.logits = None
 
     def _sync(self, slot: _Slot, tokens: np.ndarray) -> tuple[np.ndarray, int]:
@@ -282,6 +290,8 @@ class LlamaRunner:
             raise EngineError(
                 f"prompt of {len(tokens)} tokens does not fit the context size of {self.n_ctx}"
             )
+        # Decoded tokens' KV is dropped unsaved: a prompt reuses canonical KV only.
+        self._truncate(slot, slot.canonical, save=False)
         live = common_prefix_len(slot.tokens, tokens)
         saved, state = self.prefix_cache.best_match(tokens)
         if state is not None and saved > live:
@@ -290,8 +300,8 @@ class LlamaRunner:
             live = saved
         if live == len(tokens) == len(slot.tokens) and slot.logits is not None:
             return slot.logits, live
-        # The last token is evaluated again when its logits were not kept.
-        reuse = min(live, len(tokens) - 1)
+        # At least two tokens are evaluated, so the last one never runs alone.
+        reuse = max(min(live, len(tokens) - 2), 0)
         self._truncate(slot, reuse)
         return self._eval(slot, tokens[reuse:]), reuse
 
@@ -407,6 +417,16 @@ class LlamaRunner:
                     ]
                 )
         return results, len(prompt_ids), cached
+
+
+def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` batches of at most ``size`` covering ``n`` tokens, none of one token
+    unless ``n`` is 1 (a lone token takes llama.cpp's differently rounded path)."""
+    bounds = [(start, min(start + size, n)) for start in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        (a, b), (_, c) = bounds[-2], bounds[-1]
+        bounds[-2:] = [(a, b - 1), (b - 1, c)]
+    return bounds
 
 
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:

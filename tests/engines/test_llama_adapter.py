@@ -8,12 +8,7 @@ import numpy as np
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from icrm_sgl.engines.llama_adapter import (
-    SUPPORTED_VERSIONS,
-    UNIFORM_CHUNK,
-    GgufModel,
-    SequenceContext,
-)
+from icrm_sgl.engines.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
 from icrm_sgl.engines.local import default_model_path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
@@ -100,44 +95,5 @@ def test_a_full_context_is_a_clear_error(model):
         _decode(ctx, tokens, 0)
         with pytest.raises(EngineError, match="KV cache is full"):
             _decode(ctx, tokens, 0, start=200)
-    finally:
-        ctx.close()
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_chunks_and_decode_steps_give_bitwise_the_same_logits(model, threads):
-    """Why prompts and decoded tokens share one KV cache: a token's logits do not depend
-    on the chunk it came in (up to ``UNIFORM_CHUNK``) nor on the sequences beside it, at
-    one thread or several (past 256 tokens a lone query's attention is split over them)."""
-    ctx = SequenceContext(model, n_ctx=512, n_batch=64, n_seq_max=3, n_threads=threads)
-    try:
-        text = "Judge the reply carefully and say which one is better, with reasons. " * 30
-        tokens = model.tokenize(text)[: 10 * UNIFORM_CHUNK]
-        n, head = len(tokens), len(tokens) - UNIFORM_CHUNK
-
-        def rows(seq, start, size, companion=None):
-            out = []
-            for at in range(start, n, size):
-                chunk = tokens[at : at + size]
-                ids, pos = list(chunk), list(range(at, at + len(chunk)))
-                seqs = [seq] * len(chunk)
-                if companion is not None:  # another sequence's token in the same batch
-                    ids, pos, seqs = [*ids, 7], [*pos, at], [*seqs, companion]
-                got = ctx.decode(
-                    np.array(ids, np.int32),
-                    np.array(pos, np.int32),
-                    np.array(seqs, np.int32),
-                    np.ones(len(ids), bool),
-                )
-                out.extend(got[: len(chunk)])
-            return np.stack(out)
-
-        chunked = rows(0, 0, UNIFORM_CHUNK)[head:]
-        for size, companion in [(1, None), (1, 2), (5, None)]:
-            ctx.seq_rm(1, 0)
-            ctx.seq_rm(2, 0)
-            ctx.copy_sequence(0, 1)
-            ctx.seq_rm(1, head)
-            assert np.array_equal(rows(1, head, size, companion), chunked), (size, companion)
     finally:
         ctx.close()

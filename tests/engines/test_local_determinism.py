@@ -1,15 +1,15 @@
 """Same input, same verdict: the local engine's numbers do not depend on the cache state.
 
-Without flash attention llama.cpp rounds a one-token batch differently from a batch of
-several tokens, so the verdict used to depend on which part of a prompt came from the
-cache (issue 22, item 2); with it, and prompt chunks of at most ``UNIFORM_CHUNK``
-tokens, every evaluation of a token gives the same bits.
+llama.cpp rounds a one-token batch differently from a batch of several tokens; the
+runner therefore never evaluates a prompt token alone and never reuses the KV that
+decoding wrote one token at a time (issue 22, item 2).
 """
 
 import json
 
 import pytest
 
+from icrm_sgl.engines.llama_runner import chunk_bounds
 from icrm_sgl.engines.sampling import Sampling
 
 PROMPT = "Rate the reply from 1 to 10.\nUser: I want to book a flight\nReply: Where to?\nScore:"
@@ -85,5 +85,19 @@ def test_greedy_generation_is_the_same_after_its_own_prompt_was_cached(local_bac
     runner.reset()
     fresh = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
     again = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
-    assert again.cached_tokens == again.prompt_tokens - 1
+    assert again.cached_tokens == again.prompt_tokens - 2
     assert again.text == fresh.text
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "expected"),
+    [
+        (1, 4, [(0, 1)]),
+        (5, 4, [(0, 3), (3, 5)]),
+        (8, 4, [(0, 4), (4, 8)]),
+        (9, 4, [(0, 4), (4, 7), (7, 9)]),
+        (0, 4, []),
+    ],
+)
+def test_chunks_never_leave_one_token_alone(n, size, expected):
+    assert chunk_bounds(n, size) == expected

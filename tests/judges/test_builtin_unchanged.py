@@ -1,12 +1,11 @@
 """The built-in modes on the judge mechanism give the outputs they gave before it.
 
-``tests/data/builtin_outputs_b3cb875_flash.json`` holds the greedy local-engine verdicts
-and probabilities recorded by ``devtools/record_builtin_outputs.py`` at commit b3cb875
-(the code before judges became data, f6aa282, plus the local engine's
-same-input-same-verdict fix) with the engine's current ``llama_runner.py`` and
-``llama_adapter.py`` copied in: flash attention changes llama.cpp's rounding and so the
-numbers (the judge mechanism matched each earlier recording on the engine of its time).
-The example file of each mode and ten pool examples per mode, one shot, 40 tokens.
+``tests/data/builtin_outputs_b3cb875.json`` holds the greedy local-engine verdicts and
+probabilities recorded by ``devtools/record_builtin_outputs.py`` at commit b3cb875: the
+code before judges became data (f6aa282) plus the local engine's same-input-same-verdict
+fix, which changes llama.cpp's rounding and so the numbers (the judge mechanism matched
+f6aa282's own recording on the engine before that fix). The example file of each mode and
+ten pool examples per mode, one shot, 40 tokens.
 """
 
 import json
@@ -16,7 +15,7 @@ import pytest
 
 from devtools.record_builtin_outputs import record
 
-RECORDED = Path(__file__).resolve().parent.parent / "data" / "builtin_outputs_b3cb875_flash.json"
+RECORDED = Path(__file__).resolve().parent.parent / "data" / "builtin_outputs_b3cb875.json"
 
 
 @pytest.fixture(scope="module")
