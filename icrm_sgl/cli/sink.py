@@ -1,7 +1,7 @@
 """Where a command writes its records: a file opened before any work, or standard output.
 
-A write that fails later (a full disk, an I/O error) becomes one ``OutputError`` line, and
-a reader that hung up (``| head``) an ``OutputClosed`` that the CLI ends quietly on.
+A write that fails later (a full disk, an I/O error) becomes one ``OutputError`` line; a
+reader that hung up (``| head``) is the CLI's stdout guard's ``OutputClosed``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import sys
 from typing import IO, Any
 
-from icrm_sgl.errors import OutputClosed, OutputError
+from icrm_sgl.errors import OutputError
 from icrm_sgl.files import open_for_writing
 
 
@@ -44,9 +44,7 @@ class RecordSink:
             if not self._failed:
                 raise self._error(exc) from exc
 
-    def _error(self, exc: OSError) -> OutputError | OutputClosed:
-        if self.path is None and isinstance(exc, BrokenPipeError):
-            return OutputClosed("standard output closed")
+    def _error(self, exc: OSError) -> OutputError:
         where = f"output {self.path}" if self.path else "standard output"
         return OutputError(f"{where}: cannot write ({exc.strerror or exc})")
 

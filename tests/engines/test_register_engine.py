@@ -12,15 +12,7 @@ from icrm_sgl.engines import create_engine, engine_names, register_engine
 from icrm_sgl.engines.capabilities import BASIC_SAMPLING, Capabilities
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.errors import InputError
-
-VERDICT = {
-    "analysis of A": "a",
-    "analysis of B": "b",
-    "reason of A=B": "=",
-    "reason of A>B": ">",
-    "reason of B>A": "<",
-    "choice": "A+",
-}
+from tests.engines.standin import VALID as VERDICT
 
 
 class FixedOptions(EngineOptions):

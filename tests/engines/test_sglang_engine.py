@@ -315,6 +315,8 @@ def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path
         ({"model_name": "m", "routing": "mesh"}, "'router' or 'dp'"),
         ({"model_name": "m", "router_args": "--policy 'unclosed"}, "closing quotation"),
         ({"model_name": "m", "threads": 3}, "Extra inputs"),
+        ({"model_name": "m", "busy_timeout": 0}, "greater than 0"),
+        ({"model_name": "m", "max_attempts": 0}, "greater than or equal to 1"),
     ],
 )
 def test_bad_options_are_rejected(options, message):

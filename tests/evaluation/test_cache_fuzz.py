@@ -17,16 +17,7 @@ from icrm_sgl.evaluation.store import ResultStore
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.runners import VerdictCache
 from icrm_sgl.schemas import validate_verdict
-
-VALID = {
-    "analysis of A": "a",
-    "analysis of B": "b",
-    "reason of A=B": "=",
-    "reason of A>B": ">",
-    "reason of B>A": "<",
-    "choice": "A+",
-}
-
+from tests.engines.standin import VALID
 
 META = {"engine": "local", "seconds": 0.5}
 
