@@ -280,6 +280,28 @@ def decode_bench(model, example, new_tokens: int, reps: int, meter: SaveMeter) -
     return result
 
 
+def prefill_rate(model, example: dict[str, Any]) -> dict[str, Any]:
+    """Prompt tokens/s for one unseen example after the saved shot prefix: the live KV is
+    emptied, the prefix restored, the example's tokens evaluated, one token chosen."""
+    from icrm_sgl.engines.sampling import Sampling
+
+    runner = model.backend.runner
+    runner.reset()
+    start = time.perf_counter()
+    out = runner.generate(model.render_prompt(example), max_new_tokens=1, sampling=Sampling())
+    seconds = time.perf_counter() - start
+    new = out.prompt_tokens - out.cached_tokens
+    return {"new_tokens": new, "seconds": seconds, "tokens_per_s": new / seconds}
+
+
+def floor_seconds(run: dict[str, Any], prefill: float, decode: float) -> float:
+    """A verdict's floor: its evaluated prompt tokens at the prefill rate plus its
+    generated tokens at the masked decode rate."""
+    return (run["prompt_tokens"] - run["cached_tokens"]) / prefill + run[
+        "completion_tokens"
+    ] / decode
+
+
 # -- reporting ------------------------------------------------------------------------------
 
 
@@ -310,7 +332,7 @@ def fmt(x: float | None, spec: str) -> str:
 
 
 def print_table(r: dict[str, Any]) -> None:
-    v, d = r["verdicts"], r["decode"]
+    v, d, f = r["verdicts"], r["decode"], r["warm_floor"]
     rows = [
         (
             "first verdict (cold)",
@@ -343,6 +365,22 @@ def print_table(r: dict[str, Any]) -> None:
             "decode masked/unmasked",
             f"{fmt(d['masked_over_unmasked'], '.2f')}x",
             f"{d['repetitions']} reps each, interleaved",
+        ),
+        (
+            "prefill after the shots",
+            f"{fmt(r['prefill']['tokens_per_s'], '.1f')} tok/s",
+            f"{r['prefill']['new_tokens']} new tokens of an unseen example",
+        ),
+        (
+            "warm verdict floor",
+            f"{fmt(f['floor_mean_s'], '.2f')} s",
+            f"mean {f['new_prompt_tokens_mean']:.0f} evaluated prompt tokens / prefill + "
+            f"{f['completion_tokens_mean']:.0f} generated / masked decode",
+        ),
+        (
+            "warm verdict / floor",
+            f"{fmt(f['ratio'], '.2f')}x",
+            f"mean verdict, reuse ON, {v['on_mean_s']:.2f} s",
         ),
     ]
     w0 = max(len(a) for a, _, _ in rows)
@@ -454,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="llama.cpp threads (default: the engine's, all cores but one)",
+        help="llama.cpp threads (default: the engine's, $ICRM_THREADS or every core)",
     )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
     parser.add_argument("--batching", action="store_true", help="run the batching section")
@@ -503,6 +541,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print("decode tokens/s ...", file=sys.stderr, flush=True)
         decode = decode_bench(model, further[0], args.decode_tokens, args.decode_reps, meter)
+        print("prefill tokens/s ...", file=sys.stderr, flush=True)
+        question, a, b = FURTHER[0]
+        prefill = prefill_rate(model, pairwise_example(question, b, a))  # not judged yet
+        floors = [
+            floor_seconds(r, prefill["tokens_per_s"], decode["masked"]["tokens_per_s"])
+            for r in on_runs
+        ]
 
         on_mean = statistics.mean(r["seconds"] for r in on_runs)
         off_mean = statistics.mean(r["seconds"] for r in off_runs)
@@ -541,6 +586,16 @@ def main(argv: list[str] | None = None) -> int:
                 },
             },
             "decode": decode,
+            "prefill": prefill,
+            "warm_floor": {
+                "floor_mean_s": statistics.mean(floors),
+                "verdict_mean_s": on_mean,
+                "ratio": on_mean / statistics.mean(floors),
+                "new_prompt_tokens_mean": statistics.mean(
+                    r["prompt_tokens"] - r["cached_tokens"] for r in on_runs
+                ),
+                "completion_tokens_mean": statistics.mean(r["completion_tokens"] for r in on_runs),
+            },
             "load_average_start": load_avg_start,
             "load_average_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
         }

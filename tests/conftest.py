@@ -4,6 +4,7 @@ the few-shot prefix it caches is what makes later tests fast)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+# Three xdist workers share two cores: one llama.cpp thread per engine, or their spinning
+# threads slow each other down by orders of magnitude (subprocesses inherit it).
+os.environ.setdefault("ICRM_THREADS", "1")
 
 #: Small token budgets keep the real model fast in tests; verdict validity is the point.
 FAST = {"max_tokens": 40}

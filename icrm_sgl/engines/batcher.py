@@ -2,8 +2,9 @@
 
 Each program run decodes on its own thread; a thread that needs the next token's logits
 hands its token to the ``StepBatcher`` and waits. The step runs as soon as every busy
-sequence has handed in a token, or after a short wait for the stragglers, on whichever
-waiting thread gets there first, so no extra thread owns the model.
+sequence has handed in a token, or after a short wait for the stragglers; whichever
+waiting thread gets there first hands the batch to the context's own thread
+(``SequenceContext``) and shares out the rows.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class StepBatcher:
             return []
 
     def _lead(self, batch: list[_Request]) -> None:
+        # llama.cpp splits a batch whose sequences are out of order (8 tokens: 70 ms
+        # against 52 ms in order, 2 threads here).
+        batch.sort(key=lambda r: r.seq)
         try:
             rows = self._run(
                 np.array([r.token for r in batch], dtype=np.int32),

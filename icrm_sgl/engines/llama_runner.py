@@ -44,12 +44,29 @@ from icrm_sgl.errors import EngineError
 
 #: A context is saved before truncation only when at least this many tokens would be lost.
 _MIN_SAVED_TOKENS = 64
+#: Logits rows a sequence keeps for reuse (each is one vocabulary of float32).
+_KEPT_LOGITS = 4
+
+
+#: Environment variable with the llama.cpp thread count used when ``n_threads`` is unset.
+THREADS_ENV = "ICRM_THREADS"
 
 
 def default_threads() -> int:
-    """All cores but one: llama.cpp's spinning worker threads slow down by orders of
-    magnitude when another busy process competes for every core."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """``$ICRM_THREADS``, else every core: llama.cpp's threads spin at each barrier, so
+    processes that share the cores (a test run, several judges) should set it lower."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
+    if not value.isdigit() or int(value) < 1:
+        raise EngineError(
+            f"{THREADS_ENV} must be a whole number of threads of 1 or more, not {value!r}"
+        )
+    return int(value)
 
 
 @dataclass
@@ -71,8 +88,10 @@ class _Slot:
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     #: Leading tokens whose KV came from prompt batches of two or more tokens.
     canonical: int = 0
-    #: Next-token logits after ``tokens`` when they came from a canonical evaluation.
-    logits: np.ndarray | None = None
+    #: ``{n: row}``: next-token logits after the first ``n`` tokens, from the latest
+    #: canonical evaluations; kept while those tokens' KV stays, so a call that cuts back
+    #: to them (the next choice of a ``select``, the same prompt again) reuses them.
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 class LlamaRunner:
@@ -213,7 +232,6 @@ class LlamaRunner:
         else:
             row = self.batcher.step(slot.seq, token, pos)
         slot.tokens = np.append(slot.tokens, np.int32(token))
-        slot.logits = None
         return row
 
     # -- KV management -----------------------------------------------------------------
@@ -244,7 +262,10 @@ class LlamaRunner:
             slot.tokens = np.concatenate([slot.tokens, np.asarray(chunk, dtype=np.int32)])
         if canonical:
             slot.canonical = len(slot.tokens)
-        slot.logits = rows[-1] if canonical else None
+        if canonical:
+            slot.logits[len(slot.tokens)] = rows[-1]
+            for n in list(slot.logits)[:-_KEPT_LOGITS]:
+                del slot.logits[n]
         return np.stack(rows) if all_logits else rows[-1]
 
     def _truncate(self, slot: _Slot, n: int, save: bool = True) -> None:
@@ -261,7 +282,7 @@ class LlamaRunner:
                 self._seqs.seq_rm(slot.seq, n)
             slot.tokens = slot.tokens[:n]
             slot.canonical = min(slot.canonical, n)
-            slot.logits = None
+            slot.logits = {k: row for k, row in slot.logits.items() if k <= n}
 
     def _save_state(self, slot: _Slot) -> KVState:
         with self._context_lock:
@@ -279,7 +300,7 @@ class LlamaRunner:
             raise EngineError("failed to restore a cached KV state")
         slot.tokens = state.tokens.copy()
         slot.canonical = len(slot.tokens)
-        slot.logits = None
+        slot.logits = {}
 
     def _sync(self, slot: _Slot, tokens: np.ndarray) -> tuple[np.ndarray, int]:
         """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
@@ -298,8 +319,9 @@ class LlamaRunner:
             self._truncate(slot, 0)
             self._restore_state(slot, state)
             live = saved
-        if live == len(tokens) == len(slot.tokens) and slot.logits is not None:
-            return slot.logits, live
+        if live == len(tokens) and live in slot.logits:
+            self._truncate(slot, live)
+            return slot.logits[live], live
         # At least two tokens are evaluated, so the last one never runs alone.
         reuse = max(min(live, len(tokens) - 2), 0)
         self._truncate(slot, reuse)
@@ -383,6 +405,8 @@ class LlamaRunner:
                     break
                 if matcher is not None and matcher.is_stopped():
                     finish = {"type": "stop", "matched": None}
+                    break
+                if len(out) == budget:  # no step for logits nobody reads
                     break
                 logits = self._step(slot, token)
         return Completion(text, len(tokens), cached, len(out), finish)

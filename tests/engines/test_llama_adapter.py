@@ -97,3 +97,31 @@ def test_a_full_context_is_a_clear_error(model):
             _decode(ctx, tokens, 0, start=200)
     finally:
         ctx.close()
+
+
+def test_every_decode_runs_on_the_contexts_own_thread(model, monkeypatch):
+    """OpenMP keeps a worker team per calling thread: decoding from several threads made
+    each 2-thread step 2.5x slower, so the context always decodes on one thread."""
+    import threading
+
+    import llama_cpp
+
+    ran_on: list[int] = []
+    real = llama_cpp.llama_decode
+
+    def recording(ctx, batch):
+        ran_on.append(threading.get_ident())
+        return real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
+    ctx = SequenceContext(model, n_ctx=256, n_batch=64, n_seq_max=2, n_threads=1)
+    try:
+        tokens = model.tokenize("The capital of France is")
+        _decode(ctx, tokens, 0)
+        caller = threading.Thread(target=_decode, args=(ctx, tokens, 1))
+        caller.start()
+        caller.join()
+    finally:
+        ctx.close()
+    assert len(ran_on) == 2 and len(set(ran_on)) == 1
+    assert ran_on[0] not in (threading.get_ident(), caller.ident)

@@ -64,6 +64,20 @@ def test_identical_examples_interleaved_on_threads_get_identical_verdicts(
     assert _public(results["a"]) == _public(results["c"])
 
 
+def test_the_thread_count_changes_neither_verdicts_nor_probabilities(individual_example):
+    """``n_threads`` is a speed setting (left out of the cache identity): llama.cpp gives
+    every output value to one thread, so 1 and 2 threads compute the same bits."""
+    from icrm_sgl import ICRM
+
+    texts = []
+    for threads in (1, 2):
+        with ICRM(rm_type="individual", num_shots=1, n_ctx=2048, n_threads=threads) as model:
+            (result,) = model.judge_batch([individual_example], max_tokens=20)
+        assert result.ok, result.error
+        texts.append(_public(result))
+    assert texts[0] == texts[1]
+
+
 @pytest.mark.parametrize("state", ["empty", "longer_prompt", "after_decoding", "one_token_short"])
 def test_choice_logprobs_are_bitwise_the_same_whatever_the_cache_held(local_backend, state):
     runner = local_backend.runner
@@ -85,8 +99,26 @@ def test_greedy_generation_is_the_same_after_its_own_prompt_was_cached(local_bac
     runner.reset()
     fresh = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
     again = runner.generate(PROMPT, max_new_tokens=16, sampling=Sampling())
-    assert again.cached_tokens == again.prompt_tokens - 2
+    # The prompt's logits are kept with its KV: nothing of the prompt is evaluated again.
+    assert again.cached_tokens == again.prompt_tokens
     assert again.text == fresh.text
+
+
+def test_a_select_evaluates_its_prompt_once_for_all_choices(local_backend, monkeypatch):
+    runner = local_backend.runner
+    runner.reset()
+    reference, prompt_len, _ = runner.choice_logprobs(PROMPT, CHOICES)
+    starts: list[int] = []
+    decode = runner._seqs.decode
+
+    def recording(tokens, positions, seqs, outputs):
+        starts.append(int(positions[0]))
+        return decode(tokens, positions, seqs, outputs)
+
+    monkeypatch.setattr(runner._seqs, "decode", recording)
+    again = runner.choice_logprobs(PROMPT, CHOICES)[0]
+    assert again == reference
+    assert all(start >= prompt_len for start in starts), starts
 
 
 @pytest.mark.parametrize(
