@@ -12,6 +12,7 @@ from icrm_sgl import ICRM
 from icrm_sgl.engines.local import LocalBackend, LocalOptions
 from icrm_sgl.engines.sampling import Sampling
 from icrm_sgl.errors import EngineError
+from tests.conftest import EXAMPLES as EXAMPLES_DIR
 
 N_CTX = 4096
 
@@ -38,7 +39,8 @@ def batched_backend():
 
 
 def _public(result) -> str:
-    meta = {k: result.meta.get(k) for k in ("probabilities", "expected_score")}
+    keys = ("probabilities", "expected_score", "field_probabilities", "reward")
+    meta = {k: result.meta.get(k) for k in keys}
     return json.dumps({"id": result.id, "verdict": result.verdict, "error": result.error, **meta})
 
 
@@ -52,6 +54,43 @@ def test_batched_verdicts_are_identical_to_serial_ones(local_backend, batched_ba
     assert many == one
     # The decode steps were shared: more tokens than steps.
     assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
+
+
+def _pairwise_examples() -> list[dict]:
+    pair = json.loads((EXAMPLES_DIR / "test_pairwise.json").read_text("utf-8"))
+    swapped = {
+        **pair,
+        "conversation_A": pair["conversation_B"],
+        "conversation_B": pair["conversation_A"],
+    }
+    return [{**pair, "id": "ab"}, {**swapped, "id": "ba"}, {**pair, "id": "ab-again"}]
+
+
+def _rubric_examples() -> list[dict]:
+    lines = (EXAMPLES_DIR / "judges" / "helpful_harmless.jsonl").read_text("utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("judge", "examples"),
+    [
+        ({"rm_type": "pairwise"}, _pairwise_examples),
+        ({"judge": EXAMPLES_DIR / "judges" / "helpful_harmless.toml"}, _rubric_examples),
+    ],
+    ids=["pairwise", "rubric"],
+)
+def test_batched_pairwise_and_rubric_verdicts_are_identical_to_serial_ones(
+    local_backend, batched_backend, judge, examples
+):
+    batch = examples()
+    runs = []
+    for backend, threads in ((local_backend, 1), (batched_backend, len(batch))):
+        model = ICRM(num_shots=1, backend=backend, **judge)
+        runs.append(
+            [_public(r) for r in model.judge_batch(batch, max_tokens=24, num_threads=threads)]
+        )
+    assert all('"error": null' in text for text in runs[0]), runs[0]
+    assert runs[1] == runs[0]
 
 
 def test_an_example_too_long_for_its_sequence_fails_alone(batched_backend):
