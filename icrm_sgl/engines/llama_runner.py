@@ -8,11 +8,16 @@ optional llguidance mask. With several sequences, the one-token decode steps of 
 calls in flight run as one llama.cpp batch (``StepBatcher``).
 
 Same input, same numbers: llama.cpp's CPU kernels round differently when a batch holds
-one token than when it holds several (every batch of two or more gives bit-identical KV
-and logits, whatever its size). So prompt tokens are only ever evaluated in batches of
-at least two, and the KV that decoding writes one token at a time is never reused for a
-later prompt: the KV cache, the saved states and the prompt logits are then a function
-of the prompt's tokens alone, not of what the cache held before.
+one token of a sequence than when it holds several (every batch of two or more gives
+bit-identical KV and logits, whatever its size; a one-token row is the same alone or in
+a decode step beside other sequences). So each sequence records, per token, whether its
+KV came from a one-token batch ("stepped": decoding) or from a chunk, and the KV is a
+function of the tokens and those flags alone. A call's prompt keeps the flags its own
+thread's previous call left for the same tokens (a program's next field reuses the text
+it decoded, without evaluating it again), the rest is chunked; when another call took
+the sequence in between, the runner rebuilds the same flags (stepped tokens one at a
+time), so what the cache held never changes a number. Saved states hold chunked tokens
+only.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -86,12 +92,35 @@ class _Slot:
 
     seq: int
     tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    #: Leading tokens whose KV came from prompt batches of two or more tokens.
-    canonical: int = 0
+    #: Per token: its KV came from a one-token batch (a decode step), not a chunk.
+    stepped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: ``{n: row}``: next-token logits after the first ``n`` tokens, from the latest
-    #: canonical evaluations; kept while those tokens' KV stays, so a call that cuts back
+    #: chunk evaluations; kept while those tokens' KV stays, so a call that cuts back
     #: to them (the next choice of a ``select``, the same prompt again) reuses them.
     logits: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def chunked_len(self) -> int:
+        """Leading tokens whose KV all came from chunks (what a saved state may hold)."""
+        stepped = np.flatnonzero(self.stepped)
+        return int(stepped[0]) if len(stepped) else len(self.tokens)
+
+    def append(self, tokens: np.ndarray, stepped: bool) -> None:
+        self.tokens = np.concatenate([self.tokens, np.asarray(tokens, dtype=np.int32)])
+        self.stepped = np.concatenate([self.stepped, np.full(len(tokens), stepped)])
+
+    def cut(self, n: int) -> None:
+        self.tokens, self.stepped = self.tokens[:n], self.stepped[:n]
+        self.logits = {k: row for k, row in self.logits.items() if k <= n}
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The context a call needs: its prompt's tokens and, per token, the stepped flag."""
+
+    tokens: np.ndarray
+    stepped: np.ndarray
+    #: Where the final chunk starts: every token from here is evaluated in one chunk.
+    chunk_from: int
 
 
 class LlamaRunner:
@@ -133,6 +162,8 @@ class LlamaRunner:
         self._context_lock = threading.Lock()
         self.batcher = StepBatcher(self._decode_step, self._busy)
         self.prefix_cache = PrefixCache(cache_bytes)
+        #: Each thread's context after its last call (see the module docstring).
+        self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
         self._grammars: GrammarCache | None = None
         self.eos_ids = set(self.model.eog_ids)
 
@@ -231,7 +262,7 @@ class LlamaRunner:
             )[0]
         else:
             row = self.batcher.step(slot.seq, token, pos)
-        slot.tokens = np.append(slot.tokens, np.int32(token))
+        slot.append(np.array([token]), stepped=True)
         return row
 
     # -- KV management -----------------------------------------------------------------
@@ -239,13 +270,12 @@ class LlamaRunner:
     def _eval(self, slot: _Slot, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
         """Append ``tokens`` to the context; return logits (last row, or one per token).
 
-        Several tokens are evaluated in batches of at least two (see the module
-        docstring); the context stays canonical only then.
+        Several tokens are evaluated in chunks of at least two (see the module docstring);
+        one token alone is a stepped token.
         """
         rows: list[np.ndarray] = []
-        canonical = len(tokens) > 1 and slot.canonical == len(slot.tokens)
         for start, stop in chunk_bounds(len(tokens), self._n_batch):
-            chunk = [int(t) for t in tokens[start:stop]]
+            chunk = np.asarray(tokens[start:stop], dtype=np.int32)
             n_past = len(slot.tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
@@ -253,36 +283,41 @@ class LlamaRunner:
             outputs[-1] = True
             rows.extend(
                 self._decode(
-                    np.asarray(chunk, dtype=np.int32),
+                    chunk,
                     np.arange(n_past, n_past + len(chunk), dtype=np.int32),
                     np.full(len(chunk), slot.seq, dtype=np.int32),
                     outputs,
                 )
             )
-            slot.tokens = np.concatenate([slot.tokens, np.asarray(chunk, dtype=np.int32)])
-        if canonical:
-            slot.canonical = len(slot.tokens)
-        if canonical:
+            slot.append(chunk, stepped=len(chunk) == 1)
+        if len(tokens) > 1:
             slot.logits[len(slot.tokens)] = rows[-1]
             for n in list(slot.logits)[:-_KEPT_LOGITS]:
                 del slot.logits[n]
         return np.stack(rows) if all_logits else rows[-1]
 
     def _truncate(self, slot: _Slot, n: int, save: bool = True) -> None:
+        """Keep the first ``n`` tokens; with ``save``, keep the chunked part of what is cut
+        in the prefix cache first, when it is long enough to be worth a state."""
+        if n >= len(slot.tokens):
+            return
+        chunked = slot.chunked_len()
+        if (
+            save
+            and self.prefix_cache.max_bytes > 0
+            and chunked - n >= _MIN_SAVED_TOKENS
+            and not self.prefix_cache.covers(slot.tokens[:chunked])
+        ):
+            self._cut(slot, chunked)
+            self.prefix_cache.put(self._save_state(slot))
+        self._cut(slot, n)
+
+    def _cut(self, slot: _Slot, n: int) -> None:
         if n < len(slot.tokens):
-            if (
-                save
-                and self.prefix_cache.max_bytes > 0
-                and len(slot.tokens) - n >= _MIN_SAVED_TOKENS
-                and not self.prefix_cache.covers(slot.tokens)
-            ):
-                self.prefix_cache.put(self._save_state(slot))
             with self._context_lock:
                 self._check_open()
                 self._seqs.seq_rm(slot.seq, n)
-            slot.tokens = slot.tokens[:n]
-            slot.canonical = min(slot.canonical, n)
-            slot.logits = {k: row for k, row in slot.logits.items() if k <= n}
+            slot.cut(n)
 
     def _save_state(self, slot: _Slot) -> KVState:
         with self._context_lock:
@@ -294,15 +329,51 @@ class LlamaRunner:
             self._check_open()
             self._seqs.seq_rm(slot.seq, 0)
             restored = self._seqs.restore(slot.seq, state.data)
+        slot.cut(0)
         if not restored:
-            slot.tokens = np.zeros(0, dtype=np.int32)
-            slot.canonical = 0
             raise EngineError("failed to restore a cached KV state")
-        slot.tokens = state.tokens.copy()
-        slot.canonical = len(slot.tokens)
-        slot.logits = {}
+        slot.append(state.tokens, stepped=False)
 
-    def _sync(self, slot: _Slot, tokens: np.ndarray) -> tuple[np.ndarray, int]:
+    def _target(self, tokens: np.ndarray, history: _Slot | None) -> _Target:
+        """The flags ``tokens`` must be evaluated with: those the same tokens had in this
+        thread's previous context (``history``), chunked from where they part; the last
+        two tokens always form the final chunk (one token alone: stepped)."""
+        n = len(tokens)
+        keep = 0 if history is None else common_prefix_len(history.tokens, tokens)
+        keep = max(min(keep, n - 2), 0)
+        stepped = np.zeros(n, dtype=bool)
+        if history is not None:
+            stepped[:keep] = history.stepped[:keep]
+        if n - keep == 1:
+            stepped[keep] = True
+        return _Target(tokens, stepped, keep)
+
+    def _matching(self, slot: _Slot, target: _Target) -> int:
+        """How many leading tokens the sequence holds exactly as ``target`` needs them."""
+        live = common_prefix_len(slot.tokens, target.tokens)
+        differ = np.flatnonzero(slot.stepped[:live] != target.stepped[:live])
+        return int(differ[0]) if len(differ) else live
+
+    def _replay(self, slot: _Slot, target: _Target, stop: int) -> None:
+        """Evaluate ``target``'s tokens from the end of ``slot`` up to ``stop``, each
+        stepped token alone and each run of chunked ones in chunks."""
+        i = len(slot.tokens)
+        while i < stop:
+            if target.stepped[i]:
+                self._eval(slot, target.tokens[i : i + 1])
+                i += 1
+                continue
+            j = i
+            while j < stop and not target.stepped[j]:
+                j += 1
+            # A lone chunked token is evaluated with its successor, which is then dropped.
+            self._eval(slot, target.tokens[i : max(j, i + 2)])
+            self._cut(slot, j)
+            i = j
+
+    def _sync(
+        self, slot: _Slot, tokens: np.ndarray, history: _Slot | None
+    ) -> tuple[np.ndarray, int]:
         """Make the context hold exactly ``tokens``; return (next-token logits, reused)."""
         self._check_open()
         if len(tokens) == 0:
@@ -311,21 +382,32 @@ class LlamaRunner:
             raise EngineError(
                 f"prompt of {len(tokens)} tokens does not fit the context size of {self.n_ctx}"
             )
-        # Decoded tokens' KV is dropped unsaved: a prompt reuses canonical KV only.
-        self._truncate(slot, slot.canonical, save=False)
-        live = common_prefix_len(slot.tokens, tokens)
-        saved, state = self.prefix_cache.best_match(tokens)
-        if state is not None and saved > live:
-            self._truncate(slot, 0)
-            self._restore_state(slot, state)
-            live = saved
+        target = self._target(tokens, history)
+        live = self._matching(slot, target)
         if live == len(tokens) and live in slot.logits:
             self._truncate(slot, live)
             return slot.logits[live], live
-        # At least two tokens are evaluated, so the last one never runs alone.
+        saved, state = self.prefix_cache.best_match(tokens)
+        first_stepped = np.flatnonzero(target.stepped)
+        saved = min(saved, int(first_stepped[0])) if len(first_stepped) else saved
+        if state is not None and saved > live:
+            self._truncate(slot, 0)
+            self._restore_state(slot, state)
+            self._cut(slot, saved)
+            live = saved
         reuse = max(min(live, len(tokens) - 2), 0)
         self._truncate(slot, reuse)
-        return self._eval(slot, tokens[reuse:]), reuse
+        self._replay(slot, target, target.chunk_from)
+        return self._eval(slot, tokens[len(slot.tokens) :]), reuse
+
+    def _history(self) -> _Slot | None:
+        return self._histories.get(threading.current_thread())
+
+    def _remember(self, slot: _Slot) -> None:
+        """Keep this thread's context (tokens and flags) for its next call."""
+        self._histories[threading.current_thread()] = _Slot(
+            slot.seq, slot.tokens.copy(), slot.stepped.copy()
+        )
 
     def reset(self) -> None:
         """Empty every live sequence without saving it (saved prefixes stay)."""
@@ -345,7 +427,7 @@ class LlamaRunner:
         """Evaluate ``text`` and keep its KV state; returns its length in tokens."""
         with self._slot() as slot:
             tokens = self.model.tokenize(text)
-            self._sync(slot, tokens)
+            self._sync(slot, tokens, None)  # all chunked: the state is saved
             if not self.prefix_cache.covers(tokens):
                 self.prefix_cache.put(self._save_state(slot))
         return len(tokens)
@@ -370,7 +452,7 @@ class LlamaRunner:
         rng = np.random.default_rng(seed)
         with self._slot() as slot:
             tokens = self.model.tokenize(prompt)
-            logits, cached = self._sync(slot, tokens)
+            logits, cached = self._sync(slot, tokens, self._history())
             budget = min(max_new_tokens, self.n_ctx - len(tokens))
             out: list[int] = []
             counts: Counter[int] = Counter()
@@ -409,6 +491,7 @@ class LlamaRunner:
                 if len(out) == budget:  # no step for logits nobody reads
                     break
                 logits = self._step(slot, token)
+            self._remember(slot)
         return Completion(text, len(tokens), cached, len(out), finish)
 
     def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
@@ -417,13 +500,14 @@ class LlamaRunner:
         Returns the lists, the prompt length and the number of prompt tokens reused.
         """
         results, cached = [], 0
+        history = self._history()
         with self._slot() as slot:
             prompt_ids = self.model.tokenize(prompt)
             for i, choice in enumerate(choices):
                 full = self.model.tokenize(prompt + choice)
                 # Where prompt and choice merge into one token, score from the split point.
                 split = min(common_prefix_len(full, prompt_ids), len(full) - 1)
-                logits, reused = self._sync(slot, full[:split])
+                logits, reused = self._sync(slot, full[:split], history)
                 if i == 0:
                     cached = reused
                 tail = full[split:]
@@ -440,6 +524,7 @@ class LlamaRunner:
                         for row, tok in zip(rows, tail, strict=True)
                     ]
                 )
+            self._remember(slot)
         return results, len(prompt_ids), cached
 
 
