@@ -1,11 +1,9 @@
 """Record the built-in judges' greedy local-engine outputs, as test data.
 
-Run once at a commit whose outputs are the reference (for
-``tests/data/builtin_outputs_b3cb875.json``: commit b3cb875, before judges became data,
-with the local engine's same-input-same-verdict fix), with that commit's package on
-PYTHONPATH::
+Run at a commit whose outputs are the reference, with that commit's package on
+PYTHONPATH (see ``tests/judges/test_builtin_unchanged.py`` for the history)::
 
-    PYTHONPATH=<checkout of b3cb875> python devtools/record_builtin_outputs.py OUT.json
+    PYTHONPATH=<checkout> python devtools/record_builtin_outputs.py tests/data/builtin_outputs.json
 
 The cases (the two example files and ten pool examples per mode) and the settings come
 from ``builtin_cases``, which ``tests/judges/test_builtin_unchanged.py`` uses too.
