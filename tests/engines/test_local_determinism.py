@@ -1,8 +1,9 @@
 """Same input, same verdict: the local engine's numbers do not depend on the cache state.
 
 llama.cpp rounds a one-token batch differently from a batch of several tokens; the
-runner therefore never evaluates a prompt token alone and never reuses the KV that
-decoding wrote one token at a time (issue 22, item 2).
+runner records which tokens were decoded one at a time, reuses a call's own decoded text
+with those flags, and rebuilds the same flags when another call took its sequence
+(issue 22, item 2).
 """
 
 import json
@@ -119,6 +120,45 @@ def test_a_select_evaluates_its_prompt_once_for_all_choices(local_backend, monke
     again = runner.choice_logprobs(PROMPT, CHOICES)[0]
     assert again == reference
     assert all(start >= prompt_len for start in starts), starts
+
+
+def test_a_field_after_decoding_gets_the_same_numbers_when_another_call_took_its_sequence(
+    local_backend,
+):
+    """A program's next field reuses the KV its decoding wrote; when another call used the
+    sequence in between, the decoded tokens are replayed one at a time, not chunked."""
+    import threading
+
+    runner = local_backend.runner
+    first = PROMPT.replace("Score:", "Reason:")
+
+    def program(interrupt: bool) -> list:
+        out: list = []
+
+        def run() -> None:
+            decoded = runner.generate(first, max_new_tokens=12, sampling=Sampling()).text
+            if interrupt:
+                other = threading.Thread(
+                    target=runner.generate,
+                    args=("Q: Name three animals.\nA:",),
+                    kwargs={"max_new_tokens": 4, "sampling": Sampling()},
+                )
+                other.start()
+                other.join()
+            field = runner.choice_logprobs(first + decoded + "\nScore:", CHOICES)
+            out.append((decoded, field[0], field[2]))
+
+        thread = threading.Thread(target=run)  # a fresh thread: a program's own history
+        thread.start()
+        thread.join()
+        return out[0]
+
+    runner.reset()
+    kept = program(interrupt=False)
+    runner.reset()
+    taken = program(interrupt=True)
+    assert taken[:2] == kept[:2]
+    assert taken[2] < kept[2]  # the second call found less of its context live
 
 
 @pytest.mark.parametrize(
