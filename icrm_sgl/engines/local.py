@@ -35,7 +35,9 @@ class LocalOptions(EngineOptions):
 
     model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
     n_ctx: int = Field(8192, ge=256)
-    n_threads: int | None = Field(None, ge=1)
+    n_threads: int | None = Field(
+        None, ge=1, description="llama.cpp threads; None: $ICRM_THREADS, else every core"
+    )
     n_seq: int = Field(
         1,
         ge=1,
