@@ -47,18 +47,22 @@ def test_a_full_queue_is_waited_out_with_retry_after(reward_server):
     """While another client's example waits in the one-place queue, the reward call gets
     429, waits as Retry-After says, and then gets its reward."""
     busy = metric(reward_server, 'icrm_failures_total{kind="queue_full"}')
+    # Long replies keep the server busy for seconds, so that one waits in the queue.
     others = [
         threading.Thread(
             target=requests.post,
             args=(reward_server.url + "/get_reward",),
-            kwargs={"json": {"query": [f"a{c}"], "prompts": ["a"]}, "timeout": 900},
+            kwargs={
+                "json": {"query": [f"a {c}" + " and so on" * 200], "prompts": ["a"]},
+                "timeout": 900,
+            },
         )
         for c in "bc"
     ]
     for thread in others:
         thread.start()
-        time.sleep(0.5)
-    waited = time.monotonic() + 300
+        time.sleep(0.2)
+    waited = time.monotonic() + 120
     while requests.get(reward_server.url + "/health", timeout=30).json()["queue_depth"] < 1:
         assert time.monotonic() < waited, "the other clients' examples never queued"
         time.sleep(0.05)
