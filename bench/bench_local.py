@@ -203,14 +203,12 @@ def decode_bench(model, example, new_tokens: int, reps: int, meter: SaveMeter) -
     """Decode tokens/s with and without the FIELD_REGEX mask, prefill excluded.
 
     The prompt (rendered example + the verdict's first key) is evaluated once first, so
-    every timed call finds it in the live context. Each call still re-evaluates the last
-    prompt token (the runner needs fresh logits) and builds a matcher; to remove that
-    fixed cost, every timed call of ``new_tokens`` is paired with a 1-token call of the
-    same condition, and the rate is (tokens_long - tokens_short) / (t_long - t_short),
-    summed over repetitions. Warm-up calls of both conditions come first: besides
-    compiling the grammar, they let the engine save the (prompt + greedy output) KV
-    states it writes when a call cuts back the previous call's output, so that the timed
-    calls find them already covered and pay no state save (greedy output repeats).
+    every timed call finds it and its logits in the live context. Each call still builds a
+    matcher and cuts back the previous call's output; to remove that fixed cost, every
+    timed call of ``new_tokens`` is paired with a 1-token call of the same condition (no
+    decode step), and the rate is (tokens_long - tokens_short) / (t_long - t_short),
+    summed over repetitions. Warm-up calls of both conditions come first, compiling the
+    grammar and paying first-call effects.
     """
     from icrm_sgl.engines.sampling import Sampling
     from icrm_sgl.programs.judge import FIELD_REGEX

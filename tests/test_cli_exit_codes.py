@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from icrm_sgl.schemas import validate_verdict
 from tests.conftest import EXAMPLES
 
@@ -95,3 +97,22 @@ def test_sigterm_flushes_prints_the_summary_and_exits_143(tmp_path):
     assert f"interrupted after {len(records)} verdict" in summary
     for record in records:
         validate_verdict("pairwise", record["verdict"])
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["-E", "n_threads=0"], {}, "bad option n_threads: Input should be greater than"),
+        (["-E", "n_seq=0"], {}, "bad option n_seq: Input should be greater than"),
+        ([], {"ICRM_THREADS": "two"}, "ICRM_THREADS must be a whole number of threads"),
+    ],
+)
+def test_a_bad_thread_or_sequence_setting_is_one_line_and_exit_2(
+    run_cli, monkeypatch, args, env, message
+):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    proc = run_cli("score", EXAMPLES / "test_individual.json", *FAST, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr, proc.stderr

@@ -158,7 +158,7 @@ class LlamaRunner:
         self._free = set(range(n_seq))
         self._last: dict[int, int] = {}
         self._pool = threading.Condition()
-        #: Serialises every call into the llama.cpp context.
+        #: Pairs the closed check with each call into the context (``close`` takes it too).
         self._context_lock = threading.Lock()
         self.batcher = StepBatcher(self._decode_step, self._busy)
         self.prefix_cache = PrefixCache(cache_bytes)
