@@ -16,8 +16,10 @@ One run measures, on the same process and model:
 on a fresh engine with 1, 2, 4 and 8 KV sequences (``n_seq``) and as many examples in
 flight, one width after the other in one run; examples/s, the ratio to one in flight,
 decode tokens/s, the mean decode batch width, the share of prompt tokens reused and
-whether every verdict equals the one-in-flight verdict. Its figures go to the
-``batching`` key of ``--out`` (the other keys are kept).
+whether every verdict equals the one-in-flight verdict. It also times raw
+``llama_decode`` steps of 1 to 8 consecutive sequences at the examples' context length,
+and compares each width's decode steps with the raw cost of steps of the same widths.
+Its figures go to the ``batching`` key of ``--out`` (the other keys are kept).
 
 ON and OFF verdicts are interleaved example by example (ON first, then OFF on the same
 example), so that load from other processes on a shared machine hits both alike. The
@@ -405,6 +407,10 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"total run time: {r['total_seconds']:.1f} s (model load {r['load_seconds']:.2f} s)")
 
 
+#: Context length of the raw steps: about where the bench's verdicts decode.
+RAW_CONTEXT = 1600
+
+
 def batching_examples() -> list[dict[str, Any]]:
     """16 pairwise examples: each of ``FURTHER`` in both candidate orders."""
     return [pairwise_example(q, a, b) for q, a, b in FURTHER] + [
@@ -427,6 +433,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))
         seconds = time.perf_counter() - start
         steps, stepped = batcher.steps, batcher.tokens
+        step_seconds, widths = batcher.seconds, dict(batcher.widths)
     finally:
         model.close()
     metas = [r.meta for r in results]
@@ -439,11 +446,55 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         "completion_tokens": completion,
         "decoded_tokens_per_s": completion / seconds,
         "mean_step_width": stepped / steps if steps else 1.0,
+        "step_seconds": step_seconds,
+        "stepped_tokens": stepped,
+        "step_widths": widths,
         "reuse_share": sum(m.get("cached_tokens") or 0 for m in metas) / prompt if prompt else None,
         "all_ok": all(r.ok for r in results),
         "verdicts": [json.dumps(r.verdict, sort_keys=True) for r in results],
         "load_average_end": os.getloadavg(),
     }
+
+
+def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, float]:
+    """Median seconds of one raw ``llama_decode`` step of 1 to 8 consecutive sequences,
+    each holding ``context`` tokens: the ceiling the engine's steps compare with."""
+    import numpy as np
+
+    from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
+    from icrm_sgl.engines.llama_runner import default_threads
+    from icrm_sgl.engines.local import default_model_path
+
+    model = GgufModel(str(default_model_path()))
+    ctx = SequenceContext(
+        model, n_ctx=context + 64, n_batch=512, n_seq_max=8, n_threads=threads or default_threads()
+    )
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(100, 40000, context).astype(np.int32)
+    try:
+        for seq in range(8):
+            for start in range(0, context, 512):
+                chunk = prompt[start : start + 512]
+                outputs = np.zeros(len(chunk), dtype=bool)
+                outputs[-1] = True
+                positions = np.arange(start, start + len(chunk), dtype=np.int32)
+                ctx.decode(chunk, positions, np.full(len(chunk), seq, np.int32), outputs)
+        costs = {}
+        for width in range(1, 9):
+            seqs = np.arange(width, dtype=np.int32)
+            times = []
+            for _ in range(reps):
+                tokens = rng.integers(100, 40000, width).astype(np.int32)
+                begin = time.perf_counter()
+                ctx.decode(tokens, np.full(width, context, np.int32), seqs, np.ones(width, bool))
+                times.append(time.perf_counter() - begin)
+                for seq in range(width):
+                    ctx.seq_rm(seq, context)
+            costs[width] = statistics.median(times)
+        return costs
+    finally:
+        ctx.close()
+        model.close()
 
 
 def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -452,14 +503,21 @@ def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
     for width in args.widths:
         print(f"batching: {width} in flight ...", file=sys.stderr, flush=True)
         rows.append(batching_width(width, args.max_tokens, args.threads))
+    print("batching: raw decode steps ...", file=sys.stderr, flush=True)
+    raw = raw_steps(args.threads, context=RAW_CONTEXT)
     base, first = rows[0], rows[0]["verdicts"]
     for row in rows:
         row["ratio_to_first"] = row["examples_per_s"] / base["examples_per_s"]
         row["same_verdicts_as_first"] = sum(
             a == b for a, b in zip(row.pop("verdicts"), first, strict=True)
         )
+        raw_seconds = sum(raw[w] * n for w, n in row["step_widths"].items())
+        row["step_ms_per_token"] = 1000 * row["step_seconds"] / row["stepped_tokens"]
+        row["raw_ms_per_token_same_widths"] = 1000 * raw_seconds / row["stepped_tokens"]
+        row["steps_over_raw"] = row["step_seconds"] / raw_seconds
     return {
         "settings": {"max_tokens": args.max_tokens, "examples": 16, "num_shots": 3},
+        "raw_step_seconds": {"context": RAW_CONTEXT, **raw},
         "rows": rows,
     }
 
@@ -468,14 +526,23 @@ def print_batching(section: dict[str, Any]) -> None:
     print(
         f"\nbatching: pairwise 3-shot, 16 examples, max_tokens {section['settings']['max_tokens']}"
     )
-    print("in flight  examples/s  ratio  decode tok/s  step width  reused  same verdicts  load")
+    print(
+        "in flight  examples/s  ratio  decode tok/s  step width  step ms/tok  raw ms/tok"
+        "  vs raw  reused  same verdicts  load"
+    )
     for r in section["rows"]:
         print(
             f"{r['width']:>9}  {r['examples_per_s']:>10.3f}  {r['ratio_to_first']:>5.2f}  "
             f"{r['decoded_tokens_per_s']:>12.1f}  {r['mean_step_width']:>10.2f}  "
-            f"{100 * (r['reuse_share'] or 0):>5.1f}%  {r['same_verdicts_as_first']:>10}/16  "
-            f"{r['load_average_end'][0]:.2f}"
+            f"{r['step_ms_per_token']:>11.2f}  {r['raw_ms_per_token_same_widths']:>10.2f}  "
+            f"{r['steps_over_raw']:>6.2f}  {100 * (r['reuse_share'] or 0):>5.1f}%  "
+            f"{r['same_verdicts_as_first']:>10}/16  {r['load_average_end'][0]:.2f}"
         )
+    raw = section["raw_step_seconds"]
+    print(
+        f"raw llama_decode step at {raw['context']} tokens of context, ms per token at width "
+        + ", ".join(f"{w}: {1000 * raw[w] / w:.2f}" for w in range(1, 9))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,8 @@ Run from the repository root::
 
 Judges the bench's pairwise 3-shot examples on a fresh engine per width, with the
 runner's and the batcher's steps wrapped in timers: time inside llama.cpp (shared decode
-steps, prompt evaluation, state restore / save), time threads wait on the batcher or on
-the context lock, per-token Python work (mask, penalties, n-gram guard, choice,
+steps, prompt evaluation, state restore / save), time threads wait on the batcher or for
+the context (prompt work or a step), per-token Python work (mask, penalties, n-gram guard, choice,
 detokenize) and the rest (sglang interpreter, tokenizer). Thread-seconds add over
 threads; llama.cpp seconds are serial (one context), so they compare with the wall time.
 """
@@ -93,17 +93,21 @@ def instrument(runner, timers: Timers) -> None:
     timers.wrap(runner, "_sync", "thread: _sync (prompt to KV)")
     timers.wrap(runner, "generate", "thread: generate")
     timers.wrap(runner, "choice_logprobs", "thread: choice_logprobs (select)")
-    lock = runner._context_lock
+    gate = runner._gate
+    for kind in ("prompt", "step"):
+        original = getattr(gate, kind)
 
-    class TimedLock:
-        def __enter__(self):
-            with timers.time("thread: waiting for the context lock"):
-                lock.acquire()
+        @contextmanager
+        def timed(_f=original, _k=kind):
+            with timers.time(f"thread: waiting for the context ({_k})"):
+                entered = _f()
+                entered.__enter__()
+            try:
+                yield
+            finally:
+                entered.__exit__(None, None, None)
 
-        def __exit__(self, *exc):
-            lock.release()
-
-    runner._context_lock = TimedLock()
+        setattr(gate, kind, timed)
 
 
 def profile_width(width: int, n: int, max_tokens: int, threads: int | None) -> dict:

@@ -1,17 +1,22 @@
 """One llama.cpp decode step for every sequence that is decoding at the same time.
 
 Each program run decodes on its own thread; a thread that needs the next token's logits
-hands its token to the ``StepBatcher`` and waits. The step runs as soon as every busy
-sequence has handed in a token, or after a short wait for the stragglers; whichever
-waiting thread gets there first hands the batch to the context's own thread
-(``SequenceContext``) and shares out the rows.
+hands its token to the ``StepBatcher`` and waits. The step runs once every sequence in
+its decoding loop has handed in a token (a safety wait bounds it); whichever waiting
+thread gets there first hands the batch to the context's own thread
+(``SequenceContext``) and shares out the rows. Waiting for the whole set matters on the
+CPU: a token's share of a step falls with the step's width only when the step's
+sequence ids are consecutive (llama.cpp splits the rest into several batches), and with
+eight sequences the others' per-token Python work outlasts a short wait.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +41,10 @@ class _Request:
 class StepBatcher:
     """Gathers one-token decode requests of several sequences into one batch."""
 
-    def __init__(self, run: StepFn, busy: Callable[[], int], wait_s: float = 0.003) -> None:
+    def __init__(self, run: StepFn, decoding: Callable[[], int], wait_s: float = 0.05) -> None:
         self._run = run
-        self._busy = busy
+        #: How many sequences are in their decoding loop: a full step has one token each.
+        self._decoding = decoding
         self.wait_s = wait_s
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
@@ -46,6 +52,11 @@ class StepBatcher:
         #: (steps, tokens) decoded so far: tokens / steps is the mean batch width.
         self.steps = 0
         self.tokens = 0
+        #: Seconds spent running steps, and how many steps ran at each width.
+        self.seconds = 0.0
+        self.widths: Counter[int] = Counter()
+        #: Steps the safety wait started before every decoding sequence had handed in.
+        self.partial_steps = 0
 
     def step(self, seq: int, token: int, pos: int) -> np.ndarray:
         """The logits after ``token`` at ``pos`` in sequence ``seq``, decoded in company."""
@@ -58,6 +69,11 @@ class StepBatcher:
         assert request.row is not None
         return request.row
 
+    def poke(self) -> None:
+        """A sequence left its decoding loop: the waiting requests may be complete now."""
+        with self._cond:
+            self._cond.notify_all()
+
     def _join(self, request: _Request) -> list[_Request]:
         """Wait until ``request`` is done ([]) or this thread should run a batch (it)."""
         with self._cond:
@@ -65,8 +81,9 @@ class StepBatcher:
             deadline = time.monotonic() + self.wait_s
             while not request.done:
                 if not self._running and request in self._pending:
-                    ready = len(self._pending) >= self._busy()
+                    ready = len(self._pending) >= self._decoding()
                     if ready or time.monotonic() >= deadline:
+                        self.partial_steps += not ready
                         batch, self._pending = self._pending, []
                         self._running = True
                         return batch
@@ -80,6 +97,7 @@ class StepBatcher:
         # llama.cpp splits a batch whose sequences are out of order (8 tokens: 70 ms
         # against 52 ms in order, 2 threads here).
         batch.sort(key=lambda r: r.seq)
+        start = time.perf_counter()
         try:
             rows = self._run(
                 np.array([r.token for r in batch], dtype=np.int32),
@@ -96,4 +114,52 @@ class StepBatcher:
                 self._running = False
                 self.steps += 1
                 self.tokens += len(batch)
+                self.seconds += time.perf_counter() - start
+                self.widths[len(batch)] += 1
                 self._cond.notify_all()
+
+
+class ContextGate:
+    """The lock around a llama.cpp context, serving prompt work before decode steps.
+
+    A step waits while prompt work is queued: the sequences behind that work then join
+    the next step instead of waiting one more step for their turn, so steps run wider
+    (on the CPU a step's cost per token falls with its width, and only for sequence ids
+    that are consecutive). Everything but a decode step counts as prompt work.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._prompts_waiting = 0
+
+    @contextmanager
+    def prompt(self) -> Iterator[None]:
+        with self._cond:
+            self._prompts_waiting += 1
+            try:
+                while self._held:
+                    self._cond.wait()
+            finally:
+                self._prompts_waiting -= 1
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        with self._cond:
+            while self._held or self._prompts_waiting:
+                self._cond.wait()
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()

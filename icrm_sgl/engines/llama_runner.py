@@ -35,7 +35,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from icrm_sgl.engines.batcher import StepBatcher
+from icrm_sgl.engines.batcher import ContextGate, StepBatcher
 from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
 from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
 from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
@@ -159,8 +159,10 @@ class LlamaRunner:
         self._last: dict[int, int] = {}
         self._pool = threading.Condition()
         #: Pairs the closed check with each call into the context (``close`` takes it too).
-        self._context_lock = threading.Lock()
-        self.batcher = StepBatcher(self._decode_step, self._busy)
+        self._gate = ContextGate()
+        #: Calls in their decoding loop: the sequences the next decode step waits for.
+        self._decoding = 0
+        self.batcher = StepBatcher(self._decode_step, lambda: self._decoding)
         self.prefix_cache = PrefixCache(cache_bytes)
         #: Each thread's context after its last call (see the module docstring).
         self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
@@ -211,7 +213,7 @@ class LlamaRunner:
             self._pool.notify_all()
             while len(self._free) < self.n_seq:
                 self._pool.wait()
-        with self._context_lock:
+        with self._gate.prompt():
             self._seqs.close()
             self.model.close()
 
@@ -236,20 +238,19 @@ class LlamaRunner:
                 self._free.add(seq)
                 self._pool.notify_all()
 
-    def _busy(self) -> int:
-        return self.n_seq - len(self._free)
-
     def _decode(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
     ) -> np.ndarray:
-        with self._context_lock:
+        with self._gate.prompt():
             self._check_open()
             return self._seqs.decode(tokens, positions, seqs, outputs)
 
     def _decode_step(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray
     ) -> np.ndarray:
-        return self._decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
+        with self._gate.step():
+            self._check_open()
+            return self._seqs.decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
 
     def _step(self, slot: _Slot, token: int) -> np.ndarray:
         """Append one decoded token; its logits come from a step shared with other calls."""
@@ -267,8 +268,8 @@ class LlamaRunner:
 
     # -- KV management -----------------------------------------------------------------
 
-    def _eval(self, slot: _Slot, tokens: np.ndarray, all_logits: bool = False) -> np.ndarray:
-        """Append ``tokens`` to the context; return logits (last row, or one per token).
+    def _eval(self, slot: _Slot, tokens: np.ndarray) -> np.ndarray:
+        """Append ``tokens`` to the context; return the logits after the last.
 
         Several tokens are evaluated in chunks of at least two (see the module docstring);
         one token alone is a stepped token.
@@ -279,7 +280,7 @@ class LlamaRunner:
             n_past = len(slot.tokens)
             if n_past + len(chunk) > self.n_ctx:
                 raise EngineError(f"prompt needs more than the context size of {self.n_ctx} tokens")
-            outputs = np.full(len(chunk), all_logits)
+            outputs = np.zeros(len(chunk), dtype=bool)
             outputs[-1] = True
             rows.extend(
                 self._decode(
@@ -294,7 +295,7 @@ class LlamaRunner:
             slot.logits[len(slot.tokens)] = rows[-1]
             for n in list(slot.logits)[:-_KEPT_LOGITS]:
                 del slot.logits[n]
-        return np.stack(rows) if all_logits else rows[-1]
+        return rows[-1]
 
     def _truncate(self, slot: _Slot, n: int, save: bool = True) -> None:
         """Keep the first ``n`` tokens; with ``save``, keep the chunked part of what is cut
@@ -314,18 +315,18 @@ class LlamaRunner:
 
     def _cut(self, slot: _Slot, n: int) -> None:
         if n < len(slot.tokens):
-            with self._context_lock:
+            with self._gate.prompt():
                 self._check_open()
                 self._seqs.seq_rm(slot.seq, n)
             slot.cut(n)
 
     def _save_state(self, slot: _Slot) -> KVState:
-        with self._context_lock:
+        with self._gate.prompt():
             self._check_open()
             return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
 
     def _restore_state(self, slot: _Slot, state: KVState) -> None:
-        with self._context_lock:
+        with self._gate.prompt():
             self._check_open()
             self._seqs.seq_rm(slot.seq, 0)
             restored = self._seqs.restore(slot.seq, state.data)
@@ -400,6 +401,18 @@ class LlamaRunner:
         self._replay(slot, target, target.chunk_from)
         return self._eval(slot, tokens[len(slot.tokens) :]), reuse
 
+    @contextmanager
+    def _in_decoding(self) -> Iterator[None]:
+        """Count this call among those the next decode step waits for."""
+        with self._pool:
+            self._decoding += 1
+        try:
+            yield
+        finally:
+            with self._pool:
+                self._decoding -= 1
+            self.batcher.poke()
+
     def _history(self) -> _Slot | None:
         return self._histories.get(threading.current_thread())
 
@@ -458,62 +471,70 @@ class LlamaRunner:
             counts: Counter[int] = Counter()
             finish: dict = {"type": "length", "length": budget}
             text = ""
-            for _ in range(max(budget, 0)):
-                scores = logits.astype(np.float32, copy=True)
-                if matcher is not None:
-                    allowed = allowed_tokens(matcher, self.vocab_size)
-                    if not allowed.any():
+            with self._in_decoding():
+                for _ in range(max(budget, 0)):
+                    scores = logits.astype(np.float32, copy=True)
+                    if matcher is not None:
+                        allowed = allowed_tokens(matcher, self.vocab_size)
+                        if not allowed.any():
+                            finish = {"type": "stop", "matched": None}
+                            break
+                        scores[~allowed] = -np.inf
+                    elif ignore_eos:
+                        scores[list(self.eos_ids)] = -np.inf
+                    apply_penalties(scores, counts, sampling)
+                    if no_repeat_ngram:
+                        ban_repeated_ngrams(scores, out, no_repeat_ngram)
+                    token = choose_token(scores, sampling, rng)
+                    if token in self.eos_ids:
+                        finish = {"type": "stop", "matched": token}
+                        break
+                    if matcher is not None and not matcher.consume_token(token):
+                        problem = matcher.get_error()
+                        raise EngineError(f"constraint rejected token {token}: {problem}")
+                    out.append(token)
+                    counts[token] += 1
+                    text = self.model.detokenize(out).decode("utf-8", errors="ignore")
+                    hit = _find_stop(text, stop)
+                    if hit is not None:
+                        text = text[: hit[0]]
+                        finish = {"type": "stop", "matched": hit[1]}
+                        break
+                    if matcher is not None and matcher.is_stopped():
                         finish = {"type": "stop", "matched": None}
                         break
-                    scores[~allowed] = -np.inf
-                elif ignore_eos:
-                    scores[list(self.eos_ids)] = -np.inf
-                apply_penalties(scores, counts, sampling)
-                if no_repeat_ngram:
-                    ban_repeated_ngrams(scores, out, no_repeat_ngram)
-                token = choose_token(scores, sampling, rng)
-                if token in self.eos_ids:
-                    finish = {"type": "stop", "matched": token}
-                    break
-                if matcher is not None and not matcher.consume_token(token):
-                    raise EngineError(f"constraint rejected token {token}: {matcher.get_error()}")
-                out.append(token)
-                counts[token] += 1
-                text = self.model.detokenize(out).decode("utf-8", errors="ignore")
-                hit = _find_stop(text, stop)
-                if hit is not None:
-                    text = text[: hit[0]]
-                    finish = {"type": "stop", "matched": hit[1]}
-                    break
-                if matcher is not None and matcher.is_stopped():
-                    finish = {"type": "stop", "matched": None}
-                    break
-                if len(out) == budget:  # no step for logits nobody reads
-                    break
-                logits = self._step(slot, token)
+                    if len(out) == budget:  # no step for logits nobody reads
+                        break
+                    logits = self._step(slot, token)
             self._remember(slot)
         return Completion(text, len(tokens), cached, len(out), finish)
 
     def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
         """Per choice, ``(logprob, token_id, text)`` for each of its tokens after ``prompt``.
 
+        The choices' own tokens are decoded one at a time, in the decode steps shared with
+        other calls, and a token prefix that several choices share is decoded once.
         Returns the lists, the prompt length and the number of prompt tokens reused.
         """
         results, cached = [], 0
         history = self._history()
         with self._slot() as slot:
             prompt_ids = self.model.tokenize(prompt)
-            for i, choice in enumerate(choices):
+            # Where prompt and choice merge into one token, score from the split point.
+            splits = []
+            for choice in choices:
                 full = self.model.tokenize(prompt + choice)
-                # Where prompt and choice merge into one token, score from the split point.
                 split = min(common_prefix_len(full, prompt_ids), len(full) - 1)
-                logits, reused = self._sync(slot, full[:split], history)
-                if i == 0:
-                    cached = reused
-                tail = full[split:]
-                rows = [logits]
-                if len(tail) > 1:
-                    rows.extend(self._eval(slot, tail[:-1], all_logits=True))
+                splits.append((full[:split], full[split:]))
+            #: Logits after ``base + prefix`` for each base and decoded prefix of a tail.
+            rows_after: dict[tuple[bytes, bytes], np.ndarray] = {}
+            for i, (base, tail) in enumerate(splits):
+                if not _holds(slot, base, rows_after):
+                    logits, reused = self._sync(slot, base, history)
+                    rows_after = {(base.tobytes(), b""): logits}
+                    cached = reused if i == 0 else cached
+                self._decode_tail(slot, base, tail[:-1], rows_after)
+                rows = [rows_after[base.tobytes(), tail[:k].tobytes()] for k in range(len(tail))]
                 results.append(
                     [
                         (
@@ -527,6 +548,21 @@ class LlamaRunner:
             self._remember(slot)
         return results, len(prompt_ids), cached
 
+    def _decode_tail(
+        self,
+        slot: _Slot,
+        base: np.ndarray,
+        tail: np.ndarray,
+        rows_after: dict[tuple[bytes, bytes], np.ndarray],
+    ) -> None:
+        """Step ``tail`` after ``base``, keeping what the sequence holds of it already."""
+        held = common_prefix_len(slot.tokens[len(base) :], tail)
+        self._cut(slot, len(base) + held)
+        with self._in_decoding():
+            for k in range(held, len(tail)):
+                row = self._step(slot, int(tail[k]))
+                rows_after[base.tobytes(), tail[: k + 1].tobytes()] = row
+
 
 def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
     """``[start, stop)`` batches of at most ``size`` covering ``n`` tokens, none of one token
@@ -536,6 +572,11 @@ def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
         (a, b), (_, c) = bounds[-2], bounds[-1]
         bounds[-2:] = [(a, b - 1), (b - 1, c)]
     return bounds
+
+
+def _holds(slot: _Slot, base: np.ndarray, rows_after: dict) -> bool:
+    """``slot`` begins with ``base``, whose logits this call has already."""
+    return (base.tobytes(), b"") in rows_after and np.array_equal(slot.tokens[: len(base)], base)
 
 
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:

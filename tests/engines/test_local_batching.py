@@ -153,3 +153,21 @@ def test_closing_the_engine_mid_batch_is_a_clean_error():
     assert all("closed" in str(e) for e in errors)
     with pytest.raises(EngineError, match="closed"):
         runner.generate("Hello", max_new_tokens=2, sampling=Sampling())
+
+
+def test_steps_wait_only_for_calls_that_are_decoding(batched_backend):
+    runner = batched_backend.runner
+    greedy = Sampling()
+
+    def run(prompt):
+        runner.generate(prompt, max_new_tokens=20, sampling=greedy, ignore_eos=True)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("Once upon a time", "Hi there")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    partial, steps = runner.batcher.partial_steps, runner.batcher.steps
+    run("A lone call")  # nobody else decodes: no step waits for a sequence that left
+    assert runner.batcher.steps - steps == 19
+    assert runner.batcher.partial_steps == partial

@@ -122,6 +122,31 @@ def test_a_select_evaluates_its_prompt_once_for_all_choices(local_backend, monke
     assert all(start >= prompt_len for start in starts), starts
 
 
+def test_a_select_decodes_each_shared_choice_prefix_once_whatever_the_order(
+    local_backend, monkeypatch
+):
+    runner = local_backend.runner
+    choices = ['A++"}', 'A+"}', 'A=B"}', 'B+"}', 'B++"}']
+    prompt = PROMPT.replace("Score:", 'Verdict: {"choice": "')
+    runner.reset()
+    reference = runner.choice_logprobs(prompt, choices)[0]
+    stepped: list[int] = []
+    step = runner._step
+
+    def counting(slot, token):
+        stepped.append(token)
+        return step(slot, token)
+
+    monkeypatch.setattr(runner, "_step", counting)
+    backwards = runner.choice_logprobs(prompt, choices[::-1])[0]
+    assert backwards[::-1] == reference
+    base = len(runner.model.tokenize(prompt))
+    tails = [runner.model.tokenize(prompt + choice)[base:-1] for choice in choices]
+    prefixes = {tuple(tail[:k]) for tail in tails for k in range(1, len(tail) + 1)}
+    # Every token a choice is scored after is decoded once: A and B are not repeated.
+    assert len(stepped) == len(prefixes) < sum(len(tail) for tail in tails)
+
+
 def test_a_field_after_decoding_gets_the_same_numbers_when_another_call_took_its_sequence(
     local_backend,
 ):
