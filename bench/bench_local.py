@@ -467,7 +467,7 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
 
     model = GgufModel(str(default_model_path()))
     ctx = SequenceContext(
-        model, n_ctx=context + 64, n_batch=512, n_seq_max=8, n_threads=threads or default_threads()
+        model, n_ctx=2048, n_batch=512, n_seq_max=8, n_threads=threads or default_threads()
     )
     rng = np.random.default_rng(0)
     prompt = rng.integers(100, 40000, context).astype(np.int32)

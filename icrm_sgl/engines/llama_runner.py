@@ -257,12 +257,7 @@ class LlamaRunner:
         pos = len(slot.tokens)
         if pos + 1 > self.n_ctx:
             raise EngineError(f"the context size of {self.n_ctx} tokens is full")
-        if self.n_seq == 1:
-            row = self._decode_step(
-                np.array([token], np.int32), np.array([pos], np.int32), np.array([0], np.int32)
-            )[0]
-        else:
-            row = self.batcher.step(slot.seq, token, pos)
+        row = self.batcher.step(slot.seq, token, pos)
         slot.append(np.array([token]), stepped=True)
         return row
 
