@@ -38,87 +38,6 @@ class _Request:
         return self.row is not None or self.error is not None
 
 
-class StepBatcher:
-    """Gathers one-token decode requests of several sequences into one batch."""
-
-    def __init__(self, run: StepFn, decoding: Callable[[], int], wait_s: float = 0.05) -> None:
-        self._run = run
-        #: How many sequences are in their decoding loop: a full step has one token each.
-        self._decoding = decoding
-        self.wait_s = wait_s
-        self._cond = threading.Condition()
-        self._pending: list[_Request] = []
-        self._running = False
-        #: (steps, tokens) decoded so far: tokens / steps is the mean batch width.
-        self.steps = 0
-        self.tokens = 0
-        #: Seconds spent running steps, and how many steps ran at each width.
-        self.seconds = 0.0
-        self.widths: Counter[int] = Counter()
-        #: Steps the safety wait started before every decoding sequence had handed in.
-        self.partial_steps = 0
-
-    def step(self, seq: int, token: int, pos: int) -> np.ndarray:
-        """The logits after ``token`` at ``pos`` in sequence ``seq``, decoded in company."""
-        request = _Request(seq, token, pos)
-        batch = self._join(request)
-        if batch:
-            self._lead(batch)
-        if request.error is not None:
-            raise request.error
-        assert request.row is not None
-        return request.row
-
-    def poke(self) -> None:
-        """A sequence left its decoding loop: the waiting requests may be complete now."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def _join(self, request: _Request) -> list[_Request]:
-        """Wait until ``request`` is done ([]) or this thread should run a batch (it)."""
-        with self._cond:
-            self._pending.append(request)
-            deadline = time.monotonic() + self.wait_s
-            while not request.done:
-                if not self._running and request in self._pending:
-                    ready = len(self._pending) >= self._decoding()
-                    if ready or time.monotonic() >= deadline:
-                        self.partial_steps += not ready
-                        batch, self._pending = self._pending, []
-                        self._running = True
-                        return batch
-                    self._cond.wait(deadline - time.monotonic())
-                else:
-                    self._cond.wait()
-                    deadline = min(deadline, time.monotonic() + self.wait_s)
-            return []
-
-    def _lead(self, batch: list[_Request]) -> None:
-        # llama.cpp splits a batch whose sequences are out of order (8 tokens: 70 ms
-        # against 52 ms in order, 2 threads here).
-        batch.sort(key=lambda r: r.seq)
-        start = time.perf_counter()
-        try:
-            rows = self._run(
-                np.array([r.token for r in batch], dtype=np.int32),
-                np.array([r.pos for r in batch], dtype=np.int32),
-                np.array([r.seq for r in batch], dtype=np.int32),
-            )
-            for request, row in zip(batch, rows, strict=True):
-                request.row = row
-        except BaseException as exc:  # every waiter gets the step's failure
-            for request in batch:
-                request.error = exc
-        finally:
-            with self._cond:
-                self._running = False
-                self.steps += 1
-                self.tokens += len(batch)
-                self.seconds += time.perf_counter() - start
-                self.widths[len(batch)] += 1
-                self._cond.notify_all()
-
-
 class ContextGate:
     """The lock around a llama.cpp context, serving prompt work before decode steps.
 
@@ -163,3 +82,93 @@ class ContextGate:
         with self._cond:
             self._held = False
             self._cond.notify_all()
+
+
+class StepBatcher:
+    """Gathers one-token decode requests of several sequences into one batch."""
+
+    def __init__(
+        self,
+        run: StepFn,
+        decoding: Callable[[], int],
+        gate: ContextGate | None = None,
+        wait_s: float = 0.05,
+    ) -> None:
+        self._run = run
+        #: Taken around each step: the context is shared with prompt work.
+        self._gate = gate or ContextGate()
+        #: How many sequences are in their decoding loop: a full step has one token each.
+        self._decoding = decoding
+        self.wait_s = wait_s
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._running = False
+        #: (steps, tokens) decoded so far: tokens / steps is the mean batch width.
+        self.steps = 0
+        self.tokens = 0
+        #: Seconds spent in steps (once the context was free), and steps run at each width.
+        self.seconds = 0.0
+        self.widths: Counter[int] = Counter()
+        #: Steps the safety wait started before every decoding sequence had handed in.
+        self.partial_steps = 0
+
+    def step(self, seq: int, token: int, pos: int) -> np.ndarray:
+        """The logits after ``token`` at ``pos`` in sequence ``seq``, decoded in company."""
+        request = _Request(seq, token, pos)
+        batch = self._join(request)
+        if batch:
+            self._lead(batch)
+        if request.error is not None:
+            raise request.error
+        assert request.row is not None
+        return request.row
+
+    def poke(self) -> None:
+        """A sequence left its decoding loop: the waiting requests may be complete now."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _join(self, request: _Request) -> list[_Request]:
+        """Wait until ``request`` is done ([]) or this thread should run a batch (it)."""
+        with self._cond:
+            self._pending.append(request)
+            deadline = time.monotonic() + self.wait_s
+            while not request.done:
+                if not self._running and request in self._pending:
+                    ready = len(self._pending) >= self._decoding()
+                    if ready or time.monotonic() >= deadline:
+                        self.partial_steps += not ready
+                        batch, self._pending = self._pending, []
+                        self._running = True
+                        return batch
+                    self._cond.wait(deadline - time.monotonic())
+                else:
+                    self._cond.wait()
+                    deadline = min(deadline, time.monotonic() + self.wait_s)
+            return []
+
+    def _lead(self, batch: list[_Request]) -> None:
+        # llama.cpp splits a batch whose sequences are out of order (8 tokens: 70 ms
+        # against 52 ms in order, 2 threads here).
+        batch.sort(key=lambda r: r.seq)
+        try:
+            with self._gate.step():
+                start = time.perf_counter()
+                rows = self._run(
+                    np.array([r.token for r in batch], dtype=np.int32),
+                    np.array([r.pos for r in batch], dtype=np.int32),
+                    np.array([r.seq for r in batch], dtype=np.int32),
+                )
+                self.seconds += time.perf_counter() - start
+            for request, row in zip(batch, rows, strict=True):
+                request.row = row
+        except BaseException as exc:  # every waiter gets the step's failure
+            for request in batch:
+                request.error = exc
+        finally:
+            with self._cond:
+                self._running = False
+                self.steps += 1
+                self.tokens += len(batch)
+                self.widths[len(batch)] += 1
+                self._cond.notify_all()

@@ -162,7 +162,7 @@ class LlamaRunner:
         self._gate = ContextGate()
         #: Calls in their decoding loop: the sequences the next decode step waits for.
         self._decoding = 0
-        self.batcher = StepBatcher(self._decode_step, lambda: self._decoding)
+        self.batcher = StepBatcher(self._decode_step, lambda: self._decoding, self._gate)
         self.prefix_cache = PrefixCache(cache_bytes)
         #: Each thread's context after its last call (see the module docstring).
         self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
@@ -248,9 +248,8 @@ class LlamaRunner:
     def _decode_step(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray
     ) -> np.ndarray:
-        with self._gate.step():
-            self._check_open()
-            return self._seqs.decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
+        self._check_open()  # the batcher holds the context for the step
+        return self._seqs.decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
 
     def _step(self, slot: _Slot, token: int) -> np.ndarray:
         """Append one decoded token; its logits come from a step shared with other calls."""
