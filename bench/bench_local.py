@@ -18,7 +18,9 @@ flight, one width after the other in one run; examples/s, the ratio to one in fl
 decode tokens/s, the mean decode batch width, the share of prompt tokens reused and
 whether every verdict equals the one-in-flight verdict. It also times raw
 ``llama_decode`` steps of 1 to 8 consecutive sequences at the examples' context length,
-and compares each width's decode steps with the raw cost of steps of the same widths.
+and compares each width's decode steps with the raw cost of steps of the same widths
+(and, as an upper bound for the decoding loop, the steps plus every moment llama.cpp sat
+idle).
 Its figures go to the ``batching`` key of ``--out`` (the other keys are kept).
 
 ON and OFF verdicts are interleaved example by example (ON first, then OFF on the same
@@ -37,6 +39,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -145,6 +148,24 @@ def no_saved_states(runner) -> Iterator[None]:
 
 
 # -- measurements ---------------------------------------------------------------------------
+
+
+class LlamaMeter:
+    """Seconds the runner's context spends inside llama.cpp (every decode call)."""
+
+    def __init__(self, runner) -> None:
+        self.seconds = 0.0
+        context = runner._seqs
+        original = context.decode
+
+        def metered(*args):
+            start = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        context.decode = metered
 
 
 class SaveMeter:
@@ -429,11 +450,13 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
     model = ICRM(rm_type="pairwise", num_shots=3, **options)
     try:
         batcher = model.backend.runner.batcher
+        busy = LlamaMeter(model.backend.runner)
         start = time.perf_counter()
         results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))
         seconds = time.perf_counter() - start
         steps, stepped = batcher.steps, batcher.tokens
         step_seconds, widths = batcher.seconds, dict(batcher.widths)
+        idle = seconds - busy.seconds
     finally:
         model.close()
     metas = [r.meta for r in results]
@@ -447,6 +470,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         "decoded_tokens_per_s": completion / seconds,
         "mean_step_width": stepped / steps if steps else 1.0,
         "step_seconds": step_seconds,
+        "llama_idle_seconds": idle,
         "stepped_tokens": stepped,
         "step_widths": widths,
         "reuse_share": sum(m.get("cached_tokens") or 0 for m in metas) / prompt if prompt else None,
@@ -497,6 +521,16 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
         model.close()
 
 
+def raw_steps_fresh(threads: int | None) -> dict[int, float]:
+    """``raw_steps`` in a new process: OpenMP thread teams left by this process's
+    engines would make its barriers sleep instead of spin (see ``SequenceContext``)."""
+    command = [sys.executable, __file__, "--raw-steps"]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return {int(width): seconds for width, seconds in json.loads(out).items()}
+
+
 def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Examples/s at 1, 2, 4 and 8 in flight, one run (see the module docstring)."""
     rows = []
@@ -504,7 +538,7 @@ def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
         print(f"batching: {width} in flight ...", file=sys.stderr, flush=True)
         rows.append(batching_width(width, args.max_tokens, args.threads))
     print("batching: raw decode steps ...", file=sys.stderr, flush=True)
-    raw = raw_steps(args.threads, context=RAW_CONTEXT)
+    raw = raw_steps_fresh(args.threads)
     base, first = rows[0], rows[0]["verdicts"]
     for row in rows:
         row["ratio_to_first"] = row["examples_per_s"] / base["examples_per_s"]
@@ -515,6 +549,9 @@ def batching_bench(args: argparse.Namespace) -> dict[str, Any]:
         row["step_ms_per_token"] = 1000 * row["step_seconds"] / row["stepped_tokens"]
         row["raw_ms_per_token_same_widths"] = 1000 * raw_seconds / row["stepped_tokens"]
         row["steps_over_raw"] = row["step_seconds"] / raw_seconds
+        # An upper bound for the decoding loop: every moment llama.cpp sat idle is
+        # counted against the steps (Python's per-token work, the interpreter, waits).
+        row["loop_over_raw"] = (row["step_seconds"] + row["llama_idle_seconds"]) / raw_seconds
     return {
         "settings": {"max_tokens": args.max_tokens, "examples": 16, "num_shots": 3},
         "raw_step_seconds": {"context": RAW_CONTEXT, **raw},
@@ -528,14 +565,15 @@ def print_batching(section: dict[str, Any]) -> None:
     )
     print(
         "in flight  examples/s  ratio  decode tok/s  step width  step ms/tok  raw ms/tok"
-        "  vs raw  reused  same verdicts  load"
+        "  vs raw  loop vs raw  reused  same verdicts  load"
     )
     for r in section["rows"]:
         print(
             f"{r['width']:>9}  {r['examples_per_s']:>10.3f}  {r['ratio_to_first']:>5.2f}  "
             f"{r['decoded_tokens_per_s']:>12.1f}  {r['mean_step_width']:>10.2f}  "
             f"{r['step_ms_per_token']:>11.2f}  {r['raw_ms_per_token_same_widths']:>10.2f}  "
-            f"{r['steps_over_raw']:>6.2f}  {100 * (r['reuse_share'] or 0):>5.1f}%  "
+            f"{r['steps_over_raw']:>6.2f}  {r['loop_over_raw']:>11.2f}  "
+            f"{100 * (r['reuse_share'] or 0):>5.1f}%  "
             f"{r['same_verdicts_as_first']:>10}/16  {r['load_average_end'][0]:.2f}"
         )
     raw = section["raw_step_seconds"]
@@ -562,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
     parser.add_argument("--batching", action="store_true", help="run the batching section")
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--raw-steps", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.raw_steps:  # the batching section's raw steps, in a process of their own
+        print(json.dumps(raw_steps(args.threads, RAW_CONTEXT)))
+        return 0
     if args.batching:
         out = Path(args.out)
         previous = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
