@@ -150,35 +150,17 @@ def no_saved_states(runner) -> Iterator[None]:
 # -- measurements ---------------------------------------------------------------------------
 
 
-class LlamaMeter:
-    """Seconds the runner's context spends inside llama.cpp (every decode call)."""
+class CallMeter:
+    """Counts the calls of one instance's method and the seconds they take (diagnostic).
 
-    def __init__(self, runner) -> None:
-        self.seconds = 0.0
-        context = runner._seqs
-        original = context.decode
-
-        def metered(*args):
-            start = time.perf_counter()
-            try:
-                return original(*args)
-            finally:
-                self.seconds += time.perf_counter() - start
-
-        context.decode = metered
-
-
-class SaveMeter:
-    """Counts the runner's KV-state serialisations and the time they take (diagnostic).
-
-    The runner serialises the live KV state before it drops a long enough suffix that no
-    saved state covers. The time spent there is part of the verdict times. Wraps this
-    instance's method only.
+    On the runner's ``_save_state``: the KV-state serialisations, made before the runner
+    drops a long enough suffix that no saved state covers (their time is part of the
+    verdict times). On its context's ``decode``: the time spent inside llama.cpp.
     """
 
-    def __init__(self, runner) -> None:
+    def __init__(self, owner, name: str) -> None:
         self.calls, self.seconds = 0, 0.0
-        original = runner._save_state
+        original = getattr(owner, name)
 
         def metered(*args):
             start = time.perf_counter()
@@ -188,7 +170,7 @@ class SaveMeter:
                 self.calls += 1
                 self.seconds += time.perf_counter() - start
 
-        runner._save_state = metered
+        setattr(owner, name, metered)
 
     def since(self, mark: tuple[int, float]) -> dict[str, Any]:
         return {"kv_saves": self.calls - mark[0], "kv_save_seconds": self.seconds - mark[1]}
@@ -198,7 +180,7 @@ class SaveMeter:
 
 
 def timed_verdict(
-    model, example: dict[str, Any], max_tokens: int, meter: SaveMeter
+    model, example: dict[str, Any], max_tokens: int, meter: CallMeter
 ) -> dict[str, Any]:
     mark = meter.mark()
     start = time.perf_counter()
@@ -222,7 +204,7 @@ def reuse_share(runs: list[dict[str, Any]]) -> float:
     return sum(r["cached_tokens"] for r in runs) / prompt if prompt else float("nan")
 
 
-def decode_bench(model, example, new_tokens: int, reps: int, meter: SaveMeter) -> dict[str, Any]:
+def decode_bench(model, example, new_tokens: int, reps: int, meter: CallMeter) -> dict[str, Any]:
     """Decode tokens/s with and without the FIELD_REGEX mask, prefill excluded.
 
     The prompt (rendered example + the verdict's first key) is evaluated once first, so
@@ -450,7 +432,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
     model = ICRM(rm_type="pairwise", num_shots=3, **options)
     try:
         batcher = model.backend.runner.batcher
-        busy = LlamaMeter(model.backend.runner)
+        busy = CallMeter(model.backend.runner._seqs, "decode")
         start = time.perf_counter()
         results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))
         seconds = time.perf_counter() - start
@@ -628,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     load_seconds = time.perf_counter() - t0
     try:
         runner = model.backend.runner
-        meter = SaveMeter(runner)
+        meter = CallMeter(runner, "_save_state")
         further = [pairwise_example(*f) for f in FURTHER[: args.examples]]
 
         print("cold verdict ...", file=sys.stderr, flush=True)

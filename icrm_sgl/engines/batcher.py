@@ -61,6 +61,7 @@ class ContextGate:
                     self._cond.wait()
             finally:
                 self._prompts_waiting -= 1
+                self._cond.notify_all()  # a step may wait for this count to fall
             self._held = True
         try:
             yield
