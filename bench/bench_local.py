@@ -438,6 +438,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         seconds = time.perf_counter() - start
         steps, stepped = batcher.steps, batcher.tokens
         step_seconds, widths = batcher.seconds, dict(batcher.widths)
+        partial = batcher.partial_steps
         idle = seconds - busy.seconds
     finally:
         model.close()
@@ -455,6 +456,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         "llama_idle_seconds": idle,
         "stepped_tokens": stepped,
         "step_widths": widths,
+        "partial_steps": partial,
         "reuse_share": sum(m.get("cached_tokens") or 0 for m in metas) / prompt if prompt else None,
         "all_ok": all(r.ok for r in results),
         "verdicts": [json.dumps(r.verdict, sort_keys=True) for r in results],

@@ -461,47 +461,67 @@ class LlamaRunner:
             tokens = self.model.tokenize(prompt)
             logits, cached = self._sync(slot, tokens, self._history())
             budget = min(max_new_tokens, self.n_ctx - len(tokens))
-            out: list[int] = []
-            counts: Counter[int] = Counter()
-            finish: dict = {"type": "length", "length": budget}
-            text = ""
-            with self._in_decoding():
-                for _ in range(max(budget, 0)):
-                    scores = logits.astype(np.float32, copy=True)
-                    if matcher is not None:
-                        allowed = allowed_tokens(matcher, self.vocab_size)
-                        if not allowed.any():
-                            finish = {"type": "stop", "matched": None}
-                            break
-                        scores[~allowed] = -np.inf
-                    elif ignore_eos:
-                        scores[list(self.eos_ids)] = -np.inf
-                    apply_penalties(scores, counts, sampling)
-                    if no_repeat_ngram:
-                        ban_repeated_ngrams(scores, out, no_repeat_ngram)
-                    token = choose_token(scores, sampling, rng)
-                    if token in self.eos_ids:
-                        finish = {"type": "stop", "matched": token}
-                        break
-                    if matcher is not None and not matcher.consume_token(token):
-                        problem = matcher.get_error()
-                        raise EngineError(f"constraint rejected token {token}: {problem}")
-                    out.append(token)
-                    counts[token] += 1
-                    text = self.model.detokenize(out).decode("utf-8", errors="ignore")
-                    hit = _find_stop(text, stop)
-                    if hit is not None:
-                        text = text[: hit[0]]
-                        finish = {"type": "stop", "matched": hit[1]}
-                        break
-                    if matcher is not None and matcher.is_stopped():
-                        finish = {"type": "stop", "matched": None}
-                        break
-                    if len(out) == budget:  # no step for logits nobody reads
-                        break
-                    logits = self._step(slot, token)
+            out, text, finish = self._decode_tokens(
+                slot,
+                logits,
+                budget,
+                matcher,
+                sampling,
+                rng,
+                stop,
+                ignore_eos=ignore_eos,
+                no_repeat_ngram=no_repeat_ngram,
+            )
             self._remember(slot)
         return Completion(text, len(tokens), cached, len(out), finish)
+
+    def _decode_tokens(
+        self,
+        slot: _Slot,
+        logits: np.ndarray,
+        budget: int,
+        matcher,
+        sampling: Sampling,
+        rng: np.random.Generator,
+        stop: tuple[str, ...],
+        *,
+        ignore_eos: bool,
+        no_repeat_ngram: int,
+    ) -> tuple[list[int], str, dict]:
+        """Decode up to ``budget`` tokens after ``logits``: (tokens, text, finish reason)."""
+        out: list[int] = []
+        counts: Counter[int] = Counter()
+        text = ""
+        with self._in_decoding():
+            for _ in range(max(budget, 0)):
+                scores = logits.astype(np.float32, copy=True)
+                if matcher is not None:
+                    allowed = allowed_tokens(matcher, self.vocab_size)
+                    if not allowed.any():
+                        return out, text, {"type": "stop", "matched": None}
+                    scores[~allowed] = -np.inf
+                elif ignore_eos:
+                    scores[list(self.eos_ids)] = -np.inf
+                apply_penalties(scores, counts, sampling)
+                if no_repeat_ngram:
+                    ban_repeated_ngrams(scores, out, no_repeat_ngram)
+                token = choose_token(scores, sampling, rng)
+                if token in self.eos_ids:
+                    return out, text, {"type": "stop", "matched": token}
+                if matcher is not None and not matcher.consume_token(token):
+                    raise EngineError(f"constraint rejected token {token}: {matcher.get_error()}")
+                out.append(token)
+                counts[token] += 1
+                text = self.model.detokenize(out).decode("utf-8", errors="ignore")
+                hit = _find_stop(text, stop)
+                if hit is not None:
+                    return out, text[: hit[0]], {"type": "stop", "matched": hit[1]}
+                if matcher is not None and matcher.is_stopped():
+                    return out, text, {"type": "stop", "matched": None}
+                if len(out) == budget:  # no step for logits nobody reads
+                    break
+                logits = self._step(slot, token)
+        return out, text, {"type": "length", "length": budget}
 
     def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
         """Per choice, ``(logprob, token_id, text)`` for each of its tokens after ``prompt``.
@@ -520,15 +540,16 @@ class LlamaRunner:
                 full = self.model.tokenize(prompt + choice)
                 split = min(common_prefix_len(full, prompt_ids), len(full) - 1)
                 splits.append((full[:split], full[split:]))
-            #: Logits after ``base + prefix`` for each base and decoded prefix of a tail.
-            rows_after: dict[tuple[bytes, bytes], np.ndarray] = {}
+            base_now: np.ndarray | None = None  # the prompt part the sequence holds
+            #: Logits after ``base_now`` plus each decoded prefix of a tail (bytes).
+            rows_after: dict[bytes, np.ndarray] = {}
             for i, (base, tail) in enumerate(splits):
-                if not _holds(slot, base, rows_after):
+                if base_now is None or not np.array_equal(base, base_now):
                     logits, reused = self._sync(slot, base, history)
-                    rows_after = {(base.tobytes(), b""): logits}
                     cached = reused if i == 0 else cached
-                self._decode_tail(slot, base, tail[:-1], rows_after)
-                rows = [rows_after[base.tobytes(), tail[:k].tobytes()] for k in range(len(tail))]
+                    base_now, rows_after = base, {b"": logits}
+                self._decode_tail(slot, len(base), tail[:-1], rows_after)
+                rows = [rows_after[tail[:k].tobytes()] for k in range(len(tail))]
                 results.append(
                     [
                         (
@@ -543,19 +564,14 @@ class LlamaRunner:
         return results, len(prompt_ids), cached
 
     def _decode_tail(
-        self,
-        slot: _Slot,
-        base: np.ndarray,
-        tail: np.ndarray,
-        rows_after: dict[tuple[bytes, bytes], np.ndarray],
+        self, slot: _Slot, start: int, tail: np.ndarray, rows_after: dict[bytes, np.ndarray]
     ) -> None:
-        """Step ``tail`` after ``base``, keeping what the sequence holds of it already."""
-        held = common_prefix_len(slot.tokens[len(base) :], tail)
-        self._cut(slot, len(base) + held)
+        """Step ``tail`` from position ``start``, keeping what the sequence holds of it."""
+        held = common_prefix_len(slot.tokens[start:], tail)
+        self._cut(slot, start + held)
         with self._in_decoding():
             for k in range(held, len(tail)):
-                row = self._step(slot, int(tail[k]))
-                rows_after[base.tobytes(), tail[: k + 1].tobytes()] = row
+                rows_after[tail[: k + 1].tobytes()] = self._step(slot, int(tail[k]))
 
 
 def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
@@ -566,11 +582,6 @@ def chunk_bounds(n: int, size: int) -> list[tuple[int, int]]:
         (a, b), (_, c) = bounds[-2], bounds[-1]
         bounds[-2:] = [(a, b - 1), (b - 1, c)]
     return bounds
-
-
-def _holds(slot: _Slot, base: np.ndarray, rows_after: dict) -> bool:
-    """``slot`` begins with ``base``, whose logits this call has already."""
-    return (base.tobytes(), b"") in rows_after and np.array_equal(slot.tokens[: len(base)], base)
 
 
 def _find_stop(text: str, stop: tuple[str, ...]) -> tuple[int, str] | None:
