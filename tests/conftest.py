@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,30 @@ EXAMPLES = ROOT / "examples"
 # Three xdist workers share two cores: one llama.cpp thread per engine, or their spinning
 # threads slow each other down by orders of magnitude (subprocesses inherit it).
 os.environ.setdefault("ICRM_THREADS", "1")
+
+#: Set in the first process of a run (the xdist controller) to the run's own cache folder;
+#: the workers it starts inherit it and keep it.
+_SESSION_CACHE = "ICRM_TEST_SESSION_CACHE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point everything the project caches (converted checkpoints, verdict cache, prefix
+    state) at a fresh empty folder, so each run meets what a new machine meets."""
+    if os.environ.get(_SESSION_CACHE):
+        return
+    folder = tempfile.mkdtemp(prefix="icrm-test-cache-")
+    os.environ[_SESSION_CACHE] = folder
+    os.environ["ICRM_CACHE_DIR"] = folder
+    config._icrm_session_cache = folder  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's cache folder (only the process that made it does)."""
+    folder = getattr(config, "_icrm_session_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        del os.environ[_SESSION_CACHE]
+
 
 #: Small token budgets keep the real model fast in tests; verdict validity is the point.
 FAST = {"max_tokens": 40}

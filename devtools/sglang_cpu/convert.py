@@ -7,29 +7,42 @@ bf16 with the tokenizer (chat template included). The result is cached on disk.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from icrm_sgl.engines.local import default_model_path
+from icrm_sgl.runners.cache import default_cache_dir
 
 #: Bumped when the conversion changes, so stale caches are rebuilt.
 _VERSION = "1"
 
 
 def cache_dir() -> Path:
-    """Where the converted checkpoint lives (``$ICRM_CACHE_DIR`` or ``~/.cache/icrm-sgl``)."""
-    root = os.environ.get("ICRM_CACHE_DIR") or Path.home() / ".cache" / "icrm-sgl"
-    return Path(root) / f"smollm2-135m-hf-v{_VERSION}"
+    """Where the converted checkpoint lives: in the project's cache folder."""
+    return default_cache_dir() / f"smollm2-135m-hf-v{_VERSION}"
 
 
 def converted_model() -> Path:
-    """The checkpoint directory, converting the GGUF on first use (≈ 25 s)."""
+    """The checkpoint directory, converting the GGUF on first use (≈ 25 s).
+
+    Processes that ask at once (pytest-xdist workers, two shells) take turns on a lock
+    file beside the checkpoint: the first converts, the others find its result."""
+    from filelock import FileLock
+
     target = cache_dir()
     if (target / "config.json").is_file():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not (target / "config.json").is_file():
+            _convert(target)
+    return target
+
+
+def _convert(target: Path) -> None:
+    """Write the checkpoint into a staging folder, then move it to ``target`` in one rename."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -48,7 +61,7 @@ def converted_model() -> Path:
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     model = model.to(torch.bfloat16)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)  # a folder left without config.json
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
     try:
         model.save_pretrained(staging)
@@ -56,7 +69,6 @@ def converted_model() -> Path:
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """The training-loop adapters on the real SmolLM2 engine: the pairwise picker, TRL's
-pairwise-judge interface where the installed TRL has one, and the reward function's
-failure rules."""
+pairwise-judge interface (in TRL 1.0, installed beside the project's TRL by the test), and
+the reward function's failure rules."""
 
 import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from icrm_sgl.errors import InputError, MissingDependencyError, VerdictError
 from icrm_sgl.integrations.convert import column_keys
 from icrm_sgl.integrations.trl import ICRMPairwiseJudge, ICRMReward, PairwisePicker
-from tests.conftest import FAST
+from tests.conftest import FAST, ROOT
 
 PROMPTS = ["What is 2 + 2?", [{"role": "user", "content": "Say hello in French."}]]
 PAIRS = [["4", "2 + 2 is 5."], ["Bonjour !", [{"role": "assistant", "content": "Hola."}]]]
@@ -53,13 +58,43 @@ def test_trl_without_a_judge_interface_gets_one_line_naming_the_versions(pairwis
     assert "0.10.1 to 1.0.x" in message and "reward_funcs=[ICRMReward" in message
 
 
-@pytest.mark.skipif(trl_version() >= (1, 1), reason="this TRL has no BasePairwiseJudge")
-def test_trl_with_a_judge_interface_gets_a_base_pairwise_judge(pairwise_model):
-    from icrm_sgl.integrations.trl import _BASE
+#: The last TRL with a pairwise-judge interface; the project's own TRL (dev extras) has none.
+JUDGE_TRL = "1.0.0"
 
-    judge = ICRMPairwiseJudge(pairwise_model, gen=FAST, seed=1)
-    assert isinstance(judge, _BASE) and _BASE.__name__ == "BasePairwiseJudge"
-    assert len(judge.judge(PROMPTS, PAIRS)) == 2
+#: Run beside that TRL: the judge subclasses its interface and picks a completion per prompt.
+JUDGE_SCRIPT = f"""
+import json, trl
+from icrm_sgl import ICRM
+from icrm_sgl.integrations.trl import _BASE, ICRMPairwiseJudge
+model = ICRM(rm_type="pairwise", num_shots=1)
+judge = ICRMPairwiseJudge(model, gen={FAST!r}, seed=1)
+picks = judge.judge({PROMPTS!r}, {PAIRS!r})
+print(json.dumps([trl.__version__, isinstance(judge, _BASE), _BASE.__name__, picks]))
+"""
+
+
+@pytest.fixture
+def judge_trl(tmp_path_factory) -> Path:
+    """TRL 1.0 installed (no dependencies: it uses the installed torch and transformers)
+    into a folder of this test run, to be put first on the import path."""
+    folder = tmp_path_factory.mktemp("trl-" + JUDGE_TRL)
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target"]
+    subprocess.run([*install, str(folder), f"trl=={JUDGE_TRL}"], check=True, timeout=300)
+    return folder
+
+
+def test_trl_with_a_judge_interface_gets_a_base_pairwise_judge(judge_trl):
+    """In an environment the test builds (TRL 1.0 ahead of the installed TRL), the judge is a
+    ``BasePairwiseJudge`` and returns a pick per prompt."""
+    path = os.pathsep.join([str(judge_trl), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": path}
+    run = subprocess.run(
+        [sys.executable, "-c", JUDGE_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    version, is_base, base_name, picks = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (version, is_base, base_name) == (JUDGE_TRL, True, "BasePairwiseJudge")
+    assert len(picks) == 2 and set(picks) <= {0, 1}
 
 
 def test_reward_function_needs_an_individual_model(pairwise_model):
@@ -103,6 +138,13 @@ def test_dataset_columns_become_example_keys_and_trainer_keywords_do_not():
         "log_metric": print,
         "id": ["x", "y"],
         "scalar": 3,
-        "wrong_length": [1],
     }
     assert column_keys(columns, 2) == [{"reference": "r0"}, {"reference": "r1"}]
+
+
+def test_a_column_of_another_length_is_an_error_naming_it():
+    """It was dropped silently, so a judge that names the column met a missing key (or,
+    were it kept, values meeting the wrong completions)."""
+    with pytest.raises(InputError) as info:
+        ICRMReward(endpoint="http://127.0.0.1:9")(["a", "b"], ["c", "d"], reference=["r0"])
+    assert str(info.value) == "column 'reference' has 1 values for 2 completions"
