@@ -38,9 +38,6 @@ _COUNTED_WHERE_RAISED = ("input", "deadline", "disconnect")
 #: Paths counted by name in /metrics; anything else (404 probes) counts as "other".
 _PATHS = ("/v1/judge", "/get_reward", "/health", "/metrics")
 
-#: Seconds the shutdown waits for a batch still in the engine before leaving it to exit.
-ENGINE_STOP_WAIT = 10.0
-
 #: A client may ask for a shorter deadline than the server's with this header (seconds).
 DEADLINE_HEADER = "x-icrm-deadline"
 
@@ -76,9 +73,10 @@ class State:
         )
 
     def close(self) -> None:
-        """Stop the worker, then the engine; an engine still mid-batch is left to process
-        exit, since freeing a model under a running decode would crash."""
-        if self.batcher.close(join_timeout=ENGINE_STOP_WAIT):
+        """Stop the worker, then the engine; an engine still mid-batch when its grace is
+        over is left to process exit, since freeing a model under a running decode would
+        crash."""
+        if self.batcher.close(join_timeout=self.batcher.engine_wait()):
             self.judges.close()
         else:
             log.warning("the engine is still judging; exiting without closing it")
@@ -108,9 +106,11 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
         state: State = request.app.state.icrm
-        status = "draining" if state.batcher.draining else "ok"
-        body = {"status": status, **state.judges.describe(), **state.batcher.depth()}
-        return JSONResponse(body, status_code=503 if state.batcher.draining else 200)
+        body = {"status": "ok", **state.judges.describe(), **state.batcher.depth()}
+        if not state.batcher.draining:
+            return JSONResponse(body)
+        draining = {**body, "status": "draining"}
+        return JSONResponse(draining, status_code=503, headers=_unavailable(state))
 
     @app.get("/metrics")
     async def metrics(request: Request) -> PlainTextResponse:
@@ -213,10 +213,10 @@ async def _judge(
         retry = str(state.batcher.retry_after())
         raise HTTPProblem(429, str(exc), "queue_full", {"Retry-After": retry}) from None
     except ShuttingDown as exc:
-        raise HTTPProblem(503, str(exc), "shutdown", {"Connection": "close"}) from None
+        raise HTTPProblem(503, str(exc), "shutdown", _unavailable(state)) from None
     waiters = [asyncio.wrap_future(item.future) for item in items]
     try:
-        await _wait(request, state.batcher, waiters, deadline)
+        await _wait(request, state.batcher, items, waiters, deadline)
         return _outcomes(items, state)
     except ClientGone:
         state.metrics.failure("disconnect")
@@ -228,13 +228,18 @@ async def _judge(
 
 
 async def _wait(
-    request: Request, batcher: Batcher, waiters: list[asyncio.Future[Any]], deadline: float
+    request: Request,
+    batcher: Batcher,
+    items: list[Item],
+    waiters: list[asyncio.Future[Any]],
+    deadline: float,
 ) -> None:
-    """Until every example is judged, the deadline or the drain ends, or the client leaves."""
+    """Until every example is judged, the deadline passes, the drain gives up on some of
+    them, or the client leaves."""
     pending = set(waiters)
     while pending:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or batcher.drained():
+        if remaining <= 0 or batcher.abandoned(items):
             return
         _, pending = await asyncio.wait(pending, timeout=min(0.5, remaining))
         if pending and await request.is_disconnected():
@@ -249,12 +254,22 @@ def _outcomes(items: list[Item], state: State) -> list[Judgement]:
     shut = [i for i in missing if isinstance(_error(items[i]), ShuttingDown)]
     if shut or state.batcher.drained():
         raise HTTPProblem(
-            503, "the server shut down before judging every example", "shutdown", unfinished=missing
+            503,
+            "the server shut down before judging every example",
+            "shutdown",
+            _unavailable(state),
+            unfinished=missing,
         )
     state.metrics.failure("deadline", len(missing))
     raise HTTPProblem(
         504, "deadline passed before every example was judged", "deadline", unfinished=missing
     )
+
+
+def _unavailable(state: State) -> dict[str, str]:
+    """Headers of a draining server's 503: when to try again (the queue's estimate; a
+    replacement may be listening by then), on a fresh connection."""
+    return {"Retry-After": str(state.batcher.retry_after()), "Connection": "close"}
 
 
 def _judged(item: Item) -> bool:

@@ -18,6 +18,10 @@ from icrm_sgl.serve.metrics import Metrics
 
 log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
+#: Seconds a batch already in the engine when the drain deadline passes gets to finish:
+#: its clients still get their verdicts, and the server keeps listening meanwhile.
+ENGINE_GRACE = 10.0
+
 
 class QueueFull(Exception):
     """The queue has no room for the request's examples (HTTP 429)."""
@@ -112,14 +116,38 @@ class Batcher:
             return not self._queue and not self._in_engine
 
     def drained(self) -> bool:
-        """True once the drain deadline has passed: waiting clients get their answer now."""
+        """True once the drain deadline has passed: queued examples will not be judged."""
         return self._drain_deadline is not None and time.monotonic() >= self._drain_deadline
+
+    def overran(self) -> bool:
+        """True once the engine's grace after the drain deadline has passed too."""
+        return self.engine_wait() <= 0
+
+    def drain_over(self) -> bool:
+        """True when a draining server may stop listening: nothing queued or in the engine,
+        or the engine overran its grace."""
+        return self.draining and (self.idle() or self.overran())
+
+    def abandoned(self, items: list[Item]) -> bool:
+        """True when the drain will not judge all of ``items``: past its deadline some of
+        them still wait in the queue, or the engine overran its grace."""
+        if not self.drained():
+            return False
+        return self.overran() or any(_queued(item) for item in items)
+
+    def engine_wait(self) -> float:
+        """Seconds the batch in the engine may still take: ``ENGINE_GRACE``, less what the
+        drain already used of it (once past its deadline)."""
+        if self._drain_deadline is None:
+            return ENGINE_GRACE
+        left = self._drain_deadline + ENGINE_GRACE - time.monotonic()
+        return max(0.0, min(ENGINE_GRACE, left))
 
     # -- shutdown ------------------------------------------------------------------------
 
     def begin_drain(self, timeout: float) -> None:
         """Refuse new work; keep judging what is queued for ``timeout`` seconds, after
-        which queued examples are dropped and their clients answered."""
+        which queued examples are dropped (the batch in the engine gets its grace)."""
         with self._cond:
             if self._drain_deadline is None:
                 self._drain_deadline = time.monotonic() + timeout
@@ -212,6 +240,11 @@ class Batcher:
             item.future.set_result(missing)
             done.append((rm_type, missing))
         self.metrics.batch(done)
+
+
+def _queued(item: Item) -> bool:
+    """Still waiting for the engine: neither taken into a batch nor finished."""
+    return not item.future.running() and not item.future.done()
 
 
 def client_record(result: Judgement, client_id: str) -> Judgement:

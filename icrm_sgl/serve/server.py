@@ -1,13 +1,11 @@
-"""Run the app under uvicorn: SIGINT / SIGTERM stop new work at once, let queued and
-running examples finish for ``drain_timeout`` seconds (answering /health with 503
-"draining" meanwhile), then stop the engine."""
+"""Run the app under uvicorn: SIGINT / SIGTERM stop new work at once (503), let queued and
+running examples finish for ``drain_timeout`` seconds while still listening (answering
+/health with 503 "draining" meanwhile), then stop listening and stop the engine."""
 
 from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,34 +22,43 @@ log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
 
 class _DrainingServer(uvicorn.Server):
-    """uvicorn's server, draining before it stops listening: on the first signal the
-    batcher refuses new work (503) and /health answers 503 "draining" while queued
-    examples are judged; uvicorn's own shutdown starts once the queue is empty or the
-    drain deadline passed. A second signal stops at once."""
+    """uvicorn's server, listening until the drain is over: on the first signal the
+    batcher refuses new work (503) and /health answers 503 "draining"; uvicorn's own
+    shutdown, which closes the listening socket first, starts only once nothing is queued
+    or in the engine (or the engine overran its grace). A second signal starts that
+    shutdown at once."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI, drain_timeout: float) -> None:
         super().__init__(config)
         self.app = app
         self.drain_timeout = drain_timeout
-        self._draining = False
+        self._drain_signal: int | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        state = getattr(self.app.state, "icrm", None)  # None while the engine still loads
-        if state is None or self._draining:
+        batcher = self._batcher()
+        if batcher is None or self._drain_signal is not None:
             super().handle_exit(sig, frame)
             return
-        self._draining = True
+        self._drain_signal = sig
         log.info("signal %s: draining for up to %g s", sig, self.drain_timeout)
-        state.batcher.begin_drain(self.drain_timeout)
-        watcher = threading.Thread(
-            target=self._stop_when_idle, args=(state.batcher, sig, frame), daemon=True
-        )
-        watcher.start()
+        batcher.begin_drain(self.drain_timeout)
 
-    def _stop_when_idle(self, batcher: Batcher, sig: int, frame: Any) -> None:
-        while not batcher.drained() and not batcher.idle():
-            time.sleep(0.1)
-        super().handle_exit(sig, frame)
+    async def on_tick(self, counter: int) -> bool:
+        """uvicorn's tick (every 0.1 s), which also starts the shutdown once the drain is
+        over, as if the signal had just arrived (uvicorn then re-raises it on exit)."""
+        sig = self._drain_signal
+        if sig is not None and not self.should_exit and self._drain_over():
+            super().handle_exit(sig, None)
+        return await super().on_tick(counter)
+
+    def _drain_over(self) -> bool:
+        batcher = self._batcher()
+        return batcher is not None and batcher.drain_over()
+
+    def _batcher(self) -> Batcher | None:
+        """The app's batcher; None while the engine still loads."""
+        state = getattr(self.app.state, "icrm", None)
+        return state.batcher if state is not None else None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -1,5 +1,6 @@
-"""SIGTERM while clients wait: in-flight requests finish or get a clean 503, the process
-exits within its drain deadline, and nothing is left running."""
+"""SIGTERM while clients wait: in-flight requests finish or get a clean 503, the server
+keeps listening (503 to new work) until they are answered, the process exits within its
+drain deadline, and nothing is left running."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from pathlib import Path
 import requests
 
 from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.serve.batcher import ENGINE_GRACE
 from tests.conftest import EXAMPLES
 from tests.serve.conftest import launch
 
 INDIVIDUAL = json.loads((EXAMPLES / "test_individual.json").read_text())
 DRAIN = 10.0
-#: Every client is answered by the end of the drain; the engine then gets up to 10 s to
-#: finish its example and close, plus slack for a contended 2-core machine.
+#: Clients with queued examples are answered by the end of the drain; the example in the
+#: engine then gets up to 10 s more, plus slack for a contended 2-core machine.
 EXIT_WITHIN = DRAIN + 25.0
 
 
@@ -56,6 +58,77 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     _assert_group_gone(server.proc.pid)
     assert "Traceback" not in log and "Exception ignored" not in log
     assert "Application shutdown complete" in log
+
+
+def test_sigterm_keeps_listening_while_the_engine_finishes_after_the_drain_deadline():
+    """With no drain time, queued examples are dropped at once, but the example already in
+    the engine is still judged: until its verdict is sent, new connections get 503 with
+    Retry-After (the old tree closed the socket at the deadline and answered that client
+    503 too), then the process exits by itself."""
+    server = launch("--max-batch", "1", "--max-tokens", "64", "--drain-timeout", "0")
+    try:
+        assert _ask(server.url, -1)[0] == 200  # warm: the shots prefix is cached
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            futures = [pool.submit(_timed_ask, server.url, i) for i in range(3)]
+            _wait_until_busy(server.url)
+            os.kill(server.proc.pid, signal.SIGTERM)
+            assert _health_while_draining(server.url) == (503, "draining")
+            polls = _poll_until_exit(server, timeout=ENGINE_GRACE + 25)
+            outcomes = [f.result(timeout=60) for f in futures]
+        server.proc.wait(timeout=10)
+    finally:
+        server.stop(grace=5)
+    log = Path(server.log_path).read_text()
+    assert server.proc.returncode in (143, -signal.SIGTERM), log[-2000:]
+    judged = [answered for answered, status, body in outcomes if status == 200]
+    assert judged, outcomes  # the example in the engine got its verdict
+    for _, status, body in outcomes:
+        if status == 200:
+            validate_verdict("individual", body["verdict"])
+        else:
+            assert status == 503 and "shut" in body["error"], (status, body)
+    refused_early = [t for t, answer in polls if answer is None and t < max(judged) - 1.0]
+    assert not refused_early, polls  # listening for as long as a client waited (1 s slack)
+    unavailable = [answer for _, answer in polls if answer is not None]
+    assert len(unavailable) >= 2, polls  # repeated new connections were answered
+    assert {path for path, _ in unavailable} == {"/health", "/v1/judge"}, polls
+    assert all(retry and int(retry) >= 1 for _, retry in unavailable), polls  # when to retry
+    _assert_group_gone(server.proc.pid)
+    assert "Traceback" not in log and "Application shutdown complete" in log
+
+
+def _timed_ask(url: str, i: int) -> tuple[float, int, dict]:
+    """``_ask``'s answer with the time it arrived."""
+    status, body = _ask(url, i)
+    return time.monotonic(), status, body
+
+
+def _poll_until_exit(server, timeout: float) -> list[tuple[float, tuple[str, str | None] | None]]:
+    """New connections, /health and POST /v1/judge in turn, until the process is gone: when
+    each was sent, and (path, Retry-After) for a 503 of a draining server or None when the
+    connection was refused. Any other answer fails the test."""
+    polls: list[tuple[float, tuple[str, str | None] | None]] = []
+    deadline = time.monotonic() + timeout
+    while server.proc.poll() is None and time.monotonic() < deadline:
+        sent = time.monotonic()
+        polls.append((sent, _unavailable(server.url, "/health" if len(polls) % 2 else "/v1/judge")))
+        time.sleep(0.1)
+    assert server.proc.poll() is not None, "the server did not exit by itself"
+    return polls
+
+
+def _unavailable(url: str, path: str) -> tuple[str, str | None] | None:
+    """(path, Retry-After header) of a draining server's 503; None if refused."""
+    try:
+        if path == "/health":
+            reply = requests.get(f"{url}{path}", timeout=30)
+        else:
+            reply = requests.post(f"{url}{path}", json={"id": "new", **INDIVIDUAL}, timeout=30)
+    except requests.ConnectionError:
+        return None
+    expected = "draining" if path == "/health" else "shutting down"
+    assert reply.status_code == 503 and expected in reply.text, (path, reply.text)
+    return path, reply.headers.get("Retry-After")
 
 
 def _ask(url: str, i: int) -> tuple[int, dict]:
