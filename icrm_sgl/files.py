@@ -1,27 +1,173 @@
 """Reading and writing the user's files, with every failure as one ``InputError`` line.
 
 Used for inputs, shot pools, templates, result folders and output files alike, so that a
-missing, unreadable, non-UTF-8 or unwritable path reads the same everywhere.
+missing, unreadable, non-UTF-8, oversized or unwritable path reads the same everywhere.
+Only regular files are read, never past a size limit: a FIFO, a device or a folder is
+refused before anything waits on it, and an output never replaces a file the command reads.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from icrm_sgl.errors import InputError
 
+MIB = 1 << 20
+#: The data-file limit in MiB without ``ICRM_MAX_INPUT_MB``.
+DATA_LIMIT_MB = 512
+DATA_LIMIT_ENV = "ICRM_MAX_INPUT_MB"
+#: Opening a FIFO without a writer returns at once instead of waiting (POSIX only).
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
-def read_text(path: str | Path, label: str = "") -> str:
-    """The file's text (UTF-8, a leading byte-order mark dropped)."""
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """The most bytes one kind of file may hold, and how its error names that kind."""
+
+    bytes: int
+    kind: str
+    hint: str = ""
+
+    def error(self, name: str, size: int | None = None) -> InputError:
+        """``NAME: 2.0 GiB is over the 512 MiB limit for data files (…)``."""
+        actual = "larger than" if size is None else f"{_size(size)} is over"
+        hint = f" ({self.hint})" if self.hint else ""
+        return InputError(f"{name}: {actual} the {_size(self.bytes)} limit for {self.kind}{hint}")
+
+
+#: Templates, rubrics and shots pools: a few kilobytes in practice.
+DEFINITION_LIMIT = SizeLimit(16 * MIB, "templates, rubrics and shots pools")
+
+
+def data_limit() -> SizeLimit:
+    """The limit for data files (examples, labelled pairs, stored results): 512 MiB, or
+    ``ICRM_MAX_INPUT_MB`` MiB."""
+    raw = os.environ.get(DATA_LIMIT_ENV, "").strip()
+    megabytes = DATA_LIMIT_MB
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise InputError(f"{DATA_LIMIT_ENV} must be a whole number of MiB >= 1, got {raw!r}")
+        megabytes = int(raw)
+    return SizeLimit(megabytes * MIB, "data files", f"set {DATA_LIMIT_ENV} to raise it")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _check_file(info: os.stat_result, name: str, limit: SizeLimit) -> None:
+    """An ``InputError`` unless ``info`` is a regular file within ``limit``."""
+    if not stat.S_ISREG(info.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
+        raise InputError(f"{name}: is {kind}, not a regular file")
+    if info.st_size > limit.bytes:
+        raise limit.error(name, info.st_size)
+
+
+class BoundedFile:
+    """A checked input file that hands out no more than its size limit, should the file
+    grow while it is read."""
+
+    def __init__(self, handle: BinaryIO, name: str, limit: SizeLimit) -> None:
+        self._handle = handle
+        self._name = name
+        self._limit = limit
+        self._left = limit.bytes
+
+    def _take(self, data: bytes) -> bytes:
+        self._left -= len(data)
+        if self._left < 0:
+            raise self._limit.error(self._name)
+        return data
+
+    def read(self) -> bytes:
+        """The rest of the file."""
+        return self._take(self._handle.read(self._left + 1))
+
+    def lines(self) -> Iterator[bytes]:
+        """The rest of the file, line by line, each with its ``\\n`` (split there only)."""
+        while line := self._take(self._handle.readline(self._left + 1)):
+            yield line
+
+
+@contextmanager
+def open_input(
+    path: str | Path, label: str = "", limit: SizeLimit | None = None
+) -> Iterator[BoundedFile]:
+    """A regular file open for reading, within ``limit`` (default: ``data_limit()``).
+
+    The path is checked before it is opened (a device is never opened) and the open file
+    again (it may have been swapped); opening does not block, so a FIFO is refused too.
+    """
     name = f"{label} {path}".strip()
+    limit = limit or data_limit()
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        _check_file(os.stat(path), name, limit)
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
     except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as handle:
+        _check_file(os.fstat(fd), name, limit)
+        try:
+            yield BoundedFile(handle, name, limit)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+
+
+def decode(data: bytes, name: str) -> str:
+    """UTF-8 text, a leading byte-order mark dropped and line ends made ``\\n``."""
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from exc
+        raise InputError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text(path: str | Path, label: str = "", limit: SizeLimit = DEFINITION_LIMIT) -> str:
+    """The text of a template, rubric or other small file (see ``decode``)."""
+    with open_input(path, label, limit) as source:
+        data = source.read()
+    return decode(data, f"{label} {path}".strip())
+
+
+def _same_file(one: str | Path, other: str | Path) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # either does not exist (yet): they cannot be one file
+        return False
+
+
+def refuse_overwrite(
+    output: str | Path | None, reads: Iterable[str | Path | None], label: str = "output"
+) -> None:
+    """An ``InputError`` when ``output`` is a file the command reads (the same path, or
+    the same file through a symbolic or hard link): opening it would destroy that input."""
+    if output is None:
+        return
+    for source in reads:
+        if source is not None and _same_file(output, source):
+            raise InputError(
+                f"{label} {output}: is the same file as {source}, which this command reads; "
+                "choose another output path"
+            )
 
 
 def open_for_writing(path: str | Path, label: str = "output") -> IO[str]:

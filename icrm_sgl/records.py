@@ -4,11 +4,13 @@ Inputs, labelled pairs, shot pools and stored results are all read here, so that
 file problem reads the same (``NAME: line N: invalid JSON (…)``) and every line number is
 the line a text editor shows: blank lines count, a byte-order mark is dropped, a CRLF
 ending is one line break, and nothing else (not ``\\x0b`` or ``\\u2028``) splits a line.
-A structure nested too deeply to parse is one error, never a ``RecursionError``.
+A structure nested too deeply to parse is one error, never a ``RecursionError``; only a
+regular file within a size limit is read (``files.open_input``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.files import read_text
+from icrm_sgl.files import BoundedFile, SizeLimit, decode, open_input
 
 #: File suffixes read as one JSON document, as one JSON value per line, or as parquet.
 JSON_SUFFIXES = (".json",)
@@ -70,9 +72,8 @@ def _name(path: Path, label: str) -> str:
     return f"{label} {path}".strip()
 
 
-def _read_json(path: Path, label: str, limit: int | None, skip_bad: bool) -> RecordFile:
-    name = _name(path, label)
-    text = read_text(path, label)
+def _read_json(source: BoundedFile, name: str, limit: int | None, skip_bad: bool) -> RecordFile:
+    text = decode(source.read(), name)
     if not text.strip():
         return RecordFile([])
     try:
@@ -88,24 +89,19 @@ def _read_json(path: Path, label: str, limit: int | None, skip_bad: bool) -> Rec
     return RecordFile([Record(0, data)], single=True)
 
 
-def _lines(path: Path, name: str) -> Iterator[tuple[int, bytes]]:
+def _lines(source: BoundedFile) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines, split on ``\\n`` only (so CRLF is one break)."""
-    try:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                if raw.strip():
-                    yield number, raw
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    for number, raw in enumerate(source.lines(), start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.strip():
+            yield number, raw
 
 
-def _read_jsonl(path: Path, label: str, limit: int | None, skip_bad: bool) -> RecordFile:
-    name = _name(path, label)
+def _read_jsonl(source: BoundedFile, name: str, limit: int | None, skip_bad: bool) -> RecordFile:
     records: list[Record] = []
     errors: list[tuple[str, str]] = []
-    for number, raw in islice(_lines(path, name), limit):
+    for number, raw in islice(_lines(source), limit):
         place = f"line {number}"
         try:
             value = loads(raw, f"{name}: {place}")
@@ -118,28 +114,37 @@ def _read_jsonl(path: Path, label: str, limit: int | None, skip_bad: bool) -> Re
     return RecordFile(records, errors)
 
 
-def _read_parquet(path: Path, label: str, limit: int | None, skip_bad: bool) -> RecordFile:
-    name = _name(path, label)
+def _read_parquet(source: BoundedFile, name: str, limit: int | None, skip_bad: bool) -> RecordFile:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:
         raise MissingDependencyError(
             f"{name}: reading parquet needs pyarrow (pip install pyarrow)"
         ) from exc
+    data = source.read()
     try:
-        rows = pq.read_table(path).to_pylist()
+        rows = pq.read_table(io.BytesIO(data)).to_pylist()
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise InputError(f"{name}: cannot read parquet ({short(exc)})") from exc
     return RecordFile([Record(i, row) for i, row in enumerate(rows[:limit])])
 
 
-Reader = Callable[[Path, str, int | None, bool], RecordFile]
+Reader = Callable[[BoundedFile, str, int | None, bool], RecordFile]
 
 _READERS: dict[str, Reader] = {
     **dict.fromkeys(JSON_SUFFIXES, _read_json),
     **dict.fromkeys(JSONL_SUFFIXES, _read_jsonl),
     **dict.fromkeys(PARQUET_SUFFIXES, _read_parquet),
 }
+
+
+def _reader(source: Path, name: str, default: str | None) -> Reader:
+    reader = _READERS.get(source.suffix.lower(), _READERS.get(default or ""))
+    if reader is None:
+        raise InputError(
+            f"{name}: unsupported file type {source.suffix!r}; expected {', '.join(_READERS)}"
+        )
+    return reader
 
 
 def read_records(
@@ -149,22 +154,24 @@ def read_records(
     limit: int | None = None,
     skip_bad_lines: bool = False,
     default: str | None = ".json",
+    size: SizeLimit | None = None,
 ) -> RecordFile:
     """The records of a file, by its suffix (others are read as ``default``, or refused
     when it is None).
 
     ``limit`` keeps the first N records (a JSON Lines file is read no further);
     ``skip_bad_lines`` reports a JSON Lines line that is not UTF-8 JSON in ``errors``
-    and reads on, instead of failing the whole file.
+    and reads on, instead of failing the whole file. Only a regular file within ``size``
+    (default: the data-file limit, see ``files.data_limit``) is read.
     """
     source = Path(path)
-    reader = _READERS.get(source.suffix.lower(), _READERS.get(default or ""))
-    if reader is None:
-        raise InputError(
-            f"{_name(source, label)}: unsupported file type {source.suffix!r}; "
-            f"expected {', '.join(_READERS)}"
-        )
-    return reader(source, label, limit, skip_bad_lines)
+    name = _name(source, label)
+    with open_input(source, label, size) as handle:
+        reader = _reader(source, name, default)
+        try:
+            return reader(handle, name, limit, skip_bad_lines)
+        except MemoryError:
+            raise InputError(f"{name}: too large to read into this process's memory") from None
 
 
 def short(exc: BaseException) -> str:

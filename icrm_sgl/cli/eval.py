@@ -10,10 +10,14 @@ from typing import Any
 import click
 
 from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options_for, split_options
+from icrm_sgl.cli.score import read_paths
 from icrm_sgl.errors import InputError
+from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.options import Settings
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
+#: The files a run writes in its output folder besides results.jsonl and config.json.
+METRICS, CHART, CALIBRATION = "metrics.json", "chart.png", "calibration.png"
 
 
 def default_output_dir(source: str) -> Path:
@@ -97,6 +101,8 @@ def eval_command(
             "for your own judge, use score --judge on each reply, or rank --judge"
         )
 
+    out = Path(output_dir) if output_dir else default_output_dir(source)
+    _refuse_overwrite(out, read_paths(source, options))
     pairs = load_pairs(source, fmt, split, columns)
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
@@ -107,7 +113,7 @@ def eval_command(
     _run(
         source,
         pairs,
-        Path(output_dir) if output_dir else default_output_dir(source),
+        out,
         rm_type or "pairwise",
         orders,
         resume,
@@ -116,6 +122,15 @@ def eval_command(
         gen,
         settings,
     )
+
+
+def _refuse_overwrite(out: Path, reads: list[str]) -> None:
+    """An ``InputError`` when a file the run writes in ``out`` is one it reads."""
+    from icrm_sgl.evaluation.lock import LOCK_FILE
+    from icrm_sgl.evaluation.store import CONFIG, RESULTS
+
+    for name in (RESULTS, CONFIG, METRICS, CHART, CALIBRATION, LOCK_FILE):
+        refuse_overwrite(out / name, reads)
 
 
 def _run(
@@ -160,13 +175,13 @@ def _run(
             store.close()
     echo_cache_note(model)
     metrics = compute_metrics(store.records(), reconcile=reconcile)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    chart = write_chart(metrics, out / "chart.png")
-    write_calibration_chart(metrics["calibration"], out / "calibration.png")
+    (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    chart = write_chart(metrics, out / CHART)
+    write_calibration_chart(metrics["calibration"], out / CALIBRATION)
     elapsed = time.perf_counter() - started
     click.echo(format_table(metrics))
     click.echo(
         f"{written} pairs judged in {elapsed:.1f} s ({written / elapsed:.2f} pairs/s); "
-        f"results: {store.results_path}, metrics: {out / 'metrics.json'}, chart: {chart}",
+        f"results: {store.results_path}, metrics: {out / METRICS}, chart: {chart}",
         err=True,
     )

@@ -14,9 +14,11 @@ from icrm_sgl.cli.options import (
     judge_options_for,
     split_options,
 )
+from icrm_sgl.cli.score import read_paths
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import Entry, load_examples
 from icrm_sgl.options import Settings
 from icrm_sgl.ranking import conversations
@@ -41,6 +43,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     individual (the default) orders by expected score; --rm-type pairwise by comparisons
     judged in both orders, sorted by binary insertion (about N log2 N comparisons).
     """
+    refuse_overwrite(output, read_paths(input_path, options))
     loaded = load_examples(input_path, noun="item")
     judge, gen, settings = split_options(options)
     if loaded.single and not loaded.errors:

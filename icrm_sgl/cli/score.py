@@ -21,6 +21,7 @@ from icrm_sgl.cli.options import (
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError
+from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
@@ -65,9 +66,26 @@ def score(
     records come grouped by mode). Exit code 2 when
     any example was malformed, 1 when any verdict could not be produced.
     """
+    refuse_overwrite(output, read_paths(input_path, options))
     loaded = load_examples(input_path, limit)
     judge, gen, settings = split_options(options)
     judge_loaded(loaded, output, both_orders, judge, gen, settings)
+
+
+#: ``judge_options`` that name a file the command reads.
+_FILE_OPTIONS = (
+    "judge",
+    "shots_pool_path",
+    "template_path",
+    "shot_template_path",
+    "feedback_template_path",
+    "model_name",
+)
+
+
+def read_paths(input_path: str, options: dict[str, Any]) -> list[str]:
+    """The input and every file a judge option names: what an output may not replace."""
+    return [input_path, *(options[key] for key in _FILE_OPTIONS if options.get(key))]
 
 
 def judge_loaded(

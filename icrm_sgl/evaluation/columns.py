@@ -124,10 +124,11 @@ def _text(record: Mapping[str, Any], field: str, where: str) -> str:
 
 
 def mapped_pair(
-    record: Mapping[str, Any], index: int, source: str, columns: ColumnMap, subset: str
+    record: Mapping[str, Any], index: int, place: str, columns: ColumnMap, subset: str
 ) -> tuple[str, str, list[dict[str, str]], list[dict[str, str]], str]:
-    """(id, subset, conversation A, conversation B, label) of one record."""
-    where = f"{source}: record {index}"
+    """(id, subset, conversation A, conversation B, label) of one record; errors name it
+    by ``place`` (``FILE: line 4`` in JSON Lines, else ``SOURCE: record 3``)."""
+    where = place
     if columns.id is not None and columns.id in record:
         where += f" (id {record[columns.id]!r})"
     user = _text(record, columns.prompt, where)

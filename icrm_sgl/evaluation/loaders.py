@@ -310,11 +310,12 @@ def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
 
 
 def _from_columns(
-    records: list[dict[str, Any]], columns: ColumnMap, source: str, subset: str
+    records: list[Record], columns: ColumnMap, source: str, subset: str
 ) -> list[LabelledPair]:
     pairs = []
-    for index, record in enumerate(records):
-        rid, sub, a, b, label = mapped_pair(record, index, source, columns, subset)
+    for r in records:
+        place = f"{source}: {r.place()}"
+        rid, sub, a, b, label = mapped_pair(r.value, r.index, place, columns, subset)
         chosen, rejected = (b, a) if label == "B" else (a, b)
         pairs.append(LabelledPair(rid, sub, chosen, rejected, tie=label == "tie"))
     return pairs
@@ -323,14 +324,14 @@ def _from_columns(
 def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPair]:
     """A file or hub dataset read through a column mapping (see ``columns``)."""
     path = Path(source)
-    if path.is_file():
-        records = [r.value for r in _read_records(path)]
-        return _from_columns(records, columns, str(path), path.stem)
     if path.is_dir():
         raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
+    if path.exists():
+        return _from_columns(_read_records(path), columns, str(path), path.stem)
     _load_hub_check(source)
     name = source.rsplit("/", 1)[-1]
-    return _from_columns(_read_hub(source, split), columns, f"{source} [{split}]", name)
+    rows = [Record(i, row) for i, row in enumerate(_read_hub(source, split))]
+    return _from_columns(rows, columns, f"{source} [{split}]", name)
 
 
 def load_pairs(
@@ -353,7 +354,7 @@ def load_pairs(
         if fmt not in (None, "llmbar"):
             raise InputError(f"{path}: a folder is read as llmbar, not as {fmt}")
         pairs = _load_llmbar_folder(path)
-    elif path.is_file():
+    elif path.exists():  # a FIFO or a device too: the reader refuses it by name
         pairs = _load_file(path, fmt)
     else:
         pairs = _load_hub(str(source), fmt, split)

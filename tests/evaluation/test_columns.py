@@ -117,7 +117,7 @@ def test_load_with_columns_majority_and_ties(tmp_path):
 
 def test_columns_errors_name_the_record(tmp_path):
     bad = [{**RECORDS[0], "votes": [1, 5]}]
-    with pytest.raises(InputError, match=r"record 0 \(id 'q1'\): label must be"):
+    with pytest.raises(InputError, match=r"line 1 \(id 'q1'\): label must be"):
         load_pairs(str(write(tmp_path / "a.jsonl", bad)), columns=COLUMNS)
     missing = [{k: v for k, v in RECORDS[0].items() if k != "response_2"}]
     with pytest.raises(InputError, match="missing field 'response_2'"):
@@ -223,14 +223,14 @@ def test_several_label_columns_are_decided_by_majority(tmp_path, label):
 def test_a_missing_label_column_names_it(tmp_path):
     src = write(tmp_path / "p.jsonl", [_three_columns(RECORDS[0])])
     spec = COLUMNS.replace("label=votes", "label=annotator1+annotator4")
-    with pytest.raises(InputError, match=r"record 0 \(id 'q1'\): missing field 'annotator4'"):
+    with pytest.raises(InputError, match=r"line 1 \(id 'q1'\): missing field 'annotator4'"):
         load_pairs(str(src), columns=spec)
 
 
 @pytest.mark.parametrize("votes", [[[1]], [1, [2]], {"a": 1}])
 def test_a_nested_label_is_one_line_naming_the_record(tmp_path, votes):
     src = write(tmp_path / "p.jsonl", [{**RECORDS[0], "votes": votes}])
-    with pytest.raises(InputError, match=r"record 0 \(id 'q1'\): label must be"):
+    with pytest.raises(InputError, match=r"line 1 \(id 'q1'\): label must be"):
         load_pairs(str(src), columns=COLUMNS)
 
 
