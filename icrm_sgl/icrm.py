@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from tqdm import tqdm
 
@@ -33,6 +33,8 @@ from icrm_sgl.runners import (
     run_cached,
 )
 from icrm_sgl.shots import Shot
+
+_G = TypeVar("_G", EngineSettings, JudgingSettings, CacheSettings)
 
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
@@ -94,10 +96,12 @@ class ICRM:
     ) -> ICRM:
         """An ``ICRM`` from its settings groups (each defaults to its defaults); with
         ``backend``, on that engine instead of one built from ``engine``."""
-        model = cls.__new__(cls)
         given = Settings(
-            engine or EngineSettings(), judging or JudgingSettings(), cache or CacheSettings()
+            _group("engine", engine, EngineSettings),
+            _group("judging", judging, JudgingSettings),
+            _group("cache", cache, CacheSettings),
         )
+        model = cls.__new__(cls)
         model._open(given, backend)
         return model
 
@@ -383,3 +387,15 @@ class ICRM:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _group(name: str, value: Any, kind: type[_G]) -> _G:
+    """``from_settings``'s ``name`` group: an instance of ``kind``, or its defaults."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise InputError(
+            f"{name} must be an icrm_sgl.options.{kind.__name__} (or None), got "
+            f"{type(value).__name__}; {kind.__name__}(**values) builds one"
+        )
+    return value

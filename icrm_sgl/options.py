@@ -4,6 +4,7 @@
 judge definition and its shots, ``CacheSettings`` the verdict cache. ``ICRM(...)``'s flat,
 seed-compatible keywords are sorted into these groups by ``Settings.from_flat``; the
 command line builds them the same way, and ``ICRM.from_settings`` takes them directly.
+``EndpointSettings`` are ``ICRMReward(endpoint=...)``'s, for a served judge.
 A bad value is an ``InputError`` in one line naming the setting.
 """
 
@@ -110,7 +111,8 @@ class EngineSettings(_Group):
             if (value := getattr(self, key)) is not None
             and LAUNCH_NEUTRAL.get(key, object()) != value
         }
-        return {"model_name": self.model_name, "seed": self.seed, **launch, **self.options}
+        model = None if self.model_name is None else str(self.model_name)
+        return {"model_name": model, "seed": self.seed, **launch, **self.options}
 
 
 class JudgingSettings(_Group):
@@ -211,6 +213,26 @@ class CacheSettings(_Group):
         from icrm_sgl.runners.cache import VerdictCache  # the runners import sglang
 
         return VerdictCache(self.cache_dir)
+
+
+class EndpointSettings(_Group):
+    """A served judge's ``/get_reward`` (``ICRMReward(endpoint=...)``): its URL (or the
+    server's base URL), API key, queries per request, and the seconds one call may take,
+    retries and slow answers included."""
+
+    endpoint: str
+    api_key: str | None = None
+    batch_size: int = Field(32, ge=1)
+    timeout: float = Field(600.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _reward_url(cls, url: str) -> str:
+        """An http(s) URL, ending in ``/get_reward`` (added to a base URL)."""
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must be an http:// or https:// URL, got {url!r}")
+        url = url.rstrip("/")
+        return url if url.endswith("/get_reward") else url + "/get_reward"
 
 
 class Settings(NamedTuple):

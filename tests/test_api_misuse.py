@@ -143,3 +143,81 @@ def test_the_seeds_launch_defaults_are_accepted_where_they_change_nothing(local_
         num_gpu_per_worker=1,
     )
     hosted.close()
+
+
+@pytest.mark.parametrize(
+    ("group", "kind"),
+    [("engine", "EngineSettings"), ("judging", "JudgingSettings"), ("cache", "CacheSettings")],
+)
+def test_from_settings_takes_settings_groups_not_dicts(group, kind):
+    """A dict where a group belongs was an AttributeError from deep inside."""
+    from icrm_sgl import ICRM
+
+    with pytest.raises(InputError) as info:
+        ICRM.from_settings(**{group: {"name": "local"}})
+    assert str(info.value) == (
+        f"{group} must be an icrm_sgl.options.{kind} (or None), got dict; "
+        f"{kind}(**values) builds one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"endpoint": 5}, "endpoint: input should be a valid string, got 5"),
+        (
+            {"endpoint": "127.0.0.1:8000"},
+            "endpoint must be an http:// or https:// URL, got '127.0.0.1:8000'",
+        ),
+        (
+            {"endpoint": "http://127.0.0.1:9", "timeout": "4"},
+            "timeout: input should be a valid number, got '4'",
+        ),
+        (
+            {"endpoint": "http://127.0.0.1:9", "batch_size": 0},
+            "batch_size: input should be greater than or equal to 1, got 0",
+        ),
+        (
+            {"endpoint": "http://127.0.0.1:9", "failed_reward": "0"},
+            "failed_reward must be a number or None, got '0'",
+        ),
+        (
+            {"timeout": 5, "api_key": "k"},
+            "api_key, timeout: only with endpoint=URL (a served judge)",
+        ),
+    ],
+)
+def test_reward_function_settings_are_refused_in_one_line(options, message):
+    """``endpoint=5`` was an AttributeError; ``timeout`` without an endpoint was ignored."""
+    from icrm_sgl.integrations.trl import ICRMReward
+
+    with pytest.raises(InputError) as info:
+        ICRMReward(**options)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("prompts", "completions", "message"),
+    [
+        (None, ["a"], "prompts must be a list, got NoneType"),
+        ("q", ["a"], "prompts must be a list, got str"),
+        (["q"], 5, "completions must be a list, got int"),
+    ],
+)
+def test_reward_function_calls_take_lists(prompts, completions, message):
+    """``reward(None, [...])`` was a TypeError; checked before any request is sent."""
+    from icrm_sgl.integrations.trl import ICRMReward
+
+    with pytest.raises(InputError) as info:
+        ICRMReward(endpoint="http://127.0.0.1:9")(prompts, completions)
+    assert str(info.value) == message
+
+
+def test_pairwise_picker_calls_take_lists(pairwise_model):
+    from icrm_sgl.integrations.trl import PairwisePicker
+
+    picker = PairwisePicker(pairwise_model, gen=FAST)
+    with pytest.raises(InputError, match=r"^prompts must be a list, got NoneType$"):
+        picker.judge(None, [["a", "b"]])
+    with pytest.raises(InputError, match=r"^completions\[0\] must be a list, got str$"):
+        picker.judge(["q"], ["ab"])

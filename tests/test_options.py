@@ -5,13 +5,20 @@ its group and nothing of the judging or the cache."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import local
 from icrm_sgl.errors import InputError
-from icrm_sgl.options import CacheSettings, EngineSettings, JudgingSettings, Settings
+from icrm_sgl.options import (
+    CacheSettings,
+    EndpointSettings,
+    EngineSettings,
+    JudgingSettings,
+    Settings,
+)
 from tests.conftest import EXAMPLES, FAST
 
 
@@ -60,6 +67,16 @@ from tests.conftest import EXAMPLES, FAST
             "seed is an engine setting of its own, not one of the engine's options",
         ),
         (CacheSettings, {"use_cache": 1}, "use_cache: input should be a valid boolean, got 1"),
+        (
+            EndpointSettings,
+            {"endpoint": "http://h:1", "batch_size": "8"},
+            "batch_size: input should be a valid integer, got '8'",
+        ),
+        (
+            EndpointSettings,
+            {"endpoint": "http://h:1", "timeout": float("inf")},
+            "timeout: input should be a finite number, got inf",
+        ),
     ],
 )
 def test_each_group_refuses_a_bad_value_in_one_line(group, given, message):
@@ -145,3 +162,34 @@ def test_a_bad_group_value_fails_before_the_engine_is_built(monkeypatch):
     monkeypatch.setitem(icrm_sgl.engines._ENGINES, "never", never)
     with pytest.raises(InputError, match="num_shots must be a whole number"):
         ICRM(engine="never", num_shots="2")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_seq": "4"}, "engine 'local': bad option n_seq: Input should be a valid integer"),
+        ({"n_ctx": 4096.0}, "engine 'local': bad option n_ctx: Input should be a valid integer"),
+        (
+            {"no_repeat_ngram": True},
+            "engine 'local': bad option no_repeat_ngram: Input should be a valid integer",
+        ),
+    ],
+)
+def test_engine_options_are_as_strict_as_the_settings(options, message):
+    """``n_seq="4"`` was read as 4 while ``num_shots="3"`` was refused: both are refused,
+    before a model loads."""
+    with pytest.raises(InputError) as info:
+        ICRM(**options)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_a_path_model_reaches_the_engine_as_text():
+    """``EngineSettings`` takes a ``Path``; engines' options take the model as text."""
+    settings = EngineSettings(model_name=Path("models/m.gguf"))
+    assert settings.factory_options()["model_name"] == "models/m.gguf"
+
+
+def test_an_endpoint_url_gets_its_reward_path_once():
+    for url in ("http://h:1", "http://h:1/", "http://h:1/get_reward"):
+        assert EndpointSettings(endpoint=url).endpoint == "http://h:1/get_reward"

@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 
 
 class EngineOptions(BaseModel):
-    """Base of every engine's settings: unknown options are refused, and ``run_only``
+    """Base of every engine's settings: unknown options are refused, types are strict as
+    in ``ICRM``'s own settings (``n_seq="4"`` is refused, not read as 4), and ``run_only``
     names the settings that change how a run goes (speed, logging, retries), never a
     verdict, so they stay out of cache keys and resume checks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     run_only: ClassVar[frozenset[str]] = frozenset()
 

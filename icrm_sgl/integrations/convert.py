@@ -35,9 +35,19 @@ def _turns(value: Text, role: str, what: str) -> list[dict[str, Any]]:
     raise InputError(f"{what} must be text or a list of messages, got {type(value).__name__}")
 
 
+def check_batch(name: str, values: Any) -> Sequence[Any]:
+    """A trainer's batch argument (``prompts``, ``completions``) must be a list: not None,
+    one text (a string is a sequence of characters) or a number."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InputError(f"{name} must be a list, got {type(values).__name__}")
+    return values
+
+
 def column_keys(columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
     """Per completion, the dataset columns a trainer passed (one value per completion) as
     example keys, so that a judge whose template names a column (``{$reference}``) gets it.
+    A column with another number of values is an error: its values would meet the wrong
+    completions.
 
     This is the one place where trainer keyword arguments become example keys."""
     names = [
@@ -46,8 +56,12 @@ def column_keys(columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
         if name not in TRAINER_KEYWORDS | _EXAMPLE_KEYS
         and isinstance(values, Sequence)
         and not isinstance(values, str | bytes)
-        and len(values) == count
     ]
+    for name in names:
+        if len(columns[name]) != count:
+            raise InputError(
+                f"column {name!r} has {len(columns[name])} values for {count} completions"
+            )
     return [{name: columns[name][i] for name in names} for i in range(count)]
 
 

@@ -9,10 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.integrations.convert import Text, column_keys, to_conversation, to_query
+from icrm_sgl.integrations.convert import (
+    Text,
+    check_batch,
+    column_keys,
+    to_conversation,
+    to_query,
+)
 from icrm_sgl.integrations.endpoint import RewardEndpoint
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.outcome import Failure, Outcome
+from icrm_sgl.options import EndpointSettings
 
 
 @dataclass
@@ -48,7 +55,7 @@ class _EndpointJudging:
         return [outcomes[i] for i in range(len(examples))]
 
     def close(self) -> None:
-        self.endpoint.close()
+        """Nothing to release: each request has its own connection."""
 
 
 class ICRMReward:
@@ -59,7 +66,11 @@ class ICRMReward:
     ``failed_reward``: by default ``None``, TRL's "no reward" (GRPO leaves such a completion
     out of its group's baseline and gives it zero advantage). ``raise_on_failure=True``
     raises instead. An engine that fails as a whole (closed model, unreachable server past
-    ``timeout``) raises ``EngineError``."""
+    ``timeout``) raises ``EngineError``.
+
+    With ``endpoint``: ``api_key`` (else ``$ICRM_API_KEY``), ``batch_size`` (queries per
+    request, default 32) and ``timeout`` (seconds for the whole call, busy retries and slow
+    answers included, default 600); see ``options.EndpointSettings``."""
 
     __name__ = "icrm_reward"  # trainers name reward functions in their logs by this
 
@@ -72,23 +83,15 @@ class ICRMReward:
         *,
         endpoint: str | None = None,
         api_key: str | None = None,
-        batch_size: int = 32,
-        timeout: float = 600.0,
+        batch_size: int | None = None,
+        timeout: float | None = None,
         **icrm_options: Any,
     ) -> None:
-        if endpoint is not None:
-            if model is not None or gen or icrm_options:
-                raise InputError(
-                    "ICRMReward(endpoint=...) judges with the server's model and settings; "
-                    "drop model, gen and ICRM options"
-                )
-            self._judging: Any = _EndpointJudging(
-                RewardEndpoint(endpoint, api_key, batch_size, timeout)
-            )
-        else:
-            self._judging = LocalJudging("individual", model, gen, **icrm_options)
-        self.failed_reward = failed_reward
+        self.failed_reward = _check_failed_reward(failed_reward)
         self.raise_on_failure = raise_on_failure
+        served = {"api_key": api_key, "batch_size": batch_size, "timeout": timeout}
+        served = {key: value for key, value in served.items() if value is not None}
+        self._judging = _judging(model, gen, endpoint, served, icrm_options)
         self.stats = RewardStats()
 
     def __call__(
@@ -97,6 +100,8 @@ class ICRMReward:
         """One reward per completion, in order. Dataset columns (one value per completion)
         travel with each example, for judges whose template uses them; trainer keywords
         (``completion_ids``, ``trainer_state``, ``log_metric`` ...) are not columns."""
+        check_batch("prompts", prompts)
+        check_batch("completions", completions)
         if len(prompts) != len(completions):
             raise InputError(f"{len(prompts)} prompts but {len(completions)} completions")
         started = time.perf_counter()
@@ -149,3 +154,31 @@ class ICRMReward:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _judging(
+    model: Any,
+    gen: dict[str, Any] | None,
+    endpoint: str | None,
+    served: dict[str, Any],
+    icrm_options: dict[str, Any],
+) -> _EndpointJudging | LocalJudging:
+    """Judging in this process, or by the judge served at ``endpoint``, which takes the
+    endpoint's settings (``served``) and nothing of a local judge's."""
+    if endpoint is None:
+        if served:
+            raise InputError(f"{', '.join(served)}: only with endpoint=URL (a served judge)")
+        return LocalJudging("individual", model, gen, **icrm_options)
+    if model is not None or gen or icrm_options:
+        raise InputError(
+            "ICRMReward(endpoint=...) judges with the server's model and settings; "
+            "drop model, gen and ICRM options"
+        )
+    return _EndpointJudging(RewardEndpoint(EndpointSettings(endpoint=endpoint, **served)))
+
+
+def _check_failed_reward(value: Any) -> float | None:
+    """The reward of a completion without a verdict: None (TRL's "no reward") or a number."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise InputError(f"failed_reward must be a number or None, got {value!r}")
+    return value

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.integrations.convert import Text, to_conversation
+from icrm_sgl.integrations.convert import Text, check_batch, to_conversation
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.reward import ICRMReward, RewardStats
 from icrm_sgl.rewards import verdict_reward
@@ -69,12 +69,14 @@ class PairwisePicker:
     ) -> list[int]:
         """Judge each pair once; with ``shuffle_order`` a coin flip decides which completion
         is shown as A (position bias then averages out over a batch)."""
+        check_batch("prompts", prompts)
+        check_batch("completions", completions)
         if len(prompts) != len(completions):
             raise InputError(f"{len(prompts)} prompts but {len(completions)} completion pairs")
         flips = [shuffle_order and self._rng.random() < 0.5 for _ in prompts]
         examples = []
         for i, (prompt, pair, flip) in enumerate(zip(prompts, completions, flips, strict=True)):
-            if len(pair) != 2:
+            if len(check_batch(f"completions[{i}]", pair)) != 2:
                 raise InputError(f"prompt {i}: expected 2 completions, got {len(pair)}")
             first, second = (pair[1], pair[0]) if flip else (pair[0], pair[1])
             examples.append(
