@@ -73,15 +73,22 @@ def detect_rm_type(examples: list[Any]) -> str:
     raise InputError(UNKNOWN_MODE)
 
 
+def check_id(own_id: Any, where: str) -> None:
+    """An example's own id, when it has one: a string or an integer, and valid Unicode
+    (it is echoed in every output)."""
+    if own_id is None:
+        return
+    if isinstance(own_id, bool) or not isinstance(own_id, str | int):
+        raise InputError(f"{where}: id must be a string or an integer, got {own_id!r}")
+    check_text(str(own_id), f"{where}: id")
+
+
 def _structure_problem(entry: Entry) -> str | None:
     record = entry.record
     if not isinstance(record, dict):
         return f"{entry.where}: expected an example object, got {type(record).__name__}"
-    own_id = record.get("id")
-    if own_id is not None and (isinstance(own_id, bool) or not isinstance(own_id, str | int)):
-        return f"{entry.where}: id must be a string or an integer, got {own_id!r}"
     try:
-        check_text(str(own_id or ""), f"{entry.where}: id")
+        check_id(record.get("id"), entry.where)
         check_one_form(record, entry.where)
     except InputError as exc:
         return str(exc)

@@ -19,12 +19,13 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 
 Kind = Literal["text", "choice", "int", "bool"]
 #: The most values a ``select`` may score; a wider integer range is refused.
 MAX_VALUES = 101
-#: A field name usable as a JSON key, a template placeholder and a Python attribute.
+#: A name usable as a JSON key and a template placeholder.
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -99,6 +100,7 @@ def _spec(name: str, info: FieldInfo) -> FieldSpec:
     where = f"field {key!r}"
     if not key.strip() or any(ord(c) < 32 for c in key):
         raise InputError(f"{where}: not a usable JSON key")
+    check_text(info.description or "", f"{where}: description")  # the prompt shows it
     budgets = [m.tokens for m in info.metadata if isinstance(m, TokenBudget)]
     tokens = budgets[0] if budgets else None
     kind, labels = _classify(info.annotation, info, where)
@@ -165,12 +167,16 @@ def _whole(bound: Any, where: str) -> int:
 
 
 def check_name(name: Any, where: str) -> str:
-    """A field name that is a valid key, placeholder and attribute, or an ``InputError``."""
-    if not isinstance(name, str) or not NAME.fullmatch(name) or keyword.iskeyword(name):
+    """A name that is a valid JSON key and placeholder, or an ``InputError``."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(
             f"{where}: name {name!r} is not a valid key (letters, digits and _, "
             "starting with a letter)"
         )
-    if name.startswith("model_") or hasattr(BaseModel, name):
-        raise InputError(f"{where}: name {name!r} is reserved by pydantic; choose another")
     return name
+
+
+def is_attribute(name: str) -> bool:
+    """Whether a pydantic model can have a field attribute called ``name``: not a Python
+    keyword (``class``, ``None``) and not one of pydantic's own (``model_dump``, ``copy``)."""
+    return not (keyword.iskeyword(name) or name.startswith("model_") or hasattr(BaseModel, name))

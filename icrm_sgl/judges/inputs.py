@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from icrm_sgl.conversation import Turn, split_conversation, validate_conversation, validate_pair
+from icrm_sgl.conversation import (
+    Turn,
+    check_text,
+    split_conversation,
+    validate_conversation,
+    validate_pair,
+)
 from icrm_sgl.errors import InputError
 
 NO_HISTORY = "(none)"
@@ -117,5 +123,5 @@ class TemplateInputs:
                 raise InputError(f"{where}: missing {key!r} (the judge's template uses {{${key}}})")
             if not isinstance(value, str):
                 raise InputError(f"{where}: {key} must be text, got {type(value).__name__}")
-            out[key] = value
+            out[key] = check_text(value, f"{where}: {key}")
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,20 +66,42 @@ class Judge:
     source: str = ""
 
     def __post_init__(self) -> None:
-        specs = self.fields
+        if not self.fields:
+            raise InputError(f"judge {self.name}: the verdict has no fields")
+        self._check_scale()
+        self._check_reward()
+
+    def _check_reward(self) -> None:
+        """The reward names a field with a value; ``scale`` numbers it when it is a choice
+        (and would have no effect otherwise)."""
+        kind = None
         if self.reward is not None:
             if self.reward not in self.keys:
                 raise InputError(f"reward {self.reward!r}: no such field ({', '.join(self.keys)})")
             spec = self.field_named(self.reward)
-            if spec.kind == "text":
+            kind = spec.kind
+            if kind == "text":
                 raise InputError(f"reward {self.reward!r}: a text field has no value to reward")
-            if spec.kind == "choice" and set(self.scale) != set(spec.values):
+            if kind == "choice" and set(self.scale) != set(spec.values):
                 raise InputError(
                     f"reward {self.reward!r}: a choice field needs a number for each of "
                     f"its choices (scores = [...])"
                 )
-        if not specs:
-            raise InputError(f"judge {self.name}: the verdict has no fields")
+        if self.scale and kind != "choice":
+            raise InputError(
+                "scale numbers the choices of a choice reward field; it has no effect "
+                "without one (name that field with reward=...)"
+            )
+
+    def _check_scale(self) -> None:
+        """``scale`` maps each choice to a finite number (refused now, not while judging)."""
+        if not isinstance(self.scale, Mapping):
+            raise InputError(f"scale must map choices to numbers, got {type(self.scale).__name__}")
+        for choice, number in self.scale.items():
+            if not isinstance(choice, str):
+                raise InputError(f"scale: key {choice!r} is not a choice (text)")
+            if not _finite(number):
+                raise InputError(f"scale: {choice!r}: {number!r} is not a finite number")
 
     def __str__(self) -> str:
         return self.name
@@ -267,6 +290,16 @@ class Judge:
         }
         text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _finite(value: Any) -> bool:
+    """A finite int or float (not a bool, which is an int to Python)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _spelled_value(value: Any) -> str:

@@ -9,16 +9,26 @@ is one ``InputError`` line naming the rubric and the field (see docs/judges.md).
 
 from __future__ import annotations
 
+import keyword
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
 
+from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import read_text
-from icrm_sgl.judges.fields import MAX_VALUES, TokenBudget, check_name
+from icrm_sgl.judges.fields import MAX_VALUES, TokenBudget, check_name, is_attribute
 from icrm_sgl.judges.inputs import CONVERSATION_KEYS, TemplateInputs
 from icrm_sgl.judges.judge import MAX_FIELD_CHARS, Judge
 from icrm_sgl.programs.template import Template, placeholders
@@ -33,7 +43,7 @@ _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 class FieldEntry(BaseModel):
     """One ``[[fields]]`` table of a rubric."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # min = "1" is not a bound
 
     name: str
     type: Literal["text", "int", "choice", "bool"]
@@ -42,7 +52,7 @@ class FieldEntry(BaseModel):
     min: int | None = None
     max: int | None = None
     choices: list[str] | None = None
-    scores: list[float] | None = None
+    scores: list[FiniteFloat] | None = None
 
 
 class RubricFile(BaseModel):
@@ -78,6 +88,8 @@ def load_rubric(path: str | Path) -> Judge:
         data = tomllib.loads(read_text(path, "rubric"))
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{where}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{where}: invalid TOML (nested too deeply to read)") from None
     rubric = _checked_file(data, where)
     try:
         return _judge(rubric, path.parent, rubric.name or path.stem)
@@ -112,23 +124,33 @@ def _judge(rubric: RubricFile, folder: Path, name: str) -> Judge:
     if template is None:
         raise InputError("give a template (or template_file)")
     shot_template = _text(rubric.shot_template, rubric.shot_template_file, folder, "shot_template")
-    scale = {}
-    reward = rubric.reward
-    if reward is not None:
-        entry = next((f for f in rubric.fields if f.name == reward), None)
-        if entry is not None and entry.type == "choice" and entry.scores is not None:
-            scale = dict(zip(entry.choices or [], entry.scores, strict=True))
     shots = None if rubric.shots is None else folder / rubric.shots
     return judge_from_model(
         model,
         template,
         name=name,
-        reward=reward,
-        scale=scale,
+        reward=rubric.reward,
+        scale=_scale(rubric),
         shots=shots,
         shot_template=shot_template,
         inputs=rubric.inputs,
     )
+
+
+def _scale(rubric: RubricFile) -> dict[str, float]:
+    """The reward field's numbers per choice (its ``scores``); scores on any other field
+    would have no effect, so they are refused."""
+    scale: dict[str, float] = {}
+    for entry in rubric.fields:
+        if entry.scores is None:
+            continue
+        if entry.name != rubric.reward:
+            raise InputError(
+                f"field {entry.name!r}: scores only number the reward field's choices; "
+                f'set reward = "{entry.name}" or remove them'
+            )
+        scale = dict(zip(entry.choices or [], entry.scores, strict=True))
+    return scale
 
 
 def _text(inline: str | None, file: str | None, folder: Path, what: str) -> str | None:
@@ -143,6 +165,7 @@ def verdict_model(entries: list[FieldEntry], name: str) -> type[BaseModel]:
     """The pydantic verdict model of a rubric's fields, in order."""
     seen: set[str] = set()
     fields: dict[str, Any] = {}
+    attributes = _attributes([entry.name for entry in entries])
     for entry in entries:
         where = f"field {entry.name!r}"
         check_name(entry.name, where)
@@ -152,19 +175,39 @@ def verdict_model(entries: list[FieldEntry], name: str) -> type[BaseModel]:
         for key, kinds in _APPLIES.items():
             if getattr(entry, key) is not None and entry.type not in kinds:
                 raise InputError(f"{where}: {key} applies to {' / '.join(kinds)} fields only")
-        fields[entry.name] = _annotation(entry, where)
+        annotation, constraints = _annotation(entry, where)
+        attribute = attributes[entry.name]
+        alias = entry.name if attribute != entry.name else None
+        info = Field(alias=alias, description=entry.description, **constraints)
+        fields[attribute] = (annotation, info)
     config = ConfigDict(extra="forbid", frozen=True)
     return create_model(f"{name}_verdict", __config__=config, **fields)
 
 
-def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
-    described = entry.description
+def _attributes(names: list[str]) -> dict[str, str]:
+    """Each field's Python attribute: its name, or a free ``field_<name>`` where the name
+    is a keyword or pydantic's own (``class``, ``None``, ``copy``); the JSON key stays the
+    name (an alias)."""
+    taken = set(names)
+    attributes = {}
+    for name in names:
+        attribute = name
+        if not is_attribute(name):
+            attribute = f"field_{name}"
+            while attribute in taken:
+                attribute += "_"
+            taken.add(attribute)
+        attributes[name] = attribute
+    return attributes
+
+
+def _annotation(entry: FieldEntry, where: str) -> tuple[Any, dict[str, Any]]:
+    """A field's type and its ``Field`` constraints."""
     if entry.type == "text":
         budget = (TokenBudget(entry.max_tokens),) if entry.max_tokens else ()
-        text = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS), *budget]
-        return text, Field(description=described)
+        return Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS), *budget], {}
     if entry.type == "bool":
-        return bool, Field(strict=True, description=described)
+        return bool, {"strict": True}
     if entry.type == "int":
         if entry.min is None or entry.max is None:
             raise InputError(f"{where}: an int field needs min and max")
@@ -176,7 +219,7 @@ def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
                 f'are too many to select over (at most {MAX_VALUES}); use type = "choice" '
                 "with a few bands, or a smaller range"
             )
-        return int, Field(ge=entry.min, le=entry.max, strict=True, description=described)
+        return int, {"ge": entry.min, "le": entry.max, "strict": True}
     choices = entry.choices or []
     if not choices:
         raise InputError(f"{where}: choices is empty")
@@ -187,7 +230,7 @@ def _annotation(entry: FieldEntry, where: str) -> tuple[Any, Any]:
         raise InputError(f"{where}: a choice is empty")
     if entry.scores is not None and len(entry.scores) != len(choices):
         raise InputError(f"{where}: {len(entry.scores)} scores for {len(choices)} choices")
-    return Literal[tuple(choices)], Field(description=described)
+    return Literal[tuple(choices)], {}
 
 
 def judge_from_model(
@@ -203,6 +246,7 @@ def judge_from_model(
 ) -> Judge:
     """A judge from a pydantic verdict model (its fields: str, a Literal / Enum of strings,
     int with ge/le, bool) and a template with ``{$key}`` placeholders, one per input."""
+    _check_arguments(template, name, reward, shots, shot_template, inputs)
     name = _NAME.sub("_", name or str(getattr(model, "__name__", "judge")))
     keys = _input_keys(template, inputs)
     judge = Judge(
@@ -225,6 +269,29 @@ def judge_from_model(
     return replace(judge, shots_pool=tuple(read_shots(judge, shots)))
 
 
+def _check_arguments(
+    template: Any, name: Any, reward: Any, shots: Any, shot_template: Any, inputs: Any
+) -> None:
+    """Arguments of the wrong type (``make_judge(M, None)``) as one ``InputError`` now,
+    not a ``TypeError`` from deep inside."""
+    _check_text(template, "template")
+    for value, what in ((name, "name"), (reward, "reward"), (shot_template, "shot_template")):
+        if value is not None:
+            _check_text(value, what)
+    if shots is not None and not isinstance(shots, str | Path):
+        raise InputError(f"shots must be a file path, got {type(shots).__name__}")
+    if inputs is not None and not (
+        isinstance(inputs, list | tuple) and all(isinstance(key, str) for key in inputs)
+    ):
+        raise InputError(f"inputs must be a list of input names, got {inputs!r}")
+
+
+def _check_text(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text, got {type(value).__name__}")
+    check_text(value, what)
+
+
 def _input_keys(template: str, inputs: list[str] | None) -> list[str]:
     used = placeholders(template)
     shot_only = [k for k in used if k in SHOT_KEYS]
@@ -234,6 +301,8 @@ def _input_keys(template: str, inputs: list[str] | None) -> list[str]:
             "can supply it"
         )
     keys = [k for k in used if k not in OWN_KEYS]
+    for key in keys:
+        _check_argument(key)
     if inputs is not None:
         for key in inputs:
             check_name(key, f"input {key!r}")
@@ -246,6 +315,21 @@ def _input_keys(template: str, inputs: list[str] | None) -> list[str]:
     if not keys:
         raise InputError("template: has no placeholder for the example (e.g. {$response})")
     return keys
+
+
+def _check_argument(key: str) -> None:
+    """Each input is passed to the judging program as a keyword argument, after its
+    state ``s``, so neither a Python keyword nor ``s`` can name one."""
+    if keyword.iskeyword(key):
+        raise InputError(
+            f"template: {{${key}}}: {key!r} is a Python keyword and cannot name an input "
+            "(inputs are the judging program's arguments); choose another name"
+        )
+    if key == "s":
+        raise InputError(
+            "template: {$s}: 's' is the judging program's state and cannot name an input; "
+            "choose another name"
+        )
 
 
 def _shot_template(text: str | None, keys: list[str]) -> Template:

@@ -12,6 +12,7 @@ from pydantic_core import ErrorDetails
 
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
+from icrm_sgl.inputs import check_id
 from icrm_sgl.integrations.convert import to_conversation
 from icrm_sgl.judges import Judge, as_judge
 from icrm_sgl.judges.inputs import ConversationInputs, PairInputs
@@ -140,9 +141,10 @@ def _check_example(
         return [Problem(index, None, f"{where}: this server judges {names} only")]
     request_model = _MODELS.get(type(judge.inputs))
     example = dict(item)
-    own_id = item.get("id")
-    if request_model is None and own_id is not None and not _is_id(own_id):
-        return [Problem(index, "id", f"{where}: id must be a string or an integer")]
+    try:
+        check_id(item.get("id"), where)
+    except InputError as exc:
+        return [Problem(index, "id", str(exc))]
     if request_model is not None:
         try:
             example = request_model.model_validate(item).model_dump()
@@ -151,12 +153,8 @@ def _check_example(
     try:
         judge.example_fields(example, where)
     except InputError as exc:
-        return [Problem(index, _field_named(str(exc), judge, example), str(exc))]
+        return [Problem(index, _field_named(str(exc), where, judge, example), str(exc))]
     return judge.name, example
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def match_judge(item: dict[str, Any], judges: tuple[Judge, ...]) -> Judge | None:
@@ -175,11 +173,13 @@ def _field_problem(index: int, where: str, error: ErrorDetails) -> Problem:
     return Problem(index, field, f"{where}: {field}: {error['msg']}")
 
 
-def _field_named(message: str, judge: Judge, example: dict[str, Any]) -> str | None:
-    """The example field an ``InputError`` message is about (the first named in it)."""
-    named = [k for k in (*example, *judge.inputs.keys) if f"{k}:" in message or f"'{k}'" in message]
-    if named:
-        return named[0]
+def _field_named(message: str, where: str, judge: Judge, example: dict[str, Any]) -> str | None:
+    """The example field an ``InputError`` message is about: the one it names right after
+    the example (``example 0: reference ...``, ``example 0: missing 'reference'``)."""
+    rest = message.removeprefix(f"{where}: ")
+    for key in (*example, *judge.inputs.keys):
+        if rest.startswith((f"{key}:", f"{key} ", f"missing {key!r}")):
+            return key
     marks = sorted(judge.inputs.marks & set(example))
     return marks[-1] if marks else None
 

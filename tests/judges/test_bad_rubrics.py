@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.judges import make_judge
+from icrm_sgl.judges import as_judge, make_judge
 
 TEMPLATE = 'template = "Reply: {$response}\\n"\n'
 GOOD_FIELD = '[[fields]]\nname = "score"\ntype = "int"\nmin = 1\nmax = 5\n'
@@ -36,8 +36,6 @@ BAD_RUBRICS = [
     ("int without max", TEMPLATE + field(name='"x"', type='"int"', min=1), "field 'x': an int"),
     ("name with a space", TEMPLATE + field(name='"my score"', type='"bool"'), "'my score'"),
     ("name starting with a digit", TEMPLATE + field(name='"1st"', type='"bool"'), "'1st'"),
-    ("reserved name", TEMPLATE + field(name='"model_dump"', type='"bool"'), "'model_dump'"),
-    ("keyword name", TEMPLATE + field(name='"class"', type='"bool"'), "'class'"),
     ("field twice", TEMPLATE + GOOD_FIELD + GOOD_FIELD, "field 'score': listed twice"),
     (
         "choices on an int",
@@ -79,6 +77,56 @@ BAD_RUBRICS = [
     ("unknown top-level key", TEMPLATE + 'rewrd = "score"\n' + GOOD_FIELD, "rewrd: unknown key"),
     ("unknown field key", TEMPLATE + GOOD_FIELD + "maximum = 3\n", "field 'score': maximum"),
     ("invalid TOML", "template = \n" + GOOD_FIELD, "invalid TOML"),
+    (
+        "deeply nested array",
+        TEMPLATE + "x = " + "[" * 5000 + "]" * 5000 + "\n" + GOOD_FIELD,
+        "invalid TOML (nested too deeply to read)",
+    ),
+    (
+        "deeply nested inline table",
+        TEMPLATE + "x = " + "{a = " * 5000 + "}" * 5000 + "\n" + GOOD_FIELD,
+        "invalid TOML (nested too deeply to read)",
+    ),
+    (
+        "scores without a reward",
+        TEMPLATE + field(name='"x"', type='"choice"', choices='["a", "b"]', scores="[1, 0]"),
+        "field 'x': scores only number the reward field's choices",
+    ),
+    (
+        "scores on a field that is not the reward",
+        'reward = "score"\n'
+        + TEMPLATE
+        + GOOD_FIELD
+        + field(name='"x"', type='"choice"', choices='["a", "b"]', scores="[1, 0]"),
+        "field 'x': scores only number the reward field's choices",
+    ),
+    (
+        "a bound written as text",
+        TEMPLATE + field(name='"x"', type='"int"', min='"1"', max=5),
+        "field 'x': min: Input should be a valid integer",
+    ),
+    (
+        "a bound written as a float",
+        TEMPLATE + field(name='"x"', type='"int"', min=1, max=5.0),
+        "field 'x': max: Input should be a valid integer",
+    ),
+    (
+        "a score that is not a number",
+        'reward = "x"\n'
+        + TEMPLATE
+        + field(name='"x"', type='"choice"', choices='["a", "b"]', scores="[nan, 0]"),
+        "field 'x': scores.0: Input should be a finite number",
+    ),
+    (
+        "a keyword placeholder",
+        'template = "Reply: {$class}"\n' + GOOD_FIELD,
+        "'class' is a Python keyword and cannot name an input",
+    ),
+    (
+        "the program state's placeholder",
+        'template = "Reply: {$s}"\n' + GOOD_FIELD,
+        "'s' is the judging program's state",
+    ),
     (
         "missing shots file",
         'shots = "none.json"\n' + 'template = "{$shots}{$response}"\n' + GOOD_FIELD,
@@ -152,3 +200,58 @@ def test_a_python_judge_checks_its_reward_and_template():
         make_judge(model, "Reply: {$response}\n", reward="why")
     with pytest.raises(InputError, match=r"\{\$index\}"):
         make_judge(model, "Reply: {$response} {$index}\n")
+
+
+def test_keyword_and_pydantic_names_are_carried_as_the_verdicts_keys(tmp_path):
+    rubric = tmp_path / "names.toml"
+    rubric.write_text(
+        'reward = "class"\n'
+        + TEMPLATE
+        + field(name='"class"', type='"choice"', choices='["a", "b"]', scores="[1, 0]")
+        + field(name='"None"', type='"bool"')
+        + field(name='"field_class"', type='"bool"')  # the attribute "class" would get
+        + field(name='"model_dump"', type='"text"')
+        + field(name='"copy"', type='"int"', min=1, max=2)
+    )
+    judge = as_judge(rubric)
+    verdict = {"class": "a", "None": True, "field_class": False, "model_dump": "x", "copy": 2}
+    assert judge.keys == list(verdict)
+    assert list(judge.json_schema()["properties"]) == list(verdict)
+    assert judge.public(judge.validate(verdict)) == verdict
+    assert judge.reward_value(verdict, {}) == 1.0
+
+
+class Graded(BaseModel):
+    grade: Literal["pass", "fail"]
+    stars: int = Field(ge=1, le=3)
+
+
+#: (case, make_judge's arguments, what the error must mention)
+BAD_ARGUMENTS = [
+    ("no template", {"template": None}, "template must be text, got NoneType"),
+    ("a scale that is not numbers", {"reward": "grade", "scale": {"pass": "a", "fail": 0}}, "'a'"),
+    ("a scale without a reward", {"scale": {"pass": 1, "fail": 0}}, "no effect"),
+    ("a scale of an int reward", {"reward": "stars", "scale": {"1": 1}}, "no effect"),
+    ("a scale that is a list", {"reward": "grade", "scale": [1, 0]}, "got list"),
+    ("a scale with nan", {"reward": "grade", "scale": {"pass": float("nan"), "fail": 0}}, "nan"),
+    ("shots that are no path", {"shots": 5}, "shots must be a file path"),
+    ("inputs as one string", {"inputs": "response"}, "inputs must be a list"),
+    ("a reward that is no name", {"reward": ["grade"]}, "reward must be text"),
+    ("a lone surrogate", {"template": "Reply: {$response} \ud800"}, "lone surrogate"),
+]
+
+
+@pytest.mark.parametrize("case,options,mention", BAD_ARGUMENTS, ids=[c[0] for c in BAD_ARGUMENTS])
+def test_make_judge_refuses_bad_arguments_up_front(case, options, mention):
+    options = {"template": "Reply: {$response}\n", **options}
+    with pytest.raises(InputError) as info:
+        make_judge(Graded, options.pop("template"), **options)
+    message = str(info.value)
+    assert "\n" not in message and mention in message
+
+
+def test_a_verdict_model_with_a_lone_surrogate_is_refused():
+    described = {"__annotations__": {"c": bool}, "c": Field(description="right\udc80")}
+    model = type("S", (BaseModel,), described)
+    with pytest.raises(InputError, match="field 'c': description: contains a lone surrogate"):
+        make_judge(model, "Reply: {$response}\n")

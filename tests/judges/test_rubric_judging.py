@@ -67,17 +67,16 @@ def test_a_reference_guided_rubric_rewards_the_probability_of_correct(local_back
         assert "field_probabilities" not in result.meta  # the reward is the only choice
 
 
-def test_an_example_missing_an_input_is_skipped_with_its_key(run_cli, tmp_path):
+def test_an_example_with_a_missing_or_bad_input_is_skipped_with_its_key(run_cli, tmp_path):
     src = tmp_path / "in.jsonl"
     good = {"id": "ok", "user_query": "2+2?", "model_output": "4", "reference": "4"}
-    src.write_text(
-        json.dumps(good)
-        + "\n"
-        + json.dumps({"id": "bad", "user_query": "2+2?", "model_output": "4"})
-        + "\n"
-        + json.dumps({**good, "id": "typed", "reference": 4})
-        + "\n"
-    )
+    lines = [
+        good,
+        {"id": "bad", "user_query": "2+2?", "model_output": "4"},
+        {**good, "id": "typed", "reference": 4},
+        {**good, "id": "lone", "reference": "4\ud800"},
+    ]
+    src.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "out.jsonl"
     result = run_cli(
         "score", src, "--judge", CORRECT, "-o", out, "--num-shots", "0", "--max-tokens", "20"
@@ -85,8 +84,11 @@ def test_an_example_missing_an_input_is_skipped_with_its_key(run_cli, tmp_path):
     assert result.returncode == 2
     assert "line 2 (id bad): missing 'reference'" in result.stderr
     assert "line 3 (id typed): reference must be text, got int" in result.stderr
+    assert "line 4 (id lone): reference: contains a lone surrogate '\\ud800'" in result.stderr
+    assert "Traceback" not in result.stderr
     by_id = {r["id"]: r for r in records(out)}
     assert "verdict" in by_id["ok"] and by_id["bad"]["meta"] == {"stage": "input"}
+    assert by_id["lone"]["meta"] == {"stage": "input"}
 
 
 def test_a_file_mixing_modes_judges_each_example_in_its_own(run_cli, tmp_path):
@@ -152,3 +154,18 @@ def test_a_python_judge_with_interleaved_fields_writes_them_in_order(local_backe
         sum(int(v) * p for v, p in fields["level"].items()), abs=1e-4
     )
     assert "reward" not in result.meta  # no reward field named
+
+
+def test_fields_named_by_python_keywords_are_judged_under_their_own_keys(local_backend, tmp_path):
+    rubric = tmp_path / "keywords.toml"
+    rubric.write_text(
+        'reward = "class"\ntemplate = "{$fields}\\nReply: {$response}\\n"\n'
+        '[[fields]]\nname = "class"\ntype = "choice"\nchoices = ["good", "bad"]\n'
+        "scores = [1, 0]\n"
+        '[[fields]]\nname = "None"\ntype = "bool"\n'
+    )
+    with ICRM(judge=rubric, num_shots=0, backend=local_backend) as model:
+        (result,) = model.judge_batch([{"id": "a", "response": "Paris."}], max_tokens=20)
+    assert result.ok, result.error
+    assert list(result.verdict) == ["class", "None"]
+    assert result.meta["reward"] == pytest.approx(result.meta["probabilities"]["good"], abs=1e-5)

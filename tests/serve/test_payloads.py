@@ -2,15 +2,18 @@
 
 import pytest
 
+from icrm_sgl.judges import as_judge
 from icrm_sgl.serve.payloads import (
     RequestRejected,
     RewardRequest,
     parse_examples,
     reward_examples,
 )
+from tests.conftest import EXAMPLES
 
 BOTH = ("individual", "pairwise")
 TURNS = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+RUBRIC = EXAMPLES / "judges" / "reference_correct.toml"
 
 
 def problems(data, modes=BOTH):
@@ -79,3 +82,24 @@ def test_reward_requests_with_mismatched_lists_name_the_field():
         with pytest.raises(RequestRejected) as info:
             reward_examples(request, rm_type)
         assert info.value.problems[0].field == field
+
+
+def test_a_rubric_examples_problem_names_the_field_it_sent():
+    judge = as_judge(RUBRIC)
+    good = {"user_query": "2 + 2?", "model_output": "4", "reference": "4"}
+    body = [
+        good,
+        {**good, "reference": 4},
+        {**good, "reference": "4\ud800"},
+        {"conversation": TURNS, "reference": "\udfff"},
+        {"user_query": "2 + 2?", "model_output": "4"},
+    ]
+    assert problems(body, (judge,)) == [(i, "reference") for i in (1, 2, 3, 4)]
+
+
+def test_an_id_that_is_not_valid_unicode_is_refused_for_every_judge():
+    for example, modes in [
+        ({"id": "a\ud800", "conversation": TURNS}, BOTH),
+        ({"id": "\ud800", "user_query": "q", "model_output": "a", "reference": "r"}, (RUBRIC,)),
+    ]:
+        assert problems([example], modes) == [(0, "id")]

@@ -44,3 +44,13 @@ def test_an_example_without_the_rubrics_inputs_is_422_naming_the_key(rubric_serv
     assert reply.status_code == 422
     (problem,) = reply.json()["problems"]
     assert problem["field"] == "reference" and "missing 'reference'" in problem["message"]
+
+
+def test_lone_surrogates_are_422_naming_the_example_and_the_field_sent(rubric_server):
+    good = {"user_query": "2 + 2?", "model_output": "4", "reference": "4"}
+    body = [good, {**good, "reference": "4\ud800"}, {**good, "id": "\udc80"}]
+    reply = requests.post(rubric_server.url + "/v1/judge", json=body, timeout=60)
+    assert reply.status_code == 422, reply.text
+    found = [(p["example"], p["field"]) for p in reply.json()["problems"]]
+    assert found == [(1, "reference"), (2, "id")]
+    assert "lone surrogate" in reply.json()["problems"][0]["message"]
