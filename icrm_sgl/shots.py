@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.files import DEFINITION_LIMIT
 from icrm_sgl.programs.prompts import example_fields
 from icrm_sgl.records import loads, read_records
 from icrm_sgl.schemas import choice_winner, public_verdict
@@ -28,10 +29,14 @@ def builtin_pool_path(rm_type: Judge | str) -> Path:
     return Path(str(resources.files("icrm_sgl.shots_pool").joinpath(f"{rm_type}.json")))
 
 
-def shot_label(shot: Shot) -> str:
-    """The shot's verdict in one word: its score or its choice."""
+def shot_label(shot: Shot, key: str | None = None) -> str:
+    """The shot's verdict in one word: the field ``key`` (a rubric's reward), else its
+    score or its choice ("-" when it has none of them)."""
     feedback = shot["feedback"]
-    return str(feedback.get("score", feedback.get("choice")))
+    for name in (key, "score", "choice"):
+        if name is not None and name in feedback:
+            return str(feedback[name])
+    return "-"
 
 
 def normalise_shot(record: Any, rm_type: Judge | str, index: int, source: str) -> Shot:
@@ -61,7 +66,7 @@ def normalise_shot(record: Any, rm_type: Judge | str, index: int, source: str) -
 
 def read_pool(path: str | Path) -> list[Any]:
     """The raw records of a pool file (a JSON list, or JSON Lines)."""
-    read = read_records(path, "shots pool")
+    read = read_records(path, "shots pool", size=DEFINITION_LIMIT)
     if read.single:
         raise InputError(f"shots pool {path}: expected a JSON list of shots")
     return read.values
@@ -147,7 +152,9 @@ def _balanced(pool: list[Shot], n: int, rng: random.Random) -> list[Shot]:
 def _band(shot: Shot) -> str:
     """Rubric band of a score (1-2, 3-4, …) or the side a choice favours."""
     feedback = shot["feedback"]
-    if "score" in feedback:
+    if isinstance(feedback.get("score"), int):
         low = (feedback["score"] - 1) // 2 * 2 + 1
         return f"{low}-{low + 1}"
-    return choice_winner(feedback["choice"])
+    if "choice" in feedback:
+        return choice_winner(feedback["choice"])
+    return shot_label(shot)  # a rubric's verdict: its score or choice, if it has one

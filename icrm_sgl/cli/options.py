@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import click
 
+from icrm_sgl.arguments import GenerationOptions
 from icrm_sgl.engines import engine_names
+from icrm_sgl.engines.hosted.preflight import preflight
+from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
-from icrm_sgl.options import Settings
+from icrm_sgl.options import CacheSettings, JudgingSettings, Settings
 from icrm_sgl.shots import SAMPLING_MODES
 
 
 def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str, Any], Settings]:
     """The values of ``judge_options`` (and ``cache_options``) as (judge, generation
     kwargs, settings groups): the judge is a built-in mode's name (``--rm-type``), a rubric
-    read from ``--judge``, or None when neither was given. ``-E KEY=VALUE`` may set any of
-    ``ICRM``'s keywords, as in Python (``-E num_workers=2``)."""
+    read from ``--judge``, or None when neither was given. ``-E KEY=VALUE`` sets the
+    engine's own options and the launch settings without a flag (``-E num_workers=2``)."""
     rest = dict(options)
     rm_type, rubric = rest.pop("rm_type"), rest.pop("judge")
     if rm_type and rubric:
@@ -26,6 +29,8 @@ def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str
     gen = {key: rest.pop(key) for key in ("max_tokens", "temperature", "top_p")}
     rest.update(engine_kwargs(rest.pop("endpoint"), rest.pop("engine_option")))
     settings = Settings.from_flat(rest)
+    engine = settings.engine  # a hosted engine's key and server, before the heavy imports
+    preflight(engine.name, engine.model_name, engine.options)
     if rubric is None:
         return rm_type, gen, settings
     from icrm_sgl.judges.rubric import load_rubric
@@ -35,14 +40,54 @@ def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str
 
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
     """``--endpoint`` and ``-E KEY=VALUE`` as engine keyword arguments (values as YAML-ish
-    scalars: ints, floats, true/false, else text)."""
+    scalars: ints, floats, true/false, else text); a key that is not the engine's is
+    refused, naming its flag."""
     options: dict[str, Any] = {"endpoint": endpoint} if endpoint else {}
     for item in engine_option:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-E")
-        options[key.strip()] = _scalar(value.strip())
+        check_engine_key(key)
+        options[key] = _scalar(value.strip())
     return options
+
+
+def check_engine_key(key: str) -> None:
+    """Refuse ``-E KEY`` when KEY has a flag of its own or is a judging, cache or
+    generation setting: ``-E`` would otherwise pass it on where it means nothing."""
+    flag = _setting_flags().get(key)
+    if flag is not None:
+        raise InputError(f"-E {key}: not an engine option; use {flag}")
+    owner = next((group for group, names in _NOT_ENGINE.items() if key in names), None)
+    if owner is not None:
+        raise InputError(
+            f"-E {key}: a {owner} setting, not an engine option (-E takes the engine's own "
+            "options, e.g. -E n_ctx=4096)"
+        )
+
+
+#: The settings that are not the engine's, by what they are.
+_NOT_ENGINE: dict[str, frozenset[str]] = {
+    "judging": frozenset(JudgingSettings.model_fields),
+    "cache": frozenset(CacheSettings.model_fields),
+    "generation": frozenset(GenerationOptions.model_fields),
+}
+
+
+@cache
+def _setting_flags() -> dict[str, str]:
+    """The shared options' flags by the names a user might give after ``-E``: the setting
+    each one sets and its own spelling (``model_name`` and ``model`` → ``--model``)."""
+    command = click.command()(judge_options(cache_options(lambda **_: None)))
+    flags: dict[str, str] = {}
+    for param in command.params:
+        long = [opt for opt in param.opts if opt.startswith("--")]
+        for opt in long:
+            flags[opt[2:].replace("-", "_")] = opt
+        if param.name and long:
+            flags[param.name] = long[0]
+    return flags
 
 
 def _scalar(text: str) -> Any:

@@ -10,6 +10,7 @@ import click
 from icrm_sgl.cli import main as run_group
 from icrm_sgl.cli.score import judge_loaded
 from icrm_sgl.engines import engine_names
+from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.inputs import load_examples
 from icrm_sgl.judges import BUILTIN_NAMES
 from icrm_sgl.options import Settings
@@ -50,7 +51,9 @@ def test(example_json_path: str, **flags: Any) -> None:
     --rm_type pairwise --model_name M --engine E``."""
     loaded = load_examples(example_json_path)
     rm_type = flags.pop("rm_type")
-    judge_loaded(loaded, None, False, rm_type, {}, Settings.from_flat(flags))
+    settings = Settings.from_flat(flags)
+    preflight(settings.engine.name, settings.engine.model_name, settings.engine.options)
+    judge_loaded(loaded, None, False, rm_type, {}, settings)
 
 
 def main() -> None:
