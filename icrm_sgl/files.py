@@ -19,6 +19,8 @@ from typing import IO, BinaryIO
 from icrm_sgl.errors import InputError
 
 MIB = 1 << 20
+#: The most a read asks for beyond the file's size at open, per step (see ``BoundedFile``).
+_STEP = MIB
 #: The data-file limit in MiB without ``ICRM_MAX_INPUT_MB``.
 DATA_LIMIT_MB = 512
 DATA_LIMIT_ENV = "ICRM_MAX_INPUT_MB"
@@ -73,12 +75,12 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _check_file(info: os.stat_result, name: str, limit: SizeLimit) -> None:
-    """An ``InputError`` unless ``info`` is a regular file within ``limit``."""
+def _check_file(info: os.stat_result, name: str, limit: SizeLimit | None) -> None:
+    """An ``InputError`` unless ``info`` is a regular file (within ``limit``, if any)."""
     if not stat.S_ISREG(info.st_mode):
         kind = _KINDS.get(stat.S_IFMT(info.st_mode), "a special file")
         raise InputError(f"{name}: is {kind}, not a regular file")
-    if info.st_size > limit.bytes:
+    if limit is not None and info.st_size > limit.bytes:
         raise limit.error(name, info.st_size)
 
 
@@ -86,11 +88,13 @@ class BoundedFile:
     """A checked input file that hands out no more than its size limit, should the file
     grow while it is read."""
 
-    def __init__(self, handle: BinaryIO, name: str, limit: SizeLimit) -> None:
+    def __init__(self, handle: BinaryIO, name: str, limit: SizeLimit, size: int) -> None:
         self._handle = handle
         self._name = name
         self._limit = limit
         self._left = limit.bytes
+        #: The file's size when it was opened: a hint only (it may grow as it is read).
+        self.size = size
 
     def _take(self, data: bytes) -> bytes:
         self._left -= len(data)
@@ -99,8 +103,18 @@ class BoundedFile:
         return data
 
     def read(self) -> bytes:
-        """The rest of the file."""
-        return self._take(self._handle.read(self._left + 1))
+        """The rest of the file, read in steps: the first its size at open (one byte more,
+        to see growth), then at most 1 MiB. A buffered ``read(n)`` reserves all ``n`` bytes
+        first, so asking for the whole limit at once would reserve it for any file."""
+        parts = []
+        step = min(self.size, self._left) + 1
+        try:
+            while part := self._take(self._handle.read(step)):
+                parts.append(part)
+                step = min(_STEP, self._left + 1)
+        except MemoryError:
+            raise memory_error(self._name) from None
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def lines(self) -> Iterator[bytes]:
         """The rest of the file, line by line, each with its ``\\n`` (split there only)."""
@@ -108,50 +122,66 @@ class BoundedFile:
             yield line
 
 
+def memory_error(name: str) -> InputError:
+    """The error for a file within its limit that this process has no memory for."""
+    return InputError(f"{name}: too large to read into this process's memory")
+
+
 @contextmanager
 def open_input(
-    path: str | Path, label: str = "", limit: SizeLimit | None = None
+    path: str | Path, label: str = "", limit: SizeLimit | None = None, *, partial: bool = False
 ) -> Iterator[BoundedFile]:
     """A regular file open for reading, within ``limit`` (default: ``data_limit()``).
 
     The path is checked before it is opened (a device is never opened) and the open file
     again (it may have been swapped); opening does not block, so a FIFO is refused too.
+    ``partial`` is for a caller that may stop early (JSON Lines up to a record limit): a
+    file over the limit is then not refused up front, only the bytes read are bounded.
     """
     name = f"{label} {path}".strip()
     limit = limit or data_limit()
+    whole = None if partial else limit
     try:
-        _check_file(os.stat(path), name, limit)
+        _check_file(os.stat(path), name, whole)
         fd = os.open(path, os.O_RDONLY | _NONBLOCK)
+    except InputError:  # a ValueError too, unlike the one below
+        raise
     except OSError as exc:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except ValueError:  # what os.stat raises for a NUL byte, which no file name holds
+        shown = name.replace("\0", "\\0")
+        raise InputError(f"{shown}: cannot read (a path cannot hold a NUL byte)") from None
     with os.fdopen(fd, "rb") as handle:
-        _check_file(os.fstat(fd), name, limit)
+        info = os.fstat(fd)
+        _check_file(info, name, whole)
         try:
-            yield BoundedFile(handle, name, limit)
+            yield BoundedFile(handle, name, limit, info.st_size)
         except OSError as exc:
             raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
 
 
 def decode(data: bytes, name: str) -> str:
-    """UTF-8 text, a leading byte-order mark dropped and line ends made ``\\n``."""
+    """UTF-8 text, a leading byte-order mark dropped; line ends are left as they are (a
+    JSON parser reads CRLF as whitespace), so a large data file is not copied again."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def read_text(path: str | Path, label: str = "", limit: SizeLimit = DEFINITION_LIMIT) -> str:
-    """The text of a template, rubric or other small file (see ``decode``)."""
+    """The text of a template, rubric or other small file (see ``decode``), line ends made
+    ``\\n`` as ``Path.read_text`` always made them: a template's text is part of its
+    cache identity, so a CRLF template must read as it did before."""
     with open_input(path, label, limit) as source:
         data = source.read()
-    return decode(data, f"{label} {path}".strip())
+    return decode(data, f"{label} {path}".strip()).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _same_file(one: str | Path, other: str | Path) -> bool:
     try:
         return os.path.samefile(one, other)
-    except OSError:  # either does not exist (yet): they cannot be one file
+    except (OSError, ValueError):  # either does not exist (yet), or cannot: not one file
         return False
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.files import BoundedFile, SizeLimit, decode, open_input
+from icrm_sgl.files import BoundedFile, SizeLimit, decode, memory_error, open_input
 
 #: File suffixes read as one JSON document, as one JSON value per line, or as parquet.
 JSON_SUFFIXES = (".json",)
@@ -79,14 +79,24 @@ def _read_json(source: BoundedFile, name: str, limit: int | None, skip_bad: bool
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        line, column = _position(text, exc.pos)
         raise InputError(
-            f"{name}: line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})"
+            f"{name}: line {line}: invalid JSON ({exc.msg}, column {column})"
         ) from None
     except RecursionError:
         raise InputError(f"{name}: invalid JSON (nested too deeply to read)") from None
     if isinstance(data, list):
         return RecordFile([Record(i, value) for i, value in enumerate(data[:limit])])
     return RecordFile([Record(0, data)], single=True)
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    """The line and column of ``text[pos]`` as an editor shows them: CRLF, CR and LF each
+    end a line (the parser counts LF only; the text is not rewritten to spare a copy)."""
+    head = text[:pos]
+    line = head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+    start = max(head.rfind("\n"), head.rfind("\r")) + 1
+    return line, pos - start + 1
 
 
 def _lines(source: BoundedFile) -> Iterator[tuple[int, bytes]]:
@@ -138,8 +148,12 @@ _READERS: dict[str, Reader] = {
 }
 
 
+def _find_reader(source: Path, default: str | None) -> Reader | None:
+    return _READERS.get(source.suffix.lower(), _READERS.get(default or ""))
+
+
 def _reader(source: Path, name: str, default: str | None) -> Reader:
-    reader = _READERS.get(source.suffix.lower(), _READERS.get(default or ""))
+    reader = _find_reader(source, default)
     if reader is None:
         raise InputError(
             f"{name}: unsupported file type {source.suffix!r}; expected {', '.join(_READERS)}"
@@ -162,16 +176,18 @@ def read_records(
     ``limit`` keeps the first N records (a JSON Lines file is read no further);
     ``skip_bad_lines`` reports a JSON Lines line that is not UTF-8 JSON in ``errors``
     and reads on, instead of failing the whole file. Only a regular file within ``size``
-    (default: the data-file limit, see ``files.data_limit``) is read.
+    (default: the data-file limit, see ``files.data_limit``) is read; a JSON Lines file
+    read up to ``limit`` may be larger, as long as its first N records are within it.
     """
     source = Path(path)
     name = _name(source, label)
-    with open_input(source, label, size) as handle:
+    partial = limit is not None and _find_reader(source, default) is _read_jsonl
+    with open_input(source, label, size, partial=partial) as handle:
         reader = _reader(source, name, default)
         try:
             return reader(handle, name, limit, skip_bad_lines)
-        except MemoryError:
-            raise InputError(f"{name}: too large to read into this process's memory") from None
+        except MemoryError:  # parsing too: the values take more room than the text
+            raise memory_error(name) from None
 
 
 def short(exc: BaseException) -> str:

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 from contextlib import contextmanager
 
 import pytest
 
+from icrm_sgl.cli.options import read_paths
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import load_pairs
-from icrm_sgl.files import SizeLimit, open_input
-from tests.conftest import EXAMPLES
+from icrm_sgl.evaluation.store import ResultStore
+from icrm_sgl.files import SizeLimit, decode, open_input, read_text
+from icrm_sgl.inputs import load_examples
+from icrm_sgl.records import read_records
+from tests.conftest import EXAMPLES, ROOT
 
 GIB = 1 << 30
 #: Were an output check to fail, the run it lets through stays short.
@@ -169,6 +178,33 @@ def test_a_folder_where_a_file_belongs_is_named(run_cli, tmp_path):
         load_pairs(str(tmp_path / "llmbar"))
 
 
+def test_a_nul_byte_in_a_path_is_one_line(run_cli, tmp_path):
+    """No file name holds a NUL, but a rubric's TOML can (``\\u0000``)."""
+    nul = str(tmp_path / "a\0b.json")
+    with pytest.raises(InputError, match=r"a\\0b\.json: cannot read \(a path cannot hold a NUL"):
+        read_records(nul)
+    judge = rubric(tmp_path, template_file=str(tmp_path / "t\0.txt"))
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("score", individual_file(tmp_path), "--judge", judge, "-o", out)
+    one_error(proc, "t\\0.txt: cannot read (a path cannot hold a NUL byte)")
+
+
+def test_a_fifo_in_place_of_the_eval_results_is_refused(tmp_path):
+    """The results of an earlier run are read (and written) through the same checks."""
+    fifo = tmp_path / "results.jsonl"
+    os.mkfifo(fifo)
+    store = ResultStore(tmp_path)
+    try:
+        with within(30):
+            for resume, overwrite in ((True, False), (False, True), (False, False)):
+                with pytest.raises(InputError, match=re.escape(f"{fifo}: {FIFO}")):
+                    store.open({}, resume=resume, overwrite=overwrite)
+            with pytest.raises(InputError, match=re.escape(f"{fifo}: {FIFO}")):
+                store.records()
+    finally:
+        store.close()
+
+
 # ----------------------------------------------------------------------- sizes
 
 
@@ -186,6 +222,59 @@ def test_the_data_limit_follows_the_environment(run_cli, tmp_path, monkeypatch):
     one_error(run_cli("score", big), f"{big}: 2 MiB is over the 1 MiB limit for data files")
     monkeypatch.setenv("ICRM_MAX_INPUT_MB", "lots")
     one_error(run_cli("score", big), "ICRM_MAX_INPUT_MB must be a whole number of MiB >= 1")
+
+
+def test_a_small_file_reads_whatever_the_limit(tmp_path, monkeypatch):
+    """The limit bounds what is read; it reserves no memory (a 32 GiB limit, 10 bytes)."""
+    small = tmp_path / "small.json"
+    small.write_text('{"a": 1}\n', "utf-8")
+    monkeypatch.setenv("ICRM_MAX_INPUT_MB", str(32 << 10))
+    assert read_records(small).values == [{"a": 1}]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_a_small_file_reads_in_a_process_short_of_memory(tmp_path):
+    """With 256 MiB of address space to spare, under the 512 MiB default limit."""
+    small = tmp_path / "small.json"
+    small.write_text('{"a": 1}\n', "utf-8")
+    script = textwrap.dedent(
+        """
+        import os, resource, sys
+        from icrm_sgl.records import read_records
+        with open("/proc/self/statm") as statm:
+            used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))
+        print(read_records(sys.argv[1]).values)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ICRM_MAX_INPUT_MB"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(small)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    assert (proc.returncode, proc.stdout) == (0, "[{'a': 1}]\n"), proc.stderr
+
+
+def test_a_jsonl_read_up_to_a_limit_may_be_larger_than_the_data_limit(
+    run_cli, tmp_path, monkeypatch
+):
+    """``score --limit N`` reads N lines: only those count against the limit."""
+    big = individual_file(tmp_path, "big.jsonl")
+    os.truncate(big, 2 << 20)  # a second line of zero bytes, up to 2 MiB
+    monkeypatch.setenv("ICRM_MAX_INPUT_MB", "1")
+    assert len(load_examples(big, limit=1).examples) == 1
+    with pytest.raises(InputError, match=r"big\.jsonl: larger than the 1 MiB limit"):
+        load_examples(big, limit=2)  # the second line is read, and is over it
+    with pytest.raises(InputError, match=r"big\.jsonl: 2 MiB is over the 1 MiB limit"):
+        load_examples(big)
+    missing = tmp_path / "missing.toml"
+    proc = run_cli("score", big, "--limit", "1", "--judge", missing)
+    one_error(proc, f"{missing}: cannot read")  # past the input: it was read
 
 
 def definition_cases(tmp_path, big):
@@ -295,6 +384,65 @@ def test_eval_never_writes_over_its_input(run_cli, tmp_path, name):
         proc = run_cli("eval", given, "--output-dir", out, "--overwrite", *FAST)
         one_error(proc, f"output {source}: is the same file as {given}")
     assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("key", ["template_file", "shot_template_file", "shots"])
+@pytest.mark.parametrize("command", ["score", "rank"])
+def test_an_output_never_replaces_a_file_the_rubric_names(run_cli, tmp_path, key, command):
+    named = tmp_path / "named.txt"
+    named.write_text("the user's own file\n", "utf-8")
+    judge = rubric(tmp_path, **{key: str(named)})
+    assert named in read_paths("in.jsonl", {"judge": judge})
+    proc = run_cli(command, individual_file(tmp_path), "--judge", judge, "-o", named, *FAST)
+    one_error(proc, f"output {named}: is the same file as {named}")
+    assert named.read_text("utf-8") == "the user's own file\n"
+
+
+def test_eval_never_writes_over_a_dataset_file_of_its_llmbar_folder(run_cli, tmp_path):
+    folder = tmp_path / "llmbar"
+    dataset = folder / "Natural" / "dataset.json"
+    dataset.parent.mkdir(parents=True)
+    record = {"input": "Hi?", "output_1": "Hello.", "output_2": "No.", "label": 1}
+    dataset.write_text(json.dumps([record]), "utf-8")
+    before = dataset.read_bytes()
+    os.link(dataset, folder / "results.jsonl")  # the folder is also the output folder
+    proc = run_cli("eval", folder, "--output-dir", folder, "--overwrite", *FAST)
+    one_error(proc, f"output {folder / 'results.jsonl'}: is the same file as {dataset}")
+    assert dataset.read_bytes() == before
+
+
+# ------------------------------------------------------------------ line ends
+
+
+def test_templates_read_with_lf_line_ends_as_before(tmp_path):
+    """``read_text`` keeps ``Path.read_text``'s newlines (a template's text is part of its
+    cache identity); data is decoded without them."""
+    template = tmp_path / "t.txt"
+    template.write_bytes(b"\xef\xbb\xbfa\r\nb\rc\n")
+    assert read_text(template) == "a\nb\nc\n"
+    assert decode(b"a\r\nb\rc", "data") == "a\r\nb\rc"
+
+
+def test_a_json_file_is_read_without_copies(tmp_path):
+    """The bytes and their text, and no more: no buffer the size of the limit, no
+    copies to rewrite line ends (8 MiB of CRLF whitespace)."""
+    path = tmp_path / "spaced.json"
+    path.write_bytes(b"[" + b" \r\n" * ((8 << 20) // 3) + b"1]")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        assert read_records(path).values == [1]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * size, f"peak {peak} for {size} bytes"  # bytes + text: about 2x
+
+
+def test_a_json_error_after_lone_cr_line_ends_names_its_line(tmp_path):
+    path = tmp_path / "cr.json"
+    path.write_bytes(b"[\r1,\r\n\r  {oops}]")
+    with pytest.raises(InputError, match=r"cr\.json: line 4: invalid JSON \(.*column 4\)"):
+        read_records(path)
 
 
 # ------------------------------------------------------------------ line numbers

@@ -9,8 +9,13 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import cache_options, echo_cache_note, judge_options_for, split_options
-from icrm_sgl.cli.score import read_paths
+from icrm_sgl.cli.options import (
+    cache_options,
+    echo_cache_note,
+    judge_options_for,
+    read_paths,
+    split_options,
+)
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.options import Settings
@@ -102,7 +107,7 @@ def eval_command(
         )
 
     out = Path(output_dir) if output_dir else default_output_dir(source)
-    _refuse_overwrite(out, read_paths(source, options))
+    _refuse_overwrite(out, [*read_paths(source, options), *_folder_files(source)])
     pairs = load_pairs(source, fmt, split, columns)
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
@@ -124,7 +129,14 @@ def eval_command(
     )
 
 
-def _refuse_overwrite(out: Path, reads: list[str]) -> None:
+def _folder_files(source: str) -> list[Path]:
+    """The dataset files of an LLMBar folder (each ``dataset.json`` in it or below, as
+    ``load_pairs`` reads them); none for a file or a hub name."""
+    folder = Path(source)
+    return sorted(folder.rglob("dataset.json")) if folder.is_dir() else []
+
+
+def _refuse_overwrite(out: Path, reads: list[str | Path]) -> None:
     """An ``InputError`` when a file the run writes in ``out`` is one it reads."""
     from icrm_sgl.evaluation.lock import LOCK_FILE
     from icrm_sgl.evaluation.store import CONFIG, RESULTS

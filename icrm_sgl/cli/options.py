@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache, partial
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,6 +37,29 @@ def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str
     from icrm_sgl.judges.rubric import load_rubric
 
     return load_rubric(rubric), gen, settings
+
+
+#: ``judge_options`` that name a file the command reads.
+_FILE_OPTIONS = (
+    "judge",
+    "shots_pool_path",
+    "template_path",
+    "shot_template_path",
+    "feedback_template_path",
+    "model_name",
+)
+
+
+def read_paths(input_path: str, options: dict[str, Any]) -> list[str | Path]:
+    """The input, every file a judge option names and every file the ``--judge`` rubric
+    names: what an output may not replace."""
+    paths: list[str | Path] = [input_path]
+    paths += [options[key] for key in _FILE_OPTIONS if options.get(key)]
+    if options.get("judge"):
+        from icrm_sgl.judges.rubric import rubric_sources
+
+        paths += rubric_sources(options["judge"])
+    return paths
 
 
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     judge_options_for,
+    read_paths,
     split_options,
 )
-from icrm_sgl.cli.score import read_paths
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError

@@ -15,7 +15,7 @@ from typing import Any
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.lock import FolderLock
-from icrm_sgl.files import read_text
+from icrm_sgl.files import open_input, read_text
 from icrm_sgl.records import loads, read_records
 
 RESULTS = "results.jsonl"
@@ -40,7 +40,7 @@ class ResultStore:
     def open(self, config: dict[str, Any], *, resume: bool, overwrite: bool) -> set[str]:
         """Prepare the folder; return the ids already judged (empty unless resuming)."""
         self.lock()
-        exists = self.results_path.exists() and self.results_path.stat().st_size > 0
+        exists = self._holds_results()
         if exists and not (resume or overwrite):
             raise InputError(
                 f"{self.results_path} already holds results: pass --resume to continue "
@@ -68,13 +68,23 @@ class ResultStore:
                 f"(changed: {', '.join(changed)}); use another --output-dir or --overwrite"
             )
 
+    def _holds_results(self) -> bool:
+        """Whether results.jsonl is there and not empty; an ``InputError`` when something
+        else (a FIFO, a folder) is there, which writing or reading would block on or fail."""
+        if not self.results_path.exists():
+            return False
+        with open_input(self.results_path, partial=True) as source:  # any size: only
+            return source.size > 0  # --resume reads it, --overwrite empties it
+
     def _repair_and_read(self) -> list[dict[str, Any]]:
         """Records on disk; a last line without its newline (a crash mid-write) is cut."""
-        data = self.results_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
+        with open_input(self.results_path) as source:  # a regular file within the limit
+            data = source.read()
+        end, size = data.rfind(b"\n") + 1, len(data)
+        del data  # read_records reads the file again
+        if end < size:
             with self.results_path.open("r+b") as f:
-                f.truncate(len(data))
+                f.truncate(end)
         try:
             records = read_records(self.results_path).values
         except InputError as exc:

@@ -83,6 +83,27 @@ _APPLIES = {
 def load_rubric(path: str | Path) -> Judge:
     """A judge from a TOML rubric file; an ``InputError`` naming the problem and field."""
     path = Path(path)
+    rubric = _read_rubric(path)
+    try:
+        return _judge(rubric, path.parent, rubric.name or path.stem)
+    except InputError as exc:
+        raise InputError(f"rubric {path}: {exc}") from None
+
+
+def rubric_sources(path: str | Path) -> tuple[Path, ...]:
+    """The files a rubric names (``template_file``, ``shot_template_file``, ``shots``), so
+    that a command writes over none of them; none when the rubric itself cannot be read
+    (``load_rubric`` says why)."""
+    path = Path(path)
+    try:
+        rubric = _read_rubric(path)
+    except InputError:
+        return ()
+    named = (rubric.template_file, rubric.shot_template_file, rubric.shots)
+    return tuple(path.parent / name for name in named if name is not None)
+
+
+def _read_rubric(path: Path) -> RubricFile:
     where = f"rubric {path}"
     try:
         data = tomllib.loads(read_text(path, "rubric"))
@@ -90,11 +111,7 @@ def load_rubric(path: str | Path) -> Judge:
         raise InputError(f"{where}: invalid TOML ({exc})") from None
     except RecursionError:
         raise InputError(f"{where}: invalid TOML (nested too deeply to read)") from None
-    rubric = _checked_file(data, where)
-    try:
-        return _judge(rubric, path.parent, rubric.name or path.stem)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
+    return _checked_file(data, where)
 
 
 def _checked_file(data: dict[str, Any], where: str) -> RubricFile:
