@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -228,10 +229,15 @@ class EndpointSettings(_Group):
     @field_validator("endpoint")
     @classmethod
     def _reward_url(cls, url: str) -> str:
-        """An http(s) URL, ending in ``/get_reward`` (added to a base URL)."""
-        if not url.startswith(("http://", "https://")):
+        """An http(s) URL of a host, ending in ``/get_reward`` (added to a base URL)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or "://" not in url:
             raise ValueError(f"endpoint must be an http:// or https:// URL, got {url!r}")
-        url = url.rstrip("/")
+        problem = _url_problem(url, parts)
+        if problem:
+            shown = url.replace(parts.netloc, parts.netloc.rpartition("@")[2], 1)  # no password
+            raise ValueError(f"endpoint {shown!r} has {problem}")
+        url = parts.scheme + url[len(parts.scheme) :].rstrip("/")  # the scheme in lower case
         return url if url.endswith("/get_reward") else url + "/get_reward"
 
 
@@ -258,6 +264,25 @@ class Settings(NamedTuple):
     def with_judge(self, judge: Judge | StrPath) -> Settings:
         """The same settings judging with ``judge`` (see ``JudgingSettings.with_judge``)."""
         return self._replace(judging=self.judging.with_judge(judge))
+
+
+def _url_problem(url: str, parts: SplitResult) -> str | None:
+    """What keeps an http(s) URL from naming a server's path, if anything."""
+    bad_port = "a port that is not a number from 1 to 65535"
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return "spaces or control characters"
+    if not parts.hostname:
+        return "no host"
+    try:
+        if parts.port == 0:
+            return bad_port
+    except ValueError:
+        return bad_port
+    if "@" in parts.netloc:
+        return "a user or password (give the key as api_key)"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "a query or fragment (give the server's base URL or its /get_reward)"
+    return None
 
 
 def _take(rest: dict[str, Any], names: Iterable[str], keep: Iterable[str] = ()) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from icrm_sgl.errors import EngineError, InputError
@@ -179,21 +180,78 @@ def test_from_settings_takes_settings_groups_not_dicts(group, kind):
         ),
         (
             {"endpoint": "http://127.0.0.1:9", "failed_reward": "0"},
-            "failed_reward must be a number or None, got '0'",
+            "failed_reward must be a finite number or None, got '0'",
         ),
         (
-            {"timeout": 5, "api_key": "k"},
-            "api_key, timeout: only with endpoint=URL (a served judge)",
+            {"endpoint": "http://127.0.0.1:9", "failed_reward": float("nan")},
+            "failed_reward must be a finite number or None, got nan",
+        ),
+        (
+            {"endpoint": "http://127.0.0.1:9", "failed_reward": -float("inf")},
+            "failed_reward must be a finite number or None, got -inf",
+        ),
+        (
+            {"endpoint": "http://127.0.0.1:9", "failed_reward": True},
+            "failed_reward must be a finite number or None, got True",
+        ),
+        ({"batch_size": 8}, "batch_size: only with endpoint=URL (a served judge)"),
+        (
+            {"endpoint": "http://127.0.0.1:notaport"},
+            "endpoint 'http://127.0.0.1:notaport' has a port that is not a number from 1 to 65535",
+        ),
+        (
+            {"model": object(), "api_key": "k", "n_ctx": 512},
+            "ICRMReward(model) judges with that ICRM and its settings; drop api_key, n_ctx "
+            "(or pass them instead of the model)",
         ),
     ],
 )
 def test_reward_function_settings_are_refused_in_one_line(options, message):
-    """``endpoint=5`` was an AttributeError; ``timeout`` without an endpoint was ignored."""
+    """``endpoint=5`` was an AttributeError; ``batch_size`` without an endpoint was ignored;
+    a NaN failed_reward would poison a training step's rewards."""
     from icrm_sgl.integrations.trl import ICRMReward
 
     with pytest.raises(InputError) as info:
         ICRMReward(**options)
     assert str(info.value) == message
+
+
+def test_a_hosted_engines_key_and_timeout_reach_the_engine(monkeypatch):
+    """``api_key`` and ``timeout`` are a hosted engine's own options too: without an
+    endpoint they go to the engine (they were refused as "only with endpoint=URL")."""
+    import icrm_sgl.engines
+    from icrm_sgl.integrations.trl import ICRMReward
+
+    received: list[dict] = []
+
+    def recording(**options):
+        received.append(options)
+        raise InputError("recorded")
+
+    monkeypatch.setitem(icrm_sgl.engines._ENGINES, "recording", recording)
+    with pytest.raises(InputError, match=r"^recorded$"):
+        ICRMReward(engine="recording", model_name="m", api_key="sk-1", timeout=7)
+    assert received == [{"model_name": "m", "seed": 42, "api_key": "sk-1", "timeout": 7}]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        (0, 0.0),
+        (-1, -1.0),
+        (0.5, 0.5),
+        (None, None),
+        pytest.param(np.float32(0.5), 0.5, id="numpy-float32"),
+        pytest.param(np.int64(-2), -2.0, id="numpy-int64"),
+    ],
+)
+def test_failed_reward_takes_any_finite_real_number(given, kept):
+    """A numpy number (a config value read with numpy) is a number too: kept as a float."""
+    from icrm_sgl.integrations.trl import ICRMReward
+
+    reward = ICRMReward(endpoint="http://127.0.0.1:9", failed_reward=given)
+    assert reward.failed_reward == kept
+    assert kept is None or type(reward.failed_reward) is float
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import local
@@ -193,3 +194,139 @@ def test_a_path_model_reaches_the_engine_as_text():
 def test_an_endpoint_url_gets_its_reward_path_once():
     for url in ("http://h:1", "http://h:1/", "http://h:1/get_reward"):
         assert EndpointSettings(endpoint=url).endpoint == "http://h:1/get_reward"
+
+
+def test_an_endpoint_scheme_is_read_in_any_case():
+    assert EndpointSettings(endpoint="HTTPS://h:1/").endpoint == "https://h:1/get_reward"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:notaport", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:99999", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has a port that is not a number from 1 to 65535"),
+        ("http://:8000", "has no host"),
+        ("http:///get_reward", "has no host"),
+        ("http://h:1/get_reward?x=1", "has a query or fragment"),
+        ("http://h:1/#top", "has a query or fragment"),
+        ("http://h :1", "has spaces or control characters"),
+        ("http://h:1/\n", "has spaces or control characters"),
+    ],
+)
+def test_an_endpoint_that_names_no_server_is_one_line(url, problem):
+    """``:notaport`` and ``:99999`` escaped as a raw ValueError from ``urlsplit``."""
+    with pytest.raises(InputError) as info:
+        EndpointSettings(endpoint=url)
+    assert str(info.value).startswith(f"endpoint {url!r} {problem}")
+
+
+def test_an_endpoint_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(InputError) as info:
+        EndpointSettings(endpoint="http://me:s3cret@h:1")
+    assert (
+        str(info.value) == "endpoint 'http://h:1' has a user or password (give the key as api_key)"
+    )
+
+
+def _engine_options(name: str) -> type:
+    """An engine's options model, imported when a test uses it."""
+    if name == "sglang":
+        from icrm_sgl.engines.sglang_server import SglangOptions
+
+        return SglangOptions
+    if name == "vllm":
+        from icrm_sgl.engines.vllm_server import VllmOptions
+
+        return VllmOptions
+    if name == "openai":
+        from icrm_sgl.engines.hosted.openai_compat import OpenAIOptions
+
+        return OpenAIOptions
+    if name == "claude":
+        from icrm_sgl.engines.hosted.base import HostedOptions
+
+        return HostedOptions
+    return local.LocalOptions
+
+
+def _plain(value):
+    """A secret's text, else the value."""
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+
+@pytest.mark.parametrize(
+    ("engine", "given", "taken"),
+    [
+        pytest.param("local", {"chat_template": Path("chatml")}, {"chat_template": "chatml"}),
+        pytest.param(
+            "sglang",
+            {
+                "model_name": "m",
+                "log_path": Path("/tmp/s.log"),
+                "python": Path("/usr/bin/python3"),
+                "chat_template": Path("chatml"),
+            },
+            {"log_path": "/tmp/s.log", "python": "/usr/bin/python3", "chat_template": "chatml"},
+            id="sglang-paths",
+        ),
+        pytest.param(
+            "sglang",
+            {"model_name": "m", "server_args": ("--x", Path("/m")), "router_args": ("--y",)},
+            {"server_args": ["--x", "/m"], "router_args": ["--y"]},
+            id="sglang-tuples",
+        ),
+        pytest.param(
+            "sglang",
+            {"model_name": "m", "router_sticky": 0, "launch_timeout": 60},
+            {"router_sticky": False, "launch_timeout": 60.0},
+            id="sglang-switch-0",
+        ),
+        pytest.param("sglang", {"endpoint": "http://h:1", "api_key": 12345}, {"api_key": "12345"}),
+        pytest.param(
+            "vllm",
+            {
+                "model_name": "m",
+                "log_path": Path("/tmp/v.log"),
+                "server_args": ("--x",),
+                "executable": Path("/opt/vllm"),
+            },
+            {"log_path": "/tmp/v.log", "server_args": ["--x"], "executable": "/opt/vllm"},
+        ),
+        pytest.param(
+            "openai",
+            {"logprobs": 1, "timeout": 30, "api_key": 12345},
+            {"logprobs": True, "timeout": 30.0, "api_key": "12345"},
+        ),
+        pytest.param("claude", {"api_key": 12345}, {"api_key": "12345"}),
+    ],
+)
+def test_engine_options_take_values_of_the_right_kind_in_their_usual_forms(engine, given, taken):
+    """A ``Path`` where text goes, a tuple where a list goes, 0/1 for a switch, digits for
+    text: strict types refused all of these."""
+    options = _engine_options(engine)(**given)
+    assert {key: _plain(getattr(options, key)) for key in taken} == taken
+
+
+@pytest.mark.parametrize(
+    ("engine", "given", "field"),
+    [
+        ("local", {"n_seq": "4"}, "n_seq"),
+        ("local", {"n_ctx": 4096.0}, "n_ctx"),
+        ("local", {"no_repeat_ngram": True}, "no_repeat_ngram"),
+        ("local", {"chat_template": 1.5}, "chat_template"),
+        ("sglang", {"model_name": "m", "router_sticky": 2}, "router_sticky"),
+        ("sglang", {"model_name": "m", "router_sticky": "yes"}, "router_sticky"),
+        ("sglang", {"model_name": "m", "num_workers": "2"}, "num_workers"),
+        ("sglang", {"model_name": "m", "server_args": 5}, "server_args"),
+        ("sglang", {"model_name": "m", "launch_timeout": "60"}, "launch_timeout"),
+        ("vllm", {"model_name": "m", "num_workers": 2.0}, "num_workers"),
+        ("openai", {"logprobs": "true"}, "logprobs"),
+        ("openai", {"max_tokens": "512"}, "max_tokens"),
+        ("claude", {"api_key": True}, "api_key"),
+    ],
+)
+def test_engine_options_still_refuse_text_for_numbers_and_other_kinds(engine, given, field):
+    with pytest.raises(ValidationError) as info:
+        _engine_options(engine)(**given)
+    assert [error["loc"][0] for error in info.value.errors()] == [field]

@@ -10,9 +10,12 @@ built-ins, and no caller keeps a table of engine names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+import os
+import types
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, SecretStr, model_validator
 
 from icrm_sgl.engines.capabilities import Capabilities
 from icrm_sgl.errors import InputError
@@ -25,16 +28,76 @@ class EngineOptions(BaseModel):
     """Base of every engine's settings: unknown options are refused, types are strict as
     in ``ICRM``'s own settings (``n_seq="4"`` is refused, not read as 4), and ``run_only``
     names the settings that change how a run goes (speed, logging, retries), never a
-    verdict, so they stay out of cache keys and resume checks."""
+    verdict, so they stay out of cache keys and resume checks.
+
+    Strict, but not to the letter: a value of the right kind in the form Python or
+    ``-E KEY=VALUE`` gives it is taken (``_plain_values``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     run_only: ClassVar[frozenset[str]] = frozenset()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, data: Any) -> Any:
+        """Values of the right kind in the forms users give them: a path where text goes
+        (``log_path=Path(...)``), a tuple where a list goes, and what the command line
+        reads ``-E KEY=VALUE`` as (a number where it can, ``true`` / ``false`` as a
+        switch): ``0`` / ``1`` for a switch, digits for text (``-E api_key=12345``).
+        Text is never read as a number, nor a number as a switch beyond 0 and 1."""
+        if not isinstance(data, dict):
+            return data
+        kinds = _option_kinds(cls)
+        return {key: _plain(kinds.get(key, frozenset()), value) for key, value in data.items()}
+
     def verdict_settings(self) -> dict[str, Any]:
         """The resolved settings that can change a verdict, sorted by name."""
         dumped = self.model_dump(mode="json")
         return {k: v for k, v in sorted(dumped.items()) if k not in self.run_only}
+
+
+@cache
+def _option_kinds(options: type[EngineOptions]) -> dict[str, frozenset[str]]:
+    """Each option's kinds of value by every name it is given under (``text``,
+    ``switch``, ``number``, ``list``)."""
+    kinds: dict[str, frozenset[str]] = {}
+    for name, info in options.model_fields.items():
+        alias = info.validation_alias
+        names = [name, *(alias.choices if isinstance(alias, AliasChoices) else [alias])]
+        for key in names:
+            if isinstance(key, str):
+                kinds[key] = _kinds(info.annotation)
+    return kinds
+
+
+def _kinds(annotation: Any) -> frozenset[str]:
+    """The kinds of value a field's type takes, through ``X | None`` and unions."""
+    union = get_origin(annotation) in (Union, types.UnionType)
+    found = set()
+    for arg in get_args(annotation) if union else (annotation,):
+        if arg in (str, SecretStr):
+            found.add("text")
+        elif arg is bool:
+            found.add("switch")
+        elif arg in (int, float):
+            found.add("number")
+        elif (get_origin(arg) or arg) is list:
+            found.add("list")
+    return frozenset(found)
+
+
+def _plain(kinds: frozenset[str], value: Any) -> Any:
+    """``value`` in the form an option of these kinds takes, where it is one of them."""
+    if "text" in kinds and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if "list" in kinds and isinstance(value, list | tuple):
+        return [os.fspath(item) if isinstance(item, os.PathLike) else item for item in value]
+    if type(value) is int and "number" not in kinds:
+        if "switch" in kinds and value in (0, 1):
+            return bool(value)
+        if "text" in kinds:
+            return str(value)
+    return value
 
 
 class Engine(Protocol):

@@ -3,6 +3,8 @@ form TRL's GRPO, RLOO and online DPO trainers (and most RL libraries) take."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,13 +66,15 @@ class ICRMReward:
 
     A completion that gets no verdict (malformed, or the judge failed on it) is given
     ``failed_reward``: by default ``None``, TRL's "no reward" (GRPO leaves such a completion
-    out of its group's baseline and gives it zero advantage). ``raise_on_failure=True``
-    raises instead. An engine that fails as a whole (closed model, unreachable server past
-    ``timeout``) raises ``EngineError``.
+    out of its group's baseline and gives it zero advantage), else a finite number.
+    ``raise_on_failure=True`` raises instead. An engine that fails as a whole (closed
+    model, unreachable server past ``timeout``) raises ``EngineError``.
 
     With ``endpoint``: ``api_key`` (else ``$ICRM_API_KEY``), ``batch_size`` (queries per
     request, default 32) and ``timeout`` (seconds for the whole call, busy retries and slow
-    answers included, default 600); see ``options.EndpointSettings``."""
+    answers included, default 600); see ``options.EndpointSettings``. Without it,
+    ``api_key`` and ``timeout`` are the engine's own options (a hosted engine's key and
+    seconds per request, ``ICRMReward(engine="openai", api_key=...)``)."""
 
     __name__ = "icrm_reward"  # trainers name reward functions in their logs by this
 
@@ -89,9 +93,9 @@ class ICRMReward:
     ) -> None:
         self.failed_reward = _check_failed_reward(failed_reward)
         self.raise_on_failure = raise_on_failure
-        served = {"api_key": api_key, "batch_size": batch_size, "timeout": timeout}
-        served = {key: value for key, value in served.items() if value is not None}
-        self._judging = _judging(model, gen, endpoint, served, icrm_options)
+        shared = {"api_key": api_key, "batch_size": batch_size, "timeout": timeout}
+        shared = {key: value for key, value in shared.items() if value is not None}
+        self._judging = _judging(model, gen, endpoint, shared, icrm_options)
         self.stats = RewardStats()
 
     def __call__(
@@ -160,25 +164,35 @@ def _judging(
     model: Any,
     gen: dict[str, Any] | None,
     endpoint: str | None,
-    served: dict[str, Any],
+    shared: dict[str, Any],
     icrm_options: dict[str, Any],
 ) -> _EndpointJudging | LocalJudging:
-    """Judging in this process, or by the judge served at ``endpoint``, which takes the
-    endpoint's settings (``served``) and nothing of a local judge's."""
+    """Judging by the judge served at ``endpoint``, which takes the endpoint's settings
+    (``shared``) and nothing of a local judge's; or in this process, where ``api_key`` and
+    ``timeout`` are the engine's options and ``batch_size`` has no meaning."""
     if endpoint is None:
-        if served:
-            raise InputError(f"{', '.join(served)}: only with endpoint=URL (a served judge)")
-        return LocalJudging("individual", model, gen, **icrm_options)
+        if "batch_size" in shared:
+            raise InputError("batch_size: only with endpoint=URL (a served judge)")
+        options = {**icrm_options, **shared}
+        if model is not None and options:
+            raise InputError(
+                "ICRMReward(model) judges with that ICRM and its settings; drop "
+                f"{', '.join(sorted(options))} (or pass them instead of the model)"
+            )
+        return LocalJudging("individual", model, gen, **options)
     if model is not None or gen or icrm_options:
         raise InputError(
             "ICRMReward(endpoint=...) judges with the server's model and settings; "
             "drop model, gen and ICRM options"
         )
-    return _EndpointJudging(RewardEndpoint(EndpointSettings(endpoint=endpoint, **served)))
+    return _EndpointJudging(RewardEndpoint(EndpointSettings(endpoint=endpoint, **shared)))
 
 
 def _check_failed_reward(value: Any) -> float | None:
-    """The reward of a completion without a verdict: None (TRL's "no reward") or a number."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise InputError(f"failed_reward must be a number or None, got {value!r}")
-    return value
+    """The reward of a completion without a verdict: None (TRL's "no reward") or a finite
+    number (a Python or numpy one), as a float."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InputError(f"failed_reward must be a finite number or None, got {value!r}")
+    return float(value)

@@ -27,6 +27,10 @@ class ServeConfig(BaseModel):
 
     @property
     def shutdown_grace(self) -> float:
-        """How long uvicorn waits for open requests; every one is answered by the end of
-        the drain, so this only adds time to send the answers."""
+        """How long uvicorn waits for open requests once it stops listening. That is when
+        the drain is over: nothing is queued or in the engine, or at the latest
+        ``drain_timeout`` plus the engine's grace for the batch it holds
+        (``batcher.ENGINE_GRACE``, 10 s). By then every request has its answer (its
+        verdicts, or 503 for examples the drain gave up on, within the half second a
+        waiting request takes to notice), so this only adds time to send the answers."""
         return self.drain_timeout + 5.0
