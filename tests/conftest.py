@@ -24,6 +24,8 @@ os.environ.setdefault("ICRM_THREADS", "1")
 #: Set in the first process of a run (the xdist controller) to the run's own cache folder;
 #: the workers it starts inherit it and keep it.
 _SESSION_CACHE = "ICRM_TEST_SESSION_CACHE"
+#: The folder this process made, and the ``ICRM_CACHE_DIR`` it replaced.
+_MADE = pytest.StashKey[tuple[str, str | None]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,17 +34,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(_SESSION_CACHE):
         return
     folder = tempfile.mkdtemp(prefix="icrm-test-cache-")
-    os.environ[_SESSION_CACHE] = folder
-    os.environ["ICRM_CACHE_DIR"] = folder
-    config._icrm_session_cache = folder  # type: ignore[attr-defined]
+    config.stash[_MADE] = (folder, os.environ.get("ICRM_CACHE_DIR"))
+    os.environ[_SESSION_CACHE] = os.environ["ICRM_CACHE_DIR"] = folder
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Remove the run's cache folder (only the process that made it does)."""
-    folder = getattr(config, "_icrm_session_cache", None)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
-        del os.environ[_SESSION_CACHE]
+    """Remove the run's cache folder and restore the environment (only the process that
+    made the folder does)."""
+    if _MADE not in config.stash:
+        return
+    folder, before = config.stash[_MADE]
+    shutil.rmtree(folder, ignore_errors=True)
+    del os.environ[_SESSION_CACHE]
+    if before is None:
+        os.environ.pop("ICRM_CACHE_DIR", None)
+    else:
+        os.environ["ICRM_CACHE_DIR"] = before
 
 
 #: Small token budgets keep the real model fast in tests; verdict validity is the point.

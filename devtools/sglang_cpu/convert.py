@@ -35,7 +35,9 @@ def converted_model() -> Path:
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(target.parent / f".{target.name}.lock"):
+    # A holder that never finishes (a killed conversion leaves no lock: the OS drops it)
+    # costs the others 15 minutes at most.
+    with FileLock(target.parent / f".{target.name}.lock", timeout=900):
         if not (target / "config.json").is_file():
             _convert(target)
     return target
