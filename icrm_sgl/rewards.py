@@ -13,5 +13,6 @@ def verdict_reward(
 ) -> float:
     """The verdict's reward (built-in judges: the score 1-10, or the margin A++=+2 …
     B++=-2); its expected value over ``meta["probabilities"]`` when the engine reported
-    them (greedy ``select``)."""
+    them (greedy ``select``), else (sampling) the value the verdict names, through the
+    judge's ``scale``: what a custom judge's ``meta["reward"]`` holds."""
     return as_judge(judge).reward_value(verdict, meta)

@@ -77,6 +77,7 @@ def builtin_judge(
         reward_key=spec.reward_key,
         scale=spec.scale,
         pair=spec.pair,
+        named_reward=False,  # expected_score / expected_margin: expectations only
     )
     if feedback_template_path is not None:
         names = [feedback_key(k) for k in judge.keys]

@@ -53,8 +53,20 @@ class FieldSpec:
 
     @property
     def values(self) -> tuple[str, ...]:
-        """Each value as the program writes it, without quotes; also the probability keys."""
+        """Each value as the verdict JSON spells it, without quotes: a choice JSON-escaped
+        (``say \\"hi\\"``), an int's digits, ``true`` / ``false``. What a program writes
+        and selects among, and what engines match in a reply."""
         return tuple(_spelled(label) for label in self.labels)
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Each value as text: a choice itself (``say "hi"``), an int's digits, ``true`` /
+        ``false``. The keys of its probabilities and of ``scale``."""
+        return tuple(_text(label) for label in self.labels)
+
+    def text_of(self, value: str) -> str:
+        """The text of a value spelled as in ``values``; ``KeyError`` for another."""
+        return dict(zip(self.values, self.texts, strict=True))[value]
 
     @property
     def quoted(self) -> bool:
@@ -71,12 +83,15 @@ class FieldSpec:
 
 
 def _spelled(label: Any) -> str:
+    text = _text(label)
+    return json.dumps(text, ensure_ascii=False)[1:-1] if isinstance(label, str) else text
+
+
+def _text(label: Any) -> str:
     if isinstance(label, bool):
         return "true" if label else "false"
     if isinstance(label, enum.Enum):
         label = label.value
-    if isinstance(label, str):
-        return json.dumps(label, ensure_ascii=False)[1:-1]
     return str(label)
 
 
@@ -100,6 +115,7 @@ def _spec(name: str, info: FieldInfo) -> FieldSpec:
     where = f"field {key!r}"
     if not key.strip() or any(ord(c) < 32 for c in key):
         raise InputError(f"{where}: not a usable JSON key")
+    check_text(key, where)
     check_text(info.description or "", f"{where}: description")  # the prompt shows it
     budgets = [m.tokens for m in info.metadata if isinstance(m, TokenBudget)]
     tokens = budgets[0] if budgets else None
@@ -133,6 +149,8 @@ def _choices(values: tuple[Any, ...], where: str) -> tuple[str, ...]:
         raise InputError(f"{where}: choices must be non-empty strings, got {list(values)!r}")
     if len(set(values)) != len(values):
         raise InputError(f"{where}: a choice is listed twice")
+    for value in values:
+        check_text(value, f"{where}: choice {value!a}")  # the prompt and program show it
     if len(values) > MAX_VALUES:
         raise InputError(f"{where}: {len(values)} choices; at most {MAX_VALUES} can be selected")
     return values

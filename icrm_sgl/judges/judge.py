@@ -64,6 +64,10 @@ class Judge:
     pair: PairSpec | None = None
     #: Extra text the template's ``{$fields}`` placeholder shows (set by ``describe``).
     source: str = ""
+    #: Whether ``meta[reward_key]`` holds the value a verdict names where no probabilities
+    #: give an expected value (sampling; an engine without log-probabilities). The built-in
+    #: judges' keys name an expectation (``expected_score``), so they carry only that.
+    named_reward: bool = True
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -82,15 +86,27 @@ class Judge:
             kind = spec.kind
             if kind == "text":
                 raise InputError(f"reward {self.reward!r}: a text field has no value to reward")
-            if kind == "choice" and set(self.scale) != set(spec.values):
-                raise InputError(
-                    f"reward {self.reward!r}: a choice field needs a number for each of "
-                    f"its choices (scores = [...])"
-                )
+            if kind == "choice":
+                self._check_scale_covers(spec)
         if self.scale and kind != "choice":
             raise InputError(
                 "scale numbers the choices of a choice reward field; it has no effect "
                 "without one (name that field with reward=...)"
+            )
+
+    def _check_scale_covers(self, spec: FieldSpec) -> None:
+        """``scale`` numbers each choice of the reward field, by its text, and nothing else."""
+        missing = [text for text in spec.texts if text not in self.scale]
+        extra = [choice for choice in self.scale if choice not in spec.texts]
+        if missing or extra:
+            problem = (
+                f"no number for choice {missing[0]!r}"
+                if missing
+                else f"{extra[0]!r} is not one of its choices"
+            )
+            raise InputError(
+                f"reward {self.reward!r}: a choice field needs a number for each of its "
+                f"choices (scores = [...]): {problem}"
             )
 
     def _check_scale(self) -> None:
@@ -123,9 +139,12 @@ class Judge:
         return [f for f in self.fields if f.kind == "text"]
 
     def field_named(self, key: str) -> FieldSpec:
-        for spec in self.fields:
-            if key in (spec.key, spec.name):
-                return spec
+        """The field whose public key is ``key``, else whose Python attribute is."""
+        found = [f for f in self.fields if f.key == key] or [
+            f for f in self.fields if f.name == key
+        ]
+        if found:
+            return found[0]
         raise InputError(f"judge {self.name}: no field {key!r}; fields: {', '.join(self.keys)}")
 
     # -- validation and the public form ---------------------------------------------------
@@ -191,7 +210,8 @@ class Judge:
             if spec.kind == "int":
                 values = f" (an integer from {spec.values[0]} to {spec.values[-1]})"
             about = f": {spec.description}" if spec.description else ""
-            lines.append(f'- "{spec.key}"{values or f" ({spec.kind})"}{about}')
+            key = json.dumps(spec.key, ensure_ascii=False)  # as the verdict JSON writes it
+            lines.append(f"- {key}{values or f' ({spec.kind})'}{about}")
         return "\n".join(lines)
 
     # -- hosted engines -------------------------------------------------------------------
@@ -232,14 +252,19 @@ class Judge:
         return round(mean, DECIMALS)
 
     def probability_meta(self, distributions: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-        """The meta entries of a greedy verdict's value distributions (by field key).
+        """The meta entries of a greedy verdict's value distributions (by field key, each
+        over the field's values as the verdict JSON spells them: ``FieldSpec.values``).
 
         ``probabilities``: the reward field's distribution; ``field_probabilities``: every
         selectable field's, when there are others; ``expected``: each int / bool field's
         expected value, when there are others than the reward; and the reward's expected
-        value under ``reward_key``.
+        value under ``reward_key``. Every distribution is keyed by value text
+        (``FieldSpec.texts``: a choice as written in the definition, not JSON-escaped).
         """
-        dists = {k: dict(v) for k, v in distributions.items()}
+        dists = {
+            key: {self.field_named(key).text_of(v): p for v, p in dist.items()}
+            for key, dist in distributions.items()
+        }
         out: dict[str, Any] = {}
         if self.reward is not None and self.reward in dists:
             out["probabilities"] = dists[self.reward]
@@ -255,6 +280,15 @@ class Judge:
         if self.reward is not None and self.reward in dists:
             out[self.reward_key] = self.expected(self.field_named(self.reward), dists[self.reward])
         return out
+
+    def reward_meta(self, verdict: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``{reward_key: value}`` for a verdict whose meta has no expected reward (it was
+        sampled, or its engine gave no probabilities): the value the verdict names, through
+        ``scale``. Empty without a reward field, with one in ``meta`` already, or where
+        ``named_reward`` is off (the built-in judges)."""
+        if self.reward is None or not self.named_reward or meta.get(self.reward_key) is not None:
+            return {}
+        return {self.reward_key: self.reward_value(verdict, meta)}
 
     def reward_value(self, verdict: Mapping[str, Any], meta: Mapping[str, Any]) -> float:
         """The verdict's reward: its expected value over the reported probabilities when

@@ -31,8 +31,10 @@ from icrm_sgl.judges.fields import FieldSpec
 from icrm_sgl.programs.choices import joint_probability
 from icrm_sgl.programs.template import Slot, Template
 
-#: Bumped whenever prompt layout or decoding changes what a verdict would be.
-PROGRAM_VERSION = "2"
+#: Bumped whenever prompt layout or decoding changes what a verdict would be, or what a
+#: record's meta holds (3: choice probabilities keyed by the choice's text; a sampled
+#: custom verdict's ``reward``), so that cached records never mix the two.
+PROGRAM_VERSION = "3"
 
 #: One JSON string character: anything but a quote, backslash or control, or an escape.
 JSON_CHAR = r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})'
@@ -51,7 +53,8 @@ _BODY_CHARS = re.compile(JSON_CHAR + "*")
 
 @dataclass(frozen=True)
 class Selection:
-    """How a selectable field (choice, int, bool) is produced and closed."""
+    """How a selectable field (choice, int, bool) is produced and closed; its values as
+    the JSON spells them (a choice escaped: ``FieldSpec.values``)."""
 
     key: str
     values: tuple[str, ...]
@@ -67,6 +70,15 @@ class Selection:
     def regex(self) -> str:
         ordered = sorted(self.values, key=len, reverse=True)
         return "(?:" + "|".join(re.escape(v) for v in ordered) + ")" + re.escape(self.closer)
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens enough for the longest value and closer (a token is at least a byte)."""
+        return max(len(c.encode("utf-8")) for c in self.select_choices) + 1
+
+    def spelled(self, choice: str) -> str:
+        """A select choice without its closer: the value as the JSON spells it."""
+        return choice[: len(choice) - len(self.closer)]
 
 
 def selection(spec: FieldSpec, last: bool) -> Selection:
@@ -133,14 +145,24 @@ def _write_prompt(s, prompt: Template, args: dict) -> None:
         s += args[seg.key] if isinstance(seg, Slot) else seg
 
 
-def var_name(key: str) -> str:
-    return re.sub(r"\W+", "_", key)
+#: The program's variables come in two namespaces no verdict key can cross: each field's
+#: value under ``field:`` and its key (``field_var``), the program's own under ``icrm:``:
+#: the verdict's text (``VERDICT_VAR``) and the one-request layout's generated text runs
+#: (``body_var``). So a field may be called anything, ``verdict`` included, and a program
+#: that calls ``write_judgement`` keeps its own variables apart from the judge's.
+FIELD_PREFIX = "field:"
+VERDICT_VAR = "icrm:verdict"
+BODY_VAR = "icrm:body"
 
 
-#: The program variable holding the one-request layout's generated text fields (the
-#: first run of them; later runs add their position). Field variables start with a
-#: letter (rubric names) or are pydantic field names, never with ``_``.
-BODY_VAR = "_body"
+def field_var(key: str) -> str:
+    """The program variable of the field whose public key is ``key``."""
+    return FIELD_PREFIX + key
+
+
+def body_var(position: int) -> str:
+    """The variable of the one-request body of the text run at ``position``."""
+    return f"{BODY_VAR}:{position}"
 
 
 class _ExecutorStopped(Exception):
@@ -204,19 +226,14 @@ def runs(fields: tuple[FieldSpec, ...]) -> list[list[FieldSpec]]:
     return groups
 
 
-def body_var(position: int) -> str:
-    """The variable of the one-request body of the text run at ``position``."""
-    return BODY_VAR if position == 0 else f"{BODY_VAR}{position}"
-
-
 def _write_fields(s, config: ProgramConfig, specs: list[FieldSpec], first: int) -> None:
     """Generate fields ``first``… one request each; the opening quote of ``first`` is written."""
     for i in range(first, len(specs)):
         key = specs[i].key
         if i > first:
             s += _separator(key)
-        s += sgl.gen(var_name(key), max_tokens=config.budget(specs[i]), regex=FIELD_REGEX)
-        s += closing_suffix(_read(s, var_name(key)))
+        s += sgl.gen(field_var(key), max_tokens=config.budget(specs[i]), regex=FIELD_REGEX)
+        s += closing_suffix(_read(s, field_var(key)))
 
 
 def _write_text_run(s, config: ProgramConfig, specs: list[FieldSpec], position: int) -> None:
@@ -233,9 +250,9 @@ def _write_text_run(s, config: ProgramConfig, specs: list[FieldSpec], position: 
 
 
 def _write_selection(s, config: ProgramConfig, chosen: Selection) -> None:
-    name = var_name(chosen.key)
+    name = field_var(chosen.key)
     if config.sample_final:
-        s += sgl.gen(name, max_tokens=8, regex=chosen.regex)
+        s += sgl.gen(name, max_tokens=chosen.max_tokens, regex=chosen.regex)
     else:
         s += sgl.select(name, choices=chosen.select_choices, choices_method=joint_probability)
 
@@ -243,7 +260,7 @@ def _write_selection(s, config: ProgramConfig, chosen: Selection) -> None:
 def _write_verdict(s, config: ProgramConfig) -> None:
     groups = runs(config.judge.fields)
     lead = ""  # what comes before the next key: a selection's closer holds its comma
-    with s.var_scope("verdict"):
+    with s.var_scope(VERDICT_VAR):
         s += "{"
         for position, group in enumerate(groups):
             first = group[0]
@@ -260,7 +277,7 @@ def _write_verdict(s, config: ProgramConfig) -> None:
             s += "}"
 
 
-def write_judgement(s, config: ProgramConfig, **args: str) -> None:
+def write_judgement(s, config: ProgramConfig, /, **args: str) -> None:
     """Append a whole judgement to a program state: the judge prompt, then the verdict.
 
     Use it inside your own ``@sgl.function`` (the state's text should be empty, so that
@@ -296,7 +313,7 @@ def build_program(config: ProgramConfig) -> SglFunction:
     program.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
     )
-    program.__name__ = var_name(config.judge.name)
+    program.__name__ = re.sub(r"\W+", "_", config.judge.name)
     return sgl.function(program)
 
 
@@ -310,10 +327,15 @@ def read_verdict(state: Any, config: ProgramConfig) -> dict[str, Any]:
     if error is not None:
         raise EngineError(f"the judging program failed: {error}") from error
     try:
-        verdict, _ = config.judge.parse(state["verdict"])
+        verdict, _ = config.judge.parse(verdict_text(state))
     except (ValueError, KeyError) as exc:
         raise VerdictError(f"invalid verdict: {exc}") from exc
     return verdict
+
+
+def verdict_text(state: Any) -> str:
+    """The verdict JSON a state that ran ``write_judgement`` wrote (``KeyError`` if none)."""
+    return state[VERDICT_VAR]
 
 
 def _truncated_by_budget(meta: dict) -> bool:
@@ -328,7 +350,7 @@ def _text_metas(state: Any, config: ProgramConfig) -> tuple[list[dict], list[str
         if group[0].kind != "text":
             continue
         keys = [f.key for f in group]
-        field_metas = {k: state.get_meta_info(var_name(k)) or {} for k in keys}
+        field_metas = {k: state.get_meta_info(field_var(k)) or {} for k in keys}
         cut = [k for k, m in field_metas.items() if _truncated_by_budget(m)]
         if config.layout == "one_request":
             body_meta = state.get_meta_info(body_var(position)) or {}
@@ -359,12 +381,11 @@ def verdict_accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
     }
     distributions = {}
     for position, spec in enumerate(config.judge.fields):
-        meta = state.get_meta_info(var_name(spec.key)) or {} if spec.selectable else {}
+        meta = state.get_meta_info(field_var(spec.key)) or {} if spec.selectable else {}
         if "probabilities" in meta:
-            closer = selection(spec, position == len(config.judge.fields) - 1).closer
+            chosen = selection(spec, position == len(config.judge.fields) - 1)
             distributions[spec.key] = {
-                choice[: len(choice) - len(closer)]: round(p, 6)
-                for choice, p in meta["probabilities"].items()
+                chosen.spelled(choice): round(p, 6) for choice, p in meta["probabilities"].items()
             }
     out.update(config.judge.probability_meta(distributions))
     return out

@@ -14,7 +14,12 @@ from sglang.lang.ir import SglFunction
 from icrm_sgl.engines.sglang_frontend import program_errors_quiet
 from icrm_sgl.errors import EngineError, IcrmError
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.programs.judge import ProgramConfig, build_program, verdict_accounting
+from icrm_sgl.programs.judge import (
+    ProgramConfig,
+    build_program,
+    verdict_accounting,
+    verdict_text,
+)
 from icrm_sgl.programs.template import Template
 from icrm_sgl.runners.base import Batch, RunContext
 
@@ -80,11 +85,12 @@ class ProgramRunner:
             return Judgement(ex_id, error=f"{_kind(error)} error: {error}", meta=meta)
         meta.update(verdict_accounting(state, config))
         try:
-            verdict, cut = config.judge.parse(state["verdict"])
+            verdict, cut = config.judge.parse(verdict_text(state))
         except ValidationError as exc:
             first = exc.errors()[0]
             return Judgement(ex_id, error=f"invalid verdict: {first['msg']}", meta=meta)
         meta["truncated"] += [k for k in cut if k not in meta["truncated"]]
+        meta.update(config.judge.reward_meta(verdict, meta))  # sampled: the value it names
         return Judgement(ex_id, verdict=verdict, meta=meta)
 
 
