@@ -6,7 +6,8 @@ Run from the repository root::
 
 One run measures, on the same process and model:
 
-1. the first verdict on a fresh backend (cold: nothing in the KV cache, nothing saved);
+1. the first verdict on a fresh backend (cold: nothing in the KV cache, nothing saved in
+   memory or on disk: the run uses an empty ``$ICRM_CACHE_DIR`` of its own);
 2. the mean verdict time on N further examples with prefix reuse ON (warm backend);
 3. the mean verdict time on the same N examples with prefix reuse OFF;
 4. the share of prompt tokens reused (sum cached_tokens / sum prompt_tokens) for 2 and 3;
@@ -38,9 +39,11 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,8 +314,6 @@ def floor_seconds(run: dict[str, Any], prefill: float, decode: float) -> float:
 def machine_info(model) -> dict[str, Any]:
     import llama_cpp
 
-    from icrm_sgl.engines.llama_runner import default_threads
-
     runner = model.backend.runner
     return {
         "platform": platform.platform(),
@@ -324,7 +325,7 @@ def machine_info(model) -> dict[str, Any]:
         "model": model.model_name,
         "model_path": runner.model_path,
         "n_ctx": runner.n_ctx,
-        "n_threads": model.backend.options.n_threads or default_threads(),
+        "n_threads": runner.n_threads,
         "cache_mib": model.backend.options.cache_mib,
         "no_repeat_ngram": model.backend.options.no_repeat_ngram,
     }
@@ -470,8 +471,8 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
     import numpy as np
 
     from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
-    from icrm_sgl.engines.llama_runner import default_threads
     from icrm_sgl.engines.local import default_model_path
+    from icrm_sgl.engines.threads import default_threads
 
     model = GgufModel(str(default_model_path()))
     ctx = SequenceContext(
@@ -579,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         "--threads",
         type=int,
         default=None,
-        help="llama.cpp threads (default: the engine's, $ICRM_THREADS or every core)",
+        help="llama.cpp threads (default: the engine's, $ICRM_THREADS or the free cores)",
     )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "local.json"))
     parser.add_argument("--batching", action="store_true", help="run the batching section")
@@ -608,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     load_avg_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     options = {} if args.threads is None else {"n_threads": args.threads}
+    cache = os.environ["ICRM_CACHE_DIR"] = tempfile.mkdtemp(prefix="icrm-bench-local-")
     model = ICRM(rm_type="pairwise", num_shots=3, **options)
     load_seconds = time.perf_counter() - t0
     try:
@@ -692,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     finally:
         model.close()
+        shutil.rmtree(cache, ignore_errors=True)
     result["total_seconds"] = time.perf_counter() - t0
 
     out = Path(args.out)

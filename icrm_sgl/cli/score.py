@@ -16,10 +16,11 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     judge_options,
+    read_paths,
     split_options,
 )
 from icrm_sgl.cli.sink import RecordSink
-from icrm_sgl.cli.summary import plural, status
+from icrm_sgl.cli.summary import plural, status, verdict_progress
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
@@ -72,22 +73,6 @@ def score(
     judge_loaded(loaded, output, both_orders, judge, gen, settings)
 
 
-#: ``judge_options`` that name a file the command reads.
-_FILE_OPTIONS = (
-    "judge",
-    "shots_pool_path",
-    "template_path",
-    "shot_template_path",
-    "feedback_template_path",
-    "model_name",
-)
-
-
-def read_paths(input_path: str, options: dict[str, Any]) -> list[str]:
-    """The input and every file a judge option names: what an output may not replace."""
-    return [input_path, *(options[key] for key in _FILE_OPTIONS if options.get(key))]
-
-
 def judge_loaded(
     loaded: ExampleFile,
     output: str | None,
@@ -112,12 +97,13 @@ def judge_loaded(
         with ICRM.from_settings(
             *settings.with_judge(judge if judge is not None else chosen.name)
         ) as model:
-            status(f"judging 1 example with {model.model_name} …")
             shown: dict[str, Any] | None
-            if both_orders:
-                shown = judge_pair(model, examples[0], True, **gen).result()
-            else:
-                shown = model.judge(examples[0], **gen).verdict
+            message = f"judging 1 example with {model.model_name}"
+            with verdict_progress(model, message, 2 if both_orders else 1):
+                if both_orders:
+                    shown = judge_pair(model, examples[0], True, **gen).result()
+                else:
+                    shown = model.judge(examples[0], **gen).verdict
         echo_cache_note(model)
         sink.write(json.dumps(shown, indent=4, ensure_ascii=False) + "\n")
         return

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from queue import SimpleQueue
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import llama_cpp
 import numpy as np
@@ -76,6 +77,27 @@ class GgufModel:
 
     def close(self) -> None:
         self._model.close()
+
+
+#: Bumped when ``SequenceContext`` lays out its KV cache differently (cache types, flash
+#: attention, unified or not): a saved sequence state is valid for one layout only.
+STATE_LAYOUT = "f16-kv/no-flash-attn/per-sequence/1"
+
+
+def state_identity(model_path: str) -> dict[str, Any]:
+    """What a saved sequence state is valid for: the model file (path, size, modification
+    time), llama.cpp's version and the CPU features it was built for, the KV layout."""
+    stat = os.stat(model_path)
+    return {
+        "model": {
+            "path": os.path.realpath(model_path),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        },
+        "llama_cpp": llama_cpp.__version__,
+        "system": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+        "layout": STATE_LAYOUT,
+    }
 
 
 class SequenceContext:

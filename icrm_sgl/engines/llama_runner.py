@@ -17,7 +17,8 @@ thread's previous call left for the same tokens (a program's next field reuses t
 it decoded, without evaluating it again), the rest is chunked; when another call took
 the sequence in between, the runner rebuilds the same flags (stepped tokens one at a
 time), so what the cache held never changes a number. Saved states hold chunked tokens
-only.
+only; a prompt computed mostly afresh is also kept on disk (``state_store``), so that the
+next process starts from it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 import warnings
 import weakref
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
@@ -46,33 +47,14 @@ from icrm_sgl.engines.sampling import (
     choose_token,
     log_softmax,
 )
+from icrm_sgl.engines.state_store import StateStore
+from icrm_sgl.engines.threads import default_threads
 from icrm_sgl.errors import EngineError
 
 #: A context is saved before truncation only when at least this many tokens would be lost.
 _MIN_SAVED_TOKENS = 64
 #: Logits rows a sequence keeps for reuse (each is one vocabulary of float32).
 _KEPT_LOGITS = 4
-
-
-#: Environment variable with the llama.cpp thread count used when ``n_threads`` is unset.
-THREADS_ENV = "ICRM_THREADS"
-
-
-def default_threads() -> int:
-    """``$ICRM_THREADS``, else every core: llama.cpp's threads spin at each barrier, so
-    processes that share the cores (a test run, several judges) should set it lower."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    if not value:
-        return (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1
-        )
-    if not value.isdigit() or int(value) < 1:
-        raise EngineError(
-            f"{THREADS_ENV} must be a whole number of threads of 1 or more, not {value!r}"
-        )
-    return int(value)
 
 
 @dataclass
@@ -135,16 +117,18 @@ class LlamaRunner:
         n_batch: int = 512,
         cache_bytes: int = 512 * 2**20,
         n_seq: int = 1,
+        store: StateStore | None = None,
     ) -> None:
         if not os.path.isfile(model_path):
             raise EngineError(f"model file not found: {model_path}")
         self.model = GgufModel(model_path)
+        self.n_threads = n_threads or default_threads()
         self._seqs = SequenceContext(
             self.model,
             n_ctx=n_ctx,
             n_batch=n_batch,
             n_seq_max=n_seq,
-            n_threads=n_threads or default_threads(),
+            n_threads=self.n_threads,
         )
         self.model_path = model_path
         self.closed = False
@@ -163,7 +147,9 @@ class LlamaRunner:
         #: Calls in their decoding loop: the sequences the next decode step waits for.
         self._decoding = 0
         self.batcher = StepBatcher(self._decode_step, lambda: self._decoding, self._gate)
-        self.prefix_cache = PrefixCache(cache_bytes)
+        self.prefix_cache = PrefixCache(cache_bytes, store)
+        #: Called as decoding advances: ``(tokens, calls)`` newly done (a call is a field).
+        self.on_progress: Callable[[int, int], None] | None = None
         #: Each thread's context after its last call (see the module docstring).
         self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
         self._grammars: GrammarCache | None = None
@@ -319,15 +305,21 @@ class LlamaRunner:
             self._check_open()
             return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
 
-    def _restore_state(self, slot: _Slot, state: KVState) -> None:
+    def _restore_state(self, slot: _Slot, state: KVState) -> bool:
+        """Load ``state`` into the emptied sequence; a state llama.cpp refuses (one from
+        disk that this build cannot read) is forgotten, and False returned."""
         with self._gate.prompt():
             self._check_open()
             self._seqs.seq_rm(slot.seq, 0)
             restored = self._seqs.restore(slot.seq, state.data)
+            if not restored:
+                self._seqs.seq_rm(slot.seq, 0)
         slot.cut(0)
         if not restored:
-            raise EngineError("failed to restore a cached KV state")
+            self.prefix_cache.discard(state)
+            return False
         slot.append(state.tokens, stepped=False)
+        return True
 
     def _target(self, tokens: np.ndarray, history: _Slot | None) -> _Target:
         """The flags ``tokens`` must be evaluated with: those the same tokens had in this
@@ -382,18 +374,42 @@ class LlamaRunner:
         if live == len(tokens) and live in slot.logits:
             self._truncate(slot, live)
             return slot.logits[live], live
-        saved, state = self.prefix_cache.best_match(tokens)
-        first_stepped = np.flatnonzero(target.stepped)
-        saved = min(saved, int(first_stepped[0])) if len(first_stepped) else saved
-        if state is not None and saved > live:
-            self._truncate(slot, 0)
-            self._restore_state(slot, state)
-            self._cut(slot, saved)
-            live = saved
+        live = self._restore_best(slot, target, live)
         reuse = max(min(live, len(tokens) - 2), 0)
         self._truncate(slot, reuse)
         self._replay(slot, target, target.chunk_from)
-        return self._eval(slot, tokens[len(slot.tokens) :]), reuse
+        logits = self._eval(slot, tokens[len(slot.tokens) :])
+        self._persist_if_new(slot, reuse)
+        return logits, reuse
+
+    def _restore_best(self, slot: _Slot, target: _Target, live: int) -> int:
+        """Restore the saved state that shares more of ``target`` than the live context
+        (its chunked part only); return how many leading tokens the sequence now holds
+        as ``target`` needs them."""
+        # a file is worth loading for a long shared prefix only
+        beyond = max(live, _MIN_SAVED_TOKENS - 1)
+        saved, state = self.prefix_cache.best_match(target.tokens, beyond=beyond)
+        first_stepped = np.flatnonzero(target.stepped)
+        saved = min(saved, int(first_stepped[0])) if len(first_stepped) else saved
+        if state is None or saved <= live:
+            return live
+        self._truncate(slot, 0)
+        if not self._restore_state(slot, state):
+            return 0
+        self._cut(slot, saved)
+        return saved
+
+    def _persist_if_new(self, slot: _Slot, reused: int) -> None:
+        """Keep a prompt that was mostly computed afresh on disk, so that the next process
+        starts with it (a prompt that reused most of its tokens adds little to what is
+        kept already: a file per example would only churn the disk)."""
+        store = self.prefix_cache.store
+        n = len(slot.tokens)
+        if store is None or n < _MIN_SAVED_TOKENS or 2 * reused >= n:
+            return
+        if slot.chunked_len() < n or store.best_match(slot.tokens)[0] == n:
+            return  # a saved state holds chunked tokens only; or this one is kept already
+        self.prefix_cache.put(self._save_state(slot), persist=True)
 
     @contextmanager
     def _in_decoding(self) -> Iterator[None]:
@@ -436,7 +452,7 @@ class LlamaRunner:
             tokens = self.model.tokenize(text)
             self._sync(slot, tokens, None)  # all chunked: the state is saved
             if not self.prefix_cache.covers(tokens):
-                self.prefix_cache.put(self._save_state(slot))
+                self.prefix_cache.put(self._save_state(slot), persist=True)
         return len(tokens)
 
     # -- generation ----------------------------------------------------------------------
@@ -473,7 +489,14 @@ class LlamaRunner:
                 no_repeat_ngram=no_repeat_ngram,
             )
             self._remember(slot)
+        self._report(0, 1)
         return Completion(text, len(tokens), cached, len(out), finish)
+
+    def _report(self, tokens: int, calls: int) -> None:
+        """Tell the progress hook, if any, what was just done."""
+        hook = self.on_progress
+        if hook is not None:
+            hook(tokens, calls)
 
     def _decode_tokens(
         self,
@@ -512,6 +535,7 @@ class LlamaRunner:
                     raise EngineError(f"constraint rejected token {token}: {matcher.get_error()}")
                 out.append(token)
                 counts[token] += 1
+                self._report(1, 0)
                 text = self.model.detokenize(out).decode("utf-8", errors="ignore")
                 hit = _find_stop(text, stop)
                 if hit is not None:
@@ -561,6 +585,7 @@ class LlamaRunner:
                     ]
                 )
             self._remember(slot)
+        self._report(0, 1)
         return results, len(prompt_ids), cached
 
     def _decode_tail(

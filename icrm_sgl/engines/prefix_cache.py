@@ -4,6 +4,10 @@ When the engine is about to discard a long context (another request needs a diff
 suffix), it keeps a copy of the KV state here; a later request that shares a longer
 prefix with a stored state than with the live context restores it instead of
 recomputing. ``cache_prefix`` stores the few-shot prefix the same way.
+
+With a disk tier (``StateStore``), the states ``put`` with ``persist`` are also written
+to disk, and a lookup that disk answers better than memory loads the file: a new process
+then starts with the prefix its predecessor computed.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from icrm_sgl.engines.state_store import StateStore
 
 
 def common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
@@ -38,8 +46,9 @@ class PrefixCache:
     Safe to share between the threads of the engine's sequences.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, store: StateStore | None = None) -> None:
         self.max_bytes = max_bytes
+        self.store = store
         self._entries: OrderedDict[bytes, KVState] = OrderedDict()
         self._bytes = 0
         self._lock = threading.RLock()
@@ -62,9 +71,21 @@ class PrefixCache:
             for e in self._entries.values()
         )
 
-    def put(self, state: KVState) -> None:
+    def put(self, state: KVState, persist: bool = False) -> None:
+        """Keep ``state`` in memory; with ``persist``, on disk too (when there is a disk tier)."""
         with self._lock:
             self._put(state)
+        if persist and self.store is not None:
+            self.store.put(state)
+
+    def discard(self, state: KVState) -> None:
+        """Forget a state llama.cpp refused, in memory and on disk."""
+        with self._lock:
+            dropped = self._entries.pop(state.tokens.tobytes(), None)
+            if dropped is not None:
+                self._bytes -= len(dropped.data)
+        if self.store is not None:
+            self.store.drop(self.store.path_for(state.tokens))
 
     def _put(self, state: KVState) -> None:
         if self.max_bytes <= 0 or len(state.data) > self.max_bytes:
@@ -86,10 +107,20 @@ class PrefixCache:
             _, evicted = self._entries.popitem(last=False)
             self._bytes -= len(evicted.data)
 
-    def best_match(self, tokens: np.ndarray) -> tuple[int, KVState | None]:
-        """The entry sharing the longest prefix with ``tokens``, and that length."""
+    def best_match(self, tokens: np.ndarray, beyond: int = 0) -> tuple[int, KVState | None]:
+        """The entry sharing the longest prefix with ``tokens``, and that length; a state on
+        disk that shares more than it and more than ``beyond`` tokens is loaded, and kept
+        in memory."""
         with self._lock:
-            return self._best_match(tokens)
+            n, state = self._best_match(tokens)
+        if self.store is None:
+            return n, state
+        on_disk, path = self.store.best_match(tokens)
+        loaded = self.store.load(path) if path is not None and on_disk > max(n, beyond) else None
+        if loaded is None:
+            return n, state
+        self.put(loaded)
+        return common_prefix_len(loaded.tokens, tokens), loaded
 
     def _best_match(self, tokens: np.ndarray) -> tuple[int, KVState | None]:
         best, best_len = None, 0

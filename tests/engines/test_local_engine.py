@@ -1,7 +1,6 @@
-"""The local engine with the real SmolLM2 model: constraints, select, prefix reuse, threads."""
+"""The local engine with the real SmolLM2 model: constraints, select, prefix reuse."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -163,23 +162,3 @@ def test_a_model_left_open_exits_without_a_traceback():
     code = "from icrm_sgl import ICRM; model = ICRM(rm_type='individual', num_shots=1)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-
-
-@pytest.mark.parametrize(("value", "threads"), [("3", 3), (" 1 ", 1), ("", None)])
-def test_the_default_thread_count_comes_from_icrm_threads_else_every_core(
-    monkeypatch, value, threads
-):
-    from icrm_sgl.engines.llama_runner import default_threads
-
-    monkeypatch.setenv("ICRM_THREADS", value)
-    assert default_threads() == (threads or len(os.sched_getaffinity(0)))
-
-
-@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
-def test_a_bad_icrm_threads_is_a_one_line_error(monkeypatch, value):
-    from icrm_sgl.engines.llama_runner import default_threads
-
-    monkeypatch.setenv("ICRM_THREADS", value)
-    with pytest.raises(EngineError, match="ICRM_THREADS must be a whole number") as caught:
-        default_threads()
-    assert "\n" not in str(caught.value)
