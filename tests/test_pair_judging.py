@@ -68,7 +68,7 @@ def test_pair_judge_without_a_reward_field_is_refused_before_judging(
     from icrm_sgl import ICRM
     from icrm_sgl.judges import builtin_judge
 
-    judge = replace(builtin_judge("pairwise"), reward=None)
+    judge = replace(builtin_judge("pairwise"), reward=None, scale={})  # a scale needs a reward
     with (
         ICRM(judge=judge, num_shots=0, backend=local_backend) as model,
         pytest.raises(InputError, match="needs a reward field"),
