@@ -7,6 +7,7 @@ with those flags, and rebuilds the same flags when another call took its sequenc
 """
 
 import json
+import threading
 
 import pytest
 
@@ -79,17 +80,29 @@ def test_the_thread_count_changes_neither_verdicts_nor_probabilities(individual_
     assert texts[0] == texts[1]
 
 
+def _as_another_program(call, *args, **kwargs) -> None:
+    """Run a runner call on a thread of its own, as each sglang program's calls run: a
+    thread's next call reuses the flags of the text its own previous call decoded."""
+    worker = threading.Thread(target=call, args=args, kwargs=kwargs)
+    worker.start()
+    worker.join()
+
+
 @pytest.mark.parametrize("state", ["empty", "longer_prompt", "after_decoding", "one_token_short"])
 def test_choice_logprobs_are_bitwise_the_same_whatever_the_cache_held(local_backend, state):
+    """Another program left the sequence holding a longer prompt, decoded tokens, or a
+    prompt one token short followed by decoded tokens (with this model, the first decoded
+    token is the prompt's next one, ``\n``, held with the other flag)."""
     runner = local_backend.runner
     runner.reset()
     reference = runner.choice_logprobs(PROMPT, CHOICES)[0]
     if state == "longer_prompt":
-        runner.choice_logprobs(PROMPT + " 7 out of 10 because", CHOICES)
+        _as_another_program(runner.choice_logprobs, PROMPT + " 7 out of 10 because", CHOICES)
     elif state == "after_decoding":
-        runner.generate(PROMPT, max_new_tokens=6, sampling=Sampling())
+        _as_another_program(runner.generate, PROMPT, max_new_tokens=6, sampling=Sampling())
     elif state == "one_token_short":
-        runner.generate(PROMPT[: PROMPT.rindex("\n")], max_new_tokens=3, sampling=Sampling())
+        short = PROMPT[: PROMPT.rindex("\n")]
+        _as_another_program(runner.generate, short, max_new_tokens=3, sampling=Sampling())
     else:
         runner.reset()
     assert runner.choice_logprobs(PROMPT, CHOICES)[0] == reference
