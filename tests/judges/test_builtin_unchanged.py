@@ -9,6 +9,13 @@ engine began reusing the KV of a program's decoded text instead of evaluating th
 again (9/11 verdicts per mode unchanged, every score and choice unchanged, probabilities
 within 0.048 of b3cb875's), and again when a ``select`` began decoding its choices' tokens
 one at a time (11/11 verdicts per mode unchanged, probabilities within 0.011).
+
+The numbers belong to a llama.cpp build and CPU: llama-cpp-python compiles for the
+machine it is installed on, and another CPU's kernels round differently (the recording of
+the machine before gave 4/11 and 6/11 equal verdicts on this one). It was made again on
+an AMD EPYC (AVX2, no AVX-512) with llama-cpp-python 0.3.36, where 327ce26 and the code
+after issue 27 give bit-identical outputs. On another machine, record 327ce26's outputs
+there first (``python -m devtools.record_builtin_outputs FILE``).
 """
 
 import json
