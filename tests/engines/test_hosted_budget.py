@@ -38,10 +38,10 @@ def test_a_cut_reply_keeps_its_fields_and_asks_only_for_the_rest_with_standin_se
     assert verdict == {**VALID, "analysis of B": "Vague and it goes on an"}
     assert meta["retries"] == 1
     first, second = server.requests
-    assert first["max_tokens"] == FieldRequest.whole("pairwise").budget(10)
+    assert first["max_tokens"] == FieldRequest.whole("pairwise", 10).max_tokens
     schema = second["response_format"]["json_schema"]["schema"]
     assert schema["required"] == list(rest) and list(schema["properties"]) == list(rest)
-    assert second["max_tokens"] == FieldRequest("pairwise", tuple(rest)).budget(10)
+    assert second["max_tokens"] == FieldRequest("pairwise", tuple(rest), 10).max_tokens
     assert "cut off at its length limit" in second["messages"][-1]["content"]
 
 

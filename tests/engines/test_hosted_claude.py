@@ -51,7 +51,7 @@ def test_claude_request_building_without_network():
     assert body["tool_choice"] == {"type": "tool", "name": TOOL_NAME}
     assert body["messages"] == [{"role": "user", "content": "Judge this."}]
     # Greedy is sent as temperature 0 (the API's own default is 1.0); top_p 1.0 is a no-op.
-    assert body["max_tokens"] == FieldRequest.whole("pairwise").budget(50 // 5)
+    assert body["max_tokens"] == FieldRequest.whole("pairwise", 50 // 5).max_tokens
     assert body["temperature"] == 0.0 and "top_p" not in body
     assert meta["prompt_tokens"] == 300 and meta["completion_tokens"] == 40
     assert meta["cached_tokens"] == 256 and meta["engine"] == "claude"

@@ -18,9 +18,7 @@ BUDGET = {"max_tokens": 400}
 
 
 def hosted(base_url: str, completion: bool, **options) -> ICRM:
-    """The openai engine on the llama.cpp server; completion mode names its schema fields."""
-    if completion:
-        options.setdefault("completion_schema", "llama.cpp")
+    """The openai engine on the llama.cpp server (its kind detected, not named)."""
     return ICRM(
         rm_type="pairwise",
         engine="openai",
@@ -45,16 +43,17 @@ def raw_reply(base_url: str, prompt: str, completion: bool) -> str:
 def test_llama_server_verdict_is_valid_and_unconstrained_reply_is_not(
     llama_server, pairwise_example, completion
 ):
-    """The schema reaches the server: without it the same prompt gets no valid verdict."""
+    """The constraint reaches the server: without it the same prompt gets no valid verdict.
+    The server is known as llama.cpp before the first request, so none is refused."""
     with hosted(llama_server, completion) as model:
         result = model.judge(pairwise_example, **BUDGET)
         prompt = model.render_prompt(pairwise_example, model.sample_shots(1))
-        if not completion:  # llama.cpp rejects json_schema: JSON mode + schema, remembered
-            assert model.backend._format == 1
+        assert model.backend.completion_schema == "llama.cpp"
     assert list(result.verdict) == public_keys("pairwise")
     validate_verdict("pairwise", result.verdict)
     assert result.meta["engine"] == "openai" and result.meta["prompt_tokens"] > 0
     assert result.meta["completion_tokens"] > 0 and result.meta["retries"] == 0
+    assert result.meta["requests"] == 1
     assert "cached_tokens" in result.meta
     with pytest.raises(ValidationError):
         validate_verdict("pairwise", raw_reply(llama_server, prompt, completion))

@@ -67,7 +67,7 @@ def test_completion_mode_sends_schema_fields_with_standin_server():
     assert body["structured_outputs"]["json"]["required"] == list(VALID)
     # 50 tokens for five text fields: 10 each, plus the choice and room to close the object.
     assert body["prompt"] == "Judge this.\n"
-    assert body["max_tokens"] == FieldRequest.whole("pairwise").budget(10)
+    assert body["max_tokens"] == FieldRequest.whole("pairwise", 10).max_tokens
 
 
 def test_invalid_replies_exhaust_retries_with_standin_server():

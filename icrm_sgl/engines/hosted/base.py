@@ -11,10 +11,11 @@ from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 from icrm_sgl.engines.capabilities import Capabilities
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
+from icrm_sgl.engines.hosted.preflight import missing_key
 from icrm_sgl.engines.hosted.retry import obtain_verdict
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
-from icrm_sgl.errors import EngineError, InputError
+from icrm_sgl.errors import EngineError
 
 if TYPE_CHECKING:
     from icrm_sgl.judges import Judge
@@ -32,6 +33,7 @@ class Reply:
     cached_tokens: int | None = None
     tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
     cut: bool = False  # the reply stopped at its token budget
+    requests: int = 1  # HTTP requests it took (a refused request form counts)
 
 
 class HostedOptions(EngineOptions):
@@ -104,20 +106,25 @@ class HostedEngine:
 
         ``gen["max_tokens"]`` is the budget of the verdict's text fields, split evenly as
         the programs split it; each request's own budget is derived from the fields it
-        asks for (``FieldRequest.budget``), so the JSON always has room to close.
+        asks for (``FieldRequest.max_tokens``), so the JSON always has room to close.
         """
-        n_text = len(FieldRequest.whole(rm_type).text_keys)
+        n_text = max(1, len(FieldRequest.whole(rm_type).text_keys))
         field_tokens = max(1, (gen.get("max_tokens") or self.options.max_tokens) // n_text)
         last: list[tuple[list[Message], Reply]] = []
 
         def send(messages: list[Message], wanted: FieldRequest) -> Reply:
-            budget = {**gen, "max_tokens": wanted.budget(field_tokens)}
-            reply = self.send(messages, wanted, completion, budget)
+            reply = self.send(
+                messages, wanted, completion, {**gen, "max_tokens": wanted.max_tokens}
+            )
             last[:] = [(messages, reply)]
             return reply
 
         verdict, meta = obtain_verdict(
-            send, prompt, rm_type, self.options.max_retries, self.backoff
+            send,
+            prompt,
+            FieldRequest.whole(rm_type, field_tokens),
+            self.options.max_retries,
+            self.backoff,
         )
         meta.update(self.probability_meta(*last[0], rm_type, completion))
         return verdict, {"engine": self.engine_name, "model": self.model_name, **meta}
@@ -135,7 +142,7 @@ def resolve_key(options: HostedOptions, env_var: str, required: bool, where: str
         return options.api_key.get_secret_value()
     key = os.environ.get(env_var)
     if not key and required:
-        raise InputError(f"{where} needs an API key: set {env_var} or pass api_key")
+        raise missing_key(where, env_var)
     return key or None
 
 

@@ -19,6 +19,7 @@ from icrm_sgl.engines.hosted.base import (
     sdk_status_error,
 )
 from icrm_sgl.engines.hosted.fields import FieldRequest
+from icrm_sgl.engines.hosted.presets import CLAUDE_KEY_ENV
 from icrm_sgl.errors import InputError
 
 TOOL_NAME = "record_verdict"
@@ -91,7 +92,7 @@ class ClaudeEngine(HostedEngine):
     def __init__(self, options: HostedOptions) -> None:
         if not options.model_name:
             raise InputError("claude engine needs a model name, e.g. --model claude-sonnet-4-5")
-        self._key = resolve_key(options, "ANTHROPIC_API_KEY", not options.base_url, "claude engine")
+        self._key = resolve_key(options, CLAUDE_KEY_ENV, not options.base_url, "claude engine")
         self.client = anthropic.Anthropic(
             api_key=self._key or "none",
             base_url=options.base_url,

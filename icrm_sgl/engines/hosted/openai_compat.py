@@ -1,19 +1,19 @@
-"""OpenAI-compatible APIs (OpenAI, Together, Mistral, vLLM, llama.cpp servers) via the
-official ``openai`` client, with the verdict schema sent in the form each server reads."""
+"""OpenAI-compatible APIs (OpenAI, Together, Mistral, vLLM, sglang, llama.cpp servers) via
+the official ``openai`` client, with the verdict's constraint sent in the form each server
+reads (``servers``): known before the first request, from the preset, the options or the
+server itself."""
 
 from __future__ import annotations
 
-import json
-import re
+import dataclasses
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
+from pydantic import Field
 
-from icrm_sgl.engines.capabilities import OPENAI_SAMPLING, Capabilities
 from icrm_sgl.engines.hosted.base import (
     HostedEngine,
     HostedOptions,
@@ -32,6 +32,9 @@ from icrm_sgl.engines.hosted.logprobs import (
     completion_tokens,
     probability_meta,
 )
+from icrm_sgl.engines.hosted.presets import PRESETS as PRESETS
+from icrm_sgl.engines.hosted.presets import CompletionSchema, Preset, needs_key
+from icrm_sgl.engines.hosted.servers import SERVER_KINDS, detect, json_schema_format
 from icrm_sgl.errors import EngineError, InputError
 
 if TYPE_CHECKING:
@@ -39,129 +42,28 @@ if TYPE_CHECKING:
 
     from icrm_sgl.judges import Judge
 
-#: How a chat request asks for JSON, strictest first; a server that rejects one gets the next.
+#: How a chat request to a server of unknown kind asks for JSON, strictest first; a server
+#: that rejects one gets the next.
 CHAT_FORMATS = ("json_schema", "json_object_schema", "json_object")
-
-CompletionSchema = Literal["vllm", "vllm-legacy", "llama.cpp", "none"]
 
 
 class OpenAIOptions(HostedOptions):
     """Settings of the OpenAI-compatible engines."""
 
-    completion_schema: CompletionSchema | None = None
+    #: The server's kind (``servers``): what it compiles, in chat and completion requests.
+    completion_schema: CompletionSchema | None = Field(
+        None, description="server kind: llama.cpp, vllm, vllm-legacy, sglang, none (detected)"
+    )
     logprobs: bool | None = None  # ask for token log-probabilities (default: the preset's)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Defaults of one provider: endpoint, key variable, the schema fields its
-    ``/v1/completions`` accepts, and how it spells sampling options."""
-
-    name: str
-    base_url: str | None
-    key_env: str
-    key_required: bool
-    completion_schema: CompletionSchema
-    #: The request field of the seed.
-    seed_field: str = "seed"
-    #: The server reads ``top_k`` (the OpenAI API itself has none).
-    top_k: bool = False
-    #: The API returns token log-probabilities when asked.
-    logprobs: bool = False
-    #: What the engine offers with this provider (declared with the provider's defaults).
-    capabilities: Capabilities = field(kw_only=True)
-
-
-#: Only vLLM's own fields go to a server by default: providers reject unknown fields, so
-#: other servers get schema fields only when asked (``completion_schema``).
-PRESETS = {
-    "openai": Preset(
-        "openai",
-        None,
-        "OPENAI_API_KEY",
-        True,
-        "none",
-        logprobs=True,
-        capabilities=Capabilities(
-            sampling=OPENAI_SAMPLING,
-            modes=("chat", "completion"),
-            constraint="JSON-schema structured output, validated",
-            probabilities=True,
-            programs=False,
-        ),
-    ),
-    "together": Preset(
-        "together",
-        "https://api.together.xyz/v1",
-        "TOGETHER_API_KEY",
-        True,
-        "none",
-        top_k=True,
-        capabilities=Capabilities(
-            sampling=OPENAI_SAMPLING | {"top_k"},
-            modes=("chat", "completion"),
-            constraint="JSON-schema structured output (chat), validated",
-            probabilities=False,
-            programs=False,
-        ),
-    ),
-    "vllm": Preset(
-        "vllm",
-        "http://127.0.0.1:8000/v1",
-        "VLLM_API_KEY",
-        False,
-        "vllm",
-        top_k=True,
-        logprobs=True,
-        capabilities=Capabilities(
-            sampling=OPENAI_SAMPLING | {"top_k"},
-            modes=("completion", "chat"),
-            constraint="structured outputs (server grammar), validated",
-            probabilities=True,
-            programs=False,
-        ),
-    ),
-    "mistral": Preset(
-        "mistral",
-        "https://api.mistral.ai/v1",
-        "MISTRAL_API_KEY",
-        True,
-        "none",
-        "random_seed",
-        capabilities=Capabilities(
-            sampling=OPENAI_SAMPLING,
-            modes=("chat",),
-            constraint="JSON-schema structured output, validated",
-            probabilities=False,
-            programs=False,
-        ),
-    ),
-}
 
 
 def response_format(kind: str, wanted: FieldRequest) -> dict[str, Any]:
     """The chat ``response_format`` for one of ``CHAT_FORMATS``, for the fields ``wanted``."""
     if kind == "json_schema":
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", f"{wanted.rm_type}_verdict")[:64]
-        spec = {"name": name, "schema": wanted.json_schema(), "strict": True}
-        return {"type": "json_schema", "json_schema": spec}
+        return json_schema_format(wanted, wanted.json_schema())
     if kind == "json_object_schema":  # llama.cpp servers constrain JSON mode to this schema
-        return {"type": "json_object", "schema": wanted.grammar_schema()}
+        return {"type": "json_object", "schema": wanted.bounded_schema()}
     return {"type": "json_object"}
-
-
-def completion_fields(kind: CompletionSchema, wanted: FieldRequest) -> dict[str, Any]:
-    """Request fields that make a server constrain ``/v1/completions`` to the schema."""
-    schema = wanted.grammar_schema()
-    if kind == "vllm":
-        return {"structured_outputs": {"json": schema}}
-    if kind == "vllm-legacy":
-        return {"guided_json": schema}
-    if kind == "llama.cpp":
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        return {"grammar": json_schema_to_gbnf(json.dumps(schema)), "json_schema": schema}
-    return {}
 
 
 def completion_text(messages: list[Message]) -> str:
@@ -184,38 +86,46 @@ def _rejects_format(exc: openai.APIStatusError) -> bool:
 
 
 class OpenAICompatEngine(HostedEngine):
-    """Chat: one call with JSON-schema structured output (else JSON mode). Completion:
-    the schema as the server's own request fields."""
+    """One call per verdict, constrained in the form the server's kind reads; a server of
+    unknown kind gets strict JSON-schema structured output in chat (else JSON mode) and
+    no constraint fields in completion requests."""
 
     def __init__(self, options: OpenAIOptions, preset: Preset) -> None:
         self.engine_name = preset.name
         self.preset = preset
-        self.capabilities = preset.capabilities
-        # A key is needed for the provider's own endpoint, not for a server of your own.
-        own_server = options.base_url not in (None, preset.base_url)
-        completion_schema = options.completion_schema or preset.completion_schema
-        options = options.model_copy(
-            update={
-                "base_url": options.base_url or preset.base_url,
-                "completion_schema": completion_schema,
-            }
-        )
-        self._key = resolve_key(
-            options, preset.key_env, preset.key_required and not own_server, f"{preset.name} engine"
-        )
+        key_wanted = needs_key(preset, options.base_url)
+        base_url = options.base_url or preset.base_url
+        self._key = resolve_key(options, preset.key_env, key_wanted, f"{preset.name} engine")
+        kind = options.completion_schema or self._resolve_kind(options.base_url)
+        # The resolved kind is a verdict setting: it goes into the options (cache keys).
+        options = options.model_copy(update={"base_url": base_url, "completion_schema": kind})
         self.client = openai.OpenAI(
             api_key=self._key or "none",
             base_url=options.base_url,
             timeout=options.timeout,
             max_retries=0,
         )
-        self.completion_schema: CompletionSchema = completion_schema
+        self.completion_schema: CompletionSchema = kind
+        self.server_kind = SERVER_KINDS[kind]
+        constraint = (
+            self.server_kind.constraint if kind != "none" else preset.capabilities.constraint
+        )
+        self.capabilities = dataclasses.replace(preset.capabilities, constraint=constraint)
         self.logprobs = preset.logprobs if options.logprobs is None else options.logprobs
         self._format = 0
         self._format_lock = threading.Lock()
         super().__init__(options, options.model_name or "")
         if not self.model_name:
             self.model_name = self._served_model()
+
+    def _resolve_kind(self, base_url: str | None) -> CompletionSchema:
+        """The preset's kind; for a server of your own behind a preset of unknown kind
+        (``openai``, ``together``, ``mistral``), what the server says it is."""
+        preset = self.preset
+        if preset.completion_schema != "none" or base_url is None or base_url == preset.base_url:
+            return preset.completion_schema
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        return detect(base_url, headers)
 
     def _served_model(self) -> str:
         models = self._request(lambda: self.client.models.list().data)
@@ -274,7 +184,7 @@ class OpenAICompatEngine(HostedEngine):
             lambda: self.client.completions.create(
                 model=self.model_name,
                 prompt=completion_text(messages),
-                **self._sampling(gen, completion_fields(self.completion_schema, wanted)),
+                **self._sampling(gen, self.server_kind.completion_fields(wanted)),
                 **logprobs,
             )
         )
@@ -285,35 +195,39 @@ class OpenAICompatEngine(HostedEngine):
         return _reply(choice.text, res.usage, tokens, choice.finish_reason == "length")
 
     def _chat(self, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]) -> Reply:
+        if self.server_kind.name != "none":
+            fields = self.server_kind.chat_fields(wanted)
+            res = self._request(partial(self._chat_request, messages, fields, gen))
+            return _chat_reply(res)
+        rejected = 0
         while True:
             kind = self._format
+            fields = {"response_format": response_format(CHAT_FORMATS[kind], wanted)}
             try:
                 res = self._request(
-                    partial(self._chat_request, messages, wanted, kind, gen), format_kind=kind
+                    partial(self._chat_request, messages, fields, gen), format_kind=kind
                 )
             except _FormatRejected:
+                rejected += 1
                 with self._format_lock:  # remembered for this backend's later calls
                     self._format = max(self._format, kind + 1)
                 continue
-            if not res.choices:
-                return _reply("", res.usage)
-            choice = res.choices[0]
-            text, cut = choice.message.content or "", choice.finish_reason == "length"
-            return _reply(text, res.usage, chat_tokens(choice.logprobs), cut)
+            return dataclasses.replace(_chat_reply(res), requests=1 + rejected)
 
     def _chat_request(
-        self, messages: list[Message], wanted: FieldRequest, kind: int, gen: dict[str, Any]
+        self, messages: list[Message], fields: dict[str, Any], gen: dict[str, Any]
     ) -> ChatCompletion:
-        # A plain dict: "json_object" with a schema is a server extension that the SDK's
-        # ResponseFormat types lack.
-        fmt: dict[str, Any] = {"response_format": response_format(CHAT_FORMATS[kind], wanted)}
+        # ``fields``: a plain-dict ``response_format`` ("json_object" with a schema is a
+        # server extension that the SDK's types lack) or an ``extra_body`` (a grammar).
+        fields = dict(fields)
+        sampling = self._sampling(gen, fields.pop("extra_body", None))
         return self.client.chat.completions.create(
             model=self.model_name,
             # Message dicts are chat message params ({"role", "content"}).
             messages=cast("list[ChatCompletionMessageParam]", messages),
-            **fmt,
+            **fields,
             **self._logprob_fields(),
-            **self._sampling(gen),
+            **sampling,
         )
 
     def _logprob_fields(self) -> dict[str, Any]:
@@ -349,6 +263,14 @@ class OpenAICompatEngine(HostedEngine):
         if not tokens:
             raise Unavailable(f"{self.where} returned no log-probabilities")
         return tokens[0].top
+
+
+def _chat_reply(res: ChatCompletion) -> Reply:
+    if not res.choices:
+        return _reply("", res.usage)
+    choice = res.choices[0]
+    text, cut = choice.message.content or "", choice.finish_reason == "length"
+    return _reply(text, res.usage, chat_tokens(choice.logprobs), cut)
 
 
 def _reply(

@@ -29,9 +29,12 @@ class _Usage:
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     attempts: int = 0
+    #: HTTP requests: every try of every reply, refused request forms included.
+    requests: int = 0
 
     def add(self, reply: Reply, attempts: int) -> None:
         self.attempts += attempts
+        self.requests += reply.requests + attempts - 1
         for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
             value = getattr(reply, name)
             if value is not None:
@@ -80,15 +83,15 @@ class _Collected:
 def obtain_verdict(
     send: Callable[[list[Message], FieldRequest], Reply],
     prompt: str,
-    judge: Judge | str,
+    wanted: FieldRequest,
     max_retries: int,
     backoff: RetryPolicy,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ask until the replies add up to a valid verdict (at most ``max_retries`` follow-ups):
-    a reply cut by its budget keeps what it finished, an invalid field is asked for again."""
+    """Ask for the fields ``wanted`` until the replies add up to a valid verdict (at most
+    ``max_retries`` follow-ups): a reply cut by its budget keeps what it finished, an
+    invalid field is asked for again."""
     messages: list[Message] = [{"role": "user", "content": prompt}]
-    collected = _Collected(judge)
-    wanted = FieldRequest.whole(judge)
+    collected = _Collected(wanted.rm_type)
     usage = _Usage()
     started = time.perf_counter()
     for retries in range(max_retries + 1):
