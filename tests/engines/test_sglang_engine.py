@@ -421,15 +421,22 @@ def test_standin_server_never_healthy_times_out_and_is_stopped(standin, tmp_path
 def test_a_real_ctrl_c_during_the_health_wait_stops_the_standin_server(
     standin, tmp_path, monkeypatch
 ):
-    """SIGINT to this process while the health poll runs (a request or a pause)."""
+    """SIGINT to this process while the health poll runs (a request or a pause).
+
+    The timer starts once the server process exists, so a slow start under load cannot
+    move the interrupt before it.
+    """
     started = []
     real_start = sp.start_process
-    monkeypatch.setattr(
-        sp, "start_process", lambda *a: started.append(real_start(*a)) or started[-1]
-    )
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+
+    def start_then_arm(*args):
+        started.append(real_start(*args))
+        timer.start()
+        return started[-1]
+
+    monkeypatch.setattr(sp, "start_process", start_then_arm)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             start_standin(standin, tmp_path, "--mode", "never-healthy", timeout=30)
