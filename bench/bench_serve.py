@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.bench_local import FURTHER  # noqa: E402
 from icrm_sgl.engines.server_process import free_port, serve  # noqa: E402
-from icrm_sgl.schemas import validate_verdict  # noqa: E402
+from icrm_sgl.judges import default_judge  # noqa: E402
 
 DISCONNECTING_CLIENTS = 3
 
@@ -94,7 +94,7 @@ def one_request(url: str, example: dict[str, Any], index: int) -> dict[str, Any]
     if "verdict" not in body:
         return {**outcome, "error": f"judge error: {body.get('error')}"}
     try:
-        validate_verdict("individual", body["verdict"])
+        default_judge("individual").validate(body["verdict"])
     except ValueError as exc:
         return {**outcome, "error": f"INVALID VERDICT: {exc}"}
     return outcome

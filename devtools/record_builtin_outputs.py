@@ -31,12 +31,14 @@ def builtin_cases() -> dict[str, list[dict]]:
     return cases
 
 
-def record(backend) -> dict[str, list[dict]]:
-    """Verdicts and probabilities of every case, judged as one batch per mode."""
+def record(backend, per_mode: int | None = None) -> dict[str, list[dict]]:
+    """Verdicts and probabilities of every case (or the first ``per_mode`` of each mode),
+    judged as one batch per mode."""
     from icrm_sgl import ICRM
 
     out = {}
-    for mode, examples in builtin_cases().items():
+    for mode, cases in builtin_cases().items():
+        examples = cases[:per_mode]
         model = ICRM(rm_type=mode, num_shots=SETTINGS["num_shots"], backend=backend)
         results = model.judge_batch(examples, max_tokens=SETTINGS["max_tokens"])
         out[mode] = [

@@ -16,7 +16,7 @@ import sys
 
 import sglang as sgl
 
-from icrm_sgl import example_fields, program_config, read_verdict, write_judgement
+from icrm_sgl import program_config, read_verdict, write_judgement
 from icrm_sgl.engines import create_engine
 from icrm_sgl.programs.judge import verdict_accounting
 
@@ -35,7 +35,7 @@ def answer_and_judge(s, question: str) -> None:
         "conversation_A": [user, {"role": "assistant", "content": answers[0]["answer"].strip()}],
         "conversation_B": [user, {"role": "assistant", "content": answers[1]["answer"].strip()}],
     }
-    write_judgement(s, JUDGE, **example_fields("pairwise", example))
+    write_judgement(s, JUDGE, **JUDGE.judge.example_fields(example))
     s.set_var("answer_A", example["conversation_A"][1]["content"])
     s.set_var("answer_B", example["conversation_B"][1]["content"])
 

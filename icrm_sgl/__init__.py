@@ -1,7 +1,7 @@
 """icrm-sgl: an in-context reward model built on sglang programs with constrained decoding.
 
-Names that need sglang (slow to import) load on first use, so that the CLI's help and
-the schema helpers start quickly.
+Names that need sglang (slow to import) load on first use, so that the CLI's help
+starts quickly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from icrm_sgl.errors import (
     VerdictError,
 )
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.schemas import IndividualVerdict, PairwiseVerdict, json_schema, validate_verdict
+from icrm_sgl.judges.verdicts import IndividualVerdict, PairwiseVerdict
 from icrm_sgl.shots import load_shots, sample_shots
 
 _LAZY = {
@@ -27,7 +27,6 @@ _LAZY = {
     "write_judgement": "icrm_sgl.programs.judge",
     "read_verdict": "icrm_sgl.programs.judge",
     "program_config": "icrm_sgl.programs.factory",
-    "example_fields": "icrm_sgl.programs.prompts",
     "Judge": "icrm_sgl.judges",
     "make_judge": "icrm_sgl.judges",
     "load_rubric": "icrm_sgl.judges.rubric",
@@ -52,15 +51,12 @@ __all__ = [
     "ProgramConfig",
     "VerdictError",
     "build_program",
-    "example_fields",
-    "json_schema",
     "load_rubric",
     "load_shots",
     "make_judge",
     "program_config",
     "read_verdict",
     "sample_shots",
-    "validate_verdict",
     "write_judgement",
 ]
 

@@ -3,9 +3,10 @@
 A greedy verdict reports one score or choice; the engine also knows how probable every
 allowed value was (``meta["probabilities"]``). From that distribution come the mean score
 (individual), the expected signed margin A++=+2 … B++=-2 and the probability that A is
-the better reply, a tie counting half (pairwise). A greedy label without probabilities
-is the distribution with all its mass on the label. The two orders of a pair are
-reconciled in ``pair_orders``.
+the better reply, a tie counting half (pairwise; any judge of two replies by its
+``Judge.margin``). A greedy label without
+probabilities is the distribution with all its mass on the label. The two orders of a
+pair are reconciled in ``pair_orders``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.judges import Judge, as_judge
-from icrm_sgl.schemas import CHOICES, SCORES, choice_margin
+from icrm_sgl.judges import Judge
+from icrm_sgl.judges.verdicts import SCORES
 
 DECIMALS = 6
 
@@ -51,9 +52,17 @@ def score_distribution(probabilities: Any) -> dict[int, float]:
     return {int(k): p for k, p in checked.items()}
 
 
-def choice_distribution(probabilities: Any) -> dict[str, float]:
-    """A choice distribution over ``A++`` … ``B++``, checked and normalised."""
-    return _checked(probabilities, CHOICES, "choice")
+def _pair_judge(judge: Judge) -> Judge:
+    """The judge of two replies whose choices are read; an ``InputError`` for any other."""
+    if judge.pair is None:
+        raise InputError(f"judge {judge.name} compares no two replies")
+    return judge
+
+
+def choice_distribution(probabilities: Any, judge: Judge) -> dict[str, float]:
+    """A distribution over a pair judge's choices (``A++`` … ``B++``), checked and normalised."""
+    pair = _pair_judge(judge)  # its reward is its choice field (``PairSpec.check``)
+    return _checked(probabilities, pair.field_named(str(pair.reward)).texts, "choice")
 
 
 def expected_score(probabilities: Any) -> float:
@@ -61,17 +70,26 @@ def expected_score(probabilities: Any) -> float:
     return sum(score * p for score, p in score_distribution(probabilities).items())
 
 
-def expected_margin(probabilities: Any) -> float:
+def pair_margin(choice: str, judge: Judge) -> float:
+    """A choice's signed preference for A (``Judge.margin``): +2 (A++) … -2 (B++)."""
+    return _pair_judge(judge).margin(choice)
+
+
+def expected_margin(probabilities: Any, judge: Judge) -> float:
     """The expected signed preference for A: +2 (A++) … -2 (B++)."""
-    return sum(choice_margin(c) * p for c, p in choice_distribution(probabilities).items())
+    pair = _pair_judge(judge)
+    return sum(pair.margin(c) * p for c, p in choice_distribution(probabilities, pair).items())
 
 
-def prob_a_better(probabilities: Any) -> float:
-    """P(A is better): the mass on A+ and A++ plus half the mass on A=B."""
-    dist = choice_distribution(probabilities)
-    return sum(
-        p * (1.0 if choice_margin(c) > 0 else 0.5 if c == "A=B" else 0.0) for c, p in dist.items()
-    )
+def prob_a_better(probabilities: Any, judge: Judge) -> float:
+    """P(A is better): the mass on choices for A (A+, A++) plus half the mass on ties (A=B)."""
+    pair = _pair_judge(judge)
+    dist = choice_distribution(probabilities, pair)
+    return sum(_better(pair.margin(c)) * p for c, p in dist.items())
+
+
+def _better(margin: float) -> float:
+    return 1.0 if margin > 0 else 0.5 if margin == 0 else 0.0
 
 
 def prob_first_scores_higher(first: Any, second: Any) -> float:
@@ -89,11 +107,10 @@ def point_mass(value: str | int) -> dict[str, float]:
     return {str(value): 1.0}
 
 
-def expectations(judge: Judge | str, probabilities: Any) -> dict[str, float]:
+def expectations(judge: Judge, probabilities: Any) -> dict[str, float]:
     """The meta entry a greedy verdict gains from its reward field's distribution: the
     expected value under the judge's ``reward_key`` (``expected_score``, ``expected_margin``)."""
-    checked = as_judge(judge)
-    if checked.reward is None:
-        raise InputError(f"judge {checked.name} names no reward field")
-    meta = checked.probability_meta({checked.reward: {str(k): p for k, p in probabilities.items()}})
-    return {checked.reward_key: meta[checked.reward_key]}
+    if judge.reward is None:
+        raise InputError(f"judge {judge.name} names no reward field (one, not weights)")
+    meta = judge.probability_meta({judge.reward: {str(k): p for k, p in probabilities.items()}})
+    return {judge.reward_key: meta[judge.reward_key]}

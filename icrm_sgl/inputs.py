@@ -8,7 +8,7 @@ from typing import Any
 
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
-from icrm_sgl.judges import Judge, as_judge, judge_for
+from icrm_sgl.judges import Judge, default_judge, judge_for
 from icrm_sgl.judges.inputs import check_one_form
 from icrm_sgl.records import read_records
 
@@ -105,7 +105,7 @@ UNKNOWN_MODE = (
 
 
 def screen_examples(
-    loaded: ExampleFile, judge: Judge | str | None
+    loaded: ExampleFile, judge: Judge | None
 ) -> tuple[list[Group], list[tuple[str, str]]]:
     """Check every entry before any model call.
 
@@ -114,18 +114,17 @@ def screen_examples(
     judge its keys are meant for, so a file may mix individual and pairwise examples.
     """
     failures = list(loaded.errors)
-    fixed = None if judge is None else as_judge(judge)
     groups: dict[str, Group] = {}
     for entry in loaded.entries:
         problem = _structure_problem(entry)
         if problem:
             failures.append((entry.id, problem))
             continue
-        name = judge_for(entry.record) if fixed is None else fixed.name
+        name = judge_for(entry.record) if judge is None else judge.name
         if name is None:
             failures.append((entry.id, f"{entry.where}: {UNKNOWN_MODE}"))
             continue
-        chosen = fixed or as_judge(name)
+        chosen = judge or default_judge(name)
         try:
             chosen.example_fields(entry.record, entry.where)
         except InputError as exc:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
 from icrm_sgl.pair_orders import Reconciliation, choice_view, reconcile
 
 if TYPE_CHECKING:
@@ -67,8 +68,9 @@ def _pair_meta(calls: dict[str, Judgement]) -> dict[str, Any]:
     return {**totals, "orders": {ORDERS[suffix]: j.meta for suffix, j in calls.items()}}
 
 
-def _combine(pair_id: str, calls: dict[str, Judgement], key: str) -> PairJudgement:
-    """The pair's result from its calls; ``key`` is the verdict's choice field."""
+def _combine(pair_id: str, calls: dict[str, Judgement], judge: Judge) -> PairJudgement:
+    """The pair's result from its calls, read through the judge's choice field."""
+    key = str(judge.reward)
     meta = _pair_meta(calls)
     failed = [(ORDERS[suffix], j) for suffix, j in calls.items() if not j.ok]
     if failed:
@@ -77,7 +79,7 @@ def _combine(pair_id: str, calls: dict[str, Judgement], key: str) -> PairJudgeme
         errors = "; ".join(f"{name}: {j.error}" for name, j in failed)
         return PairJudgement(pair_id, error=errors, meta=meta)
     views = [
-        choice_view(j.verdict[key], j.meta.get("probabilities"), swapped=suffix == "#ba")
+        choice_view(j.verdict[key], j.meta.get("probabilities"), suffix == "#ba", judge)
         for suffix, j in calls.items()
         if j.verdict is not None
     ]
@@ -110,9 +112,6 @@ def judge_pairs(
     pair = model.definition.pair
     if pair is None:
         raise InputError(f"judging pairs needs a pairwise model, not {model.rm_type!r}")
-    key = model.definition.reward
-    if key is None:
-        raise InputError(f"judging pairs needs a reward field; judge {model.rm_type!r} names none")
     calls: list[dict[str, Any]] = []
     for i, example in enumerate(examples):
         pair_id = str(example.get("id", i)) if isinstance(example, Mapping) else str(i)
@@ -124,7 +123,7 @@ def judge_pairs(
         pair_id, suffix = result.id[:-3], result.id[-3:]
         pending.setdefault(pair_id, {})[suffix] = result
         if len(pending[pair_id]) == wanted:
-            yield _combine(pair_id, dict(sorted(pending.pop(pair_id).items())), key)
+            yield _combine(pair_id, dict(sorted(pending.pop(pair_id).items())), model.definition)
 
 
 def judge_pair(

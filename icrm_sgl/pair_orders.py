@@ -17,10 +17,11 @@ from icrm_sgl.expectation import (
     DECIMALS,
     choice_distribution,
     expected_margin,
+    pair_margin,
     point_mass,
     prob_a_better,
 )
-from icrm_sgl.schemas import choice_margin
+from icrm_sgl.judges import Judge
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,17 @@ class View:
     p_better: float  # P(the reference reply is better), ties counting half
 
 
-def choice_view(choice: str, probabilities: Any | None, swapped: bool = False) -> View:
-    """A pairwise verdict as a view; ``swapped`` when the reference reply was shown as B.
-    Without probabilities the greedy choice is a point mass."""
-    dist = point_mass(choice) if probabilities is None else choice_distribution(probabilities)
+def choice_view(choice: str, probabilities: Any | None, swapped: bool, judge: Judge) -> View:
+    """A verdict of ``judge`` (a judge of two replies) as a view; ``swapped`` when the
+    reference reply was shown as B. Without probabilities the greedy choice is a point mass."""
+    dist = (
+        point_mass(choice) if probabilities is None else choice_distribution(probabilities, judge)
+    )
     sign = -1 if swapped else 1
-    p_a = prob_a_better(dist)
+    p_a = prob_a_better(dist, judge)
     return View(
-        float(sign * choice_margin(choice)),
-        sign * expected_margin(dist),
+        float(sign * pair_margin(choice, judge)),
+        sign * expected_margin(dist, judge),
         1.0 - p_a if swapped else p_a,
     )
 

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from icrm_sgl.conversation import validate_conversation
 from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.judges.supply import RANK, check_supplied, checked, one_reply, two_replies
 from icrm_sgl.pair_judging import judge_pair
 
 if TYPE_CHECKING:
     from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judges.judge import Judge
 
 
 @dataclass
@@ -61,13 +63,6 @@ def history_turns(
     return [dict(t) for t in turns]
 
 
-def conversations(
-    responses: Any, prompt: Any, conversation: Any, where: str
-) -> list[list[dict[str, str]]]:
-    """One checked conversation per response; an ``InputError`` naming what is wrong."""
-    return _conversations(history_turns(prompt, conversation, where), responses, where)
-
-
 def _conversations(
     history: list[dict[str, str]], responses: Sequence[Any], where: str
 ) -> list[list[dict[str, str]]]:
@@ -88,38 +83,58 @@ def rank(
     prompt: str | None = None,
     conversation: Sequence[Mapping[str, str]] | None = None,
     where: str = "rank",
+    extras: Mapping[str, Any] | None = None,
     **gen: Any,
 ) -> Ranking:
     """Rank ``responses`` to ``prompt`` (or to a conversation ending with a user turn):
-    by comparisons with a judge of pairs, else by each response's reward."""
-    checked = conversations(responses, prompt, conversation, where)
-    if model.definition.pair is not None:
-        return _by_comparisons(model, checked, gen)
-    return _by_scores(model, checked, where, gen)
+    by comparisons with a judge of pairs, else by each response's reward. ``extras``: the
+    item's other keys (``reference`` ...), for judges whose template uses them."""
+    judge = model.definition
+    examples = item_examples(judge, responses, prompt, conversation, extras, where)
+    if judge.pair is not None:
+        before = history_turns(prompt, conversation, where)
+        return _by_comparisons(model, before, list(responses), dict(extras or {}), where, gen)
+    return _by_scores(model, examples, where, gen)
+
+
+def item_examples(
+    judge: Judge,
+    responses: Any,
+    prompt: Any = None,
+    conversation: Any = None,
+    extras: Mapping[str, Any] | None = None,
+    where: str = "rank",
+) -> list[Mapping[str, Any]]:
+    """The checked examples that rank an item (a judge of pairs: its first comparison);
+    an ``InputError`` naming the item, before any engine runs, when the judge cannot."""
+    before = history_turns(prompt, conversation, where)
+    chats = _conversations(before, responses, where)
+    check_supplied(judge, RANK)
+    if judge.pair is not None:
+        first = two_replies(judge, before, (responses[0], responses[1]), extras or {}, where)
+        return [checked(judge, RANK, first, where)]
+    return [
+        checked(judge, RANK, {**one_reply(chat, extras or {}), "id": str(i)}, where)
+        for i, chat in enumerate(chats)
+    ]
 
 
 def _by_scores(
-    model: ICRM, conversations: list[list[dict[str, str]]], where: str, gen: dict[str, Any]
+    model: ICRM, examples: list[Mapping[str, Any]], where: str, gen: dict[str, Any]
 ) -> Ranking:
     judge = model.definition
-    if judge.reward is None:
-        raise InputError(f"{where}: ranking needs a judge with a reward field")
-    label, expected = judge.reward, judge.reward_key
-    examples = [{"id": str(i), "conversation": c} for i, c in enumerate(conversations)]
-    rows: list[dict[str, Any]] = [{} for _ in conversations]
-    greedy: list[float] = [0.0 for _ in conversations]
+    expected = judge.reward_key
+    rows: list[dict[str, Any]] = [{} for _ in examples]
+    greedy: list[float] = [0.0 for _ in examples]
     for result in model.judge_batch(examples, **gen):
         verdict = result.verdict
         if verdict is None:
             raise VerdictError(f"{where}: response {result.id}: {result.error}")
         index = int(result.id)
         greedy[index] = judge.reward_value(verdict, {})
-        rows[index] = {
-            "index": index,
-            label: verdict[label],
-            expected: judge.reward_value(verdict, result.meta),
-            "verdict": verdict,
-        }
+        named = {} if judge.reward is None else {judge.reward: verdict[judge.reward]}
+        value = judge.reward_value(verdict, result.meta)
+        rows[index] = {"index": index, **named, expected: value, "verdict": verdict}
     order = sorted(range(len(rows)), key=lambda i: (-rows[i][expected], -greedy[i], i))
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
@@ -127,13 +142,20 @@ def _by_scores(
 
 
 def _by_comparisons(
-    model: ICRM, conversations: list[list[dict[str, str]]], gen: dict[str, Any]
+    model: ICRM,
+    before: list[dict[str, str]],
+    responses: list[str],
+    extras: dict[str, Any],
+    where: str,
+    gen: dict[str, Any],
 ) -> Ranking:
+    judge = model.definition
     comparisons: list[dict[str, Any]] = []
 
     def better(i: int, j: int) -> bool:
         """Whether response i beats response j (both orders, debiased)."""
-        example = {"conversation_A": conversations[i], "conversation_B": conversations[j]}
+        example = two_replies(judge, before, (responses[i], responses[j]), extras, where)
+        checked(judge, RANK, example, where)
         result = judge_pair(model, example, True, **gen).result()
         p = result["p_a_better"]
         comparisons.append(
@@ -147,8 +169,8 @@ def _by_comparisons(
         )
         return p > 0.5
 
-    order = binary_insertion(len(conversations), better)
-    rows = [_win_row(i, comparisons) for i in range(len(conversations))]
+    order = binary_insertion(len(responses), better)
+    rows = [_win_row(i, comparisons) for i in range(len(responses))]
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
     return Ranking("comparisons", order, rows, comparisons, judge_calls=2 * len(comparisons))

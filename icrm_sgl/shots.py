@@ -12,9 +12,8 @@ from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import DEFINITION_LIMIT
-from icrm_sgl.programs.prompts import example_fields
+from icrm_sgl.judges.verdicts import choice_winner
 from icrm_sgl.records import loads, read_records
-from icrm_sgl.schemas import choice_winner, public_verdict
 
 if TYPE_CHECKING:
     from icrm_sgl.judges.judge import Judge
@@ -24,9 +23,9 @@ SAMPLING_MODES = ("fixed", "random", "balanced")
 Shot = dict[str, Any]
 
 
-def builtin_pool_path(rm_type: Judge | str) -> Path:
-    """Path of the packaged pool for a judging mode."""
-    return Path(str(resources.files("icrm_sgl.shots_pool").joinpath(f"{rm_type}.json")))
+def builtin_pool_path(name: str) -> Path:
+    """Path of the packaged pool of a built-in judge."""
+    return Path(str(resources.files("icrm_sgl.shots_pool").joinpath(f"{name}.json")))
 
 
 def shot_label(shot: Shot, key: str | None = None) -> str:
@@ -39,7 +38,7 @@ def shot_label(shot: Shot, key: str | None = None) -> str:
     return "-"
 
 
-def normalise_shot(record: Any, rm_type: Judge | str, index: int, source: str) -> Shot:
+def normalise_shot(record: Any, judge: Judge, index: int, source: str) -> Shot:
     """Check one pool record and return it with defaults and its feedback as a dict.
 
     The original IC-RM format loads too: ``feedback`` may be a JSON string, and a
@@ -48,19 +47,19 @@ def normalise_shot(record: Any, rm_type: Judge | str, index: int, source: str) -
     if not isinstance(record, dict):
         raise InputError(f"{source}: shot {index}: expected an object")
     shot = dict(record)
-    shot.setdefault("id", f"{rm_type}-{index}")
+    shot.setdefault("id", f"{judge.name}-{index}")
     shot.setdefault("category", "general")
     where = f"{source}: shot {shot['id']}"
     feedback = shot.get("feedback")
     if isinstance(feedback, str):
         feedback = loads(feedback, f"{where}: feedback")
     try:
-        shot["feedback"] = public_verdict(rm_type, feedback or {})
+        shot["feedback"] = judge.public(judge.validate(feedback or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "feedback"
         raise InputError(f"{where}: feedback {loc}: {first['msg']}") from exc
-    example_fields(rm_type, shot, where)
+    judge.example_fields(shot, where)
     return shot
 
 
@@ -72,14 +71,12 @@ def read_pool(path: str | Path) -> list[Any]:
     return read.values
 
 
-def pool_problems(
-    records: list[Any], rm_type: Judge | str, source: str
-) -> tuple[list[Shot], list[str]]:
+def pool_problems(records: list[Any], judge: Judge, source: str) -> tuple[list[Shot], list[str]]:
     """Every valid shot, and one message per invalid record or duplicate id."""
     shots, problems = [], []
     for i, record in enumerate(records):
         try:
-            shots.append(normalise_shot(record, rm_type, i, source))
+            shots.append(normalise_shot(record, judge, i, source))
         except InputError as exc:
             problems.append(str(exc))
     counts = Counter(s["id"] for s in shots)
@@ -87,10 +84,10 @@ def pool_problems(
     return shots, problems
 
 
-def load_shots(rm_type: Judge | str, path: str | Path | None = None) -> list[Shot]:
-    """Load and validate a pool (the packaged one when ``path`` is None)."""
-    source = Path(path) if path is not None else builtin_pool_path(rm_type)
-    shots, problems = pool_problems(read_pool(source), rm_type, str(source))
+def load_shots(judge: Judge, path: str | Path | None = None) -> list[Shot]:
+    """Load and validate a pool for ``judge`` (its packaged one when ``path`` is None)."""
+    source = Path(path) if path is not None else builtin_pool_path(judge.name)
+    shots, problems = pool_problems(read_pool(source), judge, str(source))
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise InputError(problems[0] + more)

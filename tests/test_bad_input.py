@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 
 FAST = ["--num-shots", "1", "--max-tokens", "40"]
@@ -109,7 +109,7 @@ def test_every_malformed_line_is_one_stderr_line_and_the_rest_is_judged(
     verdicts = {r["id"]: r["verdict"] for r in records if "verdict" in r}
     assert set(verdicts) == {"good-1", "good-2"}
     for verdict in verdicts.values():
-        validate_verdict(rm_type, verdict)
+        default_judge(rm_type).validate(verdict)
     assert f"2 verdicts, {len(cases)} malformed examples skipped, 0 failed" in proc.stderr
 
 

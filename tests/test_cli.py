@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from icrm_sgl.schemas import public_keys, validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 
 CLI = [sys.executable, "-m", "icrm_sgl.cli"]
@@ -22,7 +22,7 @@ def test_score_individual_example_prints_the_five_keys():
     proc = run("score", str(EXAMPLES / "test_individual.json"), *FAST)
     assert proc.returncode == 0, proc.stderr
     verdict = json.loads(proc.stdout)
-    assert list(verdict) == public_keys("individual")
+    assert list(verdict) == default_judge("individual").keys
     assert isinstance(verdict["score"], int) and 1 <= verdict["score"] <= 10
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
 
@@ -44,7 +44,7 @@ def test_score_jsonl_batch_skips_malformed_lines(tmp_path, run_cli):
     by_id = {r["id"]: r for r in records}
     assert set(by_id) == {"a", "b", "c", "line 2"}
     for ok in ("a", "c"):
-        validate_verdict("pairwise", by_id[ok]["verdict"])
+        default_judge("pairwise").validate(by_id[ok]["verdict"])
         assert by_id[ok]["meta"]["prompt_tokens"] > 0
     assert "invalid JSON" in by_id["line 2"]["error"]
     assert "conversation_B" in by_id["b"]["error"]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 
 CLI = [sys.executable, "-m", "icrm_sgl.cli"]
@@ -34,7 +34,7 @@ def test_output_option_is_honoured_for_a_single_example(tmp_path, run_cli):
     assert proc.stdout == ""
     (record,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert record["id"] == "0"
-    validate_verdict("pairwise", record["verdict"])
+    default_judge("pairwise").validate(record["verdict"])
     assert "1 verdict, 0 malformed examples skipped, 0 failed" in proc.stderr
 
 
@@ -96,7 +96,7 @@ def test_sigterm_flushes_prints_the_summary_and_exits_143(tmp_path):
     assert 1 <= len(records) < 12
     assert f"interrupted after {len(records)} verdict" in summary
     for record in records:
-        validate_verdict("pairwise", record["verdict"])
+        default_judge("pairwise").validate(record["verdict"])
 
 
 @pytest.mark.parametrize(

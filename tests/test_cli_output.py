@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 
 FAST = ["--num-shots", "0", "--max-tokens", "8"]
@@ -85,7 +85,7 @@ def test_a_single_example_on_a_terminal_says_what_it_is_doing():
     out, _ = proc.communicate(timeout=600)
     err = _drain(master)
     assert proc.returncode == 0, err
-    validate_verdict("individual", json.loads(out))
+    default_judge("individual").validate(json.loads(out))
     lines = [x.strip() for x in err.splitlines() if x.strip()]
     assert lines[0] == "loading the local engine …"
     assert lines[1].startswith("judging 1 example with ") and "SmolLM2" in lines[1]

@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from icrm_sgl.cli import cli
+from icrm_sgl.judges import default_judge
 from icrm_sgl.shots import builtin_pool_path, load_shots
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -26,7 +27,7 @@ def test_validate_passes_on_both_builtin_pools():
 
 
 def test_validate_reports_one_line_per_problem(tmp_path):
-    good = load_shots("individual")[0]
+    good = load_shots(default_judge("individual"))[0]
     records = [
         good,
         {**good, "id": "bad-score", "feedback": {**good["feedback"], "score": 11}},
@@ -48,7 +49,7 @@ def test_list_show_and_sample():
     listed = invoke("shots", "list", "--rm-type", "individual")
     assert listed.exit_code == 0
     rows = [line.split() for line in listed.output.splitlines()[2:]]
-    assert len(rows) == len(load_shots("individual"))
+    assert len(rows) == len(load_shots(default_judge("individual")))
     assert all(int(row[-1]) > 50 for row in rows)
     shown = invoke("shots", "show", "pair-chat-01")
     assert shown.exit_code == 0 and '"id": "pair-chat-01"' in shown.output
@@ -65,7 +66,7 @@ def test_sample_names_the_pool_it_used(tmp_path):
     individual = invoke("shots", "sample", "--n", "1", "--rm-type", "individual")
     assert individual.output.startswith("# individual: 28 shots from the built-in pool\n")
     pool = tmp_path / "mine.json"
-    pool.write_text(json.dumps(load_shots("individual")[:2]))
+    pool.write_text(json.dumps(load_shots(default_judge("individual"))[:2]))
     detected = invoke("shots", "sample", "--n", "1", "--shots-pool", str(pool))
     assert detected.exit_code == 0, detected.output
     assert detected.output.startswith(f"# individual: 2 shots from {pool}\n")

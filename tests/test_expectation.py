@@ -12,20 +12,22 @@ from icrm_sgl.expectation import (
     prob_a_better,
     prob_first_scores_higher,
 )
+from icrm_sgl.judges import default_judge
 from tests.conftest import FAST
 
 
 def test_expected_score_by_hand():
     assert expected_score({"3": 0.5, "7": 0.5}) == pytest.approx(5.0)
     assert expected_score({"1": 0.2, "10": 0.8}) == pytest.approx(8.2)
-    assert expectations("individual", {"4": 1.0}) == {"expected_score": 4.0}
+    assert expectations(default_judge("individual"), {"4": 1.0}) == {"expected_score": 4.0}
 
 
 def test_expected_margin_and_prob_a_better_by_hand():
     dist = {"A++": 0.5, "B+": 0.25, "A=B": 0.25}
-    assert expected_margin(dist) == pytest.approx(2 * 0.5 - 1 * 0.25)  # 0.75
-    assert prob_a_better(dist) == pytest.approx(0.5 + 0.25 / 2)  # a tie counts half
-    assert expectations("pairwise", dist) == {"expected_margin": 0.75}
+    pairwise = default_judge("pairwise")
+    assert expected_margin(dist, pairwise) == pytest.approx(2 * 0.5 - 1 * 0.25)  # 0.75
+    assert prob_a_better(dist, pairwise) == pytest.approx(0.5 + 0.25 / 2)  # a tie counts half
+    assert expectations(pairwise, dist) == {"expected_margin": 0.75}
 
 
 def test_prob_first_scores_higher_by_hand():

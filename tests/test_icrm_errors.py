@@ -14,6 +14,7 @@ from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.local import LocalBackend, LocalOptions
 from icrm_sgl.errors import EngineError, InputError
+from icrm_sgl.judges import default_judge
 from tests.engines.standin import StandinServer, error_reply
 
 
@@ -81,5 +82,5 @@ def test_http_error_keeps_the_client_error_as_its_cause_with_standin_server():
     with StandinServer([error_reply(404, "no such model")]) as server:
         engine = create_engine("openai", model_name="m", base_url=f"{server.url}/v1", api_key="k")
         with pytest.raises(EngineError) as info:
-            engine.judge("Judge.", "pairwise", False, {"max_tokens": 20})
+            engine.judge("Judge.", default_judge("pairwise"), False, {"max_tokens": 20})
     assert isinstance(info.value.__cause__, openai.NotFoundError)

@@ -12,7 +12,7 @@ import pytest
 from icrm_sgl import ICRM
 from icrm_sgl.engines.local import LocalBackend, LocalOptions, default_model_path
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES, FAST
 
 
@@ -115,7 +115,7 @@ def test_icrm_test_command_prints_a_valid_verdict(run_cli):
     args += ["--model_name", str(default_model_path()), "--engine", "local", "--num_shots", "1"]
     proc = run_cli("test", *args, main=main)
     assert proc.returncode == 0, proc.stderr
-    validate_verdict("pairwise", json.loads(proc.stdout))
+    default_judge("pairwise").validate(json.loads(proc.stdout))
 
 
 def test_icrm_test_takes_the_dashed_spelling_of_every_flag(run_cli, tmp_path, monkeypatch):
@@ -126,7 +126,7 @@ def test_icrm_test_takes_the_dashed_spelling_of_every_flag(run_cli, tmp_path, mo
     args += ["--use-cache", "--overwrite-cache", "--num-workers", "1", "--num-gpu-per-worker", "1"]
     proc = run_cli("test", *args, main=main)
     assert proc.returncode == 0, proc.stderr
-    validate_verdict("individual", json.loads(proc.stdout))
+    default_judge("individual").validate(json.loads(proc.stdout))
 
 
 def test_icrm_test_with_a_meaningless_flag_is_one_line_and_exit_2(run_cli):
@@ -193,4 +193,4 @@ print(feedback)
 def test_original_readme_examples_run_on_the_local_engine(rm_type, code):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    validate_verdict(rm_type, json.loads(proc.stdout))
+    default_judge(rm_type).validate(json.loads(proc.stdout))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES, ROOT
 
 PACKAGE = ROOT / "icrm_sgl"
@@ -80,8 +80,7 @@ def _built(rel: Path) -> bool:
 
 def data_files_opened() -> set[str]:
     """Package files (not modules) opened while building both judging modes' prompts."""
-    from icrm_sgl.programs.prompts import PromptTemplates
-    from icrm_sgl.shots import load_shots
+    from icrm_sgl.judges import builtin_judge
 
     opened: set[str] = set()
     root = str(PACKAGE)
@@ -92,8 +91,8 @@ def data_files_opened() -> set[str]:
 
     sys.addaudithook(hook)  # hooks cannot be removed; this one only records package paths
     for rm_type in ("individual", "pairwise"):
-        templates = PromptTemplates.load(rm_type)
-        templates.with_shots(load_shots(rm_type)[:2])
+        judge = builtin_judge(rm_type)
+        judge.prompt(list(judge.shots_pool)[:2])
     return {p for p in opened if not p.endswith((".py", ".pyc"))}
 
 
@@ -150,7 +149,7 @@ def test_wheel_installed_in_a_fresh_venv_scores_the_example(wheel, tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    validate_verdict("pairwise", json.loads(proc.stdout))
+    default_judge("pairwise").validate(json.loads(proc.stdout))
 
 
 def test_the_sources_are_found_outside_a_git_checkout(monkeypatch):

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from icrm_sgl.errors import InputError
+from icrm_sgl.judges.verdicts import SWAPPED
 from icrm_sgl.pair_judging import judge_pairs
-from icrm_sgl.schemas import SWAPPED
 from tests.conftest import EXAMPLES, FAST
 
 MARGINS = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}
@@ -62,18 +62,13 @@ def test_individual_model_refuses_pairs(individual_model, pairwise_example):
         list(judge_pairs(individual_model, [pairwise_example], True))
 
 
-def test_pair_judge_without_a_reward_field_is_refused_before_judging(
-    local_backend, pairwise_example
-):
-    from icrm_sgl import ICRM
+def test_a_pair_judge_without_a_reward_field_is_refused_when_it_is_built():
+    """Both orders are read through the pair's choice field: a judge without one is refused
+    where it is made, before any engine or example."""
     from icrm_sgl.judges import builtin_judge
 
-    judge = replace(builtin_judge("pairwise"), reward=None, scale={})  # a scale needs a reward
-    with (
-        ICRM(judge=judge, num_shots=0, backend=local_backend) as model,
-        pytest.raises(InputError, match="needs a reward field"),
-    ):
-        list(judge_pairs(model, [pairwise_example], True, **FAST))
+    with pytest.raises(InputError, match="pair: the reward must be a choice field"):
+        replace(builtin_judge("pairwise"), reward=None, scale={})
 
 
 @pytest.fixture

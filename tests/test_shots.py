@@ -3,21 +3,21 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from icrm_sgl.shots import load_shots, sample_shots
 
 
 @pytest.mark.parametrize("rm_type", ["individual", "pairwise"])
 def test_builtin_pools_are_valid_and_large_enough(rm_type):
-    pool = load_shots(rm_type)
+    pool = load_shots(default_judge(rm_type))
     assert len(pool) >= 6
     assert len({s["id"] for s in pool}) == len(pool)
     for shot in pool:
-        validate_verdict(rm_type, shot["feedback"])
+        default_judge(rm_type).validate(shot["feedback"])
 
 
 def test_fixed_and_random_sampling():
-    pool = load_shots("pairwise")
+    pool = load_shots(default_judge("pairwise"))
     assert sample_shots(pool, 3, "fixed") == pool[:3]
     first = sample_shots(pool, 4, "random", seed=1)
     assert first == sample_shots(pool, 4, "random", seed=1)
@@ -34,7 +34,7 @@ def test_original_pool_format_loads_with_defaults(tmp_path):
     fb = {"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": 2}
     path = tmp_path / "pool.json"
     path.write_text(json.dumps([{"conversation": conv, "feedback": json.dumps(fb)}]))
-    (shot,) = load_shots("individual", path)
+    (shot,) = load_shots(default_judge("individual"), path)
     assert shot["feedback"] == fb
     assert shot["id"] == "individual-0" and shot["category"] == "general"
 
@@ -44,7 +44,7 @@ def test_bad_pool_errors_name_the_shot(tmp_path):
     path = tmp_path / "pool.json"
     path.write_text(json.dumps([{"id": "s1", "conversation": conv, "feedback": {"score": 3}}]))
     with pytest.raises(InputError, match="shot s1: feedback intent: Field required"):
-        load_shots("individual", path)
+        load_shots(default_judge("individual"), path)
     path.write_text("[1, 2")
     with pytest.raises(InputError, match="invalid JSON"):
-        load_shots("individual", path)
+        load_shots(default_judge("individual"), path)

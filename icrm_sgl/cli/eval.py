@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,11 +19,18 @@ from icrm_sgl.cli.options import (
 )
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import refuse_overwrite
+from icrm_sgl.judges import Judge
 from icrm_sgl.options import Settings
+
+if TYPE_CHECKING:
+    from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
+    from icrm_sgl.evaluation.store import ResultStore
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 #: The files a run writes in its output folder besides results.jsonl and config.json.
 METRICS, CHART, CALIBRATION = "metrics.json", "chart.png", "calibration.png"
+#: What a tie (equal rewards) on a pair not labelled a tie counts for a --judge rubric.
+TIE_CREDIT = 0.5
 
 
 def default_output_dir(source: str) -> Path:
@@ -46,7 +54,9 @@ def default_output_dir(source: str) -> Path:
     default=None,
     metavar="NAME=FIELD,...",
     help="Your own field names: prompt=…,a=…,b=…,label=… (optional input=…, id=…, "
-    "subset=…). Labels 1/2, A/B or 0 (tie); a list of labels is decided by majority.",
+    "subset=…). Labels 1/2, A/B or 0 (tie); a list of labels is decided by majority. "
+    "prompt=…,reply=…,score=… reads one reply per row with a human score (correlations). "
+    "NAME=FIELD for a --judge input NAME (e.g. reference=answer).",
 )
 @click.option(
     "--split", default="filtered", show_default=True, help="Split, for a Hugging Face dataset name."
@@ -93,40 +103,56 @@ def eval_command(
 ) -> None:
     """Judge the labelled pairs in SOURCE (a file, an LLMBar folder, or a hub dataset name).
 
-    Pairwise by default, both orders reconciled; --rm-type individual scores each reply.
-    Writes results.jsonl (one record per pair, flushed as it is judged), metrics.json and
-    chart.png, and prints the metrics table.
+    Pairwise by default, both orders reconciled; --rm-type individual scores each reply;
+    --judge RUBRIC.toml runs your own judge (of one reply: each reply's reward; of two:
+    both orders). With --columns …,score=… each row is one reply with a human score, and
+    the report gives the reward's correlations with it. Writes results.jsonl (one record
+    per pair, flushed as it is judged), metrics.json and chart.png, and prints the
+    metrics table.
     """
-    from icrm_sgl.evaluation.loaders import load_pairs
+    from icrm_sgl.evaluation.columns import scores_replies
+    from icrm_sgl.evaluation.store import ResultStore
 
-    rm_type, gen, settings = split_options(options)
-    if rm_type is not None and not isinstance(rm_type, str):
-        raise InputError(
-            "eval runs the built-in judges only (its metrics read a score or a choice); "
-            "for your own judge, use score --judge on each reply, or rank --judge"
-        )
-
+    chosen, gen, settings = split_options(options)
+    scored = columns is not None and scores_replies(columns)
+    settings = settings.with_judge(chosen or ("individual" if scored else "pairwise"))
+    judge = settings.judging.definition()
     out = Path(output_dir) if output_dir else default_output_dir(source)
     _refuse_overwrite(out, [*read_paths(source, options), *_folder_files(source)])
-    pairs = load_pairs(source, fmt, split, columns)
+    store = ResultStore(out)
+    store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
+    from icrm_sgl.evaluation.runner import check_jobs, check_judge, jobs_for, row_inputs
+
+    items = _load(source, fmt, split, columns, scored, row_inputs(judge))
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
-        pairs = [p for p in pairs if p.subset in wanted]
-    pairs = pairs[:limit] if limit else pairs
-    if not pairs:
+        items = [p for p in items if p.subset in wanted]
+    items = items[:limit] if limit else items
+    if not items:
         raise click.UsageError("no pairs left to judge after --subsets / --limit")
-    _run(
-        source,
-        pairs,
-        out,
-        rm_type or "pairwise",
-        orders,
-        resume,
-        overwrite,
-        reconcile,
-        gen,
-        settings,
-    )
+    check_judge(judge, items)
+    check_jobs(judge, jobs_for(judge, items, orders))
+    tie_credit = TIE_CREDIT if isinstance(chosen, Judge) else 0.0
+    _run(source, items, store, orders, resume, overwrite, reconcile, gen, settings, tie_credit)
+
+
+def _load(
+    source: str,
+    fmt: str | None,
+    split: str,
+    columns: str | None,
+    scored: bool,
+    inputs: list[str],
+) -> list[LabelledPair | ScoredReply]:
+    """The pairs (or replies with human scores) of SOURCE, with the judge's ``inputs``
+    each row holds."""
+    from icrm_sgl.evaluation.loaders import load_pairs, load_scored
+
+    if scored and columns is not None:
+        if fmt is not None:
+            raise InputError("give --columns or --format, not both")
+        return list(load_scored(source, columns, split, inputs))
+    return list(load_pairs(source, fmt, split, columns, inputs))
 
 
 def _folder_files(source: str) -> list[Path]:
@@ -147,28 +173,26 @@ def _refuse_overwrite(out: Path, reads: list[str | Path]) -> None:
 
 def _run(
     source: str,
-    pairs: list,
-    out: Path,
-    rm_type: str,
+    pairs: Sequence[LabelledPair | ScoredReply],
+    store: ResultStore,
     orders: str,
     resume: bool,
     overwrite: bool,
     reconcile: str | None,
     gen: dict[str, Any],
     settings: Settings,
+    tie_credit: float,
 ) -> None:
     from icrm_sgl.evaluation.calibration import write_calibration_chart
     from icrm_sgl.evaluation.chart import write_chart
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
-    from icrm_sgl.evaluation.store import ResultStore
 
     started = time.perf_counter()
-    store = ResultStore(out)
-    store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
+    out = store.folder
     from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.icrm import ICRM
 
-    with ICRM.from_settings(*settings.with_judge(rm_type)) as model:
+    with ICRM.from_settings(*settings) as model:
         evaluator = Evaluator(model, orders=orders, **gen)
         done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
         todo = [p for p in pairs if p.id not in done]
@@ -186,10 +210,12 @@ def _run(
         finally:
             store.close()
     echo_cache_note(model)
-    metrics = compute_metrics(store.records(), reconcile=reconcile)
+    metrics = compute_metrics(
+        store.records(), reconcile=reconcile, judge=model.definition, tie_credit=tie_credit
+    )
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / CHART)
-    write_calibration_chart(metrics["calibration"], out / CALIBRATION)
+    write_calibration_chart(metrics.get("calibration", {}), out / CALIBRATION)
     elapsed = time.perf_counter() - started
     click.echo(format_table(metrics))
     click.echo(

@@ -20,8 +20,10 @@ from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import Entry, load_examples
+from icrm_sgl.judges import Judge
+from icrm_sgl.judges.supply import RANK, check_supplied
 from icrm_sgl.options import Settings
-from icrm_sgl.ranking import conversations
+from icrm_sgl.ranking import item_examples, rank
 
 
 @click.command("rank")
@@ -39,22 +41,26 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     """Rank the responses of each item in FILE, best first.
 
     An item is {"prompt": TEXT, "responses": [TEXT, ...]} or {"conversation": [turns
-    ending with a user turn], "responses": [...]}, with an optional "id". --rm-type
-    individual (the default) orders by expected score; --rm-type pairwise by comparisons
-    judged in both orders, sorted by binary insertion (about N log2 N comparisons).
+    ending with a user turn], "responses": [...]}, with an optional "id"; its other keys
+    (e.g. "reference") reach a --judge whose template uses them. --rm-type individual (the
+    default) orders by expected score; --rm-type pairwise, or a --judge of two replies, by
+    comparisons judged in both orders, sorted by binary insertion (about N log2 N).
     """
     refuse_overwrite(output, read_paths(input_path, options))
     loaded = load_examples(input_path, noun="item")
     judge, gen, settings = split_options(options)
+    settings = settings.with_judge(judge if judge is not None else "individual")
+    definition = settings.judging.definition()
+    check_supplied(definition, RANK)
     if loaded.single and not loaded.errors:
-        _check(loaded.examples[0], "item")
+        _check(loaded.examples[0], "item", definition)
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
     for _, message in loaded.errors:
         click.echo(f"skipped {message}", err=True)
     items, records = [], []
     for entry in loaded.entries:  # every item checked before the model loads
         try:
-            _check(entry.record, entry.where)
+            _check(entry.record, entry.where, definition)
         except InputError as exc:
             counts["input"] += 1
             click.echo(f"skipped {exc}", err=True)
@@ -66,7 +72,7 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
             sink.record(record)
         if items:
             shown = loaded.single and not output
-            _rank_all(items, shown, judge, gen, settings, counts, sink)
+            _rank_all(items, shown, gen, settings, counts, sink)
     click.echo(
         f"{counts['ok']} ranked, {plural(counts['input'], 'malformed item')} skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
@@ -75,19 +81,25 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
 
 
-def _check(item: Any, where: str) -> None:
-    """An ``InputError`` naming the item when it cannot be ranked."""
+def _check(item: Any, where: str, judge: Judge) -> None:
+    """An ``InputError`` naming the item when ``judge`` cannot rank it."""
     if not isinstance(item, dict):
         raise InputError(f"{where}: expected an object with 'responses'")
     if "responses" not in item:
         raise InputError(f"{where}: missing 'responses'")
-    conversations(item["responses"], item.get("prompt"), item.get("conversation"), where)
+    item_examples(
+        judge, item["responses"], item.get("prompt"), item.get("conversation"), _extras(item), where
+    )
+
+
+def _extras(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's keys beyond what is ranked, for judges whose template uses them."""
+    return {k: v for k, v in item.items() if k not in ("id", "prompt", "conversation", "responses")}
 
 
 def _rank_all(
     items: list[Entry],
     single: bool,
-    judge: Any,
     gen: dict[str, Any],
     settings: Settings,
     counts: dict[str, int],
@@ -98,19 +110,19 @@ def _rank_all(
     status(f"loading the {settings.engine.name} engine …")
     from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
-    with ICRM.from_settings(
-        *settings.with_judge(judge if judge is not None else "individual")
-    ) as model:
+    with ICRM.from_settings(*settings) as model:
         status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
         for entry in items:
             item, item_id = entry.record, entry.id
             where = "item" if single else entry.where
             try:
-                ranking = model.rank(
+                ranking = rank(
+                    model,
                     item["responses"],
-                    prompt=item.get("prompt"),
-                    conversation=item.get("conversation"),
-                    where=where,
+                    item.get("prompt"),
+                    item.get("conversation"),
+                    where,
+                    _extras(item),
                     **gen,
                 ).as_dict()
             except VerdictError as exc:

@@ -25,7 +25,7 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.judges import Judge
+from icrm_sgl.judges import Judge, as_judge
 from icrm_sgl.options import Settings
 
 
@@ -82,7 +82,7 @@ def judge_loaded(
     settings: Settings,
 ) -> None:
     """``score``'s work once the file is read and the settings made (``icrm test`` too)."""
-    groups, problems = screen_examples(loaded, judge)
+    groups, problems = screen_examples(loaded, None if judge is None else as_judge(judge))
     if both_orders and any(chosen.pair is None for chosen, _ in groups):
         raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
     if loaded.single and not output:

@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from icrm_sgl.cli.options import cache_options, judge_options, split_options
-from icrm_sgl.errors import MissingDependencyError
-from icrm_sgl.judges import BUILTIN_NAMES
+from icrm_sgl.errors import InputError, MissingDependencyError
+from icrm_sgl.judges import BUILTIN_NAMES, Judge
+from icrm_sgl.judges.supply import GET_REWARD, check_supplied
 
 
 @click.command()
@@ -87,6 +88,8 @@ def serve(**options: Any) -> None:
     serve_keys = [key for key in ServeConfig.model_fields if key in options]
     settings = {key: options.pop(key) for key in serve_keys}
     judge, gen, groups = split_options(options)
+    if isinstance(judge, Judge):
+        _note_reward(judge)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
     sock = bind(config.host, config.port)
     with sock:
@@ -96,3 +99,12 @@ def serve(**options: Any) -> None:
             run(config, lambda: judges, log_level, sock)
         finally:
             judges.close()
+
+
+def _note_reward(judge: Judge) -> None:
+    """Say at start, in one line, when /get_reward cannot serve ``judge`` (no reward, or
+    inputs it cannot supply): /v1/judge still serves it, /get_reward answers 422."""
+    try:
+        check_supplied(judge, GET_REWARD)
+    except InputError as exc:
+        click.echo(f"note: /get_reward will answer 422: {exc}", err=True)

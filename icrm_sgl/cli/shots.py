@@ -158,7 +158,7 @@ def show(shot_id: str, rm_type: str | None, judge_path: str | None, pool_path: s
 def validate(pool_file: str, rm_type: str | None, judge_path: str | None) -> None:
     """Check every record of POOL_FILE against the verdict schema; exit 2 on any problem."""
     records = read_pool(pool_file)
-    judge: Judge | str = _rubric(judge_path, rm_type) or rm_type or detect_rm_type(records)
+    judge = _rubric(judge_path, rm_type) or default_judge(rm_type or detect_rm_type(records))
     valid, problems = pool_problems(records, judge, pool_file)
     for problem in problems:
         click.echo(problem, err=True)

@@ -136,7 +136,7 @@ class HostedJudge(Engine, Protocol):
     """An engine that returns whole verdicts, validated and re-asked (hosted APIs)."""
 
     def judge(
-        self, prompt: str, rm_type: Judge | str, completion: bool, gen: dict[str, Any]
+        self, prompt: str, judge: Judge, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A validated public verdict and its meta; ``VerdictError`` / ``EngineError``."""
         ...

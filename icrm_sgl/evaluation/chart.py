@@ -17,6 +17,12 @@ SERIES = (
     ("flip_rate", "position-flip rate", "#e08a1e"),
     ("failure_rate", "failure rate", "#c0392b"),
 )
+#: The bars of a run over replies with human scores: the reward's correlations with them.
+CORRELATION_SERIES = (
+    ("pearson", "Pearson", "#2f6db5"),
+    ("spearman", "Spearman", "#e08a1e"),
+    ("kendall", "Kendall", "#27ae60"),
+)
 ROW_HEIGHT_IN = 0.42
 DPI = 120
 
@@ -26,7 +32,10 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _series(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The bars worth drawing: flip rate only where some pair was judged in two orders."""
+    """The bars worth drawing: flip rate only where some pair was judged in two orders;
+    the correlations for replies with human scores."""
+    if metrics.get("kind") == "correlation":
+        return list(CORRELATION_SERIES)
     has_flips = any(row["flip_n"] for _, row in _rows(metrics))
     return [s for s in SERIES if s[0] != "flip_rate" or has_flips]
 
@@ -50,8 +59,12 @@ def _draw(ax: Any, metrics: dict[str, Any]) -> None:
     ax.set_yticks(range(len(rows)), [f"{name} ({r['n']})" for name, r in rows])
     ax.axhline(len(rows) - 1.5, color="grey", linewidth=0.8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # first subset on top, overall at the bottom
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("rate (0 to 1)")
+    if metrics.get("kind") == "correlation":
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel("correlation with the human scores (-1 to 1)")
+    else:
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("rate (0 to 1)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     ax.set_title(_title(metrics))

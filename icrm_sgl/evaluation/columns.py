@@ -6,17 +6,22 @@ turn. A label is 1 / "A" (the first reply is better), 2 / "B", or 0 / "tie"; a l
 labels, or several label columns (``label=annotator1+annotator2+annotator3``, or ``label=``
 given once per column), is decided by the most common label, and a draw between the most
 common labels is a tie. Ties stay in the data as ties.
+
+``prompt=instruction,reply=response,score=orig_score`` reads one reply per record with a
+human score (a number) instead, as Prometheus' Feedback Bench keeps them. A name that is
+one of the judge's inputs (``reference=answer``) fills that input from the field.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from icrm_sgl.conversation import validate_pair
+from icrm_sgl.conversation import validate_conversation, validate_pair
 from icrm_sgl.errors import InputError
 
 #: Accepted label spellings -> "A", "B" or "tie".
@@ -47,6 +52,8 @@ class ColumnMap(BaseModel):
     input: str | None = None
     id: str | None = None
     subset: str | None = None
+    #: The judge's inputs read from a field: input name -> field.
+    inputs: dict[str, str] = {}
 
     @property
     def label_fields(self) -> list[str]:
@@ -54,21 +61,47 @@ class ColumnMap(BaseModel):
         return [f.strip() for f in self.label.split("+")]
 
 
-def parse_columns(spec: str | Mapping[str, str] | ColumnMap) -> ColumnMap:
-    """A ``ColumnMap`` from ``"prompt=…,a=…,b=…,label=…"`` text or a dict."""
-    if isinstance(spec, ColumnMap):
+class ScoreColumns(BaseModel):
+    """Which record field holds each part of a reply with a human score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    reply: str
+    score: str
+    input: str | None = None
+    id: str | None = None
+    subset: str | None = None
+    inputs: dict[str, str] = {}
+
+
+def parse_columns(
+    spec: str | Mapping[str, str] | ColumnMap | ScoreColumns, inputs: Collection[str] = ()
+) -> ColumnMap | ScoreColumns:
+    """A ``ColumnMap`` from ``"prompt=…,a=…,b=…,label=…"`` text or a dict, or a
+    ``ScoreColumns`` when it names a ``score``; names in ``inputs`` (a judge's inputs)
+    map fields onto those inputs."""
+    if isinstance(spec, ColumnMap | ScoreColumns):
         return spec
-    if isinstance(spec, str):
-        spec = _column_items(spec)
+    items = _column_items(spec) if isinstance(spec, str) else dict(spec)
+    kind: type[ColumnMap | ScoreColumns] = ScoreColumns if "score" in items else ColumnMap
+    own = {k: v for k, v in items.items() if k in kind.model_fields or k not in inputs}
+    extra = {k: v for k, v in items.items() if k not in own}
     try:
-        return ColumnMap.model_validate(dict(spec))
+        return kind.model_validate({**own, "inputs": extra})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'columns'}: {e['msg']}" for e in exc.errors()
         )
-        raise InputError(
-            f"--columns: {problems} (names: prompt, input, a, b, label, id, subset)"
-        ) from None
+        names = "prompt, input, a, b, label, id, subset; or prompt, input, reply, score, id, subset"
+        raise InputError(f"--columns: {problems} (names: {names})") from None
+
+
+def scores_replies(spec: str | Mapping[str, str] | ColumnMap | ScoreColumns) -> bool:
+    """Whether a column mapping reads replies with human scores (it names a ``score``)."""
+    if isinstance(spec, ColumnMap | ScoreColumns):
+        return isinstance(spec, ScoreColumns)
+    return "score" in (_column_items(spec) if isinstance(spec, str) else spec)
 
 
 def _column_items(spec: str) -> dict[str, str]:
@@ -123,17 +156,75 @@ def _text(record: Mapping[str, Any], field: str, where: str) -> str:
     return value
 
 
+def mapped_inputs(
+    record: Mapping[str, Any], names: Collection[str], columns: Mapping[str, str]
+) -> dict[str, Any]:
+    """The judge's inputs a record holds: each from its mapped field, else the field of
+    the same name; an input the record lacks is left out (the judge's check names it)."""
+    fields = {name: columns.get(name, name) for name in names}
+    return {name: record[field] for name, field in fields.items() if field in record}
+
+
+def human_score(value: Any, where: str) -> float:
+    """A human score: a finite number, or text that spells one."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise InputError(f"{where}: score must be a finite number, got {value!r}")
+    return number
+
+
+def _where(record: Mapping[str, Any], place: str, columns: ColumnMap | ScoreColumns) -> str:
+    if columns.id is not None and columns.id in record:
+        return f"{place} (id {record[columns.id]!r})"
+    return place
+
+
+def _user(record: Mapping[str, Any], columns: ColumnMap | ScoreColumns, where: str) -> str:
+    """The user turn: the prompt, and the optional input after a blank line."""
+    user = _text(record, columns.prompt, where)
+    if columns.input is not None and record.get(columns.input):
+        user = f"{user}\n\n{_text(record, columns.input, where)}"
+    return user
+
+
+def _id_subset(
+    record: Mapping[str, Any],
+    index: int,
+    columns: ColumnMap | ScoreColumns,
+    subset: str,
+    where: str,
+) -> tuple[str, str]:
+    rid = str(record[columns.id]) if columns.id is not None and columns.id in record else str(index)
+    if columns.subset is not None and columns.subset in record:
+        subset = _text(record, columns.subset, where) or subset
+    return rid, subset
+
+
+def mapped_reply(
+    record: Mapping[str, Any], index: int, place: str, columns: ScoreColumns, subset: str
+) -> tuple[str, str, list[dict[str, str]], float]:
+    """(id, subset, conversation, human score) of one record of replies with scores."""
+    where = _where(record, place, columns)
+    user = _user(record, columns, where)
+    if columns.score not in record:
+        raise InputError(f"{where}: missing field {columns.score!r}")
+    score = human_score(record[columns.score], where)
+    reply = _text(record, columns.reply, where)
+    turns = [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    conversation = validate_conversation(turns, where)
+    return (*_id_subset(record, index, columns, subset, where), conversation, score)
+
+
 def mapped_pair(
     record: Mapping[str, Any], index: int, place: str, columns: ColumnMap, subset: str
 ) -> tuple[str, str, list[dict[str, str]], list[dict[str, str]], str]:
     """(id, subset, conversation A, conversation B, label) of one record; errors name it
     by ``place`` (``FILE: line 4`` in JSON Lines, else ``SOURCE: record 3``)."""
-    where = place
-    if columns.id is not None and columns.id in record:
-        where += f" (id {record[columns.id]!r})"
-    user = _text(record, columns.prompt, where)
-    if columns.input is not None and record.get(columns.input):
-        user = f"{user}\n\n{_text(record, columns.input, where)}"
+    where = _where(record, place, columns)
+    user = _user(record, columns, where)
     label = majority_label(_labels(record, columns.label_fields, where), where)
     a, b = (
         [
@@ -143,7 +234,4 @@ def mapped_pair(
         for f in (columns.a, columns.b)
     )
     a, b = validate_pair(a, b, where)
-    rid = str(record[columns.id]) if columns.id is not None and columns.id in record else str(index)
-    if columns.subset is not None and columns.subset in record:
-        subset = _text(record, columns.subset, where) or subset
-    return rid, subset, a, b, label
+    return (*_id_subset(record, index, columns, subset, where), a, b, label)

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from icrm_sgl.conversation import Turn, validate_pair
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.evaluation.columns import ColumnMap, mapped_pair, parse_columns
+from icrm_sgl.evaluation.columns import (
+    ColumnMap,
+    ScoreColumns,
+    mapped_inputs,
+    mapped_pair,
+    mapped_reply,
+    parse_columns,
+)
 from icrm_sgl.records import (
     JSON_SUFFIXES,
     JSONL_SUFFIXES,
@@ -37,6 +45,19 @@ class LabelledPair:
     rejected: list[dict[str, str]]
     tie: bool = False
     group: str | None = None  # best-of-N: the prompt whose chosen reply must beat every other
+    #: A judge's inputs the record holds besides the conversation (``reference``, …).
+    inputs: dict[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ScoredReply:
+    """One conversation whose last reply a person scored (``score``, a number)."""
+
+    id: str
+    subset: str
+    conversation: list[dict[str, str]]
+    score: float
+    inputs: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
@@ -217,24 +238,28 @@ def _from_pairs(record: dict[str, Any], index: int, place: str) -> LabelledPair:
     )
 
 
-def _convert(records: list[Record], fmt: str, source: str, subset: str) -> list[LabelledPair]:
-    """Each record as pairs; errors name it by ``SOURCE: line N`` (JSON Lines) or
-    ``SOURCE: record N``."""
+def _convert(
+    records: list[Record], fmt: str, source: str, subset: str, inputs: Collection[str] = ()
+) -> list[LabelledPair]:
+    """Each record as pairs, with the ``inputs`` (a judge's) it holds in fields of their
+    names; errors name it by ``SOURCE: line N`` (JSON Lines) or ``SOURCE: record N``."""
     pairs: list[LabelledPair] = []
     for r in records:
         place = f"{source}: {r.place()}"
         if fmt == "rewardbench":
-            pairs.append(_from_rewardbench(r.value, r.index, place))
+            converted = [_from_rewardbench(r.value, r.index, place)]
         elif fmt == "rewardbench2":
-            pairs.extend(_from_rewardbench2(r.value, r.index, place))
+            converted = _from_rewardbench2(r.value, r.index, place)
         elif fmt == "llmbar":
-            pairs.append(_from_llmbar(r.value, r.index, place, subset))
+            converted = [_from_llmbar(r.value, r.index, place, subset)]
         else:
-            pairs.append(_from_pairs(r.value, r.index, place))
+            converted = [_from_pairs(r.value, r.index, place)]
+        held = mapped_inputs(r.value, inputs, {})
+        pairs.extend(replace(p, inputs=held) for p in converted)
     return pairs
 
 
-def _check_unique(pairs: list[LabelledPair], source: str) -> None:
+def _check_unique(pairs: Sequence[LabelledPair | ScoredReply], source: str) -> None:
     """Ids key the result store and resuming, so two pairs may never share one."""
     seen: dict[str, int] = {}
     for index, pair in enumerate(pairs):
@@ -248,7 +273,7 @@ def _check_unique(pairs: list[LabelledPair], source: str) -> None:
 # ----------------------------------------------------------------------------- sources
 
 
-def _load_llmbar_folder(folder: Path) -> list[LabelledPair]:
+def _load_llmbar_folder(folder: Path, inputs: Collection[str]) -> list[LabelledPair]:
     """Every dataset.json under the folder; subset = its folder relative to ``folder``."""
     files = sorted(folder.rglob(_LLMBAR_FILE))
     if not files:
@@ -257,14 +282,14 @@ def _load_llmbar_folder(folder: Path) -> list[LabelledPair]:
     for path in files:
         relative = path.parent.relative_to(folder).as_posix()
         subset = folder.name if relative == "." else relative
-        pairs.extend(_convert(_read_records(path), "llmbar", str(path), subset))
+        pairs.extend(_convert(_read_records(path), "llmbar", str(path), subset, inputs))
     return pairs
 
 
-def _load_file(path: Path, fmt: str | None) -> list[LabelledPair]:
+def _load_file(path: Path, fmt: str | None, inputs: Collection[str]) -> list[LabelledPair]:
     records = _read_records(path)
     fmt = fmt or detect_format([r.value for r in records], str(path))
-    return _convert(records, fmt, str(path), path.resolve().parent.name)
+    return _convert(records, fmt, str(path), path.resolve().parent.name, inputs)
 
 
 def _offline() -> bool:
@@ -300,38 +325,53 @@ def _load_hub_check(name: str) -> None:
         raise InputError(f"{name}: no such file or folder (nor an owner/name hub dataset)")
 
 
-def _load_hub(name: str, fmt: str | None, split: str) -> list[LabelledPair]:
+def _load_hub(
+    name: str, fmt: str | None, split: str, inputs: Collection[str]
+) -> list[LabelledPair]:
     _load_hub_check(name)
     source = f"{name} [{split}]"
     records = _read_hub(name, split)
     fmt = fmt or detect_format(records, source)
     rows = [Record(i, row) for i, row in enumerate(records)]
-    return _convert(rows, fmt, source, name.rsplit("/", 1)[-1])
+    return _convert(rows, fmt, source, name.rsplit("/", 1)[-1], inputs)
 
 
 def _from_columns(
-    records: list[Record], columns: ColumnMap, source: str, subset: str
+    records: list[Record], columns: ColumnMap, source: str, subset: str, inputs: Collection[str]
 ) -> list[LabelledPair]:
     pairs = []
     for r in records:
         place = f"{source}: {r.place()}"
         rid, sub, a, b, label = mapped_pair(r.value, r.index, place, columns, subset)
         chosen, rejected = (b, a) if label == "B" else (a, b)
-        pairs.append(LabelledPair(rid, sub, chosen, rejected, tie=label == "tie"))
+        held = mapped_inputs(r.value, inputs, columns.inputs)
+        pairs.append(LabelledPair(rid, sub, chosen, rejected, tie=label == "tie", inputs=held))
     return pairs
 
 
-def _load_mapped(source: str, columns: ColumnMap, split: str) -> list[LabelledPair]:
-    """A file or hub dataset read through a column mapping (see ``columns``)."""
+def _from_score_columns(
+    records: list[Record], columns: ScoreColumns, source: str, subset: str, inputs: Collection[str]
+) -> list[ScoredReply]:
+    replies = []
+    for r in records:
+        place = f"{source}: {r.place()}"
+        rid, sub, conversation, score = mapped_reply(r.value, r.index, place, columns, subset)
+        held = mapped_inputs(r.value, inputs, columns.inputs)
+        replies.append(ScoredReply(rid, sub, conversation, score, held))
+    return replies
+
+
+def _mapped_records(source: str, split: str) -> tuple[list[Record], str, str]:
+    """The records of a file or hub dataset read through a column mapping, with the
+    name errors give the source and the default subset."""
     path = Path(source)
     if path.is_dir():
         raise InputError(f"{path}: --columns reads a file or a hub dataset, not a folder")
     if path.exists():
-        return _from_columns(_read_records(path), columns, str(path), path.stem)
+        return _read_records(path), str(path), path.stem
     _load_hub_check(source)
-    name = source.rsplit("/", 1)[-1]
     rows = [Record(i, row) for i, row in enumerate(_read_hub(source, split))]
-    return _from_columns(rows, columns, f"{source} [{split}]", name)
+    return rows, f"{source} [{split}]", source.rsplit("/", 1)[-1]
 
 
 def load_pairs(
@@ -339,24 +379,47 @@ def load_pairs(
     fmt: str | None = None,
     split: str = "filtered",
     columns: str | dict[str, str] | ColumnMap | None = None,
+    inputs: Collection[str] = (),
 ) -> list[LabelledPair]:
     """Load and check every labelled pair of a file, an LLMBar folder or a hub dataset;
-    with ``columns`` (``"prompt=…,a=…,b=…,label=…"`` or a dict), any field names."""
+    with ``columns`` (``"prompt=…,a=…,b=…,label=…"`` or a dict), any field names. Each
+    pair keeps the ``inputs`` (a judge's, by name) its record holds."""
     _check_format(fmt)
     if columns is not None:
         if fmt is not None:
             raise InputError("give --columns or --format, not both")
-        pairs = _load_mapped(str(source), parse_columns(columns), split)
+        cmap = parse_columns(columns, inputs)
+        if not isinstance(cmap, ColumnMap):
+            raise InputError("--columns with score=… reads replies with human scores, not pairs")
+        records, where, subset = _mapped_records(str(source), split)
+        pairs = _from_columns(records, cmap, where, subset, inputs)
         _check_unique(pairs, str(source))
         return pairs
     path = Path(source)
     if path.is_dir():
         if fmt not in (None, "llmbar"):
             raise InputError(f"{path}: a folder is read as llmbar, not as {fmt}")
-        pairs = _load_llmbar_folder(path)
+        pairs = _load_llmbar_folder(path, inputs)
     elif path.exists():  # a FIFO or a device too: the reader refuses it by name
-        pairs = _load_file(path, fmt)
+        pairs = _load_file(path, fmt, inputs)
     else:
-        pairs = _load_hub(str(source), fmt, split)
+        pairs = _load_hub(str(source), fmt, split, inputs)
     _check_unique(pairs, str(source))
     return pairs
+
+
+def load_scored(
+    source: str,
+    columns: str | dict[str, str] | ScoreColumns,
+    split: str = "filtered",
+    inputs: Collection[str] = (),
+) -> list[ScoredReply]:
+    """Every reply with a human score of a file or hub dataset, through ``columns``
+    (``"prompt=…,reply=…,score=…"``), with the ``inputs`` its record holds."""
+    cmap = parse_columns(columns, inputs)
+    if not isinstance(cmap, ScoreColumns):
+        raise InputError("--columns: replies with human scores need score=FIELD and reply=FIELD")
+    records, where, subset = _mapped_records(str(source), split)
+    replies = _from_score_columns(records, cmap, where, subset, inputs)
+    _check_unique(replies, str(source))
+    return replies

@@ -1,4 +1,5 @@
-"""Judging labelled pairs: order assignment, caching, and per-pair records."""
+"""Judging labelled pairs (or scored replies) with any judge: how a row becomes the
+judge's inputs, order assignment, caching, and per-pair records."""
 
 from __future__ import annotations
 
@@ -11,32 +12,88 @@ from typing import Any
 
 from tqdm import tqdm
 
-from icrm_sgl.evaluation.loaders import LabelledPair
-from icrm_sgl.evaluation.metrics import reconcile
+from icrm_sgl.errors import InputError
+from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
+from icrm_sgl.evaluation.metrics import DECIMALS, plain_number, reconcile
 from icrm_sgl.evaluation.store import ResultStore
 from icrm_sgl.icrm import ICRM
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
+from icrm_sgl.judges.inputs import CONVERSATION_KEYS, TemplateInputs
+from icrm_sgl.judges.supply import (
+    CONTEXT_KEYS,
+    Consumer,
+    check_supplied,
+    checked,
+    one_reply,
+    two_replies,
+)
 
 ORDERS = ("both", "ab", "alternate")
 
 
+#: What eval hands a judge: a reply's conversation (or the turns before two replies) and
+#: the row's fields named like an input (``reference``) or mapped with ``--columns``.
+EVAL = Consumer(
+    "eval",
+    CONVERSATION_KEYS,
+    "row fields named like an input or mapped with --columns NAME=FIELD",
+    pairs=True,
+)
+
+Item = LabelledPair | ScoredReply
+
+
 @dataclass(frozen=True)
 class Job:
-    """One model call: a pair shown in one order (pairwise) or one side (individual)."""
+    """One model call: a pair shown in one order (two-reply judge), one side of a pair
+    or one scored reply (one-reply judge)."""
 
-    pair: LabelledPair
+    pair: Item
     slot: str
     example: dict[str, Any]
 
 
-def pairwise_jobs(pair: LabelledPair, index: int, orders: str) -> list[Job]:
-    """``both``: each order; ``ab``: chosen shown as A; ``alternate``: by pair index."""
+def row_inputs(judge: Judge) -> list[str]:
+    """The judge's inputs that come from each row's own fields (a rubric's inputs that
+    the conversation does not give)."""
+    if not isinstance(judge.inputs, TemplateInputs):  # a built-in judge reads conversations
+        return []
+    given = (*CONTEXT_KEYS, *judge.pair.sides) if judge.pair else CONVERSATION_KEYS
+    return [key for key in judge.inputs.keys if key not in given]
+
+
+def check_judge(judge: Judge, items: Sequence[Item]) -> None:
+    """Refuse, before any engine loads, a judge eval cannot run on ``items``: no reward,
+    two replies for replies scored one by one, or an input a row does not supply."""
+    check_supplied(judge, EVAL)
+    if judge.pair is not None and any(isinstance(item, ScoredReply) for item in items):
+        raise InputError(
+            f"judge {judge.name} compares two replies; replies with human scores need a "
+            "judge of one reply"
+        )
+    for item in items:
+        missing = [key for key in row_inputs(judge) if key not in item.inputs]
+        if missing:
+            raise InputError(
+                f"judge {judge.name}: no input {missing[0]!r} for {item.id!r}; "
+                f"{EVAL.describe(judge, item.inputs)}"
+            )
+
+
+def pairwise_jobs(judge: Judge, pair: LabelledPair, index: int, orders: str) -> list[Job]:
+    """``both``: each order; ``ab``: chosen shown first; ``alternate``: by pair index."""
+    before = pair.chosen[:-1]
+    chosen, rejected = pair.chosen[-1]["content"], pair.rejected[-1]["content"]
     chosen_first = Job(
-        pair, "chosen_first", {"conversation_A": pair.chosen, "conversation_B": pair.rejected}
+        pair,
+        "chosen_first",
+        two_replies(judge, before, (chosen, rejected), pair.inputs, f"pair {pair.id}"),
     )
     rejected_first = Job(
-        pair, "rejected_first", {"conversation_A": pair.rejected, "conversation_B": pair.chosen}
+        pair,
+        "rejected_first",
+        two_replies(judge, before, (rejected, chosen), pair.inputs, f"pair {pair.id}"),
     )
     if orders == "both":
         return [chosen_first, rejected_first]
@@ -45,20 +102,71 @@ def pairwise_jobs(pair: LabelledPair, index: int, orders: str) -> list[Job]:
     return [chosen_first]
 
 
-def individual_jobs(pair: LabelledPair) -> list[Job]:
+def individual_jobs(item: Item) -> list[Job]:
+    """Each reply on its own: both sides of a pair, or the one reply a person scored."""
+    if isinstance(item, ScoredReply):
+        return [Job(item, "reply", one_reply(item.conversation, item.inputs))]
     return [
-        Job(pair, "chosen", {"conversation": pair.chosen}),
-        Job(pair, "rejected", {"conversation": pair.rejected}),
+        Job(item, "chosen", one_reply(item.chosen, item.inputs)),
+        Job(item, "rejected", one_reply(item.rejected, item.inputs)),
     ]
 
 
-def pair_record(pair: LabelledPair, judge: Judge, results: list[tuple[str, Judgement]]) -> dict:
-    """The stored record of one pair (see ``metrics`` for the fields)."""
+def jobs_for(judge: Judge, items: Sequence[Item], orders: str) -> list[Job]:
+    """Every model call of ``items``: each reply (one-reply judge) or each order shown."""
+    if judge.pair is None:
+        return [job for item in items for job in individual_jobs(item)]
+    return [
+        job
+        for i, item in enumerate(items)
+        if isinstance(item, LabelledPair)
+        for job in pairwise_jobs(judge, item, i, orders)
+    ]
+
+
+def check_jobs(judge: Judge, jobs: Sequence[Job]) -> None:
+    """Every call's inputs as the judge reads them: a bad one stops the run before judging."""
+    for job in jobs:
+        checked(judge, EVAL, job.example, f"{job.pair.id} ({job.slot})")
+
+
+def _greedy(judge: Judge, result: Judgement) -> float | int | None:
+    """The value the verdict names, as a number (its reward without probabilities); a
+    combined reward names no one value, so its reward stands for it."""
+    if result.verdict is None:
+        return None
+    meta = {} if judge.reward is not None else result.meta
+    return plain_number(judge.reward_value(result.verdict, meta))
+
+
+def _reward(judge: Judge, result: Judgement) -> float | None:
+    """The verdict's reward: its expected value where the engine gave probabilities."""
+    if result.verdict is None:
+        return None
+    return round(judge.reward_value(result.verdict, result.meta), DECIMALS)
+
+
+def pair_record(pair: Item, judge: Judge, results: list[tuple[str, Judgement]]) -> dict:
+    """The stored record of one pair or scored reply (see ``metrics`` for the fields)."""
     meta = _pair_meta([j for _, j in results])
     mode = judge.name
+    if isinstance(pair, ScoredReply):
+        ((_, result),) = results
+        return {
+            "id": pair.id,
+            "subset": pair.subset,
+            "mode": mode,
+            "human_score": pair.score,
+            "score": _greedy(judge, result),
+            "reward": _reward(judge, result),
+            "probabilities": result.meta.get("probabilities") if result.ok else None,
+            "error": result.error,
+            "failed": not result.ok,
+            "meta": meta,
+        }
     if judge.pair is not None:  # one call compared both replies
-        judgements = [_judgement(slot, j) for slot, j in results]
-        margin = reconcile(judgements)
+        judgements = [_judgement(judge, slot, j) for slot, j in results]
+        margin = reconcile(judgements, judge)
         return {
             "id": pair.id,
             "subset": pair.subset,
@@ -69,7 +177,8 @@ def pair_record(pair: LabelledPair, judge: Judge, results: list[tuple[str, Judge
             **_label(pair),
             "meta": meta,
         }
-    scores = {slot: j.verdict["score"] if j.verdict is not None else None for slot, j in results}
+    scores = {slot: _greedy(judge, j) for slot, j in results}
+    rewards = {slot: _reward(judge, j) for slot, j in results}
     errors = {slot: j.error for slot, j in results if not j.ok}
     probabilities = {slot: j.meta.get("probabilities") for slot, j in results if j.ok}
     chosen, rejected = scores["chosen"], scores["rejected"]  # the pair's two slots
@@ -79,6 +188,7 @@ def pair_record(pair: LabelledPair, judge: Judge, results: list[tuple[str, Judge
         "subset": pair.subset,
         "mode": mode,
         "scores": scores,
+        "rewards": rewards,
         "probabilities": probabilities,
         "errors": errors,
         "margin": margin,
@@ -95,10 +205,11 @@ def _label(pair: LabelledPair) -> dict[str, str]:
     return {**out, "group": pair.group} if pair.group is not None else out
 
 
-def _judgement(slot: str, result: Judgement) -> dict[str, Any]:
-    """One order's stored verdict: its choice and, when the engine gave them, probabilities."""
-    verdict = result.verdict
-    out = {"order": slot, "choice": verdict["choice"] if verdict is not None else None}
+def _judgement(judge: Judge, slot: str, result: Judgement) -> dict[str, Any]:
+    """One order's stored verdict: its reward field's choice and, when the engine gave
+    them, that field's probabilities."""
+    verdict, key = result.verdict, str(judge.reward)
+    out = {"order": slot, "choice": verdict[key] if verdict is not None else None}
     out["error"] = result.error
     if result.ok and "probabilities" in result.meta:
         out["probabilities"] = result.meta["probabilities"]
@@ -153,12 +264,10 @@ class Evaluator:
         """What the results depend on; ``--resume`` refuses a run whose config differs."""
         return {**self.fingerprint, "orders": self.orders, "source": source}
 
-    def jobs(self, pairs: Sequence[LabelledPair]) -> list[Job]:
-        if self.model.definition.pair is None:  # one reply per call: score each side
-            return [job for pair in pairs for job in individual_jobs(pair)]
-        return [job for i, pair in enumerate(pairs) for job in pairwise_jobs(pair, i, self.orders)]
+    def jobs(self, pairs: Sequence[Item]) -> list[Job]:
+        return jobs_for(self.model.definition, pairs, self.orders)
 
-    def run(self, pairs: Sequence[LabelledPair], store: ResultStore, progress: bool = True) -> int:
+    def run(self, pairs: Sequence[Item], store: ResultStore, progress: bool = True) -> int:
         """Judge ``pairs`` (already filtered for resume); return how many were written."""
         jobs = self.jobs(pairs)
         bar = tqdm(

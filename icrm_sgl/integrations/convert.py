@@ -7,6 +7,7 @@ from typing import Any
 
 from icrm_sgl.conversation import Turn
 from icrm_sgl.errors import InputError
+from icrm_sgl.judges.supply import RESERVED
 
 #: A prompt or completion: plain text, or chat messages ({"role", "content"} dicts).
 Text = str | list[dict[str, Any]]
@@ -16,8 +17,6 @@ Text = str | list[dict[str, Any]]
 TRAINER_KEYWORDS = frozenset(
     {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 )
-#: Keys an example already has; a dataset column of the same name cannot replace them.
-_EXAMPLE_KEYS = frozenset({"id", "conversation", "conversation_A", "conversation_B"})
 
 
 def to_conversation(prompt: Text, completion: Text) -> list[dict[str, Any]]:
@@ -53,7 +52,7 @@ def column_keys(columns: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
     names = [
         name
         for name, values in columns.items()
-        if name not in TRAINER_KEYWORDS | _EXAMPLE_KEYS
+        if name not in TRAINER_KEYWORDS | RESERVED
         and isinstance(values, Sequence)
         and not isinstance(values, str | bytes)
     ]

@@ -50,6 +50,15 @@ _MAX_ATTEMPTS = 20
 MAX_ANSWER_BYTES = 64 * 2**20
 
 
+class Query(NamedTuple):
+    """One ``/get_reward`` query: the prompt, the reply after it, and per-query fields
+    (dataset columns) for a served judge whose template uses them."""
+
+    prompt: str
+    reply: str
+    fields: dict[str, Any]
+
+
 class _Answer(NamedTuple):
     """One HTTP answer, read in full."""
 
@@ -117,8 +126,8 @@ class RewardEndpoint:
         through = f" (through the proxy {self.route.proxy})" if self.route.proxy else ""
         self.where = f"reward endpoint {self.url}{through}"
 
-    def rewards(self, pairs: Sequence[tuple[str, str]]) -> list[Outcome]:
-        """A reward or an error message per (prompt, response), in order; ``EngineError``
+    def rewards(self, pairs: Sequence[Query]) -> list[Outcome]:
+        """A reward or an error message per query, in order; ``EngineError``
         when the server cannot be reached, stays busy or answers past the timeout, or
         answers something other than rewards."""
         deadline = time.monotonic() + self.settings.timeout
@@ -133,9 +142,7 @@ class RewardEndpoint:
             outcomes += self._read(chunk, answer, deadline)
         return outcomes
 
-    def _read(
-        self, chunk: list[tuple[str, str]], answer: _Answer, deadline: float
-    ) -> list[Outcome]:
+    def _read(self, chunk: list[Query], answer: _Answer, deadline: float) -> list[Outcome]:
         """Rewards from a 200; a 500 or 422 that names examples fails those and re-sends
         the others; anything else is an ``EngineError``."""
         if answer.status == 200:
@@ -171,10 +178,10 @@ class RewardEndpoint:
     def _malformed(self, problem: str) -> EngineError:
         return EngineError(f"{self.where}: not a /get_reward answer: {problem}")
 
-    def _post(self, chunk: list[tuple[str, str]], deadline: float) -> _Answer:
+    def _post(self, chunk: list[Query], deadline: float) -> _Answer:
         """One request, retried under the busy-retry policy while the server is busy or
         unreachable, until ``deadline``."""
-        body = json.dumps({"query": [p + r for p, r in chunk], "prompts": [p for p, _ in chunk]})
+        body = _request_body(chunk)
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -214,6 +221,19 @@ class RewardEndpoint:
             f"{self.where}: TLS certificate not accepted ({reason}); a private CA's "
             "certificate goes in REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
         )
+
+
+def _request_body(chunk: list[Query]) -> str:
+    """The ``/get_reward`` request: queries, prompts, and each per-query field as a list
+    with a value per query (None where a query has none)."""
+    names = sorted({name for q in chunk for name in q.fields} - {"query", "prompts"})
+    body: dict[str, Any] = {"query": [q.prompt + q.reply for q in chunk]}
+    body["prompts"] = [q.prompt for q in chunk]
+    body.update({name: [q.fields.get(name) for q in chunk] for name in names})
+    try:
+        return json.dumps(body)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"dataset columns reach a served judge as JSON; {exc}") from None
 
 
 def _exchange(route: _Route, body: bytes, headers: dict[str, str], deadline: float) -> _Answer:

@@ -1,32 +1,37 @@
-"""The in-process side of the training adapters: one ``ICRM`` of one judging mode, the
-caller's or one built (and closed) here."""
+"""The in-process side of the training adapters: one ``ICRM``, the caller's or one built
+(and closed) here, whose judge the adapter has accepted before any engine loads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from icrm_sgl.errors import InputError
 from icrm_sgl.integrations.outcome import Failure, Outcome
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.rewards import verdict_reward
+from icrm_sgl.judges import Judge
+from icrm_sgl.options import Settings
 
 
 class LocalJudging:
-    """Judges examples with an ``ICRM`` in this process."""
+    """Judges examples with an ``ICRM`` in this process. ``accept`` raises ``InputError``
+    for a judge the adapter cannot use; ``options`` are ``ICRM``'s keywords (``judge=``, a
+    rubric path, a ``Judge`` or a built-in name, or ``rm_type=``; ``default`` without)."""
 
     def __init__(
-        self, rm_type: str, model: Any = None, gen: dict[str, Any] | None = None, **options: Any
+        self,
+        accept: Callable[[Judge], None],
+        model: Any = None,
+        gen: dict[str, Any] | None = None,
+        default: str = "individual",
+        **options: Any,
     ) -> None:
+        self._owned = model is None
         if model is None:
-            from icrm_sgl.icrm import ICRM
-
-            model = ICRM(rm_type=rm_type, **options)
-            self._owned = True
+            model = _built(accept, default, options)
         else:
-            self._owned = False
-        if model.rm_type != rm_type:
-            raise InputError(f"needs a {rm_type} ICRM, got a {model.rm_type} one")
+            accept(model.definition)
         self.model = model
+        self.judge: Judge = model.definition
         self.gen = dict(gen or {})
 
     def judge_all(self, examples: list[dict[str, Any]]) -> list[Judgement]:
@@ -36,9 +41,9 @@ class LocalJudging:
         return [by_id[str(i)] for i in range(len(examples))]
 
     def rewards(self, examples: list[dict[str, Any]]) -> list[Outcome]:
-        """Each example's reward (score, or expected score when probabilities exist)."""
+        """Each example's reward (its expected value when probabilities exist)."""
         return [
-            verdict_reward(self.model.rm_type, r.verdict, r.meta)
+            self.judge.reward_value(r.verdict, r.meta)
             if r.verdict is not None
             else Failure(str(r.error), r.meta.get("stage") == "input")
             for r in self.judge_all(examples)
@@ -48,3 +53,18 @@ class LocalJudging:
         """Close the ICRM if it was built here."""
         if self._owned:
             self.model.close()
+
+
+def _built(accept: Callable[[Judge], None], default: str, options: dict[str, Any]) -> Any:
+    """An ``ICRM`` from ``ICRM``'s keywords, its judge resolved (once) and accepted first."""
+    from icrm_sgl.icrm import ICRM
+
+    backend = options.pop("backend", None)
+    if options.get("judge") is None and options.get("rm_type") is None:
+        options = {**options, "rm_type": default, "judge": None}
+    settings = Settings.from_flat(options)
+    judge = settings.judging.definition()
+    accept(judge)
+    if settings.judging.judge is not None:
+        settings = settings.with_judge(judge)
+    return ICRM.from_settings(*settings, backend=backend)

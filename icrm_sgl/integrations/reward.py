@@ -8,6 +8,7 @@ import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from icrm_sgl.errors import InputError, VerdictError
@@ -18,9 +19,17 @@ from icrm_sgl.integrations.convert import (
     to_conversation,
     to_query,
 )
-from icrm_sgl.integrations.endpoint import RewardEndpoint
+from icrm_sgl.integrations.endpoint import Query, RewardEndpoint
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.outcome import Failure, Outcome
+from icrm_sgl.judges import Judge
+from icrm_sgl.judges.supply import (
+    REWARD_FUNCTION,
+    Consumer,
+    check_supplied,
+    checked,
+    one_reply,
+)
 from icrm_sgl.options import EndpointSettings
 
 
@@ -40,20 +49,28 @@ class RewardStats:
 
 
 class _EndpointJudging:
-    """Individual examples sent to a served judge as (prompt, reply) text pairs."""
+    """Individual examples sent to a served judge as (prompt, reply) text pairs, each
+    with its other keys (dataset columns) as per-query fields."""
+
+    #: The served judge is the server's: it is checked there, each query answered 422.
+    judge = None
 
     def __init__(self, endpoint: RewardEndpoint) -> None:
         self.endpoint = endpoint
 
     def rewards(self, examples: list[dict[str, Any]]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
-        pairs: dict[int, tuple[str, str]] = {}
+        queries: dict[int, Query] = {}
         for i, example in enumerate(examples):
             try:
-                pairs[i] = to_query(example["conversation"])
+                prompt, reply = to_query(example["conversation"])
             except InputError as exc:
                 outcomes[i] = Failure(str(exc), bad_input=True)
-        outcomes.update(zip(pairs, self.endpoint.rewards(list(pairs.values())), strict=True))
+                continue
+            queries[i] = Query(
+                prompt, reply, {k: v for k, v in example.items() if k != "conversation"}
+            )
+        outcomes.update(zip(queries, self.endpoint.rewards(list(queries.values())), strict=True))
         return [outcomes[i] for i in range(len(examples))]
 
     def close(self) -> None:
@@ -61,8 +78,11 @@ class _EndpointJudging:
 
 
 class ICRMReward:
-    """Each completion's individual score (1-10), or its expected score when the engine
-    reports probabilities; judged in this process, or by ``icrm-sgl serve`` at ``endpoint``.
+    """Each completion's reward: the judge's reward field (the built-in individual judge's
+    score 1-10), or its expected value when the engine reports probabilities; judged in
+    this process, or by ``icrm-sgl serve`` at ``endpoint``. ``judge=`` takes your own judge
+    of one reply (a rubric path, a ``Judge`` or a built-in name), as ``ICRM(judge=...)``
+    does; dataset columns reach it as example keys (``{$reference}``).
 
     A completion that gets no verdict (malformed, or the judge failed on it) is given
     ``failed_reward``: by default ``None``, TRL's "no reward" (GRPO leaves such a completion
@@ -77,6 +97,8 @@ class ICRMReward:
     seconds per request, ``ICRMReward(engine="openai", api_key=...)``)."""
 
     __name__ = "icrm_reward"  # trainers name reward functions in their logs by this
+    #: What this reward function supplies a judge (its messages name it).
+    consumer: Consumer = REWARD_FUNCTION
 
     def __init__(
         self,
@@ -95,7 +117,8 @@ class ICRMReward:
         self.raise_on_failure = raise_on_failure
         shared = {"api_key": api_key, "batch_size": batch_size, "timeout": timeout}
         shared = {key: value for key, value in shared.items() if value is not None}
-        self._judging = _judging(model, gen, endpoint, shared, icrm_options)
+        accept = partial(check_supplied, consumer=self.consumer)
+        self._judging = _judging(accept, model, gen, endpoint, shared, icrm_options)
         self.stats = RewardStats()
 
     def __call__(
@@ -118,11 +141,17 @@ class ICRMReward:
     ) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         examples: dict[int, dict[str, Any]] = {}
+        judge = self._judging.judge
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
+            where = f"completion {i}"
             try:
-                examples[i] = {"conversation": to_conversation(prompt, completion), **extras[i]}
+                example = one_reply(to_conversation(prompt, completion), extras[i])
+                if judge is not None:
+                    checked(judge, self.consumer, example, where)
             except InputError as exc:
-                outcomes[i] = Failure(str(exc), bad_input=True)
+                outcomes[i] = Failure(str(exc).removeprefix(f"{where}: "), bad_input=True)
+                continue
+            examples[i] = example
         if examples:
             judged = self._judging.rewards(list(examples.values()))
             outcomes.update(zip(examples, judged, strict=True))
@@ -161,6 +190,7 @@ class ICRMReward:
 
 
 def _judging(
+    accept: Callable[[Judge], None],
     model: Any,
     gen: dict[str, Any] | None,
     endpoint: str | None,
@@ -179,7 +209,7 @@ def _judging(
                 "ICRMReward(model) judges with that ICRM and its settings; drop "
                 f"{', '.join(sorted(options))} (or pass them instead of the model)"
             )
-        return LocalJudging("individual", model, gen, **options)
+        return LocalJudging(accept, model, gen, **options)
     if model is not None or gen or icrm_options:
         raise InputError(
             "ICRMReward(endpoint=...) judges with the server's model and settings; "

@@ -16,7 +16,7 @@ from icrm_sgl.errors import InputError, MissingDependencyError
 from icrm_sgl.integrations.convert import Text, check_batch, to_conversation
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.reward import ICRMReward, RewardStats
-from icrm_sgl.rewards import verdict_reward
+from icrm_sgl.judges import Judge
 
 __all__ = ["JUDGE_VERSIONS", "ICRMPairwiseJudge", "ICRMReward", "PairwisePicker", "RewardStats"]
 
@@ -57,7 +57,7 @@ class PairwisePicker:
         seed: int | None = None,
         **icrm_options: Any,
     ) -> None:
-        self._judging = LocalJudging("pairwise", model, gen, **icrm_options)
+        self._judging = LocalJudging(_builtin_pairwise, model, gen, "pairwise", **icrm_options)
         self.model = self._judging.model
         self._rng = random.Random(seed)
 
@@ -90,7 +90,7 @@ class PairwisePicker:
             if result.verdict is None:
                 picks.append(-1)
                 continue
-            margin = verdict_reward("pairwise", result.verdict, result.meta)  # > 0: A better
+            margin = self._judging.judge.reward_value(result.verdict, result.meta)  # > 0: A better
             picks.append(int((margin < 0) != flip) if margin else 0)
         return picks
 
@@ -103,6 +103,12 @@ class PairwisePicker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _builtin_pairwise(judge: Judge) -> None:
+    """The picker reads the built-in pairwise margin (> 0: A better)."""
+    if judge.name != "pairwise":
+        raise InputError(f"needs a pairwise ICRM, got a {judge.name} one")
 
 
 class ICRMPairwiseJudge(PairwisePicker, _BASE or object):  # type: ignore[misc]

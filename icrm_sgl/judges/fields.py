@@ -100,6 +100,13 @@ def model_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
     cannot produce."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise InputError(f"a judge's verdict model must be a pydantic model class, got {model!r}")
+    computed = list(model.model_computed_fields)
+    if computed:
+        raise InputError(
+            f"verdict model {model.__name__}: computed field {computed[0]!r} is not written by "
+            "the judge; to combine fields into the reward use reward weights "
+            '(reward={"weights": {...}})'
+        )
     specs = tuple(_spec(name, info) for name, info in model.model_fields.items())
     if not specs:
         raise InputError(f"verdict model {model.__name__}: has no fields")

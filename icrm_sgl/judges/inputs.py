@@ -2,15 +2,17 @@
 
 The built-in judges read conversations (``conversation``, or ``conversation_A`` and
 ``conversation_B``) and render history, question and replies from them. A judge written
-as data reads each placeholder from the example's key of that name (text), or, for the
-conversation placeholders, from a ``conversation`` the example carries.
+as data reads each placeholder from the example's key of that name: text, a list of
+text (rendered as a numbered list) or a whole conversation (rendered turn by turn), as
+its ``[inputs]`` table says; the conversation placeholders may come from a
+``conversation`` the example carries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, get_args
 
 from icrm_sgl.conversation import (
     Turn,
@@ -26,6 +28,9 @@ _ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 PAIR_KEYS = ("conversation_A", "conversation_B")
 #: Placeholders a ``conversation`` supplies.
 CONVERSATION_KEYS = ("history", "user_query", "model_output")
+InputType = Literal["text", "list", "conversation"]
+#: The types an ``[inputs]`` table may give an input.
+INPUT_TYPES: tuple[str, ...] = get_args(InputType)
 
 
 class Inputs(Protocol):
@@ -101,10 +106,11 @@ class PairInputs:
 
 @dataclass(frozen=True)
 class TemplateInputs:
-    """Each placeholder from the example's text field of that name; the conversation
-    placeholders may come from a ``conversation`` instead."""
+    """Each placeholder from the example's key of that name, rendered by its type (text by
+    default); the conversation placeholders may come from a ``conversation`` instead."""
 
     keys: tuple[str, ...]
+    types: Mapping[str, InputType] = field(default_factory=dict, hash=False)
 
     @property
     def marks(self) -> frozenset[str]:
@@ -121,7 +127,25 @@ class TemplateInputs:
             value = example.get(key, derived.get(key))
             if value is None:
                 raise InputError(f"{where}: missing {key!r} (the judge's template uses {{${key}}})")
-            if not isinstance(value, str):
-                raise InputError(f"{where}: {key} must be text, got {type(value).__name__}")
-            out[key] = check_text(value, f"{where}: {key}")
+            out[key] = render_input(value, self.types.get(key, "text"), f"{where}: {key}")
         return out
+
+
+def render_input(value: Any, kind: InputType, where: str) -> str:
+    """One input as the prompt shows it: text as it is, a list of text as a numbered list
+    (``1. …``), a conversation as 'Role: text' blocks; an ``InputError`` for a wrong value."""
+    if kind == "conversation":
+        return render_history(validate_conversation(value, where))
+    if kind == "list":
+        if not isinstance(value, list):
+            raise InputError(f"{where} must be a list of text, got {type(value).__name__}")
+        if not value:
+            raise InputError(f"{where} is an empty list; give at least one item")
+        for i, item in enumerate(value, start=1):
+            if not isinstance(item, str):
+                raise InputError(f"{where} item {i} is {type(item).__name__}, expected text")
+            check_text(item, f"{where}: item {i}")
+        return "\n".join(f"{i}. {item}" for i, item in enumerate(value, start=1))
+    if not isinstance(value, str):
+        raise InputError(f"{where} must be text, got {type(value).__name__}")
+    return check_text(value, where)

@@ -38,6 +38,45 @@ class PairSpec:
     sides: tuple[str, str]
     swapped: Mapping[str, str]
 
+    def check(self, judge: Judge) -> None:
+        """The replies are two of the judge's inputs, its reward a choice field with
+        numbers, and the swap reads every choice as a choice and back (one line each)."""
+        sides = self.sides
+        if not (isinstance(sides, tuple | list) and len(sides) == 2):
+            raise InputError(f"pair: replies must name two inputs, got {sides!r}")
+        if sides[0] == sides[1]:
+            raise InputError(f"pair: replies name {sides[0]!r} twice; give two different inputs")
+        for side in sides:
+            if side not in judge.inputs.marks:
+                known = ", ".join(sorted(judge.inputs.marks))
+                raise InputError(f"pair: reply {side!r} is not one of the judge's inputs ({known})")
+        spec = judge.field_named(judge.reward) if judge.reward is not None else None
+        if spec is None or spec.kind != "choice":
+            raise InputError(
+                'pair: the reward must be a choice field with scores (reward = "<field>"): '
+                "the swap says how its choices read with the replies swapped"
+            )
+        self._check_swap(spec)
+
+    def _check_swap(self, spec: FieldSpec) -> None:
+        swap, choices = self.swapped, spec.texts
+        if not isinstance(swap, Mapping):
+            raise InputError(f"pair: swap must map choices to choices, got {swap!r}")
+        for key, value in swap.items():
+            if key not in choices:
+                raise InputError(f"pair: swap: {key!r} is not a choice of {spec.key!r}")
+            if value not in choices:
+                raise InputError(f"pair: swap: {key!r} reads as {value!r}, not a choice")
+        missing = [c for c in choices if c not in swap]
+        if missing:
+            raise InputError(f"pair: swap gives no reading for choice {missing[0]!r}")
+        for key, value in swap.items():
+            if swap[value] != key:
+                raise InputError(
+                    f"pair: swap is not its own inverse: {key!r} reads as {value!r} but "
+                    f"{value!r} reads as {swap[value]!r}"
+                )
+
 
 @dataclass(frozen=True, eq=False)
 class Judge:
@@ -46,9 +85,10 @@ class Judge:
     ``overall`` holds the instruction with a ``{$shots}`` slot and one slot per input;
     ``shot`` writes one shot (its inputs, ``{$index}`` and ``{$feedback}``); ``feedback``
     optionally writes a shot's verdict (default: the JSON line a program writes).
-    ``reward`` names the field whose (expected) value is the example's reward and
-    ``reward_key`` the meta entry that carries it; ``scale`` gives a choice field's
-    values a number.
+    ``reward`` names the field whose (expected) value is the example's reward, or
+    ``weights`` combine several fields' (mapped to 0-1 first with ``normalize``);
+    ``reward_key`` is the meta entry that carries it. ``scale`` gives the reward choice
+    field's values a number, ``scales`` each weighted choice field's.
     """
 
     name: str
@@ -62,6 +102,9 @@ class Judge:
     reward_key: str = "reward"
     scale: Mapping[str, float] = field(default_factory=dict)
     pair: PairSpec | None = None
+    weights: Mapping[str, float] = field(default_factory=dict)
+    normalize: bool = False
+    scales: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: Extra text the template's ``{$fields}`` placeholder shows (set by ``describe``).
     source: str = ""
     #: Whether ``meta[reward_key]`` holds the value a verdict names where no probabilities
@@ -72,8 +115,11 @@ class Judge:
     def __post_init__(self) -> None:
         if not self.fields:
             raise InputError(f"judge {self.name}: the verdict has no fields")
-        self._check_scale()
+        _check_numbers(self.scale, "scale")
         self._check_reward()
+        self._check_weights()
+        if self.pair is not None:
+            self.pair.check(self)
 
     def _check_reward(self) -> None:
         """The reward names a field with a value; ``scale`` numbers it when it is a choice
@@ -87,37 +133,42 @@ class Judge:
             if kind == "text":
                 raise InputError(f"reward {self.reward!r}: a text field has no value to reward")
             if kind == "choice":
-                self._check_scale_covers(spec)
+                _check_covers(spec, self.scale, f"reward {self.reward!r}")
         if self.scale and kind != "choice":
             raise InputError(
                 "scale numbers the choices of a choice reward field; it has no effect "
                 "without one (name that field with reward=...)"
             )
 
-    def _check_scale_covers(self, spec: FieldSpec) -> None:
-        """``scale`` numbers each choice of the reward field, by its text, and nothing else."""
-        missing = [text for text in spec.texts if text not in self.scale]
-        extra = [choice for choice in self.scale if choice not in spec.texts]
-        if missing or extra:
-            problem = (
-                f"no number for choice {missing[0]!r}"
-                if missing
-                else f"{extra[0]!r} is not one of its choices"
-            )
-            raise InputError(
-                f"reward {self.reward!r}: a choice field needs a number for each of its "
-                f"choices (scores = [...]): {problem}"
-            )
-
-    def _check_scale(self) -> None:
-        """``scale`` maps each choice to a finite number (refused now, not while judging)."""
-        if not isinstance(self.scale, Mapping):
-            raise InputError(f"scale must map choices to numbers, got {type(self.scale).__name__}")
-        for choice, number in self.scale.items():
-            if not isinstance(choice, str):
-                raise InputError(f"scale: key {choice!r} is not a choice (text)")
-            if not _finite(number):
-                raise InputError(f"scale: {choice!r}: {number!r} is not a finite number")
+    def _check_weights(self) -> None:
+        """A combined reward: each weight a positive finite number on a field with a value,
+        each weighted choice field numbered by ``scales`` (and ``scales`` nothing else)."""
+        if not isinstance(self.weights, Mapping) or not isinstance(self.scales, Mapping):
+            raise InputError("reward weights and scales must map field names to numbers")
+        if self.weights and self.reward is not None:
+            raise InputError('give reward = "<field>" or reward weights, not both')
+        if not isinstance(self.normalize, bool):
+            raise InputError(f"reward normalize must be true or false, got {self.normalize!r}")
+        for key in self.scales:
+            if key not in self.weights:
+                raise InputError(f"scores of field {key!r}: it has no reward weight to number")
+        for key, weight in self.weights.items():
+            where = f"reward weights: {key!r}"
+            if key not in self.keys:
+                raise InputError(f"{where}: no such field ({', '.join(self.keys)})")
+            if not _finite(weight) or weight <= 0:
+                raise InputError(f"{where}: {weight!r} is not a finite number above 0")
+            spec = self.field_named(key)
+            if spec.kind == "text":
+                raise InputError(f"{where}: a text field has no value to weight")
+            if spec.kind == "choice":
+                _check_numbers(self.scales.get(key, {}), f"scores of field {key!r}")
+                _check_covers(spec, self.scales.get(key, {}), where)
+            low, high = self.value_range(spec)
+            if self.normalize and low == high:
+                raise InputError(
+                    f"{where}: every value is {low}, so normalize cannot map it to 0-1"
+                )
 
     def __str__(self) -> str:
         return self.name
@@ -239,11 +290,32 @@ class Judge:
 
     # -- numbers from a verdict -----------------------------------------------------------
 
+    @property
+    def has_reward(self) -> bool:
+        """Whether a verdict has a reward: one field's (``reward``) or combined (``weights``)."""
+        return self.reward is not None or bool(self.weights)
+
+    def numbers(self, spec: FieldSpec) -> Mapping[str, float]:
+        """A choice field's number per choice: ``scale`` for the reward field, else ``scales``."""
+        return self.scale if spec.key == self.reward else self.scales.get(spec.key, {})
+
     def number(self, spec: FieldSpec, value: str) -> float:
         """A field's value as a number: ints and bools as themselves, choices by ``scale``."""
         if spec.kind == "choice":
-            return float(self.scale[value])
+            return float(self.numbers(spec)[value])
         return spec.number(value)
+
+    def value_range(self, spec: FieldSpec) -> tuple[float, float]:
+        """The lowest and highest number a field's values take (``normalize`` maps it to 0-1)."""
+        values = [self.number(spec, text) for text in spec.texts]
+        return min(values), max(values)
+
+    def margin(self, choice: str) -> float:
+        """A pair judge's choice as a signed preference for the first reply: half its number
+        less its swapped reading's (A++ → +2 for the built-in judge; a tie → 0)."""
+        if self.pair is None:
+            raise InputError(f"judge {self.name}: compares no two replies")
+        return (self.scale[choice] - self.scale[self.pair.swapped[choice]]) / 2
 
     def expected(self, spec: FieldSpec, distribution: Mapping[str, float]) -> float:
         """A numeric field's expected value under a distribution over its values."""
@@ -273,35 +345,62 @@ class Judge:
         numeric = {
             key: self.expected(self.field_named(key), dist)
             for key, dist in dists.items()
-            if self.field_named(key).kind in ("int", "bool")
+            if self.field_named(key).kind in ("int", "bool") or key in self.scales
         }
         if set(numeric) - {self.reward}:
             out["expected"] = numeric
         if self.reward is not None and self.reward in dists:
             out[self.reward_key] = self.expected(self.field_named(self.reward), dists[self.reward])
+        if self.weights and set(self.weights) <= set(dists):
+            out[self.reward_key], out["reward_terms"] = self.combined({}, dists)
         return out
 
     def reward_meta(self, verdict: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
         """``{reward_key: value}`` for a verdict whose meta has no expected reward (it was
         sampled, or its engine gave no probabilities): the value the verdict names, through
-        ``scale``. Empty without a reward field, with one in ``meta`` already, or where
-        ``named_reward`` is off (the built-in judges)."""
-        if self.reward is None or not self.named_reward or meta.get(self.reward_key) is not None:
+        ``scale``; a combined reward adds its ``reward_terms``. Empty without a reward,
+        with one in ``meta`` already, or where ``named_reward`` is off (the built-ins)."""
+        if not self.has_reward or not self.named_reward or meta.get(self.reward_key) is not None:
             return {}
+        if self.weights:
+            reward, terms = self.combined(verdict, meta.get("field_probabilities") or {})
+            return {self.reward_key: reward, "reward_terms": terms}
         return {self.reward_key: self.reward_value(verdict, meta)}
 
     def reward_value(self, verdict: Mapping[str, Any], meta: Mapping[str, Any]) -> float:
         """The verdict's reward: its expected value over the reported probabilities when
-        there are any, else the value the verdict names."""
-        if self.reward is None:
+        there are any, else the value the verdict names (a combined reward: per field)."""
+        if not self.has_reward:
             raise InputError(f'judge {self.name}: names no reward field (reward = "<field>")')
         if meta.get(self.reward_key) is not None:
             return float(meta[self.reward_key])
+        if self.reward is None:
+            return self.combined(verdict, meta.get("field_probabilities") or {})[0]
         spec = self.field_named(self.reward)
         probabilities = meta.get("probabilities")
         if probabilities and sum(probabilities.values()) > 0:
             return self.expected(spec, {str(k): p for k, p in probabilities.items()})
         return self.number(spec, _spelled_value(verdict[spec.key]))
+
+    def combined(
+        self, verdict: Mapping[str, Any], distributions: Mapping[str, Mapping[str, float]]
+    ) -> tuple[float, dict[str, float]]:
+        """The weighted reward and its terms: each weighted field's expected value under its
+        distribution (else the value the verdict names), mapped to 0-1 with ``normalize``."""
+        terms = {}
+        for key in self.weights:
+            spec = self.field_named(key)
+            dist = distributions.get(spec.key)
+            if dist and sum(dist.values()) > 0:
+                value = self.expected(spec, {str(k): p for k, p in dist.items()})
+            else:
+                value = self.number(spec, _spelled_value(verdict[spec.key]))
+            if self.normalize:
+                low, high = self.value_range(spec)
+                value = (value - low) / (high - low)
+            terms[key] = round(value, DECIMALS)
+        reward = sum(self.weights[key] * value for key, value in terms.items())
+        return round(reward, DECIMALS), terms
 
     # -- identity -------------------------------------------------------------------------
 
@@ -322,8 +421,38 @@ class Judge:
             "reward": [self.reward, self.reward_key, dict(self.scale)],
             "pair": None if self.pair is None else [self.pair.sides, dict(self.pair.swapped)],
         }
+        if self.weights:  # absent otherwise, so that a one-field judge keeps its identity
+            scales = {key: dict(numbers) for key, numbers in self.scales.items()}
+            parts["weights"] = [dict(self.weights), self.normalize, scales]
         text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_numbers(numbers: Any, what: str) -> None:
+    """``numbers`` maps each choice to a finite number (refused now, not while judging)."""
+    if not isinstance(numbers, Mapping):
+        raise InputError(f"{what} must map choices to numbers, got {type(numbers).__name__}")
+    for choice, number in numbers.items():
+        if not isinstance(choice, str):
+            raise InputError(f"{what}: key {choice!r} is not a choice (text)")
+        if not _finite(number):
+            raise InputError(f"{what}: {choice!r}: {number!r} is not a finite number")
+
+
+def _check_covers(spec: FieldSpec, numbers: Mapping[str, float], where: str) -> None:
+    """``numbers`` numbers each choice of a choice field, by its text, and nothing else."""
+    missing = [text for text in spec.texts if text not in numbers]
+    extra = [choice for choice in numbers if choice not in spec.texts]
+    if missing or extra:
+        problem = (
+            f"no number for choice {missing[0]!r}"
+            if missing
+            else f"{extra[0]!r} is not one of its choices"
+        )
+        raise InputError(
+            f"{where}: a choice field needs a number for each of its choices "
+            f"(scores = [...]): {problem}"
+        )
 
 
 def _finite(value: Any) -> bool:

@@ -4,7 +4,9 @@ A rubric names its fields (``[[fields]]`` with ``name``, ``type`` = text / int /
 bool and, per type, ``max_tokens``, ``min`` / ``max``, ``choices`` / ``scores``,
 ``description``), a ``template`` (or ``template_file``) whose ``{$key}`` placeholders are
 the inputs an example carries, optional ``shots``, and the ``reward`` field. Every problem
-is one ``InputError`` line naming the rubric and the field (see docs/judges.md).
+is one ``InputError`` line naming the rubric and the field (see docs/judges.md). A
+``[reward]`` table combines fields (``weights``, ``normalize``), ``[pair]`` makes a judge
+of two replies and an ``[inputs]`` table gives inputs a type (text, list, conversation).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import keyword
 import re
 import tomllib
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     FiniteFloat,
+    Strict,
     StringConstraints,
     ValidationError,
     create_model,
@@ -29,8 +33,8 @@ from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import read_text
 from icrm_sgl.judges.fields import MAX_VALUES, TokenBudget, check_name, is_attribute
-from icrm_sgl.judges.inputs import CONVERSATION_KEYS, TemplateInputs
-from icrm_sgl.judges.judge import MAX_FIELD_CHARS, Judge
+from icrm_sgl.judges.inputs import CONVERSATION_KEYS, INPUT_TYPES, InputType, TemplateInputs
+from icrm_sgl.judges.judge import MAX_FIELD_CHARS, Judge, PairSpec
 from icrm_sgl.programs.template import Template, placeholders
 
 #: Placeholders the judge fills itself: the rendered shots and the list of fields.
@@ -38,6 +42,9 @@ OWN_KEYS = frozenset({"shots", "fields"})
 #: Placeholders only a shot template can use.
 SHOT_KEYS = frozenset({"index", "feedback"})
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_Entry = TypeVar("_Entry", bound=BaseModel)
+#: The names pydantic gives the forms of a key that takes several (``reward``, ``inputs``).
+_FORMS = frozenset({"str", "RewardEntry", "list[str]", "dict[str,str]"})
 
 
 class FieldEntry(BaseModel):
@@ -55,6 +62,26 @@ class FieldEntry(BaseModel):
     scores: list[FiniteFloat] | None = None
 
 
+class RewardEntry(BaseModel):
+    """A combined reward (``[reward]``, or ``make_judge(reward={...})``): each field's
+    expected value times its weight, summed; ``normalize`` maps each to 0-1 first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, Annotated[float, Strict()]] = Field(min_length=1)  # not "1", not true
+    normalize: bool = Field(False, strict=True)
+
+
+class PairEntry(BaseModel):
+    """A judge of two replies (``[pair]``): the inputs holding them, and how each choice
+    of the reward field reads with them swapped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replies: list[str]
+    swap: dict[str, str]
+
+
 class RubricFile(BaseModel):
     """The top level of a rubric file."""
 
@@ -66,8 +93,9 @@ class RubricFile(BaseModel):
     shot_template: str | None = None
     shot_template_file: str | None = None
     shots: str | None = None
-    inputs: list[str] | None = None
-    reward: str | None = None
+    inputs: list[str] | dict[str, str] | None = None
+    reward: str | RewardEntry | None = None
+    pair: PairEntry | None = None
     fields: list[FieldEntry] = Field(min_length=1)
 
 
@@ -118,8 +146,8 @@ def _checked_file(data: dict[str, Any], where: str) -> RubricFile:
     try:
         return RubricFile.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = list(error["loc"])
+        located = [(_data_path(data, error["loc"]), error) for error in exc.errors()]
+        loc, error = max(located, key=lambda pair: len(pair[0]))  # the deepest: the form given
         place = ".".join(str(p) for p in loc) or "rubric"
         if loc[:1] == ["fields"] and len(loc) > 1 and isinstance(loc[1], int):
             entry = data["fields"][loc[1]]
@@ -135,6 +163,21 @@ def _checked_file(data: dict[str, Any], where: str) -> RubricFile:
         raise InputError(f"{where}: {place}: {message}") from None
 
 
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> list[int | str]:
+    """An error's location in the rubric itself: without the names pydantic gives the
+    forms a key may take (``reward.RewardEntry.weights`` → ``reward.weights``)."""
+    path: list[int | str] = []
+    for part in loc:
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and part in range(len(data))
+        ):
+            data = data[part]  # type: ignore[index]
+            path.append(part)
+        elif not isinstance(part, str) or part not in _FORMS:
+            path.append(part)  # a missing or unknown key
+    return path
+
+
 def _judge(rubric: RubricFile, folder: Path, name: str) -> Judge:
     model = verdict_model(rubric.fields, _NAME.sub("_", name))
     template = _text(rubric.template, rubric.template_file, folder, "template")
@@ -142,32 +185,39 @@ def _judge(rubric: RubricFile, folder: Path, name: str) -> Judge:
         raise InputError("give a template (or template_file)")
     shot_template = _text(rubric.shot_template, rubric.shot_template_file, folder, "shot_template")
     shots = None if rubric.shots is None else folder / rubric.shots
+    scores = _scores(rubric)
+    scale = scores.pop(rubric.reward, None) if isinstance(rubric.reward, str) else None
     return judge_from_model(
         model,
         template,
         name=name,
         reward=rubric.reward,
-        scale=_scale(rubric),
+        scale=scale,
+        scales=scores or None,
         shots=shots,
         shot_template=shot_template,
         inputs=rubric.inputs,
+        pair=rubric.pair,
     )
 
 
-def _scale(rubric: RubricFile) -> dict[str, float]:
-    """The reward field's numbers per choice (its ``scores``); scores on any other field
-    would have no effect, so they are refused."""
-    scale: dict[str, float] = {}
+def _scores(rubric: RubricFile) -> dict[str, dict[str, float]]:
+    """Each rewarded choice field's number per choice (its ``scores``); scores on a field
+    the reward does not use would have no effect, so they are refused."""
+    reward = rubric.reward
+    rewarded = set(reward.weights) if isinstance(reward, RewardEntry) else {reward}
+    scores: dict[str, dict[str, float]] = {}
     for entry in rubric.fields:
         if entry.scores is None:
             continue
-        if entry.name != rubric.reward:
+        if entry.name not in rewarded:
             raise InputError(
-                f"field {entry.name!r}: scores only number the reward field's choices; "
-                f'set reward = "{entry.name}" or remove them'
+                f"field {entry.name!r}: scores only number the reward field's choices (or a "
+                f'weighted field\'s); set reward = "{entry.name}", weight it in [reward] or '
+                "remove them"
             )
-        scale = dict(zip(entry.choices or [], entry.scores, strict=True))
-    return scale
+        scores[entry.name] = dict(zip(entry.choices or [], entry.scores, strict=True))
+    return scores
 
 
 def _text(inline: str | None, file: str | None, folder: Path, what: str) -> str | None:
@@ -255,27 +305,37 @@ def judge_from_model(
     template: str,
     *,
     name: str | None = None,
-    reward: str | None = None,
+    reward: str | Mapping[str, Any] | RewardEntry | None = None,
     scale: dict[str, float] | None = None,
+    scales: dict[str, dict[str, float]] | None = None,
     shots: str | Path | None = None,
     shot_template: str | None = None,
-    inputs: list[str] | None = None,
+    inputs: list[str] | Mapping[str, str] | None = None,
+    pair: Mapping[str, Any] | PairEntry | None = None,
 ) -> Judge:
     """A judge from a pydantic verdict model (its fields: str, a Literal / Enum of strings,
-    int with ge/le, bool) and a template with ``{$key}`` placeholders, one per input."""
-    _check_arguments(template, name, reward, shots, shot_template, inputs)
+    int with ge/le, bool) and a template with ``{$key}`` placeholders, one per input.
+    ``reward`` is a field's name or ``{"weights": {...}, "normalize": bool}``; ``scale``
+    numbers a choice reward's choices, ``scales`` each weighted choice field's."""
+    _check_arguments(template, name, shots, shot_template, inputs)
     name = _NAME.sub("_", name or str(getattr(model, "__name__", "judge")))
     keys = _input_keys(template, inputs)
+    combined = None if isinstance(reward, str) else _entry(RewardEntry, reward, "reward")
+    sides = _entry(PairEntry, pair, "pair")
     judge = Judge(
         name=name,
         model=model,
         overall=Template.parse(
             template, name="template", allowed=frozenset(keys) | OWN_KEYS, required=frozenset()
         ),
-        inputs=TemplateInputs(tuple(keys)),
+        inputs=TemplateInputs(tuple(keys), _input_types(inputs, keys)),
         shot=_shot_template(shot_template, keys),
-        reward=reward,
+        reward=reward if isinstance(reward, str) else None,
         scale=scale or {},
+        pair=None if sides is None else PairSpec(tuple(sides.replies), sides.swap),  # type: ignore[arg-type]
+        weights={} if combined is None else combined.weights,
+        normalize=False if combined is None else combined.normalize,
+        scales=scales or {},
     )
     if shots is None:
         return judge
@@ -286,21 +346,53 @@ def judge_from_model(
     return replace(judge, shots_pool=tuple(read_shots(judge, shots)))
 
 
-def _check_arguments(
-    template: Any, name: Any, reward: Any, shots: Any, shot_template: Any, inputs: Any
-) -> None:
+def _entry(kind: type[_Entry], value: Any, what: str) -> _Entry | None:
+    """A ``[reward]`` / ``[pair]`` table given from Python (a dict) checked as the rubric's
+    is: one ``InputError`` line naming the key."""
+    if value is None or isinstance(value, kind):
+        return value
+    if not isinstance(value, Mapping):
+        form = "text (a field name) or a table (dict)" if what == "reward" else "a table (dict)"
+        raise InputError(f"{what} must be {form}, got {value!r}")
+    try:
+        return kind.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        place = ".".join(str(p) for p in error["loc"])
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        raise InputError(f"{what}.{place}: {message}") from None
+
+
+def _input_types(inputs: Any, keys: list[str]) -> dict[str, InputType]:
+    """The type of each input the template uses, from an ``[inputs]`` table (default text)."""
+    if not isinstance(inputs, Mapping):
+        return {}
+    types: dict[str, InputType] = {}
+    for key, kind in inputs.items():
+        if kind not in INPUT_TYPES:
+            raise InputError(
+                f"input {key!r}: unknown type {kind!r}; expected {', '.join(INPUT_TYPES)}"
+            )
+        if key in keys:
+            types[key] = kind
+    return types
+
+
+def _check_arguments(template: Any, name: Any, shots: Any, shot_template: Any, inputs: Any) -> None:
     """Arguments of the wrong type (``make_judge(M, None)``) as one ``InputError`` now,
     not a ``TypeError`` from deep inside."""
     _check_text(template, "template")
-    for value, what in ((name, "name"), (reward, "reward"), (shot_template, "shot_template")):
+    for value, what in ((name, "name"), (shot_template, "shot_template")):
         if value is not None:
             _check_text(value, what)
     if shots is not None and not isinstance(shots, str | Path):
         raise InputError(f"shots must be a file path, got {type(shots).__name__}")
     if inputs is not None and not (
-        isinstance(inputs, list | tuple) and all(isinstance(key, str) for key in inputs)
+        isinstance(inputs, list | tuple | Mapping) and all(isinstance(key, str) for key in inputs)
     ):
-        raise InputError(f"inputs must be a list of input names, got {inputs!r}")
+        raise InputError(
+            f"inputs must be a list of input names or a table of name = type, got {inputs!r}"
+        )
 
 
 def _check_text(value: Any, what: str) -> None:
@@ -309,7 +401,7 @@ def _check_text(value: Any, what: str) -> None:
     check_text(value, what)
 
 
-def _input_keys(template: str, inputs: list[str] | None) -> list[str]:
+def _input_keys(template: str, inputs: Collection[str] | None) -> list[str]:
     used = placeholders(template)
     shot_only = [k for k in used if k in SHOT_KEYS]
     if shot_only:

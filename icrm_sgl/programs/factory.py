@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from icrm_sgl.judges import Judge, as_judge, builtin_judge
+from icrm_sgl.judges import Judge
+from icrm_sgl.options import JudgingSettings
 from icrm_sgl.programs.judge import ProgramConfig
-from icrm_sgl.shots import sample_shots
 
 
 def program_config(
@@ -26,20 +26,23 @@ def program_config(
     """The ``ProgramConfig`` that ``ICRM`` would build for these settings.
 
     ``rm_type`` is a built-in judge's name ('individual', 'pairwise'), a rubric path or a
-    ``Judge``; the template and pool paths apply to the built-in judges. Pass the result to
-    ``build_program`` for a ready ``@sgl.function``, or to ``write_judgement`` inside your
-    own program. ``sample=True`` draws each choice / score instead of picking it by
-    ``select`` (use it with temperature > 0).
+    ``Judge``, resolved as ``ICRM`` resolves it; the template and pool paths apply to the
+    built-in judges. Pass the result to ``build_program`` for a ready ``@sgl.function``, or
+    to ``write_judgement`` inside your own program. ``sample=True`` draws each choice /
+    score instead of picking it by ``select`` (use it with temperature > 0).
     """
-    overrides = (shots_pool_path, template_path, shot_template_path)
-    if isinstance(rm_type, str) and any(p is not None for p in overrides):
-        judge = builtin_judge(rm_type, template_path, shot_template_path, None, shots_pool_path)
-    else:
-        judge = as_judge(rm_type)
-    shots = sample_shots(list(judge.shots_pool), num_shots, shot_sampling, seed)
+    judging = JudgingSettings(
+        num_shots=num_shots,
+        shot_sampling_mode=shot_sampling,
+        seed=seed,
+        shots_pool_path=shots_pool_path,
+        template_path=template_path,
+        shot_template_path=shot_template_path,
+    ).with_judge(rm_type)
+    judge = judging.definition()
     return ProgramConfig(
         judge=judge,
-        prompt=judge.prompt(shots),
+        prompt=judge.prompt(judging.shots(judge, num_shots)),
         completion=completion,
         field_tokens=field_tokens,
         sample_final=sample,

@@ -26,7 +26,7 @@ import sglang as sgl
 from sglang.lang.ir import SglFunction
 
 from icrm_sgl.errors import EngineError, VerdictError
-from icrm_sgl.judges import Judge, as_judge
+from icrm_sgl.judges import Judge
 from icrm_sgl.judges.fields import FieldSpec
 from icrm_sgl.programs.choices import joint_probability
 from icrm_sgl.programs.template import Slot, Template
@@ -108,10 +108,7 @@ def closing_suffix(value: str) -> str:
 
 @dataclass(frozen=True)
 class ProgramConfig:
-    """Everything that shapes a judging program besides its per-example arguments.
-
-    ``judge`` is a ``Judge`` or a built-in judge's name ('individual', 'pairwise').
-    """
+    """Everything that shapes a judging program besides its per-example arguments."""
 
     judge: Judge
     prompt: Template
@@ -121,7 +118,6 @@ class ProgramConfig:
     layout: str = "per_field"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "judge", as_judge(self.judge))
         if self.layout not in LAYOUTS:
             raise ValueError(f"unknown layout {self.layout!r}: expected one of {LAYOUTS}")
 
@@ -389,9 +385,3 @@ def verdict_accounting(state: Any, config: ProgramConfig) -> dict[str, Any]:
             }
     out.update(config.judge.probability_meta(distributions))
     return out
-
-
-def parse_verdict(judge: Judge | str, text: str) -> tuple[dict[str, Any], list[str]]:
-    """Validate a program's verdict text (public keys); text fields over the character
-    bound are cut there and their keys returned, so the caller can report them."""
-    return as_judge(judge).parse(text)

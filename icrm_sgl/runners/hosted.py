@@ -58,4 +58,5 @@ class HostedRunner:
             where = ".".join(map(str, first["loc"])) or "the verdict"
             problem = f"{self.context.engine} returned an invalid verdict: {where}: {first['msg']}"
             return Judgement(ex_id, error=f"verdict error: {problem}", meta=meta)
+        meta.update(self.context.judge.reward_meta(checked, meta))  # no probabilities
         return Judgement(ex_id, verdict=checked, meta=meta)

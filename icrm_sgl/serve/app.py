@@ -17,7 +17,6 @@ from starlette.requests import ClientDisconnect
 
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.rewards import verdict_reward
 from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, ShuttingDown, client_record
 from icrm_sgl.serve.config import ServeConfig
 from icrm_sgl.serve.judges import Judges
@@ -172,8 +171,8 @@ def _index(loc: tuple[Any, ...]) -> int | None:
 
 def _record(judge: Judge, result: Judgement) -> dict[str, Any]:
     record = result.record()
-    if result.ok and judge.reward is not None:
-        record["reward"] = verdict_reward(judge, result.verdict or {}, result.meta)
+    if result.ok and judge.has_reward:
+        record["reward"] = judge.reward_value(result.verdict or {}, result.meta)
     return record
 
 
@@ -188,8 +187,7 @@ def _rewards(results: list[Judgement], judge: Judge, failed: float | None) -> di
             failures=[{"index": i, "error": e} for i, e in failures],
         )
     rewards = [
-        verdict_reward(judge, r.verdict, r.meta) if r.verdict is not None else failed
-        for r in results
+        judge.reward_value(r.verdict, r.meta) if r.verdict is not None else failed for r in results
     ]
     logs = {"icrm_failed": [0.0 if r.ok else 1.0 for r in results]}
     return {"rewards": rewards, "scores": rewards, "extra_logs": logs}

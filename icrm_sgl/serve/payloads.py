@@ -14,8 +14,9 @@ from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.inputs import check_id
 from icrm_sgl.integrations.convert import to_conversation
-from icrm_sgl.judges import Judge, as_judge
+from icrm_sgl.judges import Judge
 from icrm_sgl.judges.inputs import ConversationInputs, PairInputs
+from icrm_sgl.judges.supply import GET_REWARD, check_supplied, checked, one_reply, two_replies
 
 
 class Turn(BaseModel):
@@ -45,13 +46,23 @@ class PairwiseExample(BaseModel):
 
 
 class RewardRequest(BaseModel):
-    """OpenRLHF's remote reward model request; its other fields (e.g. metadata) are ignored."""
+    """OpenRLHF's remote reward model request. Another field holding a list with a value
+    per query is a per-query field, for judges whose template uses it; the rest (e.g.
+    OpenRLHF's metadata) is ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     query: list[str]
     prompts: list[str] | None = None
     labels: list[Any] | None = None
+
+    def per_query(self) -> list[dict[str, Any]]:
+        """Each query's own fields (from the lists with a value per query)."""
+        n = len(self.query)
+        lists = {
+            k: v for k, v in (self.model_extra or {}).items() if isinstance(v, list) and len(v) == n
+        }
+        return [{k: v[i] for k, v in lists.items()} for i in range(n)]
 
 
 #: Request models of the built-in judges' input forms, for problems that name the field.
@@ -103,10 +114,9 @@ def load_json(body: bytes) -> Any:
         ) from None
 
 
-def parse_examples(data: Any, modes: tuple[Judge | str, ...]) -> Parsed:
+def parse_examples(data: Any, judges: tuple[Judge, ...]) -> Parsed:
     """One example object or a list of them, each matched to the served judge its keys
     are meant for; every problem of every example is reported."""
-    judges = tuple(as_judge(m) for m in modes)
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list) or not items:
@@ -184,51 +194,87 @@ def _field_named(message: str, where: str, judge: Judge, example: dict[str, Any]
     return marks[-1] if marks else None
 
 
-def reward_examples(request: RewardRequest, judge: Judge | str) -> list[dict[str, Any]]:
+def reward_examples(request: RewardRequest, judge: Judge) -> list[dict[str, Any]]:
     """OpenRLHF's (query, prompt[, label]) triples as examples: the response is the query
     after its prompt; a judge of pairs compares it (as A) with the label (as B), any other
-    judge gets a text label as the example's ``reference``."""
-    judge = as_judge(judge)
+    judge gets a text label as its ``reference``. Per-query fields travel with each
+    example. Every example is checked here: a query the judge cannot read is a 422 naming
+    it, never a failure once queued (a 500, which OpenRLHF retries)."""
+    try:
+        check_supplied(judge, GET_REWARD)
+    except InputError as exc:
+        raise RequestRejected([Problem(None, None, str(exc))]) from None
+    problems = _shape_problems(request, judge) or _text_problems(request)
+    if problems:
+        raise RequestRejected(problems)
+    labels = request.labels or [None] * len(request.query)
+    rows = zip(request.query, request.prompts or [], labels, request.per_query(), strict=True)
+    examples = []
+    for i, (query, prompt, label, fields) in enumerate(rows):
+        found = _reward_example(judge, i, query, prompt, label, fields)
+        if isinstance(found, Problem):
+            problems.append(found)
+        else:
+            examples.append(found)
+    if problems:
+        raise RequestRejected(problems)
+    return examples
+
+
+def _shape_problems(request: RewardRequest, judge: Judge) -> list[Problem]:
+    """Lists whose lengths differ from the queries' (of the judge's inputs too), and
+    lists the request lacks."""
     n = len(request.query)
+    named = [("prompts", request.prompts), ("labels", request.labels)]
+    named += [(k, v) for k, v in (request.model_extra or {}).items() if k in judge.inputs.keys]
     problems = [
         Problem(None, name, f"{name} has {len(values)} items but query has {n}")
-        for name, values in (("prompts", request.prompts), ("labels", request.labels))
-        if values is not None and len(values) != n
+        for name, values in named
+        if isinstance(values, list) and len(values) != n
     ]
     if request.prompts is None:
         problems.append(Problem(None, "prompts", "prompts is required to split each query"))
     if judge.pair is not None and request.labels is None:
         problems.append(Problem(None, "labels", "a pairwise server needs labels (references)"))
-    if problems:
-        raise RequestRejected(problems)
-    problems = _text_problems(request)
-    if problems:
-        raise RequestRejected(problems)
-    examples = []
-    for i, (query, prompt) in enumerate(zip(request.query, request.prompts or [], strict=True)):
-        if not query.startswith(prompt):
-            problems.append(Problem(i, "query", f"query {i} does not start with prompts[{i}]"))
-            continue
-        response = query[len(prompt) :]
-        label = (request.labels or [None] * n)[i]
-        if judge.pair is None:
-            example = {"id": str(i), "conversation": to_conversation(prompt, response)}
-            examples.append(example | ({"reference": label} if isinstance(label, str) else {}))
-            continue
-        if not isinstance(label, str):
-            problems.append(Problem(i, "labels", f"labels[{i}] must be a reference response"))
-            continue
-        first, second = judge.pair.sides
-        examples.append(
-            {
-                "id": str(i),
-                first: to_conversation(prompt, response),
-                second: to_conversation(prompt, label),
-            }
-        )
-    if problems:
-        raise RequestRejected(problems)
-    return examples
+    return problems
+
+
+def _reward_example(
+    judge: Judge, i: int, query: str, prompt: str, label: Any, fields: dict[str, Any]
+) -> dict[str, Any] | Problem:
+    """Query ``i`` as the judge's example, or the problem that keeps it from one."""
+    where = f"query {i}"
+    if not query.startswith(prompt):
+        return Problem(i, "query", f"query {i} does not start with prompts[{i}]")
+    response = query[len(prompt) :]
+    wrong_label = _label_problem(judge, i, label)
+    if wrong_label is not None:
+        return wrong_label
+    try:
+        if judge.pair is not None:
+            user = [{"role": "user", "content": prompt}]
+            example = two_replies(judge, user, (response, label), fields, where)
+        else:
+            reference = {"reference": label} if isinstance(label, str) else {}
+            example = one_reply(to_conversation(prompt, response), {**fields, **reference})
+        checked(judge, GET_REWARD, example, where)
+    except InputError as exc:
+        field = _field_named(str(exc), where, judge, fields)
+        from_labels = field == "reference" and "reference" not in fields
+        return Problem(i, "labels" if from_labels else field, str(exc))
+    return {**example, "id": str(i)}
+
+
+def _label_problem(judge: Judge, i: int, label: Any) -> Problem | None:
+    """A label the judge reads (the reply its pair compares with, or its ``reference``)
+    that is not text; a missing reference is reported as the input it leaves missing."""
+    if isinstance(label, str) or (label is None and judge.pair is None):
+        return None
+    if judge.pair is None and "reference" not in judge.inputs.keys:
+        return None
+    role = "the reply to compare with" if judge.pair else "the judge's {$reference}"
+    got = "null" if label is None else type(label).__name__
+    return Problem(i, "labels", f"labels[{i}] must be text ({role}), got {got}")
 
 
 def _text_problems(request: RewardRequest) -> list[Problem]:

@@ -10,7 +10,8 @@ import pytest
 from icrm_sgl import ICRM
 from icrm_sgl.engines import engine_names
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import SCORES, grammar_schema, json_schema
+from icrm_sgl.judges import default_judge
+from icrm_sgl.judges.verdicts import SCORES
 from tests.engines.standin import OPENAI_CHAT_FIELDS, StandinServer, chat_reply
 from tests.engines.test_hosted_claude import message
 from tests.engines.test_hosted_standin import VALID
@@ -93,7 +94,9 @@ def test_default_openai_request_is_plain_chat_with_strict_standin_server(pairwis
     assert server.paths == ["/v1/chat/completions"]
     body = server.requests[0]
     assert body["response_format"]["type"] == "json_schema"
-    assert body["response_format"]["json_schema"]["schema"] == json_schema("pairwise")
+    assert (
+        body["response_format"]["json_schema"]["schema"] == default_judge("pairwise").json_schema()
+    )
     assert set(body) <= OPENAI_CHAT_FIELDS and "grammar" not in body
 
 
@@ -111,8 +114,8 @@ def test_mistral_gets_its_seed_field_with_standin_server(pairwise_example):
 
 
 def test_grammar_schema_bounds_the_score_by_an_enum_and_drops_lengths():
-    schema = grammar_schema("individual")
+    schema = default_judge("individual").grammar_schema()
     assert schema["properties"]["score"]["enum"] == list(SCORES)
     assert "maximum" not in json.dumps(schema) and "maxLength" not in json.dumps(schema)
-    assert schema["required"] == json_schema("individual")["required"]
-    assert grammar_schema("pairwise")["properties"]["choice"]["enum"][0] == "A++"
+    assert schema["required"] == default_judge("individual").json_schema()["required"]
+    assert default_judge("pairwise").grammar_schema()["properties"]["choice"]["enum"][0] == "A++"

@@ -18,7 +18,8 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.fields import FieldRequest, escape_controls, read_fields
 from icrm_sgl.engines.hosted.grammar import verdict_grammar
 from icrm_sgl.errors import VerdictError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
+from icrm_sgl.judges.rubric import load_rubric
 from tests.engines.standin import VALID, StandinServer, chat_reply
 
 GEN = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 50}
@@ -75,7 +76,7 @@ def completion_reply(text: str, finish_reason: str = "stop") -> tuple[int, dict[
 
 
 def test_grammar_fixes_the_keys_bounds_each_text_field_and_lists_the_values():
-    request = FieldRequest.whole("individual", 20)
+    request = FieldRequest.whole(default_judge("individual"), 20)
     grammar = verdict_grammar(request)
     assert grammar.splitlines()[0].startswith('root ::= "{\\"intent\\": " v0 ", \\"checklist')
     assert grammar.count("char{0,60}") == 4 and request.max_chars["intent"] == 60
@@ -90,14 +91,14 @@ def test_a_text_fields_own_smaller_budget_bounds_it(tmp_path):
         '[[fields]]\nname = "why"\ntype = "text"\nmax_tokens = 10\n'
         '[[fields]]\nname = "ok"\ntype = "bool"\n'
     )
-    request = FieldRequest.whole(str(rubric), 64)
+    request = FieldRequest.whole(load_rubric(rubric), 64)
     assert request.text_tokens == {"why": 10} and request.max_chars == {"why": 30}
     assert 'v1 ::= "true" | "false"' in verdict_grammar(request)
     assert request.bounded_schema()["properties"]["why"]["maxLength"] == 30
 
 
 def test_bounded_schema_keeps_the_score_an_enum_and_bounds_text_fields():
-    schema = FieldRequest.whole("individual", 10).bounded_schema()
+    schema = FieldRequest.whole(default_judge("individual"), 10).bounded_schema()
     assert schema["properties"]["score"]["enum"] == list(range(1, 11))
     assert {schema["properties"][k]["maxLength"] for k in INDIVIDUAL if k != "score"} == {30}
 
@@ -121,7 +122,7 @@ def test_raw_control_characters_inside_strings_are_escaped_and_nothing_else():
     ],
 )
 def test_a_cut_reply_keeps_a_score_it_shows_whole(text, kept):
-    assert read_fields(text, True, FieldRequest.whole("individual")) == kept
+    assert read_fields(text, True, FieldRequest.whole(default_judge("individual"))) == kept
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,7 @@ def test_a_cut_reply_keeps_a_score_it_shows_whole(text, kept):
     ],
 )
 def test_a_cut_reply_keeps_a_choice_it_shows_whole(text, kept):
-    request = FieldRequest("pairwise", ("choice",))
+    request = FieldRequest(default_judge("pairwise"), ("choice",))
     assert read_fields(text, True, request) == kept
 
 
@@ -141,7 +142,7 @@ def test_a_reply_with_a_raw_newline_is_accepted_without_a_re_ask_with_standin_ig
     """A stand-in posing as llama.cpp that ignores the grammar and writes a raw newline."""
     text = json.dumps(INDIVIDUAL).replace('"c"', '"first\nsecond"')
     with KnownServerStandin(LLAMA_PROPS, [chat_reply(text)]) as server:
-        verdict, meta = engine(server.url).judge("Judge.", "individual", False, GEN)
+        verdict, meta = engine(server.url).judge("Judge.", default_judge("individual"), False, GEN)
     assert verdict["checklist"] == "first\nsecond"
     assert meta["requests"] == 1 and meta["retries"] == 0
 
@@ -149,7 +150,7 @@ def test_a_reply_with_a_raw_newline_is_accepted_without_a_re_ask_with_standin_ig
 def test_a_reply_cut_after_its_whole_verdict_needs_no_re_ask_with_standin_ignoring_grammar():
     text = json.dumps(VALID)[:-1]  # the closing brace is missing: "choice": "A+"
     with KnownServerStandin(LLAMA_PROPS, [chat_reply(text, "length")]) as server:
-        verdict, meta = engine(server.url).judge("Judge.", "pairwise", False, GEN)
+        verdict, meta = engine(server.url).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert verdict == VALID and meta["requests"] == 1
 
 
@@ -157,7 +158,7 @@ def test_a_server_ignoring_the_grammar_gives_counted_failures_with_standin(pairw
     """Replies that never validate: each example fails alone, its requests bounded."""
     with KnownServerStandin(LLAMA_PROPS, [chat_reply('{"choice": "maybe"}')]) as server:
         with pytest.raises(VerdictError, match="no valid verdict after 2 replies"):
-            engine(server.url, max_retries=1).judge("Judge.", "pairwise", False, GEN)
+            engine(server.url, max_retries=1).judge("Judge.", default_judge("pairwise"), False, GEN)
         assert len(server.requests) == 2
         model = ICRM(
             rm_type="pairwise",
@@ -200,7 +201,7 @@ def test_the_server_kind_is_detected_from_its_get_endpoints_with_standin(gets, k
 def test_an_option_forces_the_kind_without_probing_with_standin():
     with KnownServerStandin(LLAMA_PROPS, [chat_reply(json.dumps(VALID))]) as server:
         forced = engine(server.url, completion_schema="none")
-        forced.judge("Judge.", "pairwise", False, GEN)
+        forced.judge("Judge.", default_judge("pairwise"), False, GEN)
     assert forced.completion_schema == "none"
     assert server.requests[0]["response_format"]["type"] == "json_schema"
 
@@ -214,9 +215,9 @@ def test_a_providers_own_endpoint_is_not_probed():
 def test_llama_kind_gets_only_the_grammar_with_standin(completion):
     reply = completion_reply if completion else chat_reply
     with KnownServerStandin(LLAMA_PROPS, [reply(json.dumps(VALID))]) as server:
-        engine(server.url).judge("Judge.", "pairwise", completion, GEN)
+        engine(server.url).judge("Judge.", default_judge("pairwise"), completion, GEN)
     (body,) = server.requests
-    assert body["grammar"] == verdict_grammar(FieldRequest.whole("pairwise", 10))
+    assert body["grammar"] == verdict_grammar(FieldRequest.whole(default_judge("pairwise"), 10))
     assert "response_format" not in body and "json_schema" not in body
 
 
@@ -234,11 +235,13 @@ def test_llama_kind_gets_only_the_grammar_with_standin(completion):
 def test_vllm_and_sglang_get_the_bounded_schema_with_standin(gets, completion, field, read):
     reply = completion_reply if completion else chat_reply
     with KnownServerStandin(gets, [reply(json.dumps(VALID))]) as server:
-        verdict, meta = engine(server.url).judge("Judge.", "pairwise", completion, GEN)
+        verdict, meta = engine(server.url).judge(
+            "Judge.", default_judge("pairwise"), completion, GEN
+        )
     assert verdict == VALID and meta["requests"] == 1
     (body,) = server.requests
     schema = (read or (lambda v: v))(body[field])
-    assert schema == FieldRequest.whole("pairwise", 10).bounded_schema()
+    assert schema == FieldRequest.whole(default_judge("pairwise"), 10).bounded_schema()
     assert schema["properties"]["analysis of A"]["maxLength"] == 30
     assert "grammar" not in body
 
@@ -248,7 +251,7 @@ def test_a_refused_chat_form_counts_as_a_request_on_an_unknown_server_with_stand
 
     refused = error_reply(500, "response_format: Input should be 'text' or 'json_object'")
     with StandinServer([refused, chat_reply(json.dumps(VALID))]) as server:
-        _, meta = engine(server.url).judge("Judge.", "pairwise", False, GEN)
+        _, meta = engine(server.url).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert meta["requests"] == 2 and meta["attempts"] == 1
 
 
@@ -287,8 +290,8 @@ def test_one_bounded_request_per_verdict_on_llama_server(
     ) as model:
         assert model.backend.completion_schema == "llama.cpp"
         result = model.judge(individual_example, max_tokens=80, temperature=0.0)
-    validate_verdict("individual", result.verdict)
-    request = FieldRequest.whole("individual", 20)
+    default_judge("individual").validate(result.verdict)
+    request = FieldRequest.whole(default_judge("individual"), 20)
     meta = result.meta
     assert meta["requests"] == meta["attempts"] == 1 and meta["retries"] == 0
     assert meta["completion_tokens"] <= request.max_tokens
@@ -301,7 +304,7 @@ def test_a_reply_cut_mid_field_on_llama_server_keeps_the_field_closed(llama_serv
     is kept, closed, for the follow-up to ask only for the rest."""
     backend = create_engine("openai", base_url=llama_server)
     try:
-        request = FieldRequest.whole("individual", 64)
+        request = FieldRequest.whole(default_judge("individual"), 64)
         messages = [{"role": "user", "content": "Judge this reply to 'Say hi': 'Hello!'"}]
         reply = backend.send(messages, request, False, {"max_tokens": 12, "temperature": 0.0})
     finally:

@@ -16,7 +16,7 @@ import pytest
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.fields import FieldRequest, read_fields
 from icrm_sgl.errors import VerdictError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 from tests.engines.standin import VALID, StandinServer, chat_reply
 
@@ -34,14 +34,18 @@ def test_a_cut_reply_keeps_its_fields_and_asks_only_for_the_rest_with_standin_se
     rest = {k: v for k, v in VALID.items() if k not in ("analysis of A", "analysis of B")}
     replies = [chat_reply(cut, "length"), chat_reply(json.dumps(rest))]
     with StandinServer(replies) as server:
-        verdict, meta = engine(server.url).judge("Judge this.", "pairwise", False, GEN)
+        verdict, meta = engine(server.url).judge(
+            "Judge this.", default_judge("pairwise"), False, GEN
+        )
     assert verdict == {**VALID, "analysis of B": "Vague and it goes on an"}
     assert meta["retries"] == 1
     first, second = server.requests
-    assert first["max_tokens"] == FieldRequest.whole("pairwise", 10).max_tokens
+    assert first["max_tokens"] == FieldRequest.whole(default_judge("pairwise"), 10).max_tokens
     schema = second["response_format"]["json_schema"]["schema"]
     assert schema["required"] == list(rest) and list(schema["properties"]) == list(rest)
-    assert second["max_tokens"] == FieldRequest("pairwise", tuple(rest), 10).max_tokens
+    assert (
+        second["max_tokens"] == FieldRequest(default_judge("pairwise"), tuple(rest), 10).max_tokens
+    )
     assert "cut off at its length limit" in second["messages"][-1]["content"]
 
 
@@ -49,7 +53,7 @@ def test_a_choice_cut_mid_value_is_asked_for_again_with_standin_server():
     text = json.dumps(VALID)[: -len('+"}')]  # ... "choice": "A  (of "A++" or "A+")
     replies = [chat_reply(text, "length"), chat_reply(json.dumps({"choice": "A++"}))]
     with StandinServer(replies) as server:
-        verdict, _ = engine(server.url).judge("Judge this.", "pairwise", False, GEN)
+        verdict, _ = engine(server.url).judge("Judge this.", default_judge("pairwise"), False, GEN)
     assert verdict == {**VALID, "choice": "A++"}
     schema = server.requests[1]["response_format"]["json_schema"]["schema"]
     assert schema["required"] == ["choice"]
@@ -57,7 +61,7 @@ def test_a_choice_cut_mid_value_is_asked_for_again_with_standin_server():
 
 def test_replies_cut_before_any_field_is_one_clear_error_with_standin_server():
     with StandinServer([chat_reply("", "length")]) as server, pytest.raises(VerdictError) as info:
-        engine(server.url, max_retries=2).judge("Judge.", "pairwise", False, GEN)
+        engine(server.url, max_retries=2).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert "cut by its token budget before a field was finished" in str(info.value)
     assert "raise --max-tokens" in str(info.value) and len(server.requests) == 3
 
@@ -72,7 +76,7 @@ def test_replies_cut_before_any_field_is_one_clear_error_with_standin_server():
     ],
 )
 def test_read_fields_of_a_cut_reply(text, found):
-    assert read_fields(text, True, FieldRequest.whole("individual")) == found
+    assert read_fields(text, True, FieldRequest.whole(default_judge("individual"))) == found
 
 
 # -- the budgets a user types, against the real llama.cpp server ---------------------------
@@ -96,7 +100,7 @@ def test_every_budget_gives_a_valid_verdict_on_llama_server(
     proc = run_cli(*args, "--max-tokens", max_tokens)
     assert proc.returncode == 0, proc.stderr
     verdict = json.loads(proc.stdout)
-    validate_verdict(mode, verdict)
+    default_judge(mode).validate(verdict)
 
 
 # -- an interrupted hosted batch ------------------------------------------------------------

@@ -10,11 +10,16 @@ import pytest
 from pydantic import ValidationError
 
 from icrm_sgl import ICRM
-from icrm_sgl.schemas import public_keys, validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 
-#: Enough tokens for SmolLM2 to close a one-shot pairwise verdict.
-BUDGET = {"max_tokens": 400}
+#: A small budget: the grammar bounds every field by it, so the verdict closes in one
+#: request whatever the budget.
+BUDGET = {"max_tokens": 120}
+#: These tests check the constraint, not probabilities (test_hosted_logprobs and
+#: test_judges_hosted do): llama-cpp-python's server spends ~0.2 s a token on log-probabilities
+#: over the whole vocabulary, six times the verdict's own time here.
+NO_LOGPROBS = {"logprobs": False}
 
 
 def hosted(base_url: str, completion: bool, **options) -> ICRM:
@@ -25,6 +30,7 @@ def hosted(base_url: str, completion: bool, **options) -> ICRM:
         base_url=base_url,
         num_shots=1,
         completion=completion,
+        **NO_LOGPROBS,
         **options,
     )
 
@@ -39,7 +45,11 @@ def raw_reply(base_url: str, prompt: str, completion: bool) -> str:
     return raw.choices[0].message.content
 
 
-@pytest.mark.parametrize("completion", [False, True], ids=["chat", "completion"])
+#: Chat mode runs in the default run through the CLI test below; this pair of checks in chat
+#: mode too with ``-m slow``.
+@pytest.mark.parametrize(
+    "completion", [pytest.param(False, marks=pytest.mark.slow), True], ids=["chat", "completion"]
+)
 def test_llama_server_verdict_is_valid_and_unconstrained_reply_is_not(
     llama_server, pairwise_example, completion
 ):
@@ -49,14 +59,14 @@ def test_llama_server_verdict_is_valid_and_unconstrained_reply_is_not(
         result = model.judge(pairwise_example, **BUDGET)
         prompt = model.render_prompt(pairwise_example, model.sample_shots(1))
         assert model.backend.completion_schema == "llama.cpp"
-    assert list(result.verdict) == public_keys("pairwise")
-    validate_verdict("pairwise", result.verdict)
+    assert list(result.verdict) == default_judge("pairwise").keys
+    default_judge("pairwise").validate(result.verdict)
     assert result.meta["engine"] == "openai" and result.meta["prompt_tokens"] > 0
     assert result.meta["completion_tokens"] > 0 and result.meta["retries"] == 0
     assert result.meta["requests"] == 1
     assert "cached_tokens" in result.meta
     with pytest.raises(ValidationError):
-        validate_verdict("pairwise", raw_reply(llama_server, prompt, completion))
+        default_judge("pairwise").validate(raw_reply(llama_server, prompt, completion))
 
 
 def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, pairwise_example):
@@ -66,20 +76,22 @@ def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, p
         endpoint=llama_server,
         num_shots=1,
         completion_schema="llama.cpp",
+        **NO_LOGPROBS,
     ) as model:
         result = model.judge(pairwise_example, **BUDGET)
-    validate_verdict("pairwise", result.verdict)
+    default_judge("pairwise").validate(result.verdict)
     assert result.meta["engine"] == "vllm"
 
 
 def test_cli_scores_against_llama_server(llama_server, run_cli):
     args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2"]  # chat
+    args += ["-E", "logprobs=false"]
     proc = run_cli(
-        "score", EXAMPLES / "test_pairwise.json", *args, "--num-shots", "1", "--max-tokens", "400"
+        "score", EXAMPLES / "test_pairwise.json", *args, "--num-shots", "1", "--max-tokens", "120"
     )
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
-    validate_verdict("pairwise", json.loads(proc.stdout))
+    default_judge("pairwise").validate(json.loads(proc.stdout))
 
 
 @pytest.mark.slow
@@ -99,7 +111,7 @@ def test_batch_of_twenty_yields_valid_verdicts_or_counted_failures(
     print(f"{sum(r.ok for r in results)} valid, {sum(not r.ok for r in results)} failed")
     for result in results:
         if result.ok:
-            validate_verdict("individual", result.verdict)
+            default_judge("individual").validate(result.verdict)
         else:
             assert result.verdict is None
             assert result.error.startswith(("verdict error", "engine error"))
@@ -118,6 +130,7 @@ def test_individual_completion_score_is_bounded_by_the_enum_on_llama_server(
         completion=True,
         completion_schema="llama.cpp",
         max_retries=0,
+        **NO_LOGPROBS,
     ) as model:
         result = model.judge(individual_example, **BUDGET)
     assert result.verdict["score"] in range(1, 11) and result.meta["retries"] == 0

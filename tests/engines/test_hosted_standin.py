@@ -15,6 +15,7 @@ from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import EngineError, InputError, VerdictError
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 from tests.engines.standin import VALID, StandinServer, chat_reply, error_reply
 
@@ -38,7 +39,9 @@ def engine(url: str, **options):
 def test_retry_on_invalid_reply_with_standin_server():
     replies = [chat_reply(json.dumps(INVALID)), chat_reply(json.dumps(VALID))]
     with StandinServer(replies) as server:
-        verdict, meta = engine(server.url).judge("Judge this.", "pairwise", False, GEN)
+        verdict, meta = engine(server.url).judge(
+            "Judge this.", default_judge("pairwise"), False, GEN
+        )
     assert verdict == VALID
     assert meta["retries"] == 1 and meta["attempts"] == 2
     assert meta["prompt_tokens"] == 200 and meta["cached_tokens"] == 128
@@ -60,19 +63,19 @@ def test_completion_mode_sends_schema_fields_with_standin_server():
     }
     with StandinServer([(200, reply)]) as server:
         vllm = engine(server.url, completion_schema="vllm")
-        verdict, meta = vllm.judge("Judge this.\n", "pairwise", True, GEN)
+        verdict, meta = vllm.judge("Judge this.\n", default_judge("pairwise"), True, GEN)
     assert verdict == VALID and meta["cached_tokens"] is None
     body = server.requests[0]
     assert server.paths == ["/v1/completions"]
     assert body["structured_outputs"]["json"]["required"] == list(VALID)
     # 50 tokens for five text fields: 10 each, plus the choice and room to close the object.
     assert body["prompt"] == "Judge this.\n"
-    assert body["max_tokens"] == FieldRequest.whole("pairwise", 10).max_tokens
+    assert body["max_tokens"] == FieldRequest.whole(default_judge("pairwise"), 10).max_tokens
 
 
 def test_invalid_replies_exhaust_retries_with_standin_server():
     with StandinServer([chat_reply("not json")]) as server, pytest.raises(VerdictError) as info:
-        engine(server.url, max_retries=2).judge("Judge.", "pairwise", False, GEN)
+        engine(server.url, max_retries=2).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert info.value.attempts == 3 and len(server.requests) == 3
     assert info.value.raw == "not json"
 
@@ -96,7 +99,7 @@ def test_invalid_verdict_is_a_counted_failure_in_a_batch_with_standin_server(pai
 def test_backoff_on_503_then_success_with_standin_server():
     replies = [error_reply(503, "busy"), error_reply(503, "busy"), chat_reply(json.dumps(VALID))]
     with StandinServer(replies) as server:
-        verdict, meta = engine(server.url).judge("Judge.", "pairwise", False, GEN)
+        verdict, meta = engine(server.url).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert verdict == VALID and meta["attempts"] == 3 and meta["retries"] == 0
 
 
@@ -104,14 +107,16 @@ def test_always_503_fails_after_the_bound_with_standin_server():
     with StandinServer([error_reply(503, "busy")]) as server:
         started = time.perf_counter()
         with pytest.raises(EngineError, match=r"HTTP 503.*gave up after 4 attempts"):
-            engine(server.url, max_attempts=4).judge("Judge.", "pairwise", False, GEN)
+            engine(server.url, max_attempts=4).judge(
+                "Judge.", default_judge("pairwise"), False, GEN
+            )
     assert len(server.requests) == 4 and time.perf_counter() - started < 2
 
 
 def test_http_401_fails_at_once_without_the_key_with_standin_server():
     body = error_reply(401, "Incorrect API key provided: sk-test")
     with StandinServer([body]) as server, pytest.raises(EngineError) as info:
-        engine(server.url).judge("Judge.", "pairwise", False, GEN)
+        engine(server.url).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert len(server.requests) == 1
     assert "authentication failed (HTTP 401)" in str(info.value)
     assert "sk-test" not in str(info.value) and not info.value.retryable
@@ -120,7 +125,7 @@ def test_http_401_fails_at_once_without_the_key_with_standin_server():
 def test_other_4xx_fails_at_once_with_the_server_message_with_standin_server():
     reply = error_reply(404, "model standin does not exist")
     with StandinServer([reply]) as server, pytest.raises(EngineError, match=r"HTTP 404: .*exist"):
-        engine(server.url).judge("Judge.", "pairwise", False, GEN)
+        engine(server.url).judge("Judge.", default_judge("pairwise"), False, GEN)
     assert len(server.requests) == 1
 
 
@@ -130,7 +135,9 @@ def test_unreachable_server_fails_after_bounded_retries():
         port = sock.getsockname()[1]
     started = time.perf_counter()
     with pytest.raises(EngineError, match=r"cannot reach the server.*after 3 attempts"):
-        engine(f"http://127.0.0.1:{port}", max_attempts=3).judge("J.", "pairwise", False, GEN)
+        engine(f"http://127.0.0.1:{port}", max_attempts=3).judge(
+            "J.", default_judge("pairwise"), False, GEN
+        )
     assert time.perf_counter() - started < 5
 
 

@@ -66,6 +66,7 @@ def test_identical_examples_interleaved_on_threads_get_identical_verdicts(
     assert _public(results["a"]) == _public(results["c"])
 
 
+@pytest.mark.slow  # test_local_threads.py checks the logits of each thread count by default
 def test_the_thread_count_changes_neither_verdicts_nor_probabilities(individual_example):
     """``n_threads`` is a speed setting (left out of the cache identity): llama.cpp gives
     every output value to one thread, so 1 and 2 threads compute the same bits."""

@@ -12,6 +12,7 @@ from icrm_sgl.engines import create_engine, engine_names, register_engine
 from icrm_sgl.engines.capabilities import BASIC_SAMPLING, Capabilities
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.errors import InputError
+from icrm_sgl.judges import Judge
 from tests.engines.standin import VALID as VERDICT
 
 
@@ -51,7 +52,7 @@ class FixedVerdictEngine:
         self.closed = True
 
     def judge(
-        self, prompt: str, rm_type: str, completion: bool, gen: dict[str, Any]
+        self, prompt: str, judge: Judge, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         self.prompts.append(prompt)
         return dict(VERDICT), {"engine": "fixed-verdict", "prompt_tokens": 0}

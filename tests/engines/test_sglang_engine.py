@@ -24,9 +24,8 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines import server_process as sp
 from icrm_sgl.engines import sglang_server as eng
 from icrm_sgl.errors import EngineError, InputError
+from icrm_sgl.judges import default_judge
 from icrm_sgl.programs.judge import ProgramConfig, build_program
-from icrm_sgl.programs.prompts import PromptTemplates
-from icrm_sgl.shots import load_shots
 
 #: A stand-in for ``sglang.launch_server``: health, model info and /generate endpoints,
 #: plus a child process that ignores SIGTERM, so only a process-group SIGKILL ends it.
@@ -282,7 +281,6 @@ def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path
     engine) in front of a stand-in worker whose first three /generate requests get 503:
     the engine retries them and every verdict is valid."""
     from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
-    from icrm_sgl.schemas import validate_verdict
 
     worker = start_standin(standin, tmp_path, "--mode", "busy:3")
     router = spawn_router(sys.executable, [worker.url], "consistent_hashing", True, None,
@@ -300,7 +298,7 @@ def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path
         worker.stop()
     assert all(r.ok for r in results), [r.error for r in results]
     for result in results:
-        validate_verdict("individual", result.verdict)
+        default_judge("individual").validate(result.verdict)
     assert Path(worker.log_path).read_text().count("busy") == 3
 
 
@@ -507,13 +505,14 @@ class TemplateOnly(BaseBackend):
 @pytest.mark.parametrize("rm_type", ["individual", "pairwise"])
 @pytest.mark.parametrize("template", ["chatml", "llama-3-instruct"])
 def test_traced_prefix_is_the_constant_prompt_text(rm_type, template):
-    prompt = PromptTemplates.load(rm_type).with_shots(load_shots(rm_type)[:3])
+    judge = default_judge(rm_type)
+    prompt = judge.prompt(list(judge.shots_pool)[:3])
     constant = prompt.segments[0]
     assert isinstance(constant, str) and len(constant) > 64  # run_batch caches > 64 chars
     backend = TemplateOnly(template)
     user_prefix, _ = backend.chat_template.get_prefix_and_suffix("user", [])
     for completion, expected in ((True, constant), (False, user_prefix + constant)):
-        program = build_program(ProgramConfig(judge=rm_type, prompt=prompt, completion=completion))
+        program = build_program(ProgramConfig(judge=judge, prompt=prompt, completion=completion))
         assert extract_prefix_by_tracing(program, backend) == expected
 
 

@@ -28,7 +28,8 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import ServerProcess
 from icrm_sgl.engines.sglang_router import router_workers, spawn_router, wait_for_workers
-from icrm_sgl.schemas import CHOICES, validate_verdict
+from icrm_sgl.judges import default_judge
+from icrm_sgl.judges.verdicts import CHOICES
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.sglang_server
@@ -87,7 +88,7 @@ def test_batch_through_router_is_valid_and_each_verdict_stays_on_one_worker(rout
         results = list(model.judge_batch(tricky_pairwise(8), max_tokens=20, num_threads=4))
     assert [r.error for r in results if not r.ok] == []
     for r in results:
-        validate_verdict("pairwise", r.verdict)
+        default_judge("pairwise").validate(r.verdict)
         assert set(r.meta["probabilities"]) == set(CHOICES)
     spread = workers_per_key(routes)
     assert len(spread) == 8 and all("" not in w for w in spread.values())
@@ -127,7 +128,7 @@ def test_a_batch_meeting_a_stopped_worker_behind_a_real_router_is_retried_and_va
         router.stop()
     assert [r.error for r in results if not r.ok] == []
     for r in results:
-        validate_verdict("pairwise", r.verdict)
+        default_judge("pairwise").validate(r.verdict)
     assert sglang_backend.server.proc.poll() is None
     busy = refused(routes)
     assert busy and all(r.status == 503 for r in busy)

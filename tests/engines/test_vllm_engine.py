@@ -14,7 +14,7 @@ from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines import vllm_server as eng
 from icrm_sgl.errors import EngineError, InputError, MissingDependencyError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.engines.test_hosted_standin import VALID
 from tests.engines.test_sglang_engine import child_pid, wait_dead
 
@@ -133,7 +133,7 @@ def test_launches_standin_scores_and_stops_the_process_group(
     child = child_pid(str(log))
     result = model.judge(pairwise_example, max_tokens=100)
     model.close()
-    validate_verdict("pairwise", result.verdict)
+    default_judge("pairwise").validate(result.verdict)
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     argv = lines[0]["argv"]
     assert argv[:2] == ["serve", "standin/judge"] and "--data-parallel-size" in argv

@@ -15,8 +15,8 @@ from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.runner import Evaluator
 from icrm_sgl.evaluation.store import ResultStore
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import default_judge
 from icrm_sgl.runners import VerdictCache
-from icrm_sgl.schemas import validate_verdict
 from tests.engines.standin import VALID
 
 META = {"engine": "local", "seconds": 0.5}
@@ -28,7 +28,7 @@ def raw_put(cache, key, value):
 
 
 def check(data):
-    return validate_verdict("pairwise", data).to_public()
+    return default_judge("pairwise").validate(data).to_public()
 
 
 def entry(verdict, meta=META):

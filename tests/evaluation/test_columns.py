@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -184,14 +182,9 @@ def test_eval_with_columns_three_annotators_and_ties(tmp_path, run_cli):
     assert metrics["overall"]["tie_labels"] == 2 and metrics["n"] == 4
 
 
-def test_eval_columns_bad_spec_is_one_line(tmp_path):
+def test_eval_columns_bad_spec_is_one_line(tmp_path, run_cli):
     src = write(tmp_path / "prefs.jsonl")
-    proc = subprocess.run(
-        [sys.executable, "-m", "icrm_sgl.cli", "eval", str(src), "--columns", "prompt=x"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("eval", src, "--columns", "prompt=x")
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: --columns:") and "Traceback" not in proc.stderr
 

@@ -213,7 +213,7 @@ def test_individual_metrics_and_histogram():
 
 
 def test_individual_bad_score():
-    with pytest.raises(InputError, match="score must be an integer 1-10"):
+    with pytest.raises(InputError, match=r"chosen: score must be one of 1, 2, .*10, got 11"):
         compute_metrics([individual("a", "s", 11, 3)])
 
 

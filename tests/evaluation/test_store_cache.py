@@ -7,6 +7,7 @@ import pytest
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.store import ResultStore
 from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import default_judge
 from icrm_sgl.runners import VerdictCache, cache_key
 
 CONFIG = {"engine": "local", "seed": 42, "orders": "both"}
@@ -62,7 +63,6 @@ def test_cache_key_covers_the_identity_and_the_fields_as_shown():
 
 
 def test_verdict_cache_round_trip_keeps_the_meta(tmp_path):
-    from icrm_sgl.schemas import validate_verdict
 
     verdict = {
         "intent": "i",
@@ -74,7 +74,7 @@ def test_verdict_cache_round_trip_keeps_the_meta(tmp_path):
     meta = {"engine": "local", "seconds": 1.25, "probabilities": {"7": 0.9}}
 
     def check(data):
-        return validate_verdict("individual", data).to_public()
+        return default_judge("individual").validate(data).to_public()
 
     cache = VerdictCache(tmp_path)
     assert cache.get("k", check) is None

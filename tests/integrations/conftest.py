@@ -17,8 +17,6 @@ def judged(individual_model, monkeypatch):
     """Every (example, judgement) the session's individual ICRM produces in this test: the
     engine's rewards for the same text vary with its prefix-cache state, so rewards are
     checked against what the judge returned at the time, not against a second judging."""
-    from icrm_sgl.rewards import verdict_reward
-
     record = []
     judge_batch = individual_model.judge_batch
 
@@ -27,7 +25,9 @@ def judged(individual_model, monkeypatch):
         by_id = {str(e.get("id", i)): e for i, e in enumerate(examples)}
         for result in judge_batch(examples, **gen):
             reward = (
-                verdict_reward("individual", result.verdict, result.meta) if result.ok else None
+                individual_model.definition.reward_value(result.verdict, result.meta)
+                if result.ok
+                else None
             )
             record.append((by_id[result.id], reward))
             yield result

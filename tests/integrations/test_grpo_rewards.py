@@ -56,6 +56,7 @@ def test_conversational_prompts_and_completions(individual_model, grpo_trainer, 
     assert got == pytest.approx([value for _, value in judged], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_whitespace_and_4000_character_completions_get_rewards(individual_model, grpo_trainer):
     trainer = grpo_trainer(ICRMReward(individual_model, gen=FAST))
     got = rewards(trainer, PROMPTS, ["   \n\t ", "x" * 4000])

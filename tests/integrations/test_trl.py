@@ -97,8 +97,8 @@ def test_trl_with_a_judge_interface_gets_a_base_pairwise_judge(judge_trl):
     assert len(picks) == 2 and set(picks) <= {0, 1}
 
 
-def test_reward_function_needs_an_individual_model(pairwise_model):
-    with pytest.raises(InputError, match="individual"):
+def test_reward_function_needs_a_judge_of_one_reply(pairwise_model):
+    with pytest.raises(InputError, match="ICRMReward judges one reply at a time"):
         ICRMReward(pairwise_model)
 
 
@@ -148,3 +148,34 @@ def test_a_column_of_another_length_is_an_error_naming_it():
     with pytest.raises(InputError) as info:
         ICRMReward(endpoint="http://127.0.0.1:9")(["a", "b"], ["c", "d"], reference=["r0"])
     assert str(info.value) == "column 'reference' has 1 values for 2 completions"
+
+
+REFERENCE_RUBRIC = ROOT / "examples" / "judges" / "reference_correct.toml"
+
+
+def test_reward_function_takes_your_own_judge_in_process(local_backend):
+    """``judge=`` (a rubric path) judges in this process; dataset columns give it the
+    reference. It used to be refused ("give rm_type or judge, not both")."""
+    reward = ICRMReward(judge=REFERENCE_RUBRIC, num_shots=0, backend=local_backend, gen=FAST)
+    assert reward._judging.judge.name == "reference_correct"
+    values = reward(["2 + 2?", "2 + 2?"], ["4", "5"], reference=["4", "4"])
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values)
+    assert reward(["2 + 2?"], ["4"]) == [None]  # no reference column: a failure, not a raise
+    reward.raise_on_failure = True
+    with pytest.raises(InputError, match=r"completion 0: missing .reference.*dataset columns"):
+        reward(["2 + 2?"], ["4"])
+
+
+def test_reward_function_takes_an_icrm_of_your_judge_and_no_rm_type(local_backend):
+    from icrm_sgl import ICRM
+
+    model = ICRM(judge=REFERENCE_RUBRIC, num_shots=0, backend=local_backend)
+    values = ICRMReward(model, gen=FAST)(["2 + 2?"], ["4"], reference=["4"])
+    assert 0.0 <= values[0] <= 1.0  # it used to say "needs a individual ICRM"
+    plain = ICRMReward(rm_type=None, num_shots=0, backend=local_backend, gen=FAST)
+    assert plain._judging.judge.name == "individual"  # it used to be a raw TypeError
+
+
+def test_reward_function_refuses_a_judge_of_two_replies_before_loading(tmp_path):
+    with pytest.raises(InputError, match="ICRMReward judges one reply at a time"):
+        ICRMReward(judge="pairwise", model_name=str(tmp_path / "absent.gguf"))

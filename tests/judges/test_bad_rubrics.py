@@ -134,6 +134,102 @@ BAD_RUBRICS = [
     ),
 ]
 
+CHOICE = field(name='"w"', type='"choice"', choices='["A", "B", "tie"]', scores="[1, -1, 0]")
+TEXT = field(name='"why"', type='"text"')
+PAIR_TOP = 'reward = "w"\ntemplate = "{$a} {$b}"\n'
+SWAP = 'swap = { A = "B", B = "A", tie = "tie" }\n'
+
+
+def pair(replies='["a", "b"]', swap=SWAP):
+    return f"[pair]\nreplies = {replies}\n{swap}"
+
+
+def weighted(weights, normalize=""):
+    return f"[reward]\nweights = {weights}\n{normalize}"
+
+
+#: A combined reward, a judge of two replies and typed inputs, each wrong one way.
+BAD_RUBRICS += [
+    ("a weight on no field", TEMPLATE + GOOD_FIELD + weighted("{ nope = 1 }"), "'nope': no such"),
+    ("a weight on text", TEMPLATE + GOOD_FIELD + TEXT + weighted("{ why = 1 }"), "'why': a text"),
+    ("a nan weight", TEMPLATE + GOOD_FIELD + weighted("{ score = nan }"), "nan is not a finite"),
+    ("an inf weight", TEMPLATE + GOOD_FIELD + weighted("{ score = inf }"), "inf is not a finite"),
+    ("a negative weight", TEMPLATE + GOOD_FIELD + weighted("{ score = -1 }"), "-1.0 is not a"),
+    ("no weights", TEMPLATE + GOOD_FIELD + weighted("{}"), "reward.weights: Dictionary should"),
+    ("a weight not a number", TEMPLATE + GOOD_FIELD + weighted('{ score = "1" }'), "weights.score"),
+    (
+        "a weighted choice without scores",
+        TEMPLATE + field(name='"w"', type='"choice"', choices='["A", "B"]') + weighted("{ w = 1 }"),
+        "reward weights: 'w': a choice field needs a number for each of its choices",
+    ),
+    (
+        "normalize a field of one value",
+        TEMPLATE
+        + field(name='"x"', type='"int"', min=2, max=2)
+        + weighted("{ x = 1 }", "normalize = true"),
+        "'x': every value is 2.0, so normalize cannot",
+    ),
+    (
+        "normalize as text",
+        TEMPLATE + GOOD_FIELD + weighted("{ score = 1 }", 'normalize = "yes"'),
+        "reward.normalize: Input should be a valid boolean",
+    ),
+    (
+        "an unknown reward key",
+        TEMPLATE + GOOD_FIELD + weighted("{ score = 1 }", "sum = 1"),
+        "reward.sum: unknown key",
+    ),
+    (
+        "an inf score",
+        'reward = "w"\n' + TEMPLATE + CHOICE.replace("1, -1", "inf, -1"),
+        "scores.0: Input should be a finite",
+    ),
+    ("replies named twice", PAIR_TOP + CHOICE + pair('["a", "a"]'), "pair: replies name 'a' twice"),
+    ("one reply", PAIR_TOP + CHOICE + pair('["a"]'), "pair: replies must name two inputs"),
+    ("a reply no input", PAIR_TOP + CHOICE + pair('["a", "c"]'), "pair: reply 'c' is not one of"),
+    (
+        "a swap missing a choice",
+        PAIR_TOP + CHOICE + pair(swap=SWAP.replace(', tie = "tie"', "")),
+        "no reading for choice 'tie'",
+    ),
+    (
+        "a swap onto no choice",
+        PAIR_TOP + CHOICE + pair(swap=SWAP.replace('tie = "tie"', 'tie = "C"')),
+        "'tie' reads as 'C', not a choice",
+    ),
+    (
+        "a swap of no choice",
+        PAIR_TOP + CHOICE + pair(swap=SWAP.replace("tie =", 'C = "C", tie =')),
+        "swap: 'C' is not a choice",
+    ),
+    (
+        "a swap not its own inverse",
+        PAIR_TOP + CHOICE + pair(swap=SWAP.replace('B = "A", tie = "tie"', 'B = "tie", tie = "A"')),
+        "not its own inverse",
+    ),
+    ("no swap", PAIR_TOP + CHOICE + '[pair]\nreplies = ["a", "b"]\n', "pair.swap: Field required"),
+    (
+        "a pair with an int reward",
+        PAIR_TOP.replace('"w"', '"score"') + GOOD_FIELD + pair(),
+        "pair: the reward must be a choice field",
+    ),
+    (
+        "a pair with weights",
+        'template = "{$a} {$b}"\n' + CHOICE + weighted("{ w = 1 }") + pair(),
+        "pair: the reward must be a choice field",
+    ),
+    (
+        "an unknown input type",
+        TEMPLATE + GOOD_FIELD + '[inputs]\nresponse = "image"\n',
+        "input 'response': unknown type 'image'",
+    ),
+    (
+        "an input type not text",
+        TEMPLATE + GOOD_FIELD + "[inputs]\nresponse = 1\n",
+        "inputs.response: Input should be a valid string",
+    ),
+]
+
 
 @pytest.mark.parametrize("case,text,mention", BAD_RUBRICS, ids=[c[0] for c in BAD_RUBRICS])
 def test_bad_rubric_is_one_line_and_exit_2(run_cli, tmp_path, case, text, mention):
@@ -238,6 +334,23 @@ BAD_ARGUMENTS = [
     ("inputs as one string", {"inputs": "response"}, "inputs must be a list"),
     ("a reward that is no name", {"reward": ["grade"]}, "reward must be text"),
     ("a lone surrogate", {"template": "Reply: {$response} \ud800"}, "lone surrogate"),
+    ("weights with inf", {"reward": {"weights": {"stars": float("inf")}}}, "inf is not a finite"),
+    ("a reward table key", {"reward": {"weights": {"stars": 1}, "sum": 1}}, "reward.sum: unknown"),
+    (
+        "scales of no weighted field",
+        {"reward": "stars", "scales": {"grade": {}}},
+        "no reward weight",
+    ),
+    (
+        "a weighted scale with nan",
+        {
+            "reward": {"weights": {"grade": 1}},
+            "scales": {"grade": {"pass": float("nan"), "fail": 0}},
+        },
+        "scores of field 'grade': 'pass': nan is not a finite number",
+    ),
+    ("a pair that is a list", {"pair": ["response", "other"]}, "pair must be a table (dict)"),
+    ("an input type unknown", {"inputs": {"response": "image"}}, "unknown type 'image'"),
 ]
 
 
@@ -248,6 +361,20 @@ def test_make_judge_refuses_bad_arguments_up_front(case, options, mention):
         make_judge(Graded, options.pop("template"), **options)
     message = str(info.value)
     assert "\n" not in message and mention in message
+
+
+def test_a_computed_field_is_refused_pointing_at_reward_weights():
+    from pydantic import computed_field
+
+    class Total(Graded):
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def total(self) -> float:
+            return self.stars / 3
+
+    with pytest.raises(InputError, match=r"computed field 'total'.*reward weights") as info:
+        make_judge(Total, "Reply: {$response}\n", reward="stars")
+    assert "\n" not in str(info.value)
 
 
 def test_a_verdict_model_with_a_lone_surrogate_is_refused():

@@ -11,8 +11,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from icrm_sgl import ICRM
-from icrm_sgl.judges import as_judge, make_judge
-from icrm_sgl.rewards import verdict_reward
+from icrm_sgl.judges import as_judge, default_judge, make_judge
 from tests.conftest import EXAMPLES
 
 HH = EXAMPLES / "judges" / "helpful_harmless.toml"
@@ -53,7 +52,7 @@ def test_a_sampled_python_verdict_carries_the_scaled_reward(local_backend):
     assert result.ok, result.error
     assert "probabilities" not in result.meta
     assert result.meta["reward"] == SCALE[result.verdict["rating"]]
-    assert verdict_reward(judge, result.verdict, result.meta) == result.meta["reward"]
+    assert judge.reward_value(result.verdict, result.meta) == result.meta["reward"]
 
 
 def test_serve_answers_a_sampled_verdict_with_its_reward_in_meta(local_backend):
@@ -92,4 +91,7 @@ def test_a_sampled_builtin_verdict_keeps_its_meta(local_backend, individual_exam
     with ICRM(rm_type="individual", num_shots=0, backend=local_backend) as model:
         result = model.judge(individual_example, **SAMPLED)
     assert "expected_score" not in result.meta and "reward" not in result.meta
-    assert verdict_reward("individual", result.verdict, result.meta) == result.verdict["score"]
+    assert (
+        default_judge("individual").reward_value(result.verdict, result.meta)
+        == result.verdict["score"]
+    )

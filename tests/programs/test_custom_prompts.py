@@ -6,7 +6,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES, FAST
 
 OVERALL = (
@@ -58,7 +58,7 @@ def test_python_api_with_original_pool_and_custom_templates(
     assert "=== Example 1 ===" in prompt and '"score": 9}' in prompt
     assert prompt.endswith("Reply: Sure, where do you want to go?\nJSON:\n")
     result = model.judge(individual_example, **FAST)
-    validate_verdict("individual", result.verdict)
+    default_judge("individual").validate(result.verdict)
     assert result.meta["shots"] == ["individual-0"]
 
 
@@ -93,4 +93,4 @@ def test_cli_with_original_pool_and_custom_templates(custom_files, run_cli):
         "30",
     )
     assert proc.returncode == 0, proc.stderr
-    validate_verdict("individual", proc.stdout)
+    default_judge("individual").validate(proc.stdout)

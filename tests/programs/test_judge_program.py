@@ -7,9 +7,9 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.judges import as_judge
+from icrm_sgl.judges import as_judge, default_judge
+from icrm_sgl.judges.verdicts import CHOICES
 from icrm_sgl.programs.judge import FIELD_REGEX, closing_suffix, selection
-from icrm_sgl.schemas import CHOICES, public_keys, validate_verdict
 from tests.conftest import FAST
 
 TRICKY = [
@@ -44,7 +44,7 @@ def test_final_field_choices_and_regex():
 
 def test_individual_verdict_is_valid_with_probabilities(individual_model, individual_example):
     result = individual_model.judge(individual_example, **FAST)
-    assert list(result.verdict) == public_keys("individual")
+    assert list(result.verdict) == default_judge("individual").keys
     assert result.verdict["score"] in range(1, 11)
     probs = result.meta["probabilities"]
     assert set(probs) == {str(n) for n in range(1, 11)}
@@ -54,10 +54,10 @@ def test_individual_verdict_is_valid_with_probabilities(individual_model, indivi
 
 def test_pairwise_call_returns_json_text_and_dict(pairwise_model, pairwise_example):
     text = pairwise_model(**pairwise_example, **FAST)
-    verdict = validate_verdict("pairwise", text)
+    verdict = default_judge("pairwise").validate(text)
     assert verdict.choice in CHOICES
     as_dict = pairwise_model(**pairwise_example, parse_json=True, **FAST)
-    assert list(as_dict) == public_keys("pairwise")
+    assert list(as_dict) == default_judge("pairwise").keys
 
 
 def test_second_verdict_reuses_the_shot_prefix(local_backend):
@@ -86,7 +86,7 @@ def test_sampling_uses_regex_for_the_final_field(pairwise_model, pairwise_exampl
 def test_chat_mode_produces_a_valid_verdict(local_backend, individual_example):
     model = ICRM(rm_type="individual", num_shots=1, completion=False, backend=local_backend)
     result = model.judge(individual_example, **FAST)
-    assert validate_verdict("individual", result.verdict).score in range(1, 11)
+    assert default_judge("individual").validate(result.verdict).score in range(1, 11)
 
 
 def test_tricky_batch_all_valid_and_bad_example_skipped(pairwise_model):
@@ -108,7 +108,7 @@ def test_tricky_batch_all_valid_and_bad_example_skipped(pairwise_model):
     good = [r for r in results if r.ok]
     assert sorted(r.id for r in good) == sorted(f"t{i}" for i in range(len(TRICKY)))
     for r in good:
-        validate_verdict("pairwise", r.verdict)
+        default_judge("pairwise").validate(r.verdict)
 
 
 def test_invalid_input_and_options_raise_before_any_model_call(pairwise_model):

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.programs.prompts import PromptTemplates, render_feedback, render_history
+from icrm_sgl.judges import builtin_judge, default_judge
+from icrm_sgl.judges.inputs import render_history
 from icrm_sgl.programs.template import KNOWN_KEYS, Slot, Template
-from icrm_sgl.shots import load_shots
 
 CONV = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}]
 
@@ -30,19 +30,19 @@ def test_template_unknown_and_missing_keys_are_errors():
 
 
 def test_fill_keeps_a_constant_prefix_before_the_first_argument():
-    templates = PromptTemplates.load("pairwise")
-    shots = load_shots("pairwise")[:2]
-    filled = templates.with_shots(shots)
+    judge = default_judge("pairwise")
+    shots = list(judge.shots_pool)[:2]
+    filled = judge.prompt(shots)
     prefix = filled.segments[0]
     assert isinstance(prefix, str) and isinstance(filled.segments[1], Slot)
     assert "## Example 1" in prefix and "## Example 2" in prefix
-    assert render_feedback("pairwise", shots[1]["feedback"]) in prefix
+    assert judge.render_feedback(shots[1]["feedback"]) in prefix
     assert prefix.rstrip().endswith("### Earlier conversation")
 
 
 def test_feedback_is_one_json_line_in_public_order():
     fb = {"score": 3, "weaknesses": "w\n", "strengths": "s", "checklist": "c", "intent": "ü"}
-    line = render_feedback("individual", fb)
+    line = default_judge("individual").render_feedback(fb)
     assert "\n" not in line
     assert list(json.loads(line)) == ["intent", "checklist", "strengths", "weaknesses", "score"]
     assert line.startswith('{"intent": "ü", "checklist": "')
@@ -60,12 +60,12 @@ def test_custom_template_files_load_and_validate(tmp_path):
     good.write_text("Judge.\n{$shots}Q: {$user_query}\nR: {$model_output}\nVerdict:\n")
     shot = tmp_path / "s.template"
     shot.write_text("Q: {$user_query}\nR: {$model_output}\nVerdict: {$feedback}\n\n")
-    templates = PromptTemplates.load("individual", good, shot)
-    text = templates.with_shots(load_shots("individual")[:1]).render(
+    judge = builtin_judge("individual", good, shot)
+    text = judge.prompt(list(judge.shots_pool)[:1]).render(
         {"history": "(none)", "user_query": "uq", "model_output": "mo"}
     )
     assert text.startswith("Judge.\nQ: ") and text.endswith("Q: uq\nR: mo\nVerdict:\n")
     bad = tmp_path / "bad.template"
     bad.write_text("{$shots} {$candidate_A}")
     with pytest.raises(InputError, match="candidate_A"):
-        PromptTemplates.load("individual", bad, shot)
+        builtin_judge("individual", bad, shot)

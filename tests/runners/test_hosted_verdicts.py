@@ -24,7 +24,7 @@ class ScoreFromPromptEngine(FixedVerdictEngine):
     the reply it judges says ELEVEN, else a valid 7; it does not validate its verdicts."""
 
     def judge(
-        self, prompt: str, rm_type: Any, completion: bool, gen: dict[str, Any]
+        self, prompt: str, judge: Any, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         return {**TEXTS, "score": 11 if "ELEVEN" in prompt else 7}, {"prompt_tokens": 0}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from icrm_sgl.judges import as_judge
+from icrm_sgl.judges import as_judge, default_judge
 from icrm_sgl.serve.payloads import (
     RequestRejected,
     RewardRequest,
@@ -11,9 +11,10 @@ from icrm_sgl.serve.payloads import (
 )
 from tests.conftest import EXAMPLES
 
-BOTH = ("individual", "pairwise")
+INDIVIDUAL, PAIRWISE = default_judge("individual"), default_judge("pairwise")
+BOTH = (INDIVIDUAL, PAIRWISE)
 TURNS = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
-RUBRIC = EXAMPLES / "judges" / "reference_correct.toml"
+RUBRIC = as_judge(EXAMPLES / "judges" / "reference_correct.toml")
 
 
 def problems(data, modes=BOTH):
@@ -48,7 +49,7 @@ def test_every_bad_example_is_named_with_its_field():
 
 
 def test_a_mode_the_server_does_not_serve_is_refused():
-    assert problems({"conversation": TURNS}, ("pairwise",)) == [(0, None)]
+    assert problems({"conversation": TURNS}, (PAIRWISE,)) == [(0, None)]
 
 
 def test_empty_or_scalar_bodies_are_refused():
@@ -58,7 +59,7 @@ def test_empty_or_scalar_bodies_are_refused():
 
 def test_reward_queries_are_split_after_their_prompt():
     request = RewardRequest(query=["Q: hi A: hello"], prompts=["Q: hi A:"])
-    (example,) = reward_examples(request, "individual")
+    (example,) = reward_examples(request, INDIVIDUAL)
     assert example["conversation"] == [
         {"role": "user", "content": "Q: hi A:"},
         {"role": "assistant", "content": " hello"},
@@ -67,25 +68,25 @@ def test_reward_queries_are_split_after_their_prompt():
 
 def test_pairwise_rewards_compare_with_the_label():
     request = RewardRequest(query=["Q hello"], prompts=["Q"], labels=["hi there"])
-    (example,) = reward_examples(request, "pairwise")
+    (example,) = reward_examples(request, PAIRWISE)
     assert example["conversation_A"][1]["content"] == " hello"
     assert example["conversation_B"][1]["content"] == "hi there"
 
 
 def test_reward_requests_with_mismatched_lists_name_the_field():
-    for request, rm_type, field in [
-        (RewardRequest(query=["a"]), "individual", "prompts"),
-        (RewardRequest(query=["a", "b"], prompts=["a"]), "individual", "prompts"),
-        (RewardRequest(query=["xa"], prompts=["a"]), "individual", "query"),
-        (RewardRequest(query=["ab"], prompts=["a"]), "pairwise", "labels"),
+    for request, judge, field in [
+        (RewardRequest(query=["a"]), INDIVIDUAL, "prompts"),
+        (RewardRequest(query=["a", "b"], prompts=["a"]), INDIVIDUAL, "prompts"),
+        (RewardRequest(query=["xa"], prompts=["a"]), INDIVIDUAL, "query"),
+        (RewardRequest(query=["ab"], prompts=["a"]), PAIRWISE, "labels"),
     ]:
         with pytest.raises(RequestRejected) as info:
-            reward_examples(request, rm_type)
+            reward_examples(request, judge)
         assert info.value.problems[0].field == field
 
 
 def test_a_rubric_examples_problem_names_the_field_it_sent():
-    judge = as_judge(RUBRIC)
+
     good = {"user_query": "2 + 2?", "model_output": "4", "reference": "4"}
     body = [
         good,
@@ -94,7 +95,7 @@ def test_a_rubric_examples_problem_names_the_field_it_sent():
         {"conversation": TURNS, "reference": "\udfff"},
         {"user_query": "2 + 2?", "model_output": "4"},
     ]
-    assert problems(body, (judge,)) == [(i, "reference") for i in (1, 2, 3, 4)]
+    assert problems(body, (RUBRIC,)) == [(i, "reference") for i in (1, 2, 3, 4)]
 
 
 def test_an_id_that_is_not_valid_unicode_is_refused_for_every_judge():

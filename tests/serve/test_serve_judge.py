@@ -54,3 +54,27 @@ def test_lone_surrogates_are_422_naming_the_example_and_the_field_sent(rubric_se
     found = [(p["example"], p["field"]) for p in reply.json()["problems"]]
     assert found == [(1, "reference"), (2, "id")]
     assert "lone surrogate" in reply.json()["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("labels", [None, [None], [391]])
+def test_bad_labels_for_the_rubrics_reference_are_422_naming_the_query(rubric_server, labels):
+    """Missing, null or non-text labels leave a reference judge without its reference:
+    422 naming query 0 and the labels, not a 500 (which OpenRLHF retries forever)."""
+    body = {"query": ["What is 2 + 2? 4"], "prompts": ["What is 2 + 2?"]}
+    if labels is not None:
+        body["labels"] = labels
+    reply = requests.post(rubric_server.url + "/get_reward", json=body, timeout=60)
+    assert reply.status_code == 422, reply.text
+    (problem,) = reply.json()["problems"]
+    assert (problem["example"], problem["field"]) == (0, "labels")
+
+
+def test_a_reward_function_sends_dataset_columns_to_the_served_rubric(rubric_server):
+    """``ICRMReward(endpoint=...)`` sends each column as a per-query field: the served
+    rubric gets its reference; a query without one fails alone (422 naming it)."""
+    from icrm_sgl.integrations.reward import ICRMReward
+
+    with ICRMReward(endpoint=rubric_server.url + "/get_reward", timeout=900) as served:
+        rewards = served(["What is 2 + 2?"] * 2, [" 4", " 5"], reference=["4", None])
+    assert isinstance(rewards[0], float) and 0.0 <= rewards[0] <= 1.0
+    assert rewards[1] is None

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from icrm_sgl.schemas import public_keys, validate_verdict
+from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
 from tests.serve.conftest import API_KEY
 
@@ -37,8 +37,8 @@ def test_judge_one_individual_example_returns_a_verdict_with_meta_and_reward(ser
     assert reply.status_code == 200, reply.text
     record = reply.json()
     assert record["id"] == "x1"
-    assert list(record["verdict"]) == public_keys("individual")
-    validate_verdict("individual", record["verdict"])
+    assert list(record["verdict"]) == default_judge("individual").keys
+    default_judge("individual").validate(record["verdict"])
     assert record["meta"]["engine"] == "local" and record["meta"]["prompt_tokens"] > 0
     probabilities = record["meta"]["probabilities"]
     expected = sum(int(k) * p for k, p in probabilities.items()) / sum(probabilities.values())
@@ -51,8 +51,8 @@ def test_judge_a_list_mixes_modes_and_keeps_order_and_ids(server, auth):
     assert reply.status_code == 200, reply.text
     first, second = reply.json()
     assert first["id"] == "0" and second["id"] == "ind"
-    validate_verdict("pairwise", first["verdict"])
-    validate_verdict("individual", second["verdict"])
+    default_judge("pairwise").validate(first["verdict"])
+    default_judge("individual").validate(second["verdict"])
     assert -2.0 <= first["reward"] <= 2.0
 
 
@@ -155,7 +155,7 @@ def test_a_client_leaving_mid_request_does_not_break_the_server(server, auth):
         time.sleep(0.3)  # queued or in the engine, then the client is gone
     reply = post(server, "/v1/judge", INDIVIDUAL, auth)
     assert reply.status_code == 200, reply.text
-    validate_verdict("individual", reply.json()["verdict"])
+    default_judge("individual").validate(reply.json()["verdict"])
 
 
 def test_metrics_count_verdicts_failures_latency_cache_and_queue(server, auth):

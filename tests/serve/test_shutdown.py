@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from icrm_sgl.schemas import validate_verdict
+from icrm_sgl.judges import default_judge
 from icrm_sgl.serve.batcher import ENGINE_GRACE
 from tests.conftest import EXAMPLES
 from tests.serve.conftest import launch
@@ -52,7 +52,7 @@ def test_sigterm_under_load_drains_then_exits_cleanly():
     assert set(statuses) <= {200, 503}, outcomes
     for status, body in outcomes:
         if status == 200:
-            validate_verdict("individual", body["verdict"])
+            default_judge("individual").validate(body["verdict"])
         else:
             assert "shut" in body["error"]
     _assert_group_gone(server.proc.pid)
@@ -84,7 +84,7 @@ def test_sigterm_keeps_listening_while_the_engine_finishes_after_the_drain_deadl
     assert judged, outcomes  # the example in the engine got its verdict
     for _, status, body in outcomes:
         if status == 200:
-            validate_verdict("individual", body["verdict"])
+            default_judge("individual").validate(body["verdict"])
         else:
             assert status == 503 and "shut" in body["error"], (status, body)
     refused_early = [t for t, answer in polls if answer is None and t < max(judged) - 1.0]

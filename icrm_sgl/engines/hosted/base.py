@@ -100,7 +100,7 @@ class HostedEngine:
         raise NotImplementedError
 
     def judge(
-        self, prompt: str, rm_type: Judge | str, completion: bool, gen: dict[str, Any]
+        self, prompt: str, judge: Judge, completion: bool, gen: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A validated public verdict and its meta, or ``VerdictError`` / ``EngineError``.
 
@@ -108,7 +108,7 @@ class HostedEngine:
         the programs split it; each request's own budget is derived from the fields it
         asks for (``FieldRequest.max_tokens``), so the JSON always has room to close.
         """
-        n_text = max(1, len(FieldRequest.whole(rm_type).text_keys))
+        n_text = max(1, len(FieldRequest.whole(judge).text_keys))
         field_tokens = max(1, (gen.get("max_tokens") or self.options.max_tokens) // n_text)
         last: list[tuple[list[Message], Reply]] = []
 
@@ -122,15 +122,15 @@ class HostedEngine:
         verdict, meta = obtain_verdict(
             send,
             prompt,
-            FieldRequest.whole(rm_type, field_tokens),
+            FieldRequest.whole(judge, field_tokens),
             self.options.max_retries,
             self.backoff,
         )
-        meta.update(self.probability_meta(*last[0], rm_type, completion))
+        meta.update(self.probability_meta(*last[0], judge, completion))
         return verdict, {"engine": self.engine_name, "model": self.model_name, **meta}
 
     def probability_meta(
-        self, messages: list[Message], reply: Reply, rm_type: Judge | str, completion: bool
+        self, messages: list[Message], reply: Reply, judge: Judge, completion: bool
     ) -> dict[str, Any]:
         """The score / choice distribution of the accepted reply, or why there is none."""
         return {"probabilities_unavailable": f"{self.engine_name} gives no log-probabilities"}

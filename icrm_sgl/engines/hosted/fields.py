@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 
-from icrm_sgl.judges import as_judge
-from icrm_sgl.schemas import MAX_FIELD_CHARS, grammar_schema, json_schema
+from icrm_sgl.judges.judge import MAX_FIELD_CHARS
 
 if TYPE_CHECKING:
     from icrm_sgl.judges import Judge
@@ -46,24 +45,23 @@ DEFAULT_FIELD_TOKENS = 128
 
 @dataclass(frozen=True)
 class FieldRequest:
-    """The fields of one judge (a built-in mode's name or a ``Judge``) that a request asks
-    for, in the verdict's order, with ``field_tokens`` for each text field (or the field's
-    own smaller budget, as the programs have it)."""
+    """The fields of one judge that a request asks for, in the verdict's order, with
+    ``field_tokens`` for each text field (or the field's own smaller budget, as the
+    programs have it)."""
 
-    rm_type: Judge | str
+    judge: Judge
     keys: tuple[str, ...]
     field_tokens: int = DEFAULT_FIELD_TOKENS
 
     @classmethod
-    def whole(cls, rm_type: Judge | str, field_tokens: int = DEFAULT_FIELD_TOKENS) -> FieldRequest:
+    def whole(cls, judge: Judge, field_tokens: int = DEFAULT_FIELD_TOKENS) -> FieldRequest:
         """Every field of the verdict."""
-        return cls(rm_type, tuple(as_judge(rm_type).keys), field_tokens)
+        return cls(judge, tuple(judge.keys), field_tokens)
 
     @property
     def specs(self) -> tuple[FieldSpec, ...]:
         """The judge's field specs of ``keys``, in order."""
-        judge = as_judge(self.rm_type)
-        return tuple(judge.field_named(k) for k in self.keys)
+        return tuple(self.judge.field_named(k) for k in self.keys)
 
     @property
     def text_keys(self) -> tuple[str, ...]:
@@ -76,12 +74,12 @@ class FieldRequest:
 
     def json_schema(self) -> dict[str, Any]:
         """The verdict schema restricted to these fields (strict structured output, tools)."""
-        return _restrict(json_schema(self.rm_type), self.keys)
+        return _restrict(self.judge.json_schema(), self.keys)
 
     def grammar_schema(self) -> dict[str, Any]:
         """The grammar-friendly schema (scores as an enum, no length bounds) restricted to
         these fields: for servers whose compilers are not bounded (see ``bounded_schema``)."""
-        return _restrict(grammar_schema(self.rm_type), self.keys)
+        return _restrict(self.judge.grammar_schema(), self.keys)
 
     def bounded_schema(self) -> dict[str, Any]:
         """``grammar_schema`` with each text field's ``maxLength`` from its token budget:
@@ -103,7 +101,7 @@ class FieldRequest:
     @property
     def max_chars(self) -> dict[str, int]:
         """Each text field's length bound in characters (never above the model's own)."""
-        props = json_schema(self.rm_type)["properties"]
+        props = self.judge.json_schema()["properties"]
         return {
             key: min(tokens * CHARS_PER_TOKEN, props[key].get("maxLength", MAX_FIELD_CHARS))
             for key, tokens in self.text_tokens.items()
@@ -162,7 +160,7 @@ def read_fields(text: str, cut: bool, request: FieldRequest) -> dict[str, Any]:
         last = next(reversed(data))
         if last not in request.text_keys and not _ends_whole(text, last, data[last], request):
             del data[last]
-    known = as_judge(request.rm_type).keys
+    known = request.judge.keys
     # Fields asked for earlier are not taken again; unknown keys stay, for validation to name.
     return {k: v for k, v in data.items() if k in request.keys or k not in known}
 
@@ -180,7 +178,7 @@ def _ends_whole(text: str, key: str, value: Any, request: FieldRequest) -> bool:
     after = rest[len(spelled) :]
     if after:  # what follows ends the value (whitespace too), or shows it was not this
         return after.strip()[:1] in ("", ",", "}")
-    spec = as_judge(request.rm_type).field_named(key)
+    spec = request.judge.field_named(key)
     quote = '"' if spec.quoted else ""
     return not any(
         (quote + v + quote).startswith(spelled) and quote + v + quote != spelled

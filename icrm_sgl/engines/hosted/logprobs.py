@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from icrm_sgl.judges import as_judge
 from icrm_sgl.judges.fields import FieldSpec
 
 if TYPE_CHECKING:
@@ -152,15 +151,14 @@ class _Walk:
 def value_probabilities(
     tokens: list[TokenLogprobs],
     text: str,
-    judge: Judge | str,
+    judge: Judge,
     extend: Callable[[str], dict[str, float]] | None = None,
 ) -> tuple[dict[str, float], int]:
     """The distribution over the judge's reward field's values (a built-in judge: the
     score / choice), and how many ``extend`` calls it took; raises ``Unavailable``."""
-    checked = as_judge(judge)
-    if checked.reward is None:
-        raise Unavailable(f"judge {checked.name} names no reward field")
-    return field_probabilities(tokens, text, Target.of(checked.field_named(checked.reward)), extend)
+    if judge.reward is None:
+        raise Unavailable(f"judge {judge.name} names no reward field")
+    return field_probabilities(tokens, text, Target.of(judge.field_named(judge.reward)), extend)
 
 
 def field_probabilities(
@@ -195,17 +193,16 @@ def field_probabilities(
 def probability_meta(
     tokens: list[TokenLogprobs],
     text: str,
-    judge: Judge | str,
+    judge: Judge,
     extend: Callable[[str], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """The meta entries of every selectable field's distribution (see
     ``Judge.probability_meta``) and ``logprob_requests``; raises ``Unavailable``."""
-    checked = as_judge(judge)
     distributions, requests = {}, 0
-    for spec in checked.fields:
+    for spec in judge.fields:
         if spec.selectable:
             distributions[spec.key], used = field_probabilities(
                 tokens, text, Target.of(spec), extend
             )
             requests += used
-    return {**checked.probability_meta(distributions), "logprob_requests": requests}
+    return {**judge.probability_meta(distributions), "logprob_requests": requests}

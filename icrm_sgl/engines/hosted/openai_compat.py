@@ -234,7 +234,7 @@ class OpenAICompatEngine(HostedEngine):
         return {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}
 
     def probability_meta(
-        self, messages: list[Message], reply: Reply, rm_type: Judge | str, completion: bool
+        self, messages: list[Message], reply: Reply, judge: Judge, completion: bool
     ) -> dict[str, Any]:
         """The score / choice distribution from the reply's token log-probabilities; in
         completion mode, a branch off the reply's path is resolved by one-token requests."""
@@ -244,7 +244,7 @@ class OpenAICompatEngine(HostedEngine):
             return {"probabilities_unavailable": f"{self.where} returned no log-probabilities"}
         extend = partial(self._next_token, completion_text(messages)) if completion else None
         try:
-            return probability_meta(reply.tokens, reply.text, rm_type, extend)
+            return probability_meta(reply.tokens, reply.text, judge, extend)
         except (Unavailable, EngineError) as exc:
             return {"probabilities_unavailable": str(exc)}
 

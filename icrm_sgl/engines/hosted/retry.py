@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from icrm_sgl.engines.hosted.fields import FieldRequest, Unreadable, read_fields
 from icrm_sgl.engines.retry import RetryPolicy
 from icrm_sgl.errors import VerdictError
-from icrm_sgl.schemas import public_verdict
 
 if TYPE_CHECKING:
     from icrm_sgl.engines.hosted.base import Message, Reply
@@ -64,7 +63,7 @@ def follow_up(problem: str, cut: bool, wanted: FieldRequest) -> str:
 class _Collected:
     """The valid fields gathered so far over one example's replies."""
 
-    rm_type: Judge | str
+    judge: Judge
     fields: dict[str, Any] = field(default_factory=dict)
 
     def add(self, found: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -72,7 +71,7 @@ class _Collected:
         (fields with a problem are dropped, to be asked for again)."""
         self.fields.update(found)
         try:
-            return public_verdict(self.rm_type, self.fields), ""
+            return self.judge.public(self.judge.validate(self.fields)), ""
         except ValidationError as exc:
             wrong = [e for e in exc.errors() if e["type"] != "missing"]
         for err in wrong:
@@ -91,7 +90,7 @@ def obtain_verdict(
     ``max_retries`` follow-ups): a reply cut by its budget keeps what it finished, an
     invalid field is asked for again."""
     messages: list[Message] = [{"role": "user", "content": prompt}]
-    collected = _Collected(wanted.rm_type)
+    collected = _Collected(wanted.judge)
     usage = _Usage()
     started = time.perf_counter()
     for retries in range(max_retries + 1):

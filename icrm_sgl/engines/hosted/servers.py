@@ -76,7 +76,7 @@ SERVER_KINDS: dict[str, ServerKind] = {
 
 def json_schema_format(wanted: FieldRequest, schema: dict[str, Any]) -> dict[str, Any]:
     """A chat ``response_format`` of type ``json_schema`` for ``schema``."""
-    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in f"{wanted.rm_type}_verdict")
+    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in f"{wanted.judge.name}_verdict")
     spec = {"name": name[:64], "schema": schema, "strict": True}
     return {"type": "json_schema", "json_schema": spec}
 

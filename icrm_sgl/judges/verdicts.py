@@ -1,21 +1,14 @@
-"""Pydantic verdict models of the built-in judges: the public output format.
-
-The functions below take a judge (a ``Judge``, a built-in judge's name or a rubric path)
-and answer from its definition (``icrm_sgl.judges``).
-"""
+"""Pydantic verdict models of the built-in judges: the public output format (the judges in
+``judges.builtin`` are made from them)."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-if TYPE_CHECKING:
-    from icrm_sgl.judges import Judge
-
-#: Longest text a free-text verdict field may hold, in characters.
-MAX_FIELD_CHARS = 2000
+from icrm_sgl.judges.judge import MAX_FIELD_CHARS
 
 FieldText = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)]
 Choice = Literal["A++", "A+", "A=B", "B+", "B++"]
@@ -68,17 +61,6 @@ class PairwiseVerdict(_Verdict):
         return choice_winner(self.choice)
 
 
-def _judge(judge: Judge | str) -> Judge:
-    from icrm_sgl.judges import as_judge  # the judges import these models
-
-    return as_judge(judge)
-
-
-def verdict_model(judge: Judge | str) -> type[BaseModel]:
-    """The verdict model of a judge ('individual', 'pairwise', a rubric or a ``Judge``)."""
-    return _judge(judge).model
-
-
 def choice_margin(choice: str) -> int:
     """Map a pairwise choice to its signed margin (+2 … -2)."""
     return MARGINS[choice]
@@ -87,30 +69,3 @@ def choice_margin(choice: str) -> int:
 def choice_winner(choice: str) -> Literal["A", "B", "tie"]:
     margin = MARGINS[choice]
     return "A" if margin > 0 else "B" if margin < 0 else "tie"
-
-
-def public_keys(judge: Judge | str) -> list[str]:
-    """The public JSON keys of a verdict, in order."""
-    return _judge(judge).keys
-
-
-def json_schema(judge: Judge | str) -> dict[str, Any]:
-    """The verdict's JSON schema with public keys and ``additionalProperties: false``."""
-    return _judge(judge).json_schema()
-
-
-def grammar_schema(judge: Judge | str) -> dict[str, Any]:
-    """The verdict schema for servers that compile it into a grammar (see
-    ``Judge.grammar_schema``)."""
-    return _judge(judge).grammar_schema()
-
-
-def validate_verdict(judge: Judge | str, data: str | dict[str, Any]) -> BaseModel:
-    """Parse and validate a verdict (JSON text or dict); raises pydantic's ValidationError."""
-    return _judge(judge).validate(data)
-
-
-def public_verdict(judge: Judge | str, data: str | dict[str, Any]) -> dict[str, Any]:
-    """A validated verdict as a dict with its public keys, in order."""
-    checked = _judge(judge)
-    return checked.public(checked.validate(data))
