@@ -23,7 +23,9 @@ DECIMALS = 6
 Distribution = Mapping[str, float]
 
 
-def _checked(probabilities: Any, allowed: tuple[str, ...], what: str) -> dict[str, float]:
+def checked_distribution(
+    probabilities: Any, allowed: tuple[str, ...], what: str
+) -> dict[str, float]:
     """The distribution as floats over ``allowed``; an ``InputError`` for anything else."""
     if not isinstance(probabilities, Mapping) or not probabilities:
         raise InputError(f"{what} probabilities must be a non-empty object")
@@ -48,7 +50,7 @@ def score_distribution(probabilities: Any) -> dict[int, float]:
         if isinstance(probabilities, Mapping)
         else probabilities
     )
-    checked = _checked(as_text, tuple(str(s) for s in SCORES), "score")
+    checked = checked_distribution(as_text, tuple(str(s) for s in SCORES), "score")
     return {int(k): p for k, p in checked.items()}
 
 
@@ -62,7 +64,7 @@ def _pair_judge(judge: Judge) -> Judge:
 def choice_distribution(probabilities: Any, judge: Judge) -> dict[str, float]:
     """A distribution over a pair judge's choices (``A++`` … ``B++``), checked and normalised."""
     pair = _pair_judge(judge)  # its reward is its choice field (``PairSpec.check``)
-    return _checked(probabilities, pair.field_named(str(pair.reward)).texts, "choice")
+    return checked_distribution(probabilities, pair.field_named(str(pair.reward)).texts, "choice")
 
 
 def expected_score(probabilities: Any) -> float:

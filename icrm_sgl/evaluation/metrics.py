@@ -25,7 +25,7 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.calibration import calibration, format_calibration
 from icrm_sgl.evaluation.correlation import kendall, pearson, spearman
 from icrm_sgl.evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING, SUBSETS
-from icrm_sgl.expectation import _checked
+from icrm_sgl.expectation import checked_distribution
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, default_judge
 from icrm_sgl.pair_orders import View, disagree
 
@@ -108,7 +108,7 @@ def _numbers(probabilities: Any, values: Mapping[str, float], what: str) -> dict
         else probabilities
     )
     out: dict[float, float] = defaultdict(float)
-    for text, p in _checked(texts, tuple(values), what).items():
+    for text, p in checked_distribution(texts, tuple(values), what).items():
         out[values[text]] += p
     return dict(out)
 
