@@ -153,25 +153,34 @@ class LlamaRunner:
         #: Each thread's context after its last call (see the module docstring).
         self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
         self._grammars: GrammarCache | None = None
+        #: Held while llguidance reads the vocabulary (see ``_matcher``); ``close`` takes it.
+        self._vocab_lock = threading.Lock()
         self.eos_ids = set(self.model.eog_ids)
 
     @property
     def metadata(self) -> dict[str, str]:
         return self.model.metadata
 
-    @property
-    def grammars(self) -> GrammarCache:
-        if self._grammars is None:
-            self._check_open()  # llguidance reads the vocabulary, freed once closed
-            from llguidance.llamacpp import lltokenizer_from_vocab
+    def _matcher(self, *, regex: str | None, json_schema: str | None):
+        """A fresh matcher for the constraint (None without one).
 
-            with warnings.catch_warnings():
-                # llguidance calls a llama.cpp function that llama-cpp-python marks deprecated,
-                # once per vocabulary entry.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                tokenizer = lltokenizer_from_vocab(self.model.vocab, eos_token=self.model.eos)
-            self._grammars = GrammarCache(tokenizer, self.vocab_size)
-        return self._grammars
+        llguidance reads the model's vocabulary while it builds its tokenizer and compiles a
+        grammar, so both run under the lock ``close`` takes before it frees the model.
+        """
+        if regex is None and json_schema is None:
+            return None
+        with self._vocab_lock:
+            self._check_open()
+            if self._grammars is None:
+                from llguidance.llamacpp import lltokenizer_from_vocab
+
+                with warnings.catch_warnings():
+                    # llguidance calls a llama.cpp function that llama-cpp-python marks
+                    # deprecated, once per vocabulary entry.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    tokenizer = lltokenizer_from_vocab(self.model.vocab, eos_token=self.model.eos)
+                self._grammars = GrammarCache(tokenizer, self.vocab_size)
+            return self._grammars.matcher(regex=regex, json_schema=json_schema)
 
     def tokenize(self, text: str) -> np.ndarray:
         """Tokens of ``text``; special-token markup (chat templates) is recognised."""
@@ -179,8 +188,9 @@ class LlamaRunner:
             return self.model.tokenize(text)
 
     def detokenize(self, ids: list[int]) -> bytes:
-        self._check_open()
-        return self.model.detokenize(ids)
+        with self._vocab_lock:
+            self._check_open()
+            return self.model.detokenize(ids)
 
     def _check_open(self) -> None:
         if self.closed:  # llama.cpp would abort the whole process on a freed model
@@ -199,7 +209,7 @@ class LlamaRunner:
             self._pool.notify_all()
             while len(self._free) < self.n_seq:
                 self._pool.wait()
-        with self._gate.prompt():
+        with self._vocab_lock, self._gate.prompt():
             self._seqs.close()
             self.model.close()
 
@@ -471,7 +481,7 @@ class LlamaRunner:
         no_repeat_ngram: int = 0,
     ) -> Completion:
         """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
-        matcher = self.grammars.matcher(regex=regex, json_schema=json_schema)
+        matcher = self._matcher(regex=regex, json_schema=json_schema)
         rng = np.random.default_rng(seed)
         with self._slot() as slot:
             tokens = self.model.tokenize(prompt)

@@ -155,6 +155,38 @@ def test_closing_the_engine_mid_batch_is_a_clean_error():
         runner.generate("Hello", max_new_tokens=2, sampling=Sampling())
 
 
+def test_closing_while_llguidance_reads_the_vocabulary_waits_for_it():
+    """llguidance reads the model's vocabulary to build its tokenizer (seconds): a close
+    meanwhile used to free the model under it and kill the process."""
+    backend = LocalBackend(LocalOptions(n_ctx=1024))
+    runner = backend.runner
+    outcome: list[object] = []
+
+    def run():
+        try:
+            outcome.append(
+                runner.generate("Pick: ", max_new_tokens=3, sampling=Sampling(), regex="[0-9]+")
+            )
+        except EngineError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not runner._vocab_lock.locked() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert runner._vocab_lock.locked(), "the tokenizer build never started"
+    backend.shutdown()
+    thread.join(timeout=60)
+    assert len(outcome) == 1
+    if isinstance(outcome[0], EngineError):
+        assert "closed" in str(outcome[0])
+    else:
+        assert outcome[0].text.isdigit()
+    with pytest.raises(EngineError, match="closed"):
+        runner.generate("Hello", max_new_tokens=2, sampling=Sampling(), regex="[0-9]+")
+
+
 def test_steps_wait_only_for_calls_that_are_decoding(batched_backend):
     runner = batched_backend.runner
     greedy = Sampling()
