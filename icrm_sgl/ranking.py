@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from icrm_sgl.conversation import validate_conversation
 from icrm_sgl.errors import InputError, VerdictError
+from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges.supply import RANK, check_supplied, checked, one_reply, two_replies
 from icrm_sgl.pair_judging import judge_pair
+from icrm_sgl.panel.panel import Panel, members_of
 
 if TYPE_CHECKING:
     from icrm_sgl.icrm import ICRM
@@ -78,7 +80,7 @@ def _conversations(
 
 
 def rank(
-    model: ICRM,
+    model: ICRM | Panel,
     responses: Sequence[str],
     prompt: str | None = None,
     conversation: Sequence[Mapping[str, str]] | None = None,
@@ -88,10 +90,12 @@ def rank(
 ) -> Ranking:
     """Rank ``responses`` to ``prompt`` (or to a conversation ending with a user turn):
     by comparisons with a judge of pairs, else by each response's reward. ``extras``: the
-    item's other keys (``reference`` ...), for judges whose template uses them."""
-    judge = model.definition
-    examples = item_examples(judge, responses, prompt, conversation, extras, where)
-    if judge.pair is not None:
+    item's other keys (``reference`` ...), for judges whose template uses them. A panel
+    ranks by its reward, every member's judge checking the item first."""
+    judges = members_of(model)
+    for judge in judges:
+        examples = item_examples(judge, responses, prompt, conversation, extras, where)
+    if judges[0].pair is not None:
         before = history_turns(prompt, conversation, where)
         return _by_comparisons(model, before, list(responses), dict(extras or {}), where, gen)
     return _by_scores(model, examples, where, gen)
@@ -120,60 +124,90 @@ def item_examples(
 
 
 def _by_scores(
-    model: ICRM, examples: list[Mapping[str, Any]], where: str, gen: dict[str, Any]
+    model: ICRM | Panel, examples: list[Mapping[str, Any]], where: str, gen: dict[str, Any]
 ) -> Ranking:
-    judge = model.definition
-    expected = judge.reward_key
     rows: list[dict[str, Any]] = [{} for _ in examples]
-    greedy: list[float] = [0.0 for _ in examples]
+    keys: list[tuple[float, float]] = [(0.0, 0.0) for _ in examples]
     for result in model.judge_batch(examples, **gen):
-        verdict = result.verdict
-        if verdict is None:
+        if result.verdict is None:
             raise VerdictError(f"{where}: response {result.id}: {result.error}")
         index = int(result.id)
-        greedy[index] = judge.reward_value(verdict, {})
-        named = {} if judge.reward is None else {judge.reward: verdict[judge.reward]}
-        value = judge.reward_value(verdict, result.meta)
-        rows[index] = {"index": index, **named, expected: value, "verdict": verdict}
-    order = sorted(range(len(rows)), key=lambda i: (-rows[i][expected], -greedy[i], i))
+        row, keys[index] = _score_row(model, result)
+        rows[index] = {"index": index, **row}
+    order = sorted(range(len(rows)), key=lambda i: (-keys[i][0], -keys[i][1], i))
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
     return Ranking("scores", order, rows, judge_calls=len(rows))
 
 
+def _score_row(
+    model: ICRM | Panel, result: Judgement
+) -> tuple[dict[str, Any], tuple[float, float]]:
+    """A judged response's row and what orders it: its reward (a judge's under its reward
+    key, with the field it names; a panel's with its agreement), then the greedy reward."""
+    verdict = result.verdict or {}
+    if isinstance(model, Panel):
+        reward = result.meta["reward"]
+        return {"reward": reward, "agreement": result.meta["agreement"], "verdict": verdict}, (
+            reward,
+            reward,
+        )
+    judge = model.definition
+    named = {} if judge.reward is None else {judge.reward: verdict[judge.reward]}
+    value = judge.reward_value(verdict, result.meta)
+    row = {**named, judge.reward_key: value, "verdict": verdict}
+    return row, (value, judge.reward_value(verdict, {}))
+
+
 def _by_comparisons(
-    model: ICRM,
+    model: ICRM | Panel,
     before: list[dict[str, str]],
     responses: list[str],
     extras: dict[str, Any],
     where: str,
     gen: dict[str, Any],
 ) -> Ranking:
-    judge = model.definition
     comparisons: list[dict[str, Any]] = []
 
     def better(i: int, j: int) -> bool:
         """Whether response i beats response j (both orders, debiased)."""
-        example = two_replies(judge, before, (responses[i], responses[j]), extras, where)
-        checked(judge, RANK, example, where)
-        result = judge_pair(model, example, True, **gen).result()
-        p = result["p_a_better"]
-        comparisons.append(
-            {
-                "a": i,
-                "b": j,
-                "p_a_better": p,
-                "expected_margin": result["expected_margin"],
-                "flipped": result["flipped"],
-            }
-        )
-        return p > 0.5
+        found = _comparison(model, before, (responses[i], responses[j]), extras, where, gen)
+        comparisons.append({"a": i, "b": j, **found})
+        return found[_WINS] > 0.5
 
     order = binary_insertion(len(responses), better)
     rows = [_win_row(i, comparisons) for i in range(len(responses))]
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
     return Ranking("comparisons", order, rows, comparisons, judge_calls=2 * len(comparisons))
+
+
+#: A comparison's chance (an ICRM's) or share (a panel's reward) for its first reply.
+_WINS = "p_a_better"
+
+
+def _comparison(
+    model: ICRM | Panel,
+    before: list[dict[str, str]],
+    replies: tuple[str, str],
+    extras: dict[str, Any],
+    where: str,
+    gen: dict[str, Any],
+) -> dict[str, Any]:
+    """One comparison in both orders: a judge of pairs' reconciled numbers, or a panel's
+    reward (0-1, 0.5 a tie: it stands for the first reply's chance) and agreement, each
+    member reading the pair as its judge takes it."""
+
+    def build(judge: Judge) -> Mapping[str, Any]:
+        return checked(judge, RANK, two_replies(judge, before, replies, extras, where), where)
+
+    if isinstance(model, Panel):
+        result = model.judge_pair(model.example(build), True, **gen)
+        decision = (result.verdict or {}).get("decision")
+        meta = result.meta
+        return {_WINS: meta["reward"], "decision": decision, "agreement": meta["agreement"]}
+    found = judge_pair(model, build(model.definition), True, **gen).result()
+    return {key: found[key] for key in (_WINS, "expected_margin", "flipped")}
 
 
 def binary_insertion(n: int, better: Callable[[int, int], bool]) -> list[int]:
@@ -195,7 +229,7 @@ def binary_insertion(n: int, better: Callable[[int, int], bool]) -> list[int]:
 def _win_row(index: int, comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """A response's mean probability of winning over the comparisons it took part in."""
     wins = [
-        c["p_a_better"] if c["a"] == index else 1 - c["p_a_better"]
+        c[_WINS] if c["a"] == index else 1 - c[_WINS]
         for c in comparisons
         if index in (c["a"], c["b"])
     ]

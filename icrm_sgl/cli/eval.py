@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,10 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     judge_options_for,
+    panel_options,
     read_paths,
     split_options,
+    split_panel,
 )
 from icrm_sgl.errors import InputError
 from icrm_sgl.files import refuse_overwrite
@@ -24,7 +27,9 @@ from icrm_sgl.options import Settings
 
 if TYPE_CHECKING:
     from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
+    from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.evaluation.store import ResultStore
+    from icrm_sgl.panel.spec import PanelSpec
 
 FORMATS = ("rewardbench", "rewardbench2", "llmbar", "pairs")
 #: The files a run writes in its output folder besides results.jsonl and config.json.
@@ -87,6 +92,7 @@ def default_output_dir(source: str) -> Path:
     "(default: probability when the engine reports probabilities). Both are in metrics.json.",
 )
 @judge_options_for("pairwise")
+@panel_options
 def eval_command(
     source: str,
     fmt: str | None,
@@ -105,35 +111,49 @@ def eval_command(
 
     Pairwise by default, both orders reconciled; --rm-type individual scores each reply;
     --judge RUBRIC.toml runs your own judge (of one reply: each reply's reward; of two:
-    both orders). With --columns …,score=… each row is one reply with a human score, and
-    the report gives the reward's correlations with it. Writes results.jsonl (one record
-    per pair, flushed as it is judged), metrics.json and chart.png, and prints the
-    metrics table.
+    both orders). --panel PANEL.toml judges with a panel of judges and reports the panel's
+    accuracy, each member's and their agreement. With --columns …,score=… each row is one
+    reply with a human score, and the report gives the reward's correlations with it.
+    Writes results.jsonl (one record per pair, flushed as it is judged), metrics.json and
+    chart.png, and prints the metrics table.
     """
     from icrm_sgl.evaluation.columns import scores_replies
     from icrm_sgl.evaluation.store import ResultStore
 
+    reads = [*read_paths(source, options), *_folder_files(source)]
+    panel, require_all = split_panel(options)
+    if panel is not None and reconcile is not None:
+        raise click.UsageError("--reconcile is for one judge: a panel is scored by its reward")
     chosen, gen, settings = split_options(options)
     scored = columns is not None and scores_replies(columns)
     settings = settings.with_judge(chosen or ("individual" if scored else "pairwise"))
-    judge = settings.judging.definition()
+    judges = panel.judges if panel is not None else (settings.judging.definition(),)
     out = Path(output_dir) if output_dir else default_output_dir(source)
-    _refuse_overwrite(out, [*read_paths(source, options), *_folder_files(source)])
+    _refuse_overwrite(out, reads)
     store = ResultStore(out)
     store.lock()  # before sglang and the model load: a folder in use or unwritable fails fast
     from icrm_sgl.evaluation.runner import check_jobs, check_judge, jobs_for, row_inputs
 
-    items = _load(source, fmt, split, columns, scored, row_inputs(judge))
+    inputs = sorted({key for judge in judges for key in row_inputs(judge)})
+    items = _load(source, fmt, split, columns, scored, inputs)
     if subsets:
         wanted = {s.strip() for s in subsets.split(",") if s.strip()}
         items = [p for p in items if p.subset in wanted]
     items = items[:limit] if limit else items
     if not items:
         raise click.UsageError("no pairs left to judge after --subsets / --limit")
+    run = Run(source, items, store, orders, resume, overwrite, gen, settings)
+    if panel is not None:
+        from icrm_sgl.evaluation.panel import check_panel_items
+
+        check_panel_items(panel, items, orders)
+        _run_panel(run, panel, require_all)
+        return
+    (judge,) = judges
     check_judge(judge, items)
     check_jobs(judge, jobs_for(judge, items, orders))
     tie_credit = TIE_CREDIT if isinstance(chosen, Judge) else 0.0
-    _run(source, items, store, orders, resume, overwrite, reconcile, gen, settings, tie_credit)
+    _run(run, reconcile, tie_credit)
 
 
 def _load(
@@ -171,55 +191,87 @@ def _refuse_overwrite(out: Path, reads: list[str | Path]) -> None:
         refuse_overwrite(out / name, reads)
 
 
-def _run(
-    source: str,
-    pairs: Sequence[LabelledPair | ScoredReply],
-    store: ResultStore,
-    orders: str,
-    resume: bool,
-    overwrite: bool,
-    reconcile: str | None,
-    gen: dict[str, Any],
-    settings: Settings,
-    tie_credit: float,
-) -> None:
-    from icrm_sgl.evaluation.calibration import write_calibration_chart
-    from icrm_sgl.evaluation.chart import write_chart
-    from icrm_sgl.evaluation.metrics import compute_metrics, format_table
+@dataclass(frozen=True)
+class Run:
+    """What a run judges and where: the source, its pairs, the store, the orders, whether
+    it resumes or overwrites, the sampling and the settings."""
 
-    started = time.perf_counter()
-    out = store.folder
+    source: str
+    pairs: Sequence[LabelledPair | ScoredReply]
+    store: ResultStore
+    orders: str
+    resume: bool
+    overwrite: bool
+    gen: dict[str, Any]
+    settings: Settings
+
+
+def _run(run: Run, reconcile: str | None, tie_credit: float) -> None:
+    """Judge with one judge, then write and print its report."""
+    from icrm_sgl.evaluation.metrics import compute_metrics, format_table
     from icrm_sgl.evaluation.runner import Evaluator
     from icrm_sgl.icrm import ICRM
 
-    with ICRM.from_settings(*settings) as model:
-        evaluator = Evaluator(model, orders=orders, **gen)
-        done = store.open(evaluator.config(source), resume=resume, overwrite=overwrite)
-        todo = [p for p in pairs if p.id not in done]
-        if done:
-            click.echo(f"resuming: {len(done)} pairs already judged, {len(todo)} to go", err=True)
-        try:
-            written = evaluator.run(todo, store)
-        except KeyboardInterrupt:
-            saved = len(store.records())
-            click.echo(
-                f"interrupted: {saved} pairs saved in {store.results_path}; continue with --resume",
-                err=True,
-            )
-            raise
-        finally:
-            store.close()
+    started = time.perf_counter()
+    with ICRM.from_settings(*run.settings) as model:
+        written = _judge(run, Evaluator(model, orders=run.orders, **run.gen))
     echo_cache_note(model)
     metrics = compute_metrics(
-        store.records(), reconcile=reconcile, judge=model.definition, tie_credit=tie_credit
+        run.store.records(), reconcile=reconcile, judge=model.definition, tie_credit=tie_credit
     )
+    _report(run, metrics, format_table(metrics), written, started)
+
+
+def _run_panel(run: Run, spec: PanelSpec, require_all: bool) -> None:
+    """Judge with a panel (each member's verdicts in the records), then write and print
+    the panel's report: its accuracy, each member's and their agreement."""
+    from icrm_sgl.evaluation.panel import PanelEvaluator, format_panel_table, panel_metrics
+    from icrm_sgl.panel.panel import Panel
+
+    started = time.perf_counter()
+    with Panel.from_settings(spec, run.settings, require_all) as panel:
+        evaluator = PanelEvaluator(panel, orders=run.orders, **run.gen)
+        evaluator.jobs(run.pairs)  # members reading one input differently: before the store opens
+        written = _judge(run, evaluator)
+    for model in panel.models:
+        echo_cache_note(model)
+    metrics = panel_metrics(run.store.records(), tie_credit=TIE_CREDIT)
+    _report(run, metrics, format_panel_table(metrics), written, started)
+
+
+def _judge(run: Run, evaluator: Evaluator) -> int:
+    """Judge the pairs not yet in the store (all, unless resuming); how many were written."""
+    store = run.store
+    done = store.open(evaluator.config(run.source), resume=run.resume, overwrite=run.overwrite)
+    todo = [p for p in run.pairs if p.id not in done]
+    if done:
+        click.echo(f"resuming: {len(done)} pairs already judged, {len(todo)} to go", err=True)
+    try:
+        return evaluator.run(todo, store)
+    except KeyboardInterrupt:
+        saved = len(store.records())
+        click.echo(
+            f"interrupted: {saved} pairs saved in {store.results_path}; continue with --resume",
+            err=True,
+        )
+        raise
+    finally:
+        store.close()
+
+
+def _report(run: Run, metrics: dict[str, Any], table: str, written: int, started: float) -> None:
+    """metrics.json, the charts and the table; the run's summary on stderr."""
+    from icrm_sgl.evaluation.calibration import write_calibration_chart
+    from icrm_sgl.evaluation.chart import write_chart
+
+    out = run.store.folder
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / CHART)
     write_calibration_chart(metrics.get("calibration", {}), out / CALIBRATION)
     elapsed = time.perf_counter() - started
-    click.echo(format_table(metrics))
+    click.echo(table)
     click.echo(
         f"{written} pairs judged in {elapsed:.1f} s ({written / elapsed:.2f} pairs/s); "
-        f"results: {store.results_path}, metrics: {out / METRICS}, chart: {chart}",
+        f"results: {run.store.results_path}, metrics: {out / METRICS}, chart: {chart}",
         err=True,
     )

@@ -15,6 +15,7 @@ from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
 from icrm_sgl.options import CacheSettings, JudgingSettings, Settings
+from icrm_sgl.panel.spec import PanelSpec
 from icrm_sgl.shots import SAMPLING_MODES
 
 
@@ -59,7 +60,20 @@ def read_paths(input_path: str, options: dict[str, Any]) -> list[str | Path]:
         from icrm_sgl.judges.rubric import rubric_sources
 
         paths += rubric_sources(options["judge"])
+    if options.get("panel"):
+        paths += _panel_sources(options["panel"])
     return paths
+
+
+def _panel_sources(path: str) -> list[Path]:
+    """The panel file and the rubric files it names (only the file itself when it cannot
+    be read: ``split_panel`` says why)."""
+    from icrm_sgl.panel.spec import load_panel
+
+    try:
+        return load_panel(path).sources()
+    except InputError:
+        return [Path(path)]
 
 
 def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[str, Any]:
@@ -280,6 +294,65 @@ def echo_cache_note(model: Any) -> None:
     note = model.cache.rejected_note() if model.cache is not None else None
     if note:
         click.echo(note, err=True)
+
+
+def panel_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--panel`` and ``--require-all``, for the commands that judge with a panel (they
+    reach it through ``split_panel``)."""
+    options = [
+        click.option(
+            "--panel",
+            "panel",
+            default=None,
+            metavar="PANEL.toml",
+            help="A panel of judges: each member's judge, engine and model in one TOML file "
+            "(see docs/judges.md#panels). Replaces --rm-type, --judge and the engine options.",
+        ),
+        click.option(
+            "--require-all",
+            is_flag=True,
+            help="With --panel: an example that any member fails is an error (default: the "
+            "others' reward, naming the failed members).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+#: What a panel file says per member, by the option that would say it for one judge.
+_MEMBER_OPTIONS = {
+    "rm_type": "--rm-type",
+    "judge": "--judge",
+    "template_path": "--template",
+    "shot_template_path": "--shot-template",
+    "feedback_template_path": "--feedback-template",
+    "shots_pool_path": "--shots-pool",
+    "model_name": "--model",
+    "endpoint": "--endpoint",
+    "engine_option": "-E",
+}
+
+
+def split_panel(options: dict[str, Any]) -> tuple[PanelSpec | None, bool]:
+    """``panel_options``' values taken out of ``options``: the panel file read and checked
+    (before any engine loads) and ``--require-all``; None without ``--panel``. An option
+    that each member sets in the file is refused beside ``--panel``, in one line."""
+    path, require_all = options.pop("panel"), options.pop("require_all")
+    if path is None:
+        if require_all:
+            raise click.UsageError("--require-all is for --panel")
+        return None, False
+    given = [flag for key, flag in _MEMBER_OPTIONS.items() if options.get(key)]
+    if options.get("engine", "local") != "local":
+        given.insert(0, "--engine")
+    if given:
+        raise click.UsageError(
+            f"--panel names each member's judge, engine and model: drop {given[0]}"
+        )
+    from icrm_sgl.panel.spec import load_panel
+
+    return load_panel(path), require_all
 
 
 def judge_options_for(rm_type_default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

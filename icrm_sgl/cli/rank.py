@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
@@ -12,8 +14,10 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     judge_options_for,
+    panel_options,
     read_paths,
     split_options,
+    split_panel,
 )
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
@@ -23,12 +27,14 @@ from icrm_sgl.inputs import Entry, load_examples
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.supply import RANK, check_supplied
 from icrm_sgl.options import Settings
+from icrm_sgl.panel.spec import PanelSpec
 from icrm_sgl.ranking import item_examples, rank
 
 
 @click.command("rank")
 @click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
 @judge_options_for("individual")
+@panel_options
 @cache_options
 @click.option(
     "--output",
@@ -44,23 +50,26 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     ending with a user turn], "responses": [...]}, with an optional "id"; its other keys
     (e.g. "reference") reach a --judge whose template uses them. --rm-type individual (the
     default) orders by expected score; --rm-type pairwise, or a --judge of two replies, by
-    comparisons judged in both orders, sorted by binary insertion (about N log2 N).
+    comparisons judged in both orders, sorted by binary insertion (about N log2 N). With
+    --panel, by the panel's reward (its members judging each response or comparison).
     """
     refuse_overwrite(output, read_paths(input_path, options))
     loaded = load_examples(input_path, noun="item")
+    panel, require_all = split_panel(options)
     judge, gen, settings = split_options(options)
     settings = settings.with_judge(judge if judge is not None else "individual")
-    definition = settings.judging.definition()
-    check_supplied(definition, RANK)
+    definitions = panel.judges if panel else (settings.judging.definition(),)
+    for definition in definitions:
+        check_supplied(definition, RANK)
     if loaded.single and not loaded.errors:
-        _check(loaded.examples[0], "item", definition)
+        _check(loaded.examples[0], "item", definitions)
     counts = {"ok": 0, "input": len(loaded.errors), "failed": 0}
     for _, message in loaded.errors:
         click.echo(f"skipped {message}", err=True)
     items, records = [], []
     for entry in loaded.entries:  # every item checked before the model loads
         try:
-            _check(entry.record, entry.where, definition)
+            _check(entry.record, entry.where, definitions)
         except InputError as exc:
             counts["input"] += 1
             click.echo(f"skipped {exc}", err=True)
@@ -72,7 +81,8 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
             sink.record(record)
         if items:
             shown = loaded.single and not output
-            _rank_all(items, shown, gen, settings, counts, sink)
+            opened = _opened(settings, None if panel is None else (panel, require_all))
+            _rank_all(items, shown, gen, opened, counts, sink)
     click.echo(
         f"{counts['ok']} ranked, {plural(counts['input'], 'malformed item')} skipped, "
         f"{counts['failed']} failed" + (f"; records in {output}" if output else ""),
@@ -81,15 +91,37 @@ def rank_command(input_path: str, output: str | None, **options: Any) -> None:
     sys.exit(2 if counts["input"] else 1 if counts["failed"] else 0)
 
 
-def _check(item: Any, where: str, judge: Judge) -> None:
-    """An ``InputError`` naming the item when ``judge`` cannot rank it."""
+def _check(item: Any, where: str, judges: tuple[Judge, ...]) -> None:
+    """An ``InputError`` naming the item when any of ``judges`` cannot rank it."""
     if not isinstance(item, dict):
         raise InputError(f"{where}: expected an object with 'responses'")
     if "responses" not in item:
         raise InputError(f"{where}: missing 'responses'")
-    item_examples(
-        judge, item["responses"], item.get("prompt"), item.get("conversation"), _extras(item), where
-    )
+    for judge in judges:
+        item_examples(
+            judge,
+            item["responses"],
+            item.get("prompt"),
+            item.get("conversation"),
+            _extras(item),
+            where,
+        )
+
+
+def _opened(
+    settings: Settings, panel: tuple[PanelSpec, bool] | None
+) -> Callable[[], AbstractContextManager[Any]]:
+    """What ranks: an ``ICRM`` from ``settings``, or the panel (``--panel``, with
+    ``--require-all``) whose members share its judging and cache settings."""
+    if panel is None:
+        status(f"loading the {settings.engine.name} engine …")
+        from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+
+        return lambda: ICRM.from_settings(*settings)
+    status(f"loading the panel's {plural(len(panel[0].members), 'member')} …")
+    from icrm_sgl.panel.panel import Panel
+
+    return lambda: Panel.from_settings(panel[0], settings, panel[1])
 
 
 def _extras(item: dict[str, Any]) -> dict[str, Any]:
@@ -101,17 +133,15 @@ def _rank_all(
     items: list[Entry],
     single: bool,
     gen: dict[str, Any],
-    settings: Settings,
+    opened: Callable[[], AbstractContextManager[Any]],
     counts: dict[str, int],
     sink: RecordSink,
 ) -> None:
     """Rank the checked items: a single item shown on stdout as indented JSON, else
     (several, or any with --output) one JSONL record each."""
-    status(f"loading the {settings.engine.name} engine …")
-    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
-
-    with ICRM.from_settings(*settings) as model:
-        status(f"ranking {plural(len(items), 'item')} with {model.model_name} …")
+    with opened() as model:
+        judging = getattr(model, "model_name", None) or f"panel {model.name}"
+        status(f"ranking {plural(len(items), 'item')} with {judging} …")
         for entry in items:
             item, item_id = entry.record, entry.id
             where = "item" if single else entry.where
@@ -137,4 +167,5 @@ def _rank_all(
                 sink.write(json.dumps(ranking, indent=4, ensure_ascii=False) + "\n")
                 break
             sink.record({"id": item_id, "ranking": ranking})
-    echo_cache_note(model)
+    for member in getattr(model, "models", [model]):
+        echo_cache_note(member)

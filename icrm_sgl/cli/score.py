@@ -16,22 +16,26 @@ from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
     judge_options,
+    panel_options,
     read_paths,
     split_options,
+    split_panel,
 )
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status, verdict_progress
-from icrm_sgl.errors import InputError
+from icrm_sgl.errors import InputError, VerdictError
 from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge, as_judge
 from icrm_sgl.options import Settings
+from icrm_sgl.panel.spec import PanelSpec
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @judge_options
+@panel_options
 @click.option(
     "--output",
     "-o",
@@ -64,13 +68,18 @@ def score(
     One example prints its verdict as indented JSON. Several (or any with --output) give
     one JSONL record each, with a progress bar and a summary on stderr. Without --rm-type
     or --judge each example is judged in the mode its keys show (a file may mix them;
-    records come grouped by mode). Exit code 2 when
+    records come grouped by mode). With --panel every member judges each example and
+    the record is the panel's (one example: the whole record, indented). Exit code 2 when
     any example was malformed, 1 when any verdict could not be produced.
     """
     refuse_overwrite(output, read_paths(input_path, options))
     loaded = load_examples(input_path, limit)
+    panel, require_all = split_panel(options)
     judge, gen, settings = split_options(options)
-    judge_loaded(loaded, output, both_orders, judge, gen, settings)
+    if panel is not None:
+        judge_with_panel(loaded, output, both_orders, (panel, require_all), gen, settings)
+    else:
+        judge_loaded(loaded, output, both_orders, judge, gen, settings)
 
 
 def judge_loaded(
@@ -121,6 +130,67 @@ def judge_loaded(
                     echo_cache_note(model)
     click.echo(tally.summary(output), err=True)
     sys.exit(tally.exit_code)
+
+
+def judge_with_panel(
+    loaded: ExampleFile,
+    output: str | None,
+    both_orders: bool,
+    panel: tuple[PanelSpec, bool],
+    gen: dict[str, Any],
+    settings: Settings,
+) -> None:
+    """``score --panel``: each example that every member can read, judged by the panel
+    (``settings``' judging and cache groups shared by the members)."""
+    from icrm_sgl.panel.panel import Panel  # imports sglang (seconds): once the input is read
+
+    spec, require_all = panel
+    if both_orders and not spec.pairs:
+        raise click.UsageError("--both-orders compares two replies: this panel judges one")
+    examples, problems = _screen_panel(loaded, spec)
+    failures = [Judgement(i, error=msg, meta={"stage": "input"}) for i, msg in problems]
+    if loaded.single and not output and problems:
+        raise InputError(problems[0][1])
+    unit = "panel verdict" + (" in both orders" if both_orders else "")
+    with RecordSink(output) as sink:
+        if not examples:
+            tally = _write_all(failures, [], sink, output, unit)
+        else:
+            status(f"loading the panel's {plural(len(spec.members), 'member')} …")
+            with Panel.from_settings(spec, settings, require_all) as judging:
+                if both_orders:
+                    results = judging.judge_pairs(examples, True, progress=True, **gen)
+                else:
+                    results = judging.judge_batch(examples, progress=True, **gen)
+                if loaded.single and not output:
+                    sink.write(json.dumps(_single(results), indent=4, ensure_ascii=False) + "\n")
+                    return
+                tally = _write_all(failures, results, sink, output, unit)
+            for model in judging.models:
+                echo_cache_note(model)
+    click.echo(tally.summary(output), err=True)
+    sys.exit(tally.exit_code)
+
+
+def _single(results: Iterable[Judgement]) -> dict[str, Any]:
+    """The one example's record; its failure raised as ``judge`` raises it."""
+    (result,) = results
+    if not result.ok:
+        raise VerdictError(f"example {result.id}: {result.error}")
+    return result.record()
+
+
+def _screen_panel(loaded: ExampleFile, spec: PanelSpec) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The examples every member can read (``id`` set), and ``(id, message)`` for the
+    others: the first problem any member's judge finds."""
+    problems: dict[str, str] = {}
+    valid: list[Any] = []
+    for judge in spec.judges:
+        groups, failures = screen_examples(loaded, judge)
+        for example_id, message in failures:
+            problems.setdefault(example_id, message)
+        valid = [example for _, examples in groups for example in examples]
+    return [ex for ex in valid if ex["id"] not in problems], list(problems.items())
 
 
 @contextmanager

@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from icrm_sgl.cli.options import cache_options, judge_options, split_options
+from icrm_sgl.cli.options import (
+    cache_options,
+    judge_options,
+    panel_options,
+    split_options,
+    split_panel,
+)
 from icrm_sgl.errors import InputError, MissingDependencyError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
 from icrm_sgl.judges.supply import GET_REWARD, check_supplied
@@ -14,6 +20,7 @@ from icrm_sgl.judges.supply import GET_REWARD, check_supplied
 
 @click.command()
 @judge_options
+@panel_options
 @cache_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -74,7 +81,7 @@ from icrm_sgl.judges.supply import GET_REWARD, check_supplied
 def serve(**options: Any) -> None:
     """Serve the judge over HTTP: POST /v1/judge, POST /get_reward (OpenRLHF), GET /health,
     GET /metrics. Without --rm-type or --judge both built-in judging modes are served on
-    one engine.
+    one engine; with --panel, the panel (its reward in /v1/judge and /get_reward).
     """
     try:
         from icrm_sgl.serve.config import ServeConfig
@@ -87,13 +94,17 @@ def serve(**options: Any) -> None:
     log_level = options.pop("log_level")
     serve_keys = [key for key in ServeConfig.model_fields if key in options]
     settings = {key: options.pop(key) for key in serve_keys}
+    panel, require_all = split_panel(options)
     judge, gen, groups = split_options(options)
-    if isinstance(judge, Judge):
-        _note_reward(judge)
+    for member in panel.judges if panel else (judge,) if isinstance(judge, Judge) else ():
+        _note_reward(member)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
     sock = bind(config.host, config.port)
     with sock:
-        judges = Judges.open((judge,) if judge else BUILTIN_NAMES, groups)
+        if panel is not None:
+            judges = Judges.open_panel(panel, groups, require_all)
+        else:
+            judges = Judges.open((judge,) if judge else BUILTIN_NAMES, groups)
         try:
             judges.check(config.gen)
             run(config, lambda: judges, log_level, sock)

@@ -60,7 +60,7 @@ class _Parsed:
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class Outcome:
     """What one judged pair contributes to the counts under one reconciliation."""
 
     subset: str
@@ -70,13 +70,14 @@ class _Outcome:
     p_chosen: float | None = None
     tie_label: bool = False  # the annotators judged the replies equal
     group: str | None = None  # best-of-N: the prompt this pair belongs to
+    tolerance: float = TIE_TOLERANCE  # how near 0 a tie label's margin must be
 
     @property
     def correct(self) -> bool:
         """The chosen reply wins; for a tie label, the margin is within half a step of 0."""
         if self.margin is None:
             return False
-        return abs(self.margin) <= TIE_TOLERANCE if self.tie_label else self.margin > 0
+        return abs(self.margin) <= self.tolerance if self.tie_label else self.margin > 0
 
     def credit(self, tie_credit: float) -> float:
         """1 when correct; ``tie_credit`` for equal rewards on a pair not labelled a tie."""
@@ -287,15 +288,15 @@ def _parse(record: Any, index: int, judge: Judge) -> _Parsed:
     return parsed
 
 
-def _reconciled(parsed: _Parsed, kind: str) -> _Outcome:
+def _reconciled(parsed: _Parsed, kind: str) -> Outcome:
     """The pair's outcome when its verdicts are reconciled by label or by probability."""
     result = pair_orders.reconcile(parsed.sides)
     if result is None:
-        return _Outcome(parsed.subset, None, None, tie_label=parsed.tie_label, group=parsed.group)
+        return Outcome(parsed.subset, None, None, tie_label=parsed.tie_label, group=parsed.group)
     by_label = kind == "choice"
     margins = [side.greedy if by_label else side.expected for side in parsed.sides]
     two = len(margins) == 2
-    return _Outcome(
+    return Outcome(
         subset=parsed.subset,
         margin=result.greedy_margin if by_label else result.expected_margin,
         flip=result.flipped if by_label else disagree(margins),
@@ -330,7 +331,7 @@ def plain_number(number: float) -> float | int:
     return int(number) if float(number).is_integer() else round(number, DECIMALS)
 
 
-def _summary(outcomes: list[_Outcome], tie_credit: float = 0.0) -> dict[str, Any]:
+def _summary(outcomes: list[Outcome], tie_credit: float = 0.0) -> dict[str, Any]:
     """Counts and rates over a group of pairs (a subset, or the whole run); a tie on a
     pair not labelled a tie earns ``tie_credit``."""
     n = len(outcomes)
@@ -430,11 +431,11 @@ def unique_records(records: list[Any]) -> list[Any]:
     return unique
 
 
-def _report(
-    outcomes: list[_Outcome], rewardbench: bool | None, tie_credit: float = 0.0
+def accuracy_report(
+    outcomes: list[Outcome], rewardbench: bool | None, tie_credit: float = 0.0
 ) -> dict[str, Any]:
     """Overall and per-subset counts (and RewardBench sections) of one reconciliation."""
-    groups: dict[str, list[_Outcome]] = defaultdict(list)
+    groups: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         groups[outcome.subset].append(outcome)
     per_subset = {s: _summary(groups[s], tie_credit) for s in sorted(groups)}
@@ -447,10 +448,10 @@ def _report(
     return report
 
 
-def best_of_n(outcomes: list[_Outcome]) -> dict[str, Any]:
+def best_of_n(outcomes: list[Outcome]) -> dict[str, Any]:
     """Best-of-N prompts: right when the chosen reply beat every rejected one (every pair
     of the prompt right), per subset and overall."""
-    prompts: dict[str, list[_Outcome]] = defaultdict(list)
+    prompts: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.group is not None:
             prompts[outcome.group].append(outcome)
@@ -498,7 +499,7 @@ def compute_metrics(
         return scored_metrics(records, judge)
     parsed = [_parse(r, i, judge) for i, r in enumerate(records)]
     outcomes = {kind: [_reconciled(p, kind) for p in parsed] for kind in RECONCILE}
-    reports = {kind: _report(outcomes[kind], rewardbench, tie_credit) for kind in RECONCILE}
+    reports = {kind: accuracy_report(outcomes[kind], rewardbench, tie_credit) for kind in RECONCILE}
     verdicts = sum(p.verdicts for p in parsed)
     without = sum(p.without_probabilities for p in parsed)
     headline = reconcile or ("probability" if verdicts and not without else "choice")

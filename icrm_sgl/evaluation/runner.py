@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,7 @@ def _reward(judge: Judge, result: Judgement) -> float | None:
 
 def pair_record(pair: Item, judge: Judge, results: list[tuple[str, Judgement]]) -> dict:
     """The stored record of one pair or scored reply (see ``metrics`` for the fields)."""
-    meta = _pair_meta([j for _, j in results])
+    meta = call_costs([j.meta for _, j in results])
     mode = judge.name
     if isinstance(pair, ScoredReply):
         ((_, result),) = results
@@ -216,9 +216,10 @@ def _judgement(judge: Judge, slot: str, result: Judgement) -> dict[str, Any]:
     return out
 
 
-def _pair_meta(judgements: list[Judgement]) -> dict[str, Any]:
-    """What judging the pair cost in this run: a cached verdict counts as a hit, and its
-    original tokens and seconds (kept in its own meta) are not spent again."""
+def call_costs(metas: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the model calls of a pair (each call's meta) cost in this run: a cached
+    verdict counts as a hit, and its original tokens and seconds (kept in its own meta)
+    are not spent again."""
     total = {
         "prompt_tokens": 0,
         "cached_tokens": 0,
@@ -226,12 +227,12 @@ def _pair_meta(judgements: list[Judgement]) -> dict[str, Any]:
         "seconds": 0.0,
         "cache_hits": 0,
     }
-    for j in judgements:
-        if j.meta.get("from_cache"):
+    for meta in metas:
+        if meta.get("from_cache"):
             total["cache_hits"] += 1
             continue
         for key in ("prompt_tokens", "cached_tokens", "completion_tokens", "seconds"):
-            total[key] += j.meta.get(key) or 0
+            total[key] += meta.get(key) or 0
     total["seconds"] = round(total["seconds"], 3)
     return total
 
@@ -281,7 +282,7 @@ class Evaluator:
             for job, result in self._judge(jobs):
                 pending.setdefault(job.pair.id, []).append((job.slot, result))
                 if len(pending[job.pair.id]) == expected[job.pair.id]:
-                    record = pair_record(job.pair, self.model.definition, pending.pop(job.pair.id))
+                    record = self.record(job.pair, pending.pop(job.pair.id))
                     store.append(record)
                     written += 1
                     bar.set_postfix(totals.update(record), refresh=False)
@@ -292,6 +293,10 @@ class Evaluator:
         finally:
             bar.close()
         return written
+
+    def record(self, pair: Item, results: list[tuple[str, Judgement]]) -> dict[str, Any]:
+        """The stored record of a pair once each of its jobs has a result."""
+        return pair_record(pair, self.model.definition, results)
 
     def _judge(self, jobs: list[Job]) -> Iterator[tuple[Job, Judgement]]:
         """Every job through the model in one batch (its verdict cache, when on, first)."""

@@ -22,6 +22,7 @@ from icrm_sgl.integrations.convert import (
 from icrm_sgl.integrations.endpoint import Query, RewardEndpoint
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.outcome import Failure, Outcome
+from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.supply import (
     REWARD_FUNCTION,
@@ -31,6 +32,7 @@ from icrm_sgl.judges.supply import (
     one_reply,
 )
 from icrm_sgl.options import EndpointSettings
+from icrm_sgl.panel.spec import PanelSpec, load_panel
 
 
 @dataclass
@@ -77,12 +79,62 @@ class _EndpointJudging:
         """Nothing to release: each request has its own connection."""
 
 
+class _PanelJudging:
+    """Examples judged by a panel in this process: the caller's ``Panel``, or one built
+    (and closed) here from a panel file, each member's judge accepted before any engine
+    loads. Its reward is the panel's (``meta.reward``, 0-1)."""
+
+    def __init__(
+        self,
+        accept: Callable[[Judge], None],
+        panel: Any,
+        gen: dict[str, Any] | None,
+        options: dict[str, Any],
+    ) -> None:
+        from icrm_sgl.panel.panel import Panel
+
+        self._owned = not isinstance(panel, Panel)
+        spec = panel.spec if isinstance(panel, Panel) else panel
+        if not isinstance(spec, PanelSpec):
+            spec = load_panel(spec)
+        if not self._owned and options:
+            raise InputError(
+                "ICRMReward(panel=Panel) judges with that panel and its settings; drop "
+                f"{', '.join(sorted(options))} (or pass the panel file instead)"
+            )
+        self.judges: tuple[Judge, ...] = spec.judges
+        for judge in self.judges:
+            accept(judge)
+        self.panel = Panel(spec, **options) if self._owned else panel
+        self.gen = dict(gen or {})
+
+    def rewards(self, examples: list[dict[str, Any]]) -> list[Outcome]:
+        """Each example's panel reward, in order; a failure where the panel gave none."""
+        numbered = [{**example, "id": str(i)} for i, example in enumerate(examples)]
+        by_id = {r.id: r for r in self.panel.judge_batch(numbered, **self.gen)}
+        return [_panel_outcome(by_id[str(i)]) for i in range(len(examples))]
+
+    def close(self) -> None:
+        """Close the panel if it was built here."""
+        if self._owned:
+            self.panel.close()
+
+
+def _panel_outcome(result: Judgement) -> Outcome:
+    if result.verdict is None:
+        return Failure(str(result.error), result.meta.get("stage") == "input")
+    return float(result.meta["reward"])
+
+
 class ICRMReward:
     """Each completion's reward: the judge's reward field (the built-in individual judge's
     score 1-10), or its expected value when the engine reports probabilities; judged in
     this process, or by ``icrm-sgl serve`` at ``endpoint``. ``judge=`` takes your own judge
     of one reply (a rubric path, a ``Judge`` or a built-in name), as ``ICRM(judge=...)``
-    does; dataset columns reach it as example keys (``{$reference}``).
+    does; dataset columns reach it as example keys (``{$reference}``). ``panel=`` takes a
+    panel of judges of one reply (a panel file's path, a ``PanelSpec`` or an open
+    ``Panel``; ``require_all=True`` and ICRM's judging settings go with a path): each
+    completion's reward is the panel's, 0-1.
 
     A completion that gets no verdict (malformed, or the judge failed on it) is given
     ``failed_reward``: by default ``None``, TRL's "no reward" (GRPO leaves such a completion
@@ -111,6 +163,7 @@ class ICRMReward:
         api_key: str | None = None,
         batch_size: int | None = None,
         timeout: float | None = None,
+        panel: Any = None,
         **icrm_options: Any,
     ) -> None:
         self.failed_reward = _check_failed_reward(failed_reward)
@@ -118,7 +171,12 @@ class ICRMReward:
         shared = {"api_key": api_key, "batch_size": batch_size, "timeout": timeout}
         shared = {key: value for key, value in shared.items() if value is not None}
         accept = partial(check_supplied, consumer=self.consumer)
-        self._judging = _judging(accept, model, gen, endpoint, shared, icrm_options)
+        self._judging: _EndpointJudging | LocalJudging | _PanelJudging
+        if panel is not None:
+            own = {"model": model, "endpoint": endpoint, **shared}
+            self._judging = _panel_judging(accept, panel, gen, own, icrm_options)
+        else:
+            self._judging = _judging(accept, model, gen, endpoint, shared, icrm_options)
         self.stats = RewardStats()
 
     def __call__(
@@ -141,12 +199,12 @@ class ICRMReward:
     ) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         examples: dict[int, dict[str, Any]] = {}
-        judge = self._judging.judge
+        judges = _checked_by(self._judging)
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
             where = f"completion {i}"
             try:
                 example = one_reply(to_conversation(prompt, completion), extras[i])
-                if judge is not None:
+                for judge in judges:
                     checked(judge, self.consumer, example, where)
             except InputError as exc:
                 outcomes[i] = Failure(str(exc).removeprefix(f"{where}: "), bad_input=True)
@@ -187,6 +245,31 @@ class ICRMReward:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _panel_judging(
+    accept: Callable[[Judge], None],
+    panel: Any,
+    gen: dict[str, Any] | None,
+    own: dict[str, Any],
+    icrm_options: dict[str, Any],
+) -> _PanelJudging:
+    """Judging by a panel, which takes no model, endpoint or engine options of its own
+    (each member's are in the panel file)."""
+    given = sorted(key for key, value in own.items() if value is not None)
+    if given:
+        raise InputError(
+            f"ICRMReward(panel=...) judges with the panel's members; drop {', '.join(given)} "
+            "(each member's engine and options are in the panel file)"
+        )
+    return _PanelJudging(accept, panel, gen, icrm_options)
+
+
+def _checked_by(judging: _EndpointJudging | LocalJudging | _PanelJudging) -> tuple[Judge, ...]:
+    """The judges each example is checked against here (a served judge checks its own)."""
+    if isinstance(judging, _PanelJudging):
+        return judging.judges
+    return () if judging.judge is None else (judging.judge,)
 
 
 def _judging(

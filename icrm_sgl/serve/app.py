@@ -16,19 +16,11 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from icrm_sgl.judgement import Judgement
-from icrm_sgl.judges import Judge
 from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, ShuttingDown, client_record
 from icrm_sgl.serve.config import ServeConfig
 from icrm_sgl.serve.judges import Judges
 from icrm_sgl.serve.metrics import Metrics
-from icrm_sgl.serve.payloads import (
-    Problem,
-    RequestRejected,
-    RewardRequest,
-    load_json,
-    parse_examples,
-    reward_examples,
-)
+from icrm_sgl.serve.payloads import Problem, RequestRejected, RewardRequest, load_json
 
 log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
@@ -121,10 +113,10 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     async def judge(request: Request) -> Response:
         state = _authorized(request, config)
         body = await _read_body(request, config.max_body_bytes)
-        parsed = _checked(state, lambda: parse_examples(load_json(body), state.judges.modes))
+        parsed = _checked(state, lambda: state.judges.parse(load_json(body)))
         results = await _judge(request, state, parsed.rm_types, parsed.examples)
         records = [
-            _record(state.judges.definition(rm), client_record(result, cid))
+            _record(state.judges, rm, client_record(result, cid))
             for rm, result, cid in zip(parsed.rm_types, results, parsed.ids, strict=True)
         ]
         return JSONResponse(records[0] if parsed.single else records)
@@ -133,10 +125,12 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     async def get_reward(request: Request) -> Response:
         state = _authorized(request, config)
         body = await _read_body(request, config.max_body_bytes)
-        judge = state.judges.reward_judge
-        examples = _checked(state, lambda: reward_examples(_reward_request(load_json(body)), judge))
-        results = await _judge(request, state, [judge.name] * len(examples), examples)
-        return JSONResponse(_rewards(results, judge, config.failed_reward))
+        name, examples = _checked(
+            state, lambda: state.judges.reward_examples(_reward_request(load_json(body)))
+        )
+        results = await _judge(request, state, [name] * len(examples), examples)
+        rewards = [state.judges.reward(name, result) for result in results]
+        return JSONResponse(_rewards(results, rewards, config.failed_reward))
 
 
 def _checked(state: State, parse: Callable[[], Any]) -> Any:
@@ -169,14 +163,17 @@ def _index(loc: tuple[Any, ...]) -> int | None:
     return loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
 
 
-def _record(judge: Judge, result: Judgement) -> dict[str, Any]:
+def _record(judges: Judges, rm_type: str, result: Judgement) -> dict[str, Any]:
     record = result.record()
-    if result.ok and judge.has_reward:
-        record["reward"] = judge.reward_value(result.verdict or {}, result.meta)
+    reward = judges.reward(rm_type, result)
+    if reward is not None:
+        record["reward"] = reward
     return record
 
 
-def _rewards(results: list[Judgement], judge: Judge, failed: float | None) -> dict[str, Any]:
+def _rewards(
+    results: list[Judgement], rewards: list[float | None], failed: float | None
+) -> dict[str, Any]:
     """OpenRLHF's answer: ``rewards`` (and ``scores``, the same numbers) per query."""
     failures = [(i, r.error) for i, r in enumerate(results) if not r.ok]
     if failures and failed is None:
@@ -186,9 +183,7 @@ def _rewards(results: list[Judgement], judge: Judge, failed: float | None) -> di
             "no_reward",
             failures=[{"index": i, "error": e} for i, e in failures],
         )
-    rewards = [
-        judge.reward_value(r.verdict, r.meta) if r.verdict is not None else failed for r in results
-    ]
+    rewards = [failed if reward is None else reward for reward in rewards]
     logs = {"icrm_failed": [0.0 if r.ok else 1.0 for r in results]}
     return {"rewards": rewards, "scores": rewards, "extra_logs": logs}
 

@@ -1,0 +1,248 @@
+"""``Panel``: several judges, each an ``ICRM`` on its own engine, behind one reward.
+
+Each member is an ordinary ``ICRM`` (its own verdict cache keys, its own retries, the one
+reconciler of two orders); members on the same engine, model and options share one
+backend, so they share its batches and prefix cache. A batch runs every member at once,
+a thread per member, so the panel takes about as long as its slowest member.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from icrm_sgl.arguments import check_examples
+from icrm_sgl.engines.hosted.preflight import preflight
+from icrm_sgl.errors import EngineError, InputError, VerdictError
+from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges import Judge
+from icrm_sgl.options import Settings
+from icrm_sgl.panel import combine
+from icrm_sgl.panel.spec import Member, PanelSpec, load_panel
+
+
+class Panel:
+    """A panel of judges (see ``icrm_sgl.panel.spec`` for the file): ``judge`` /
+    ``judge_batch`` give one ``Judgement`` per example whose verdict is the panel's
+    (``reward``, and ``decision`` where the panel decides) and whose meta keeps every
+    member's verdict; ``judge_pairs`` judges two-reply examples in both orders.
+
+    ``panel`` is a panel file's path or a ``PanelSpec``; ``require_all`` makes an example
+    that any member fails an error (else the reward comes from the others, and
+    ``meta.members_failed`` names the rest). The other keywords are ``ICRM``'s judging
+    and cache settings, shared by every member (``num_shots=1``, ``use_cache=True``).
+    """
+
+    def __init__(
+        self, panel: str | Path | PanelSpec, require_all: bool = False, **icrm_options: Any
+    ) -> None:
+        spec = panel if isinstance(panel, PanelSpec) else load_panel(panel)
+        for key in ("judge", "rm_type", "engine", "model_name", "backend"):
+            if key in icrm_options:
+                raise InputError(
+                    f"Panel: {key} is each member's (the panel file's), not the panel's"
+                )
+        self._open(spec, Settings.from_flat(icrm_options), require_all)
+
+    @classmethod
+    def from_settings(cls, spec: PanelSpec, settings: Settings, require_all: bool = False) -> Panel:
+        """A panel whose members share ``settings``' judging and cache groups (its engine
+        group is unused: each member names its own)."""
+        panel = cls.__new__(cls)
+        panel._open(spec, settings, require_all)
+        return panel
+
+    def _open(self, spec: PanelSpec, settings: Settings, require_all: bool) -> None:
+        """Every member's hosted engine checked first, then one ``ICRM`` per member, the
+        members on one engine sharing its backend; what opened is closed if one fails."""
+        for member in spec.members:
+            try:
+                preflight(member.engine.name, member.engine.model_name, member.engine.options)
+            except InputError as exc:
+                raise InputError(f"panel {spec.name}: {member.label}: {exc}") from None
+        self.spec = spec
+        self.name = spec.name
+        self.require_all = require_all
+        self.models: list[Any] = []
+        self._closed = False
+        from icrm_sgl.icrm import ICRM  # imports sglang: only once the panel is checked
+
+        shared: dict[str, Any] = {}
+        try:
+            for member in spec.members:
+                key = json.dumps(member.engine.values(), sort_keys=True, default=str)
+                member_settings = Settings(member.engine, settings.judging, settings.cache)
+                model = ICRM.from_settings(
+                    *member_settings.with_judge(member.judge), backend=shared.get(key)
+                )
+                shared.setdefault(key, model.backend)
+                self.models.append(model)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return self.spec.members
+
+    @property
+    def judges(self) -> tuple[Judge, ...]:
+        """Each member's judge, in the file's order."""
+        return self.spec.judges
+
+    def example(self, build: Callable[[Judge], Mapping[str, Any]]) -> dict[str, Any]:
+        """One example every member reads: ``build``'s example for each member's judge
+        (what a consumer supplies, ``judges.supply``), merged; an ``InputError`` when two
+        members need one key to hold different values."""
+        merged: dict[str, Any] = {}
+        for member in self.members:
+            for key, value in build(member.judge).items():
+                if key in merged and merged[key] != value:
+                    raise InputError(
+                        f"{member.label} reads {key!r} differently from an earlier member"
+                    )
+                merged[key] = value
+        return merged
+
+    # -- judging -------------------------------------------------------------------------
+
+    def judge_batch(
+        self, examples: Iterable[Mapping[str, Any]], progress: bool = False, **gen: Any
+    ) -> Iterator[Judgement]:
+        """The panel's judgement of each example: malformed ones (for any member) first,
+        then the rest in order. Two-reply members judge the order given (see
+        ``judge_pairs`` for both)."""
+        return self._run(examples, None, progress, gen)
+
+    def judge_pairs(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        both_orders: bool = True,
+        progress: bool = False,
+        **gen: Any,
+    ) -> Iterator[Judgement]:
+        """Two-reply examples, each member judging A/B and (``both_orders``) B/A,
+        reconciled by the member's judge before the panel combines them."""
+        if not self.spec.pairs:
+            raise InputError(f"panel {self.name}: its members judge one reply, not two")
+        return self._run(examples, both_orders, progress, gen)
+
+    def judge(self, example: Mapping[str, Any], **gen: Any) -> Judgement:
+        """One example; raises ``InputError`` or ``VerdictError`` instead of failing soft."""
+        return _one(self.judge_batch([example], **gen))
+
+    def judge_pair(
+        self, example: Mapping[str, Any], both_orders: bool = True, **gen: Any
+    ) -> Judgement:
+        """One pair in both orders (or one), raising as ``judge`` does."""
+        return _one(self.judge_pairs([example], both_orders, **gen))
+
+    def check(self, gen: Mapping[str, Any]) -> None:
+        """Raise ``InputError`` now for generation settings any member would reject (and
+        ``EngineError`` once the panel is closed)."""
+        if self._closed:
+            raise EngineError(f"panel {self.name} is closed; create a new one to judge again")
+        for model in self.models:
+            list(model.judge_batch([], **gen))
+
+    def _run(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        both_orders: bool | None,
+        progress: bool,
+        gen: dict[str, Any],
+    ) -> Iterator[Judgement]:
+        self.check(gen)  # arguments are checked at the call, as ICRM's are
+        failures, valid = self._prepare(check_examples(examples))
+        return self._results(failures, valid, both_orders, progress, gen)
+
+    def _results(
+        self,
+        failures: list[Judgement],
+        valid: list[dict[str, Any]],
+        both_orders: bool | None,
+        progress: bool,
+        gen: dict[str, Any],
+    ) -> Iterator[Judgement]:
+        yield from failures
+        if not valid:
+            return
+        pairs = self.spec.pairs
+        runs = [
+            self._member_run(i, valid, pairs, both_orders, progress, gen)
+            for i in range(len(self.models))
+        ]
+        with ThreadPoolExecutor(len(runs), thread_name_prefix="icrm-panel") as pool:
+            by_member = list(pool.map(lambda run: run(), runs))
+        for example in valid:
+            outcomes = [found[example["id"]] for found in by_member]
+            yield combine.combine(self.spec, example["id"], outcomes, self.require_all)
+
+    def _member_run(
+        self,
+        index: int,
+        examples: list[dict[str, Any]],
+        pairs: bool,
+        both_orders: bool | None,
+        progress: bool,
+        gen: dict[str, Any],
+    ) -> Callable[[], dict[str, combine.Outcome]]:
+        """What one member's thread does: its whole batch, each result as an outcome."""
+        model, member = self.models[index], self.members[index]
+        shown = progress and index == 0  # one bar: the first member's
+
+        def run() -> dict[str, combine.Outcome]:
+            if pairs:
+                from icrm_sgl.pair_judging import judge_pairs
+
+                found = judge_pairs(model, examples, bool(both_orders), progress=shown, **gen)
+                return {r.id: combine.two_replies(member, model.model_name, r) for r in found}
+            results = model.judge_batch(examples, progress=shown, **gen)
+            return {r.id: combine.one_reply(member, model.model_name, r) for r in results}
+
+        return run
+
+    def _prepare(self, examples: Iterable[Any]) -> tuple[list[Judgement], list[dict[str, Any]]]:
+        """Each example checked against every member's inputs: a failure for one that any
+        member cannot read (no member judges it), the others with their ids."""
+        failures, valid = [], []
+        for i, example in enumerate(examples):
+            ex_id = str(example.get("id", i)) if isinstance(example, Mapping) else str(i)
+            try:
+                if not isinstance(example, Mapping):
+                    raise InputError(f"example {ex_id}: expected an object")
+                for judge in self.judges:
+                    judge.example_fields(example, f"example {ex_id}")
+            except InputError as exc:
+                failures.append(Judgement(ex_id, error=str(exc), meta={"stage": "input"}))
+                continue
+            valid.append({**example, "id": ex_id})
+        return failures, valid
+
+    def close(self) -> None:
+        """Close the members, borrowers before the owners of their backends; once."""
+        self._closed = True
+        for model in reversed(self.models):
+            model.close()
+
+    def __enter__(self) -> Panel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _one(results: Iterator[Judgement]) -> Judgement:
+    (result,) = results
+    if not result.ok:
+        error = InputError if result.meta.get("stage") == "input" else VerdictError
+        raise error(f"example {result.id}: {result.error}")
+    return result
+
+
+def members_of(model: Any) -> Sequence[Judge]:
+    """The judges behind an ``ICRM`` (its one) or a ``Panel`` (each member's)."""
+    return model.judges if isinstance(model, Panel) else (model.definition,)

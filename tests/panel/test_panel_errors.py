@@ -1,0 +1,89 @@
+"""A bad panel file, or --panel beside a judge's own flags: one line naming the file and
+the member, exit 2, before any engine loads (each run takes well under a second)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+PAIRS = EXAMPLES / "pairs.jsonl"
+RUBRIC = (EXAMPLES / "judges" / "multiturn_pairwise.toml").resolve()
+
+
+def _panel(tmp_path, text):
+    path = tmp_path / "panel.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[members]]\njudge = "pairwise"\nengine = "nope"', "member 1: unknown engine 'nope'"),
+        ('[[members]]\njudge = "pairwise"\n[[members]]\njudge = "best"', "member 2: unknown judge"),
+        ('[[members]]\njudge = "missing.toml"', "member 1: rubric"),
+        ('[[members]]\njudge = "pairwise"\nweight = 0', "member 1: weight: 0.0 is not a finite"),
+        ('[[members]]\njudge = "pairwise"\nweight = -1', "member 1: weight: -1.0 is not a finite"),
+        ('[[members]]\njudge = "pairwise"\nweight = inf', "member 1: weight: inf is not a finite"),
+        ('[[members]]\njudge = "pairwise"\nweight = nan', "member 1: weight: nan is not a finite"),
+        ('[[members]]\njudge = "pairwise"\nweight = "2"', "member 1: weight: Input should be"),
+        ('combine = "mean"', "the panel has no members"),
+        ('combine = "median"\n[[members]]\njudge = "pairwise"', "combine: Input should be"),
+        ('[[members]]\njudge = "pairwise"\ncolour = 1', "member 1: colour: unknown key"),
+        (
+            '[[members]]\njudge = "pairwise"\n[[members]]\njudge = "individual"',
+            "member 2 (individual on local) judges one reply but member 1 (pairwise on local) "
+            "judges two replies",
+        ),
+        (
+            '[[members]]\njudge = "pairwise"\noptions = { num_shots = 2 }',
+            "member 1: -E num_shots: not an engine option; use --num-shots",
+        ),
+    ],
+)
+def test_a_bad_panel_is_one_line_naming_the_file_and_member(run_cli, tmp_path, text, expected):
+    path = _panel(tmp_path, text)
+    result = run_cli("score", PAIRS, "--panel", path, "-o", tmp_path / "out.jsonl")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"panel {path}" in line and expected in line, line
+    assert "loading" not in result.stderr  # refused before any engine loads
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_member_rubric_path_is_relative_to_the_panel_file(tmp_path):
+    from icrm_sgl import load_panel
+
+    (tmp_path / "rubrics").mkdir()
+    (tmp_path / "rubrics" / "mt.toml").write_text(RUBRIC.read_text())
+    spec = load_panel(_panel(tmp_path, '[[members]]\njudge = "rubrics/mt.toml"\nweight = 2'))
+    (member,) = spec.members
+    assert member.judge.name == "multiturn_pairwise" and member.weight == 2.0
+    assert tmp_path / "rubrics" / "mt.toml" in spec.sources()
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--judge", str(RUBRIC)], "--judge"),
+        (["--rm-type", "pairwise"], "--rm-type"),
+        (["--model", "m.gguf"], "--model"),
+        (["-E", "n_ctx=4096"], "-E"),
+        (["--engine", "openai"], "--engine"),
+    ],
+)
+@pytest.mark.parametrize("command", ["score", "rank", "serve"])
+def test_panel_beside_a_judges_own_flags_is_refused_in_one_line(
+    run_cli, tmp_path, command, flags, named
+):
+    path = _panel(tmp_path, '[[members]]\njudge = "pairwise"')
+    source = [] if command == "serve" else [PAIRS]
+    result = run_cli(command, *source, "--panel", path, *flags)
+    assert result.returncode == 2
+    assert f"drop {named}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_require_all_without_a_panel_is_refused(run_cli):
+    result = run_cli("score", PAIRS, "--require-all")
+    assert result.returncode == 2 and "--require-all is for --panel" in result.stderr

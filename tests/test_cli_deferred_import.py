@@ -1,0 +1,70 @@
+"""The command line imports sglang's frontend language without the package's ``__init__``
+(torch and transformers, ~12 s of CPU here); a name read from the package runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from icrm_sgl.cli.deferred_import import defer_init
+from icrm_sgl.judges import default_judge
+from tests.conftest import EXAMPLES
+
+
+def test_a_deferred_package_runs_its_init_once_at_the_first_name_read(tmp_path, monkeypatch):
+    package = tmp_path / "deferred_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import os\nos.environ['DEFERRED_RUNS'] += 'x'\nVALUE = 7\n"
+    )
+    (package / "part.py").write_text("PART = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("DEFERRED_RUNS", "")
+    try:
+        defer_init("deferred_pkg")
+        import deferred_pkg.part  # as sglang.lang.* is imported (not `from deferred_pkg import`)
+
+        part = sys.modules["deferred_pkg.part"]
+        assert part.PART == 3
+        assert os.environ["DEFERRED_RUNS"] == ""  # the submodule imported, the init not run
+        import deferred_pkg
+
+        assert deferred_pkg.VALUE == 7 and os.environ["DEFERRED_RUNS"] == "x"
+        assert deferred_pkg.part is part and deferred_pkg.VALUE == 7
+        assert os.environ["DEFERRED_RUNS"] == "x"  # once
+        defer_init("deferred_pkg")  # imported already: left alone
+        assert sys.modules["deferred_pkg"] is deferred_pkg
+    finally:
+        for name in ("deferred_pkg", "deferred_pkg.part"):
+            sys.modules.pop(name, None)
+
+
+def test_a_cli_verdict_never_imports_torch_and_sglang_stays_whole():
+    script = textwrap.dedent(
+        """
+        import sys
+        from icrm_sgl.cli import main
+
+        sys.argv = ["icrm-sgl", "score", sys.argv[1], "--num-shots", "0", "--max-tokens", "8"]
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        print("heavy:", sorted({"torch", "transformers"} & set(sys.modules)))
+        import sglang
+        print("whole:", sglang.function is sglang.lang.api.function, "torch" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(EXAMPLES / "test_pairwise.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-2:] == ["heavy: []", "whole: True True"], done.stdout
+    default_judge("pairwise").validate(json.loads("\n".join(lines[:-2])))
