@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from icrm_sgl.errors import InputError
 
@@ -176,6 +177,17 @@ def read_text(path: str | Path, label: str = "", limit: SizeLimit = DEFINITION_L
     with open_input(path, label, limit) as source:
         data = source.read()
     return decode(data, f"{label} {path}".strip()).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_toml(path: str | Path, label: str) -> dict[str, Any]:
+    """A small TOML file (a rubric, a panel) as its top-level table, read as ``read_text``
+    reads; a parse error is one line, ``LABEL PATH: invalid TOML (…)``."""
+    try:
+        return tomllib.loads(read_text(path, label))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{label} {path}: invalid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{label} {path}: invalid TOML (nested too deeply to read)") from None
 
 
 def _same_file(one: str | Path, other: str | Path) -> bool:

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from icrm_sgl.arguments import check_count, validation_message
+from icrm_sgl.arguments import GenerationOptions, check_count, validation_message
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
 from icrm_sgl.shots import Shot, check_sampling_mode, sample_shots
@@ -264,6 +264,29 @@ class Settings(NamedTuple):
     def with_judge(self, judge: Judge | StrPath) -> Settings:
         """The same settings judging with ``judge`` (see ``JudgingSettings.with_judge``)."""
         return self._replace(judging=self.judging.with_judge(judge))
+
+
+#: The settings that are not an engine's own options, by the group they belong to.
+_NOT_ENGINE: dict[str, frozenset[str]] = {
+    "judging": frozenset(JudgingSettings.model_fields),
+    "cache": frozenset(CacheSettings.model_fields),
+    "generation": frozenset(GenerationOptions.model_fields),
+}
+
+
+def check_engine_key(key: str, flags: Mapping[str, str] | None = None) -> None:
+    """Refuse KEY among an engine's own options (``-E KEY``, a panel member's ``options``)
+    when it is a judging, cache or generation setting, or has a flag of its own in
+    ``flags`` (the command line's): passed on, it would mean nothing to the engine."""
+    flag = (flags or {}).get(key)
+    if flag is not None:
+        raise InputError(f"-E {key}: not an engine option; use {flag}")
+    owner = next((group for group, names in _NOT_ENGINE.items() if key in names), None)
+    if owner is not None:
+        raise InputError(
+            f"-E {key}: a {owner} setting, not an engine option (-E takes the engine's own "
+            "options, e.g. -E n_ctx=4096)"
+        )
 
 
 def _url_problem(url: str, parts: SplitResult) -> str | None:

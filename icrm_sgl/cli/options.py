@@ -9,12 +9,11 @@ from typing import Any
 
 import click
 
-from icrm_sgl.arguments import GenerationOptions
 from icrm_sgl.engines import engine_names
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
-from icrm_sgl.options import CacheSettings, JudgingSettings, Settings
+from icrm_sgl.options import Settings, check_engine_key
 from icrm_sgl.panel.spec import PanelSpec
 from icrm_sgl.shots import SAMPLING_MODES
 
@@ -86,31 +85,9 @@ def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[
         key = key.strip()
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="-E")
-        check_engine_key(key)
+        check_engine_key(key, _setting_flags())
         options[key] = _scalar(value.strip())
     return options
-
-
-def check_engine_key(key: str) -> None:
-    """Refuse ``-E KEY`` when KEY has a flag of its own or is a judging, cache or
-    generation setting: ``-E`` would otherwise pass it on where it means nothing."""
-    flag = _setting_flags().get(key)
-    if flag is not None:
-        raise InputError(f"-E {key}: not an engine option; use {flag}")
-    owner = next((group for group, names in _NOT_ENGINE.items() if key in names), None)
-    if owner is not None:
-        raise InputError(
-            f"-E {key}: a {owner} setting, not an engine option (-E takes the engine's own "
-            "options, e.g. -E n_ctx=4096)"
-        )
-
-
-#: The settings that are not the engine's, by what they are.
-_NOT_ENGINE: dict[str, frozenset[str]] = {
-    "judging": frozenset(JudgingSettings.model_fields),
-    "cache": frozenset(CacheSettings.model_fields),
-    "generation": frozenset(GenerationOptions.model_fields),
-}
 
 
 @cache

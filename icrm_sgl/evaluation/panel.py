@@ -73,12 +73,13 @@ def check_panel_items(panel: PanelSpec, items: Sequence[Item], orders: str) -> N
     for judge in panel.judges:
         check_judge(judge, items)
         check_jobs(judge, jobs_for(judge, items, orders))
+    panel_jobs(panel, items, orders)  # every call's example, as all the members read it
 
 
-def panel_jobs(panel: Panel, items: Sequence[Item], orders: str) -> list[Job]:
+def panel_jobs(panel: PanelSpec, items: Sequence[Item], orders: str) -> list[Job]:
     """Every panel call of ``items``: each reply (one-reply members), else each pair once,
     the chosen reply shown first unless ``alternate`` swaps every other pair."""
-    if not panel.spec.pairs:
+    if not panel.pairs:
         return [job for item in items for job in individual_jobs(item)]
     jobs = []
     for i, pair in enumerate(items):
@@ -92,13 +93,16 @@ def panel_jobs(panel: Panel, items: Sequence[Item], orders: str) -> list[Job]:
     return jobs
 
 
-def _pair_example(panel: Panel, pair: LabelledPair, replies: tuple[str, str]) -> dict[str, Any]:
+def _pair_example(panel: PanelSpec, pair: LabelledPair, replies: tuple[str, str]) -> dict[str, Any]:
     """The example of two replies to the pair's prompt that every member reads."""
 
     def build(judge: Judge) -> dict[str, Any]:
         return two_replies(judge, pair.chosen[:-1], replies, pair.inputs, f"pair {pair.id}")
 
-    return panel.example(build)
+    try:
+        return panel.example(build)
+    except InputError as exc:
+        raise InputError(f"pair {pair.id}: {exc}") from None
 
 
 class PanelEvaluator(Evaluator):
@@ -119,7 +123,7 @@ class PanelEvaluator(Evaluator):
         }
 
     def jobs(self, pairs: Sequence[Item]) -> list[Job]:
-        return panel_jobs(self.panel, pairs, self.orders)
+        return panel_jobs(self.panel.spec, pairs, self.orders)
 
     def record(self, pair: Item, results: list[tuple[str, Judgement]]) -> dict[str, Any]:
         assert isinstance(pair, LabelledPair)

@@ -38,7 +38,7 @@ def as_judge(judge: Judge | str | Path) -> Judge:
 
         return load_rubric(judge)
     raise InputError(
-        f"unknown judge {judge!r}: expected one of {', '.join(BUILTINS)}, a rubric .toml "
+        f"unknown judge {str(judge)!r}: expected one of {', '.join(BUILTINS)}, a rubric .toml "
         "file or a Judge"
     )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import keyword
 import re
-import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,7 +30,7 @@ from pydantic import (
 
 from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text
+from icrm_sgl.files import read_text, read_toml
 from icrm_sgl.judges.fields import MAX_VALUES, TokenBudget, check_name, is_attribute
 from icrm_sgl.judges.inputs import CONVERSATION_KEYS, INPUT_TYPES, InputType, TemplateInputs
 from icrm_sgl.judges.judge import MAX_FIELD_CHARS, Judge, PairSpec
@@ -132,14 +131,7 @@ def rubric_sources(path: str | Path) -> tuple[Path, ...]:
 
 
 def _read_rubric(path: Path) -> RubricFile:
-    where = f"rubric {path}"
-    try:
-        data = tomllib.loads(read_text(path, "rubric"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{where}: invalid TOML ({exc})") from None
-    except RecursionError:
-        raise InputError(f"{where}: invalid TOML (nested too deeply to read)") from None
-    return _checked_file(data, where)
+    return _checked_file(read_toml(path, "rubric"), f"rubric {path}")
 
 
 def _checked_file(data: dict[str, Any], where: str) -> RubricFile:

@@ -19,9 +19,17 @@ from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import EngineError, InputError, VerdictError
 from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import Settings
+from icrm_sgl.options import CacheSettings, JudgingSettings, Settings
 from icrm_sgl.panel import combine
 from icrm_sgl.panel.spec import Member, PanelSpec, load_panel
+
+#: ``ICRM`` keywords that each member has from the panel file.
+_MEMBERS_OWN = frozenset(
+    {"judge", "rm_type", "template_path", "shot_template_path", "feedback_template_path"}
+    | {"shots_pool_path", "engine", "model_name", "backend"}
+)
+#: The keywords a panel shares with every member: the judging and cache settings.
+_SHARED = (set(JudgingSettings.model_fields) | set(CacheSettings.model_fields)) - _MEMBERS_OWN
 
 
 class Panel:
@@ -40,17 +48,23 @@ class Panel:
         self, panel: str | Path | PanelSpec, require_all: bool = False, **icrm_options: Any
     ) -> None:
         spec = panel if isinstance(panel, PanelSpec) else load_panel(panel)
-        for key in ("judge", "rm_type", "engine", "model_name", "backend"):
-            if key in icrm_options:
+        for key in icrm_options:
+            if key in _MEMBERS_OWN:
                 raise InputError(
                     f"Panel: {key} is each member's (the panel file's), not the panel's"
+                )
+            if key not in _SHARED:
+                raise InputError(
+                    f"Panel: unknown setting {key!r}: a panel takes ICRM's judging and cache "
+                    "settings (num_shots, use_cache …); a member's engine options are the "
+                    "panel file's"
                 )
         self._open(spec, Settings.from_flat(icrm_options), require_all)
 
     @classmethod
     def from_settings(cls, spec: PanelSpec, settings: Settings, require_all: bool = False) -> Panel:
-        """A panel whose members share ``settings``' judging and cache groups (its engine
-        group is unused: each member names its own)."""
+        """A panel whose members share ``settings``' judging and cache groups and its
+        engine's seed (each member names its own engine, model and options)."""
         panel = cls.__new__(cls)
         panel._open(spec, settings, require_all)
         return panel
@@ -73,11 +87,15 @@ class Panel:
         shared: dict[str, Any] = {}
         try:
             for member in spec.members:
-                key = json.dumps(member.engine.values(), sort_keys=True, default=str)
-                member_settings = Settings(member.engine, settings.judging, settings.cache)
-                model = ICRM.from_settings(
-                    *member_settings.with_judge(member.judge), backend=shared.get(key)
-                )
+                engine = member.engine.model_copy(update={"seed": settings.engine.seed})
+                member_settings = Settings(engine, settings.judging, settings.cache)
+                key = json.dumps(engine.values(), sort_keys=True, default=str)
+                try:
+                    model = ICRM.from_settings(
+                        *member_settings.with_judge(member.judge), backend=shared.get(key)
+                    )
+                except InputError as exc:
+                    raise InputError(f"panel {spec.name}: {member.label}: {exc}") from None
                 shared.setdefault(key, model.backend)
                 self.models.append(model)
         except BaseException:
@@ -94,18 +112,8 @@ class Panel:
         return self.spec.judges
 
     def example(self, build: Callable[[Judge], Mapping[str, Any]]) -> dict[str, Any]:
-        """One example every member reads: ``build``'s example for each member's judge
-        (what a consumer supplies, ``judges.supply``), merged; an ``InputError`` when two
-        members need one key to hold different values."""
-        merged: dict[str, Any] = {}
-        for member in self.members:
-            for key, value in build(member.judge).items():
-                if key in merged and merged[key] != value:
-                    raise InputError(
-                        f"{member.label} reads {key!r} differently from an earlier member"
-                    )
-                merged[key] = value
-        return merged
+        """One example every member reads (see ``PanelSpec.example``)."""
+        return self.spec.example(build)
 
     # -- judging -------------------------------------------------------------------------
 

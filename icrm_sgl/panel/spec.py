@@ -10,7 +10,7 @@ the panel file and the member (``panel P: member 2: ...``, members counted from 
 from __future__ import annotations
 
 import math
-import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +18,15 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text
+from icrm_sgl.files import read_toml
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge
-from icrm_sgl.options import EngineSettings
+from icrm_sgl.judges.supply import two_replies
+from icrm_sgl.options import EngineSettings, check_engine_key
 
 Combine = Literal["mean", "vote"]
+#: The engine's launch settings a member's ``options`` may hold, as ``-E`` takes them
+#: (``num_workers``, ``dtype`` …): the model and the seed are set elsewhere.
+LAUNCH_KEYS = frozenset(EngineSettings.model_fields) - {"name", "options", "model_name", "seed"}
 
 
 class MemberEntry(BaseModel):
@@ -92,6 +96,22 @@ class PanelSpec:
     def judges(self) -> tuple[Judge, ...]:
         return tuple(m.judge for m in self.members)
 
+    def example(self, build: Callable[[Judge], Mapping[str, Any]]) -> dict[str, Any]:
+        """One example every member reads: ``build``'s example for each member's judge
+        (what a consumer supplies, ``judges.supply``), merged; an ``InputError`` when two
+        members need one key to hold different values (no engine needed to tell)."""
+        merged: dict[str, Any] = {}
+        setter: dict[str, Member] = {}
+        for member in self.members:
+            for key, value in build(member.judge).items():
+                if key in merged and merged[key] != value:
+                    raise InputError(
+                        f"{member.label} reads {key!r} differently from {setter[key].label}"
+                    )
+                merged[key] = value
+                setter.setdefault(key, member)
+        return merged
+
     def sources(self) -> list[Path]:
         """The panel file and every rubric file it names: what an output may not replace."""
         from icrm_sgl.judges.rubric import rubric_sources
@@ -107,15 +127,9 @@ def load_panel(path: str | Path) -> PanelSpec:
     """A panel from its TOML file; an ``InputError`` naming the file and the member."""
     path = Path(path)
     where = f"panel {path}"
-    try:
-        data = tomllib.loads(read_text(path, "panel"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{where}: invalid TOML ({exc})") from None
-    except RecursionError:
-        raise InputError(f"{where}: invalid TOML (nested too deeply to read)") from None
-    entries = _checked_file(data, where)
+    entries = _checked_file(read_toml(path, "panel"), where)
     members = tuple(
-        _member(i, entry, path.parent, where) for i, entry in enumerate(entries.members, start=1)
+        _member(i, entry, path, where) for i, entry in enumerate(entries.members, start=1)
     )
     spec = PanelSpec(entries.name or path.stem, entries.combine, members, path)
     check_panel(spec, where)
@@ -124,7 +138,8 @@ def load_panel(path: str | Path) -> PanelSpec:
 
 def check_panel(spec: PanelSpec, where: str) -> None:
     """A panel whose members can be combined: at least one, each with a reward, all
-    judging one reply or all two, and (``vote`` on one reply) rewards with the same values."""
+    judging one reply or all two (reading a reply's input alike), and (``vote`` on one
+    reply) rewards with the same values."""
     if not spec.members:
         raise InputError(f"{where}: the panel has no members ([[members]] tables)")
     first = spec.members[0]
@@ -143,6 +158,8 @@ def check_panel(spec: PanelSpec, where: str) -> None:
             raise InputError(f"{where}: {member.label}: its reward takes one value only")
         if spec.combine == "vote" and not spec.pairs:
             _check_same_values(first, member, where)
+    if spec.pairs:
+        _check_same_replies(spec, where)
 
 
 def reward_range(judge: Judge) -> tuple[float, float]:
@@ -177,14 +194,15 @@ def _checked_file(data: dict[str, Any], where: str) -> PanelFile:
             message = "unknown key"
         elif error["type"] == "value_error":
             message = str(error["ctx"]["error"])
+        elif error["type"] == "model_type":
+            message = "expected a table ([[members]])"
         raise InputError(f"{where}: {place}: {message}") from None
 
 
-def _member(number: int, entry: MemberEntry, folder: Path, where: str) -> Member:
+def _member(number: int, entry: MemberEntry, panel: Path, where: str) -> Member:
     """A member's judge resolved (a rubric path from the panel's folder) and its engine
     settings made, each problem naming the member."""
     place = f"{where}: member {number}"
-    from icrm_sgl.cli.options import check_engine_key
     from icrm_sgl.engines import engine_names
 
     if entry.engine not in engine_names():
@@ -194,21 +212,45 @@ def _member(number: int, entry: MemberEntry, folder: Path, where: str) -> Member
     try:
         for key in entry.options:
             check_engine_key(key)
-        reference = _judge_reference(entry.judge, folder)
+        reference = _judge_reference(entry.judge, panel)
         judge = as_judge(reference)
         options = {**entry.options, **({"endpoint": entry.endpoint} if entry.endpoint else {})}
-        engine = EngineSettings(name=entry.engine, model_name=entry.model, options=options)
+        launch = {key: options.pop(key) for key in LAUNCH_KEYS & set(options)}
+        engine = EngineSettings(
+            name=entry.engine, model_name=entry.model, **launch, options=options
+        )
     except InputError as exc:
         raise InputError(f"{place}: {exc}") from None
     rubric = reference if isinstance(reference, Path) else None
     return Member(number, judge, engine, entry.weight, rubric)
 
 
-def _judge_reference(judge: str, folder: Path) -> str | Path:
-    """A built-in judge's name as it is; a rubric path relative to the panel's folder."""
+def _judge_reference(judge: str, panel: Path) -> str | Path:
+    """A built-in judge's name as it is; a rubric's path relative to the panel's folder
+    (an absolute path stays itself), when it names a ``.toml`` file other than the panel."""
     if judge in BUILTIN_NAMES:
         return judge
-    return folder / judge  # an absolute path stays itself
+    if not judge.endswith(".toml"):
+        raise InputError(
+            f"unknown judge {judge!r}: expected one of {', '.join(BUILTIN_NAMES)} or a "
+            "rubric .toml file (relative to the panel file)"
+        )
+    path = panel.parent / judge
+    if path.resolve() == panel.resolve():
+        raise InputError(f"judge {judge!r} is this panel file, not a rubric")
+    return path
+
+
+def _check_same_replies(spec: PanelSpec, where: str) -> None:
+    """Members of two replies that share a reply's input must read it alike (both text,
+    or both a whole conversation): no example could suit both."""
+    turns = [{"role": "user", "content": "?"}]
+    try:
+        spec.example(lambda judge: two_replies(judge, turns, ("A", "B"), {}, where))
+    except InputError as exc:
+        raise InputError(
+            f"{where}: {exc} (one reads the reply as text, the other as a conversation)"
+        ) from None
 
 
 def _check_same_values(first: Member, member: Member, where: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from icrm_sgl.errors import InputError
 from tests.conftest import EXAMPLES
 
 PAIRS = EXAMPLES / "pairs.jsonl"
@@ -15,6 +16,15 @@ def _panel(tmp_path, text):
     path = tmp_path / "panel.toml"
     path.write_text(text)
     return path
+
+
+def _rubrics_reading_replies_differently(folder):
+    """Two rubrics whose replies share names, one reading them as conversations, the
+    other as text (a panel of both could read no example)."""
+    rubric = RUBRIC.read_text().replace("conversation_A", "answer_A")
+    rubric = rubric.replace("conversation_B", "answer_B")
+    (folder / "conversations.toml").write_text(rubric)
+    (folder / "texts.toml").write_text(rubric.replace('= "conversation"', '= "text"'))
 
 
 @pytest.mark.parametrize(
@@ -38,11 +48,20 @@ def _panel(tmp_path, text):
         ),
         (
             '[[members]]\njudge = "pairwise"\noptions = { num_shots = 2 }',
-            "member 1: -E num_shots: not an engine option; use --num-shots",
+            "member 1: -E num_shots: a judging setting, not an engine option",
+        ),
+        ('[[members]]\njudge = "."', "member 1: unknown judge '.': expected one of"),
+        ('[[members]]\njudge = "/dev/zero"', "member 1: unknown judge '/dev/zero'"),
+        ('[[members]]\njudge = "panel.toml"', "member 1: judge 'panel.toml' is this panel file"),
+        ("members = [1]", "member 1: expected a table ([[members]])"),
+        (
+            '[[members]]\njudge = "conversations.toml"\n[[members]]\njudge = "texts.toml"',
+            "member 2 (multiturn_pairwise on local) reads 'answer_A' differently from member 1",
         ),
     ],
 )
 def test_a_bad_panel_is_one_line_naming_the_file_and_member(run_cli, tmp_path, text, expected):
+    _rubrics_reading_replies_differently(tmp_path)
     path = _panel(tmp_path, text)
     result = run_cli("score", PAIRS, "--panel", path, "-o", tmp_path / "out.jsonl")
     assert result.returncode == 2, result.stderr
@@ -82,6 +101,20 @@ def test_panel_beside_a_judges_own_flags_is_refused_in_one_line(
     result = run_cli(command, *source, "--panel", path, *flags)
     assert result.returncode == 2
     assert f"drop {named}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_members_options_take_launch_settings_and_panel_takes_only_shared_settings(tmp_path):
+    """``options`` holds what ``-E`` takes, launch settings included; ``Panel`` refuses a
+    keyword that is not a judging or cache setting instead of dropping it (no engine loads)."""
+    from icrm_sgl import Panel, load_panel
+
+    text = '[[members]]\njudge = "pairwise"\noptions = { num_workers = 2, n_ctx = 1024 }'
+    (member,) = load_panel(_panel(tmp_path, text)).members
+    assert (member.engine.num_workers, member.engine.options) == (2, {"n_ctx": 1024})
+    with pytest.raises(InputError, match="unknown setting 'num_shot'"):
+        Panel(tmp_path / "panel.toml", num_shot=0)
+    with pytest.raises(InputError, match="template_path is each member's"):
+        Panel(tmp_path / "panel.toml", template_path="t.txt")
 
 
 def test_require_all_without_a_panel_is_refused(run_cli):

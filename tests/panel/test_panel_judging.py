@@ -116,9 +116,11 @@ def test_a_failing_member_is_named_and_require_all_makes_it_an_error(tmp_path):
             f'[[members]]\njudge = "{HELPFUL}"\nengine = "openai"\nmodel = "standin"\n'
             f'base_url = "{server.url}/v1"\noptions = {{ api_key = "sk-test", max_retries = 0 }}\n'
         )
-        with ICRMReward(panel=path, gen={"max_tokens": 8}, num_shots=0) as reward:
+        with ICRMReward(panel=path, gen={"max_tokens": 8}, num_shots=0, seed=7) as reward:
             (value,) = reward(prompts, completions)
             record = next(reward._judging.panel.judge_batch([_example()], max_tokens=8))
+            models = reward._judging.panel.models
+            assert [m.settings.engine.seed for m in models] == [7, 7]  # --seed reaches each
         with ICRMReward(panel=path, gen={"max_tokens": 8}, num_shots=0, require_all=True) as strict:
             assert strict(prompts, completions) == [None]
     meta = record.meta
