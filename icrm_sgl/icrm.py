@@ -36,6 +36,9 @@ from icrm_sgl.shots import Shot
 
 _G = TypeVar("_G", EngineSettings, JudgingSettings, CacheSettings)
 
+#: The settings' defaults, which the constructor's keywords show.
+_DEFAULTS = Settings()
+
 #: Accepted for compatibility with the original IC-RM and ignored: programs stop themselves.
 _IGNORED_KEYWORDS = {"stop"}
 
@@ -55,22 +58,22 @@ class ICRM:
         self,
         model_name: str | None = None,
         rm_type: str | None = None,
-        engine: str = "local",
+        engine: str = _DEFAULTS.engine.name,
         shots_pool_path: str | None = None,
-        num_shots: int = 3,
-        shot_sampling_mode: str = "fixed",
+        num_shots: int = _DEFAULTS.judging.num_shots,
+        shot_sampling_mode: str = _DEFAULTS.judging.shot_sampling_mode,
         completion: bool | None = None,
         template_path: str | None = None,
         shot_template_path: str | None = None,
-        verbose: bool = False,
-        seed: int = 42,
-        field_tokens: int = 128,
+        verbose: bool = _DEFAULTS.judging.verbose,
+        seed: int | None = _DEFAULTS.judging.seed,
+        field_tokens: int = _DEFAULTS.judging.field_tokens,
         concurrency: int | None = None,
         backend: Engine | None = None,
         *,
         feedback_template_path: str | None = None,
-        use_cache: bool = False,
-        overwrite_cache: bool = False,
+        use_cache: bool = _DEFAULTS.cache.use_cache,
+        overwrite_cache: bool = _DEFAULTS.cache.overwrite_cache,
         cache_dir: str | None = None,
         num_workers: int | None = None,
         num_gpu_per_worker: int | None = None,
@@ -80,7 +83,8 @@ class ICRM:
         **engine_options: Any,
     ) -> None:
         """The original IC-RM's flat keywords (and a few more), sorted into the three
-        groups of ``from_settings``; a keyword no group has is an engine option."""
+        groups of ``from_settings``, with their defaults; a keyword no group has is an
+        engine option."""
         flat = dict(locals())  # the parameters: nothing else is bound yet
         for own in ("self", "backend", "engine_options"):
             del flat[own]

@@ -5,14 +5,16 @@ judge definition and its shots, ``CacheSettings`` the verdict cache. ``ICRM(...)
 seed-compatible keywords are sorted into these groups by ``Settings.from_flat``; the
 command line builds them the same way, and ``ICRM.from_settings`` takes them directly.
 ``EndpointSettings`` are ``ICRMReward(endpoint=...)``'s, for a served judge.
-A bad value is an ``InputError`` in one line naming the setting.
+A bad value is an ``InputError`` in one line naming the setting. Each setting's default,
+description and flag (``Flag``) are declared here once: ``ICRM(...)``'s keywords,
+``program_config`` and the command line's options are made from them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
@@ -29,7 +31,7 @@ from pydantic import (
 from icrm_sgl.arguments import GenerationOptions, check_count, validation_message
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
-from icrm_sgl.shots import Shot, check_sampling_mode, sample_shots
+from icrm_sgl.shots import SAMPLING_MODES, Shot, check_sampling_mode, sample_shots
 
 if TYPE_CHECKING:
     from icrm_sgl.runners.cache import VerdictCache
@@ -41,6 +43,29 @@ if TYPE_CHECKING:
 LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
 
 StrPath = str | Path
+
+#: The seed of the engine's sampling and of shot sampling, unless one is given.
+SEED = 42
+
+
+class Flag:
+    """How the command line spells a setting, in ``Annotated`` beside the field's type:
+    ``cli.options`` makes its click option from this and the field (type, bounds, default,
+    and the description as the help)."""
+
+    def __init__(
+        self,
+        *decls: str,
+        metavar: str | None = None,
+        choices: Sequence[str] | None = None,
+        path: Literal["file", "read", "folder"] | None = None,
+    ) -> None:
+        self.decls = decls
+        self.metavar = metavar
+        self.choices = choices
+        #: ``file``: a file the command reads, checked to exist first; ``read``: a file
+        #: read later (a rubric, a model); ``folder``: a folder the command writes.
+        self.path = path
 
 
 def _judge_reference(value: Any) -> Judge | StrPath | None:
@@ -80,15 +105,26 @@ class EngineSettings(_Group):
     """Which engine runs the judge and how: its registered name, the model, the sampling
     seed, the original's launch settings, and the engine's own options (``-E KEY=VALUE``)."""
 
-    name: str = "local"
-    model_name: StrPath | None = None
-    seed: int | None = 42
-    #: Data-parallel servers (``sglang``, ``vllm``); 1 is accepted everywhere.
-    num_workers: int | None = Field(None, ge=1)
-    #: Tensor-parallel GPUs per server (``sglang``, ``vllm``); 1 is accepted everywhere.
-    num_gpu_per_worker: int | None = Field(None, ge=1)
-    dtype: str | None = None
-    quantization: str | None = None
+    #: One of the registered engines (``cli.options.engine_option`` lists them).
+    name: Annotated[str, Flag("--engine")] = Field(
+        "local", description="Engine that runs the programs."
+    )
+    model_name: Annotated[StrPath | None, Flag("--model", path="read")] = Field(
+        None,
+        description="Model: a GGUF path (local engine, default: packaged SmolLM2), a name/path "
+        "for the sglang engine to launch, or a hosted API's model name.",
+    )
+    seed: int | None = SEED
+    num_workers: int | None = Field(
+        None, ge=1, description="Data-parallel servers (sglang, vllm); 1 is accepted everywhere."
+    )
+    num_gpu_per_worker: int | None = Field(
+        None,
+        ge=1,
+        description="Tensor-parallel GPUs per server (sglang, vllm); 1 is accepted everywhere.",
+    )
+    dtype: str | None = Field(None, description="Launched servers' weight dtype.")
+    quantization: str | None = Field(None, description="Launched servers' quantization.")
     #: The engine's own options (for the local engine ``n_ctx``, ``n_threads`` …), checked
     #: by the engine's options model when it is built.
     options: dict[str, Any] = Field(default_factory=dict)
@@ -121,22 +157,56 @@ class JudgingSettings(_Group):
     templates and shots pool) or your own ``judge``, the shots, the prompt mode, the text
     fields' token budget, examples in flight, and the seed of shot sampling."""
 
-    rm_type: str | None = None
+    rm_type: Annotated[str | None, Flag("--rm-type", choices=BUILTIN_NAMES)] = Field(
+        None, description="Built-in judging mode"
+    )
     judge: Annotated[
-        Judge | StrPath | None, PlainValidator(_judge_reference), PlainSerializer(_judge_text)
-    ] = None
-    template_path: StrPath | None = None
-    shot_template_path: StrPath | None = None
-    feedback_template_path: StrPath | None = None
-    shots_pool_path: StrPath | None = None
-    num_shots: int = 3
-    shot_sampling_mode: str = "fixed"
-    #: Plain-text prompt (True) or chat roles (False); None: the engine's own mode.
-    completion: bool | None = None
+        Judge | StrPath | None,
+        PlainValidator(_judge_reference),
+        PlainSerializer(_judge_text),
+        Flag("--judge", metavar="RUBRIC.toml", path="read"),
+    ] = Field(
+        None,
+        description="Your own judge: a TOML rubric file (fields, template, reward; see "
+        "docs/judges.md). Replaces --rm-type.",
+    )
+    template_path: Annotated[StrPath | None, Flag("--template", path="file")] = Field(
+        None, description="Prompt template with {$key} placeholders (see README)."
+    )
+    shot_template_path: Annotated[StrPath | None, Flag("--shot-template", path="file")] = Field(
+        None, description="Template for one shot."
+    )
+    feedback_template_path: Annotated[StrPath | None, Flag("--feedback-template", path="file")] = (
+        Field(None, description="Template for a shot's verdict, placeholders named after its keys.")
+    )
+    shots_pool_path: Annotated[StrPath | None, Flag("--shots-pool", path="file")] = Field(
+        None, description="A shots pool JSON file (default: the packaged pool)."
+    )
+    num_shots: Annotated[int, Flag("--num-shots")] = Field(
+        3, ge=0, description="Shots shown before each example."
+    )
+    shot_sampling_mode: Annotated[str, Flag("--shot-sampling", choices=SAMPLING_MODES)] = Field(
+        "fixed",
+        description="fixed: first n (one shared prefix); random: seeded; balanced: spread "
+        "categories.",
+    )
+    completion: Annotated[bool | None, Flag("--completion/--chat")] = Field(
+        None,
+        description="Plain-text prompt, or user/assistant chat roles (default: the engine's "
+        "mode: completion for local, sglang, vllm; chat for hosted APIs).",
+    )
+    #: Each text field's token budget (``max_tokens`` of a call splits its own evenly).
     field_tokens: int = Field(128, ge=1)
-    concurrency: int | None = Field(None, ge=1)
-    verbose: bool = False
-    seed: int | None = 42
+    concurrency: Annotated[int | None, Flag("--concurrency")] = Field(
+        None,
+        ge=1,
+        description="Examples in flight at once (default: the engine's choice; local: its n_seq).",
+    )
+    verbose: Annotated[bool, Flag("--verbose")] = Field(
+        False, description="Print each prompt to stderr."
+    )
+    #: Seeds shot sampling (``Settings.from_flat`` gives the engine the same seed).
+    seed: Annotated[int | None, Flag("--seed")] = SEED
 
     @field_validator("num_shots", mode="before")
     @classmethod
@@ -202,9 +272,15 @@ class CacheSettings(_Group):
     (``overwrite_cache``), and its folder (default ``$ICRM_CACHE_DIR`` or
     ``~/.cache/icrm-sgl``)."""
 
-    use_cache: bool = False
-    overwrite_cache: bool = False
-    cache_dir: StrPath | None = None
+    use_cache: Annotated[bool, Flag("--use-cache")] = Field(
+        False, description="Reuse verdicts from earlier identical calls."
+    )
+    overwrite_cache: Annotated[bool, Flag("--overwrite-cache")] = Field(
+        False, description="Judge again and replace cached verdicts."
+    )
+    cache_dir: Annotated[StrPath | None, Flag("--cache-dir", path="folder")] = Field(
+        None, description="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl)."
+    )
 
     def open(self) -> VerdictCache | None:
         """The cache these settings ask for, opened now (a bad folder fails before a model

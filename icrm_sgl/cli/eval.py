@@ -14,9 +14,9 @@ import click
 from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
-    judge_options_for,
     panel_options,
     read_paths,
+    settings_options,
     split_options,
     split_panel,
 )
@@ -91,7 +91,7 @@ def default_output_dir(source: str) -> Path:
     help="Headline reconciliation: greedy choices, or probability-weighted margins "
     "(default: probability when the engine reports probabilities). Both are in metrics.json.",
 )
-@judge_options_for("pairwise")
+@settings_options("pairwise")
 @panel_options
 def eval_command(
     source: str,

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import NoneType
+from typing import Any, TypeVar, get_args
 
 import click
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
+from icrm_sgl.arguments import GenerationOptions
 from icrm_sgl.engines import engine_names
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import InputError
-from icrm_sgl.judges import BUILTIN_NAMES, Judge
-from icrm_sgl.options import Settings, check_engine_key
+from icrm_sgl.judges import BUILTIN_NAMES, Judge, default_judge
+from icrm_sgl.options import (
+    CacheSettings,
+    EngineSettings,
+    Flag,
+    JudgingSettings,
+    Settings,
+    check_engine_key,
+)
 from icrm_sgl.panel.spec import PanelSpec
-from icrm_sgl.shots import SAMPLING_MODES
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_Decorator = Callable[[_F], _F]
 
 
 def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str, Any], Settings]:
-    """The values of ``judge_options`` (and ``cache_options``) as (judge, generation
+    """The values of ``settings_options`` (and ``cache_options``) as (judge, generation
     kwargs, settings groups): the judge is a built-in mode's name (``--rm-type``), a rubric
     read from ``--judge``, or None when neither was given. ``-E KEY=VALUE`` sets the
     engine's own options and the launch settings without a flag (``-E num_workers=2``)."""
@@ -27,7 +40,7 @@ def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str
     rm_type, rubric = rest.pop("rm_type"), rest.pop("judge")
     if rm_type and rubric:
         raise click.UsageError("give --rm-type or --judge, not both")
-    gen = {key: rest.pop(key) for key in ("max_tokens", "temperature", "top_p")}
+    gen = {key: rest.pop(key) for key in _GENERATION_HELP}
     rest.update(engine_kwargs(rest.pop("endpoint"), rest.pop("engine_option")))
     settings = Settings.from_flat(rest)
     engine = settings.engine  # a hosted engine's key and server, before the heavy imports
@@ -39,15 +52,13 @@ def split_options(options: dict[str, Any]) -> tuple[Judge | str | None, dict[str
     return load_rubric(rubric), gen, settings
 
 
-#: ``judge_options`` that name a file the command reads.
-_FILE_OPTIONS = (
-    "judge",
-    "shots_pool_path",
-    "template_path",
-    "shot_template_path",
-    "feedback_template_path",
-    "model_name",
-)
+#: The settings whose option names a file the command reads.
+_FILE_OPTIONS = [
+    name
+    for model in (EngineSettings, JudgingSettings)
+    for name, field in model.model_fields.items()
+    if any(isinstance(m, Flag) and m.path in ("file", "read") for m in field.metadata)
+]
 
 
 def read_paths(input_path: str, options: dict[str, Any]) -> list[str | Path]:
@@ -94,7 +105,7 @@ def engine_kwargs(endpoint: str | None, engine_option: tuple[str, ...]) -> dict[
 def _setting_flags() -> dict[str, str]:
     """The shared options' flags by the names a user might give after ``-E``: the setting
     each one sets and its own spelling (``model_name`` and ``model`` → ``--model``)."""
-    command = click.command()(judge_options(cache_options(lambda **_: None)))
+    command = click.command()(settings_options()(cache_options(lambda **_: None)))
     flags: dict[str, str] = {}
     for param in command.params:
         long = [opt for opt in param.opts if opt.startswith("--")]
@@ -116,153 +127,135 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def judge_options(
-    func: Callable[..., Any], rm_type_default: str = "detected from the input's keys"
-) -> Callable[..., Any]:
-    """Engine, model, shots, prompt mode and sampling options; ``rm_type_default`` says
-    in the help what the command judges without ``--rm-type``."""
-    options = [
-        click.option(
-            "--engine",
-            default="local",
-            show_default=True,
-            type=click.Choice(engine_names()),
-            help="Engine that runs the programs.",
-        ),
-        click.option(
-            "--endpoint",
-            "--base-url",
-            "endpoint",
-            default=None,
-            help="URL of a running server (sglang: a server or a router; openai engines: "
-            "the API base URL, e.g. http://127.0.0.1:8000/v1).",
-        ),
-        click.option(
-            "--engine-option",
-            "-E",
-            "engine_option",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Engine setting, repeatable (e.g. -E n_threads=2, -E num_workers=2).",
-        ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1),
-            default=None,
-            help="Examples in flight at once (default: the engine's choice; local: its n_seq).",
-        ),
-        click.option(
-            "--model",
-            "model_name",
-            default=None,
-            help="Model: a GGUF path (local engine, default: packaged SmolLM2), a name/path "
-            "for the sglang engine to launch, or a hosted API's model name.",
-        ),
-        click.option(
-            "--rm-type",
-            type=click.Choice(BUILTIN_NAMES),
-            default=None,
-            help=f"Built-in judging mode [default: {rm_type_default}].",
-        ),
-        click.option(
-            "--judge",
-            "judge",
-            default=None,
-            metavar="RUBRIC.toml",
-            help="Your own judge: a TOML rubric file (fields, template, reward; see "
-            "docs/judges.md). Replaces --rm-type.",
-        ),
-        click.option(
-            "--num-shots",
-            default=3,
-            show_default=True,
-            type=click.IntRange(0),
-            help="Shots shown before each example.",
-        ),
-        click.option(
-            "--shot-sampling",
-            "shot_sampling_mode",
-            default="fixed",
-            show_default=True,
-            type=click.Choice(SAMPLING_MODES),
-            help="fixed: first n (one shared prefix); random: seeded; balanced: spread categories.",
-        ),
-        click.option(
-            "--shots-pool",
-            "shots_pool_path",
-            default=None,
-            type=click.Path(exists=True, dir_okay=False),
-            help="A shots pool JSON file (default: the packaged pool).",
-        ),
-        click.option(
-            "--template",
-            "template_path",
-            default=None,
-            type=click.Path(exists=True, dir_okay=False),
-            help="Prompt template with {$key} placeholders (see README).",
-        ),
-        click.option(
-            "--shot-template",
-            "shot_template_path",
-            default=None,
-            type=click.Path(exists=True, dir_okay=False),
-            help="Template for one shot.",
-        ),
-        click.option(
-            "--feedback-template",
-            "feedback_template_path",
-            default=None,
-            type=click.Path(exists=True, dir_okay=False),
-            help="Template for a shot's verdict, placeholders named after its keys.",
-        ),
-        click.option(
-            "--completion/--chat",
-            default=None,
-            help="Plain-text prompt, or user/assistant chat roles (default: the engine's "
-            "mode: completion for local, sglang, vllm; chat for hosted APIs).",
-        ),
-        click.option(
-            "--max-tokens",
-            type=click.IntRange(1),
-            default=None,
-            help="Token budget for the verdict's text fields, split evenly, at most 128 "
-            "per field [default: 128 per field: 512 individual, 640 pairwise].",
-        ),
-        click.option(
-            "--temperature",
-            default=0.0,
-            show_default=True,
-            type=click.FloatRange(0.0),
-            help="0 is greedy (score/choice by select).",
-        ),
-        click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0)),
-        click.option("--seed", default=42, show_default=True, type=int),
-        click.option("--verbose", is_flag=True, help="Print each prompt to stderr."),
+#: The flat keyword (``ICRM(engine=...)``) of a setting whose field is named otherwise.
+_PARAM_NAMES = {"name": "engine"}
+
+
+def setting_option(model: type[BaseModel], name: str, *decls: str, **extra: Any) -> _Decorator:
+    """The click option of ``model``'s setting ``name``, made from its field: the flags
+    (``decls``, else its ``Flag``'s, else ``--name-dashed``), the type and bounds, the
+    default, the description as the help; ``extra`` overrides any of them."""
+    field = model.model_fields[name]
+    flag = next((m for m in field.metadata if isinstance(m, Flag)), Flag())
+    decls = decls or flag.decls or (f"--{name.replace('_', '-')}",)
+    kind = field_kind(field)
+    settings: dict[str, Any] = {
+        "default": field.default,
+        "show_default": kind is not bool,  # a yes/no flag would show its "no" spelling
+        "help": field.description,
+        "metavar": flag.metavar,
+        **_click_type(field, flag, kind),
+    }
+    if kind is bool and "/" not in decls[0]:
+        settings["is_flag"] = True
+    return click.option(*decls, _PARAM_NAMES.get(name, name), **{**settings, **extra})
+
+
+def field_kind(field: FieldInfo) -> type:
+    """The field's type without ``None`` (``str`` for a path that may be text)."""
+    kinds = [k for k in get_args(field.annotation) or (field.annotation,) if k is not NoneType]
+    return kinds[0] if len(kinds) == 1 and isinstance(kinds[0], type) else str
+
+
+def _click_type(field: FieldInfo, flag: Flag, kind: type) -> dict[str, Any]:
+    """The click type of a setting: its choices, a path, or a number within its bounds."""
+    if flag.choices is not None:
+        return {"type": click.Choice(list(flag.choices))}
+    if flag.path in ("file", "folder"):
+        is_file = flag.path == "file"
+        return {"type": click.Path(exists=is_file, dir_okay=not is_file, file_okay=is_file)}
+    if kind not in (int, float):
+        return {}
+    bounds = {
+        key: getattr(m, key)
+        for m in field.metadata
+        for key in ("ge", "gt", "le", "lt")
+        if hasattr(m, key)
+    }
+    if not bounds:
+        return {"type": kind}
+    ranged = click.IntRange if kind is int else click.FloatRange
+    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+    return {"type": ranged(low, high, min_open="gt" in bounds, max_open="lt" in bounds)}
+
+
+def _flagged(model: type[BaseModel]) -> list[str]:
+    """The settings of ``model`` that have a flag, in the model's order."""
+    fields = model.model_fields.items()
+    return [name for name, f in fields if any(isinstance(m, Flag) for m in f.metadata)]
+
+
+#: The generation options with a flag of their own (``--max-tokens`` …), each with its help.
+_GENERATION_HELP = {
+    "max_tokens": "Token budget for the verdict's text fields, split evenly, at most {per_field} "
+    "per field [default: {per_field} per field: {budget}].",
+    "temperature": "0 is greedy (score/choice by select).",
+    "top_p": None,
+}
+
+
+def _generation_options() -> list[_Decorator]:
+    """A call's generation options, bounded and defaulted as ``GenerationOptions`` checks
+    them; the budget's help from ``JudgingSettings.field_tokens``."""
+    per_field = JudgingSettings.model_fields["field_tokens"].default
+    totals = {name: per_field * len(default_judge(name).text_fields) for name in BUILTIN_NAMES}
+    budget = ", ".join(f"{total} {name}" for name, total in totals.items())
+    return [
+        setting_option(
+            GenerationOptions, name, help=text and text.format(per_field=per_field, budget=budget)
+        )
+        for name, text in _GENERATION_HELP.items()
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
-def cache_options(func: Callable[..., Any]) -> Callable[..., Any]:
+_ENDPOINT = click.option(
+    "--endpoint",
+    "--base-url",
+    "endpoint",
+    default=None,
+    help="URL of a running server (sglang: a server or a router; openai engines: "
+    "the API base URL, e.g. http://127.0.0.1:8000/v1).",
+)
+_ENGINE_OPTION = click.option(
+    "--engine-option",
+    "-E",
+    "engine_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Engine setting, repeatable (e.g. -E n_threads=2, -E num_workers=2).",
+)
+
+
+def engine_option() -> _Decorator:
+    """``--engine``: one of the engines registered when the command is made."""
+    return setting_option(EngineSettings, "name", type=click.Choice(engine_names()))
+
+
+def settings_options(rm_type_default: str = "detected from the input's keys") -> _Decorator:
+    """The options of every engine and judging setting with a flag (``options.Flag``),
+    ``--endpoint``, ``-E`` and the generation options; ``rm_type_default`` says in the help
+    what the command judges without ``--rm-type``."""
+    options = [engine_option(), setting_option(EngineSettings, "model_name")]
+    options += [_ENDPOINT, _ENGINE_OPTION]
+    rm_help = f"{JudgingSettings.model_fields['rm_type'].description} [default: {rm_type_default}]."
+    for name in _flagged(JudgingSettings):
+        shown = {"help": rm_help} if name == "rm_type" else {}
+        options.append(setting_option(JudgingSettings, name, **shown))
+    options += _generation_options()
+
+    def decorate(func: _F) -> _F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def cache_options(func: _F) -> _F:
     """The verdict cache's options, the same for every command that judges (they reach
     the cache's settings through ``split_options``)."""
-    options = [
-        click.option(
-            "--use-cache", is_flag=True, help="Reuse verdicts from earlier identical calls."
-        ),
-        click.option(
-            "--overwrite-cache", is_flag=True, help="Judge again and replace cached verdicts."
-        ),
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="Verdict cache folder (default: $ICRM_CACHE_DIR or ~/.cache/icrm-sgl).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
+    for name in reversed(_flagged(CacheSettings)):
+        func = setting_option(CacheSettings, name)(func)
     return func
 
 
@@ -330,8 +323,3 @@ def split_panel(options: dict[str, Any]) -> tuple[PanelSpec | None, bool]:
     from icrm_sgl.panel.spec import load_panel
 
     return load_panel(path), require_all
-
-
-def judge_options_for(rm_type_default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``judge_options`` for a command with a fixed default judging mode."""
-    return partial(judge_options, rm_type_default=rm_type_default)

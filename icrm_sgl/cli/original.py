@@ -3,17 +3,19 @@ work; its flags are ``ICRM``'s keywords, sorted into the settings groups as in P
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from icrm_sgl.cli import main as run_group
+from icrm_sgl.cli.options import engine_option, field_kind, setting_option
 from icrm_sgl.cli.score import judge_loaded
-from icrm_sgl.engines import engine_names
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.inputs import load_examples
-from icrm_sgl.judges import BUILTIN_NAMES
-from icrm_sgl.options import Settings
+from icrm_sgl.options import CacheSettings, EngineSettings, JudgingSettings, Settings
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,30 +24,55 @@ def icrm() -> None:
     """IC-RM's original command line on icrm-sgl (same output as ``icrm-sgl score``)."""
 
 
-def _path(*names: str) -> Any:
-    return click.option(*names, default=None, type=click.Path(exists=True, dir_okay=False))
+#: The original's options, by the ``ICRM`` keyword each sets, in its order.
+_KEYWORDS = (
+    "rm_type",
+    "model_name",
+    "engine",
+    "shots_pool_path",
+    "num_workers",
+    "num_gpu_per_worker",
+    "dtype",
+    "quantization",
+    "use_cache",
+    "overwrite_cache",
+    "completion",
+    "num_shots",
+    "template_path",
+    "shot_template_path",
+    "feedback_template_path",
+    "verbose",
+)
+
+
+def _original_option(keyword: str) -> Callable[[_F], _F]:
+    """The original's option for ``keyword``, made from its setting's field: ``--name``
+    and ``--name-dashed`` (a yes/no one as ``--name/--noname``, ``--name-dashed/--no-…``);
+    ``--engine`` and ``--verbose`` as the shared options spell them."""
+    if keyword == "engine":
+        return engine_option()
+    model = next(
+        m for m in (JudgingSettings, EngineSettings, CacheSettings) if keyword in m.model_fields
+    )
+    if keyword == "verbose":
+        return setting_option(model, keyword)
+    spellings = dict.fromkeys((keyword, keyword.replace("_", "-")))
+    if field_kind(model.model_fields[keyword]) is not bool:
+        return setting_option(model, keyword, *(f"--{s}" for s in spellings))
+    negated = (f"--{s}/--no{'' if s == keyword else '-'}{s}" for s in spellings)
+    return setting_option(model, keyword, *negated)
+
+
+def _original_options(func: _F) -> _F:
+    """The original's options, in its order."""
+    for keyword in reversed(_KEYWORDS):
+        func = _original_option(keyword)(func)
+    return func
 
 
 @icrm.command("test")
 @click.argument("example_json_path", metavar="FILE", type=click.Path(dir_okay=False))
-@click.option("--rm_type", "--rm-type", type=click.Choice(BUILTIN_NAMES))
-@click.option("--model_name", "--model-name", default=None, help="Model name or GGUF path.")
-@click.option("--engine", type=click.Choice(engine_names()), default="local", show_default=True)
-@_path("--shots_pool_path", "--shots-pool-path")
-@click.option("--num_workers", "--num-workers", type=click.IntRange(1), default=None)
-@click.option("--num_gpu_per_worker", "--num-gpu-per-worker", type=click.IntRange(1))
-@click.option("--dtype", default=None, help="Launched servers' weight dtype.")
-@click.option("--quantization", default=None, help="Launched servers' quantization.")
-@click.option("--use_cache/--nouse_cache", "--use-cache/--no-use-cache", default=False)
-@click.option(
-    "--overwrite_cache/--nooverwrite_cache", "--overwrite-cache/--no-overwrite-cache", default=False
-)
-@click.option("--completion/--nocompletion", default=None, help="Default: the engine's mode.")
-@click.option("--num_shots", "--num-shots", type=click.IntRange(0), default=3, show_default=True)
-@_path("--template_path", "--template-path")
-@_path("--shot_template_path", "--shot-template-path")
-@_path("--feedback_template_path", "--feedback-template-path")
-@click.option("--verbose", is_flag=True, help="Print the prompt to stderr.")
+@_original_options
 def test(example_json_path: str, **flags: Any) -> None:
     """Judge the example(s) in FILE, e.g. ``icrm test examples/test_pairwise.json
     --rm_type pairwise --model_name M --engine E``."""

@@ -13,9 +13,9 @@ import click
 from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
-    judge_options_for,
     panel_options,
     read_paths,
+    settings_options,
     split_options,
     split_panel,
 )
@@ -33,7 +33,7 @@ from icrm_sgl.ranking import item_examples, rank
 
 @click.command("rank")
 @click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
-@judge_options_for("individual")
+@settings_options("individual")
 @panel_options
 @cache_options
 @click.option(

@@ -15,9 +15,9 @@ import click
 from icrm_sgl.cli.options import (
     cache_options,
     echo_cache_note,
-    judge_options,
     panel_options,
     read_paths,
+    settings_options,
     split_options,
     split_panel,
 )
@@ -34,7 +34,7 @@ from icrm_sgl.panel.spec import PanelSpec
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@judge_options
+@settings_options()
 @panel_options
 @click.option(
     "--output",

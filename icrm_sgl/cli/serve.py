@@ -2,76 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from icrm_sgl.cli.options import (
     cache_options,
-    judge_options,
     panel_options,
+    setting_option,
+    settings_options,
     split_options,
     split_panel,
 )
 from icrm_sgl.errors import InputError, MissingDependencyError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
 from icrm_sgl.judges.supply import GET_REWARD, check_supplied
+from icrm_sgl.serve.config import ServeConfig
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serve_options(func: _F) -> _F:
+    """The server's own options, one for each ``ServeConfig`` setting (``--api-key`` also
+    from ``$ICRM_API_KEY``)."""
+    names = [name for name in ServeConfig.model_fields if name != "gen"]
+    for name in reversed(names):
+        extra = {"envvar": "ICRM_API_KEY", "show_envvar": True} if name == "api_key" else {}
+        func = setting_option(ServeConfig, name, **extra)(func)
+    return func
 
 
 @click.command()
-@judge_options
+@settings_options()
 @panel_options
 @cache_options
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--max-queue",
-    default=256,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Examples waiting for the engine; more get HTTP 429 with Retry-After.",
-)
-@click.option(
-    "--max-batch",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Examples per judge_batch call (use 64+ on an sglang server).",
-)
-@click.option(
-    "--deadline",
-    default=300.0,
-    show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Seconds a request may take (HTTP 504 after); clients may ask for less.",
-)
-@click.option(
-    "--max-body-bytes",
-    default=1 << 20,
-    show_default=True,
-    type=click.IntRange(1024),
-    help="Larger request bodies get HTTP 413.",
-)
-@click.option(
-    "--drain-timeout",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="On SIGINT/SIGTERM, seconds to finish queued examples before refusing them.",
-)
-@click.option(
-    "--api-key",
-    envvar="ICRM_API_KEY",
-    show_envvar=True,
-    default=None,
-    help="Require 'Authorization: Bearer KEY' (prefer the variable: argv is visible to ps).",
-)
-@click.option(
-    "--failed-reward",
-    type=float,
-    default=None,
-    help="/get_reward value for a query without a verdict (default: the request fails, 500).",
-)
+@_serve_options
 @click.option(
     "--log-level",
     default="info",
@@ -84,7 +50,6 @@ def serve(**options: Any) -> None:
     one engine; with --panel, the panel (its reward in /v1/judge and /get_reward).
     """
     try:
-        from icrm_sgl.serve.config import ServeConfig
         from icrm_sgl.serve.judges import Judges
         from icrm_sgl.serve.server import bind, run
     except ImportError as exc:

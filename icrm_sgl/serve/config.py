@@ -1,4 +1,5 @@
-"""The server's settings: one pydantic model, filled from the ``serve`` command line."""
+"""The server's settings: one pydantic model, whose fields make the ``serve`` command's
+own options (``cli.options.setting_option``)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,36 @@ class ServeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=0, le=65535)
-    max_queue: int = Field(256, ge=1, description="examples waiting for the engine, at most")
-    max_batch: int = Field(8, ge=1, description="examples per judge_batch call")
-    deadline: float = Field(300.0, gt=0, description="seconds a request may take, at most")
-    max_body_bytes: int = Field(1 << 20, ge=1024)
-    drain_timeout: float = Field(30.0, ge=0, description="seconds to finish queued work on exit")
-    api_key: SecretStr | None = None
+    max_queue: int = Field(
+        256,
+        ge=1,
+        description="Examples waiting for the engine; more get HTTP 429 with Retry-After.",
+    )
+    max_batch: int = Field(
+        8, ge=1, description="Examples per judge_batch call (use 64+ on an sglang server)."
+    )
+    deadline: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds a request may take (HTTP 504 after); clients may ask for less.",
+    )
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get HTTP 413.")
+    drain_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="On SIGINT/SIGTERM, seconds to finish queued examples before refusing them.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Require 'Authorization: Bearer KEY' (prefer the variable: argv is visible "
+        "to ps).",
+    )
     failed_reward: float | None = Field(
-        None, description="/get_reward value for an example without a verdict (default: HTTP 500)"
+        None,
+        description="/get_reward value for a query without a verdict (default: the request "
+        "fails, 500).",
     )
     gen: dict[str, Any] = Field(default_factory=dict)
 

@@ -15,7 +15,7 @@ from tests.conftest import EXAMPLES
 
 #: A small budget: the grammar bounds every field by it, so the verdict closes in one
 #: request whatever the budget.
-BUDGET = {"max_tokens": 120}
+BUDGET = {"max_tokens": 60}
 #: These tests check the constraint, not probabilities (test_hosted_logprobs and
 #: test_judges_hosted do): llama-cpp-python's server spends ~0.2 s a token on log-probabilities
 #: over the whole vocabulary, six times the verdict's own time here.
@@ -39,9 +39,9 @@ def raw_reply(base_url: str, prompt: str, completion: bool) -> str:
     """The server's reply to the judge prompt with no schema or format in the request."""
     client = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0)
     if completion:
-        return client.completions.create(model="m", prompt=prompt, max_tokens=200).choices[0].text
+        return client.completions.create(model="m", prompt=prompt, max_tokens=60).choices[0].text
     messages = [{"role": "user", "content": prompt}]
-    raw = client.chat.completions.create(model="m", messages=messages, max_tokens=200)
+    raw = client.chat.completions.create(model="m", messages=messages, max_tokens=60)
     return raw.choices[0].message.content
 
 
@@ -87,7 +87,7 @@ def test_cli_scores_against_llama_server(llama_server, run_cli):
     args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2"]  # chat
     args += ["-E", "logprobs=false"]
     proc = run_cli(
-        "score", EXAMPLES / "test_pairwise.json", *args, "--num-shots", "1", "--max-tokens", "120"
+        "score", EXAMPLES / "test_pairwise.json", *args, "--num-shots", "1", "--max-tokens", "60"
     )
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)

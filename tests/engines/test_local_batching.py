@@ -49,8 +49,8 @@ def test_batched_verdicts_are_identical_to_serial_ones(local_backend, batched_ba
     batched = ICRM(rm_type="individual", num_shots=1, backend=batched_backend)
     runner = batched_backend.runner
     steps, tokens = runner.batcher.steps, runner.batcher.tokens
-    one = [_public(r) for r in serial.judge_batch(EXAMPLES, max_tokens=40, num_threads=1)]
-    many = [_public(r) for r in batched.judge_batch(EXAMPLES, max_tokens=40)]
+    one = [_public(r) for r in serial.judge_batch(EXAMPLES, max_tokens=16, num_threads=1)]
+    many = [_public(r) for r in batched.judge_batch(EXAMPLES, max_tokens=16)]
     assert many == one
     # The decode steps were shared: more tokens than steps.
     assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
@@ -87,7 +87,7 @@ def test_batched_pairwise_and_rubric_verdicts_are_identical_to_serial_ones(
     for backend, threads in ((local_backend, 1), (batched_backend, len(batch))):
         model = ICRM(num_shots=1, backend=backend, **judge)
         runs.append(
-            [_public(r) for r in model.judge_batch(batch, max_tokens=24, num_threads=threads)]
+            [_public(r) for r in model.judge_batch(batch, max_tokens=12, num_threads=threads)]
         )
     assert all('"error": null' in text for text in runs[0]), runs[0]
     assert runs[1] == runs[0]

@@ -43,7 +43,9 @@ def test_launched_server_is_real_and_knows_its_chat_template(sglang_backend):
     assert sglang_backend.chat_template.name == "chatml" and sglang_backend.chat_template_known
 
 
-@pytest.mark.parametrize("layout", ["one_request", "per_field"])
+@pytest.mark.parametrize(
+    "layout", ["one_request", pytest.param("per_field", marks=pytest.mark.slow)]
+)  # the local engine runs both layouts by default
 def test_greedy_pairwise_verdict_has_probabilities(sglang_backend, pairwise_example, layout):
     sglang_backend.options.layout = layout
     try:
@@ -64,6 +66,7 @@ def test_chat_mode_individual_uses_the_models_template(sglang_backend, individua
     assert set(result.meta["probabilities"]) == {str(n) for n in range(1, 11)}
 
 
+@pytest.mark.slow  # sampling on the local engine runs by default
 def test_sampled_verdicts_are_valid_and_differ_by_seed(sglang_backend, pairwise_example):
     model = judge_model(sglang_backend)
     result = model.judge(pairwise_example, temperature=0.9, top_p=0.95, **BUDGET)
@@ -152,6 +155,7 @@ def test_eval_through_the_server_prints_the_metrics_table(sglang_url, tmp_path):
     assert metrics["overall"]["n"] == 3
 
 
+@pytest.mark.slow  # a subprocess importing all of sglang; the engine path runs by default
 def test_generate_then_judge_example_runs_on_the_server(sglang_url):
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "generate_then_judge.py"), sglang_url],

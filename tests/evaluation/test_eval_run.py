@@ -68,7 +68,7 @@ def test_sigkill_then_resume_judges_every_pair_exactly_once(tmp_path):
     out = tmp_path / "out"
     results = out / "results.jsonl"
     proc = subprocess.Popen(
-        eval_cli(str(src), "--output-dir", str(out)),
+        eval_cli(str(src), "--output-dir", str(out), "--orders", "ab"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -82,7 +82,7 @@ def test_sigkill_then_resume_judges_every_pair_exactly_once(tmp_path):
     before = [json.loads(line)["id"] for line in results.read_text().splitlines() if line]
     assert 2 <= len(before) < len(QUESTIONS)
     again = subprocess.run(
-        eval_cli(str(src), "--output-dir", str(out), "--resume"),
+        eval_cli(str(src), "--output-dir", str(out), "--orders", "ab", "--resume"),
         capture_output=True,
         text=True,
         timeout=300,
@@ -135,7 +135,7 @@ def test_ctrl_c_during_eval_prints_no_traceback_from_the_program_threads(tmp_pat
     src = write_pairs(tmp_path / "pairs.json")
     out = tmp_path / "out"
     results = out / "results.jsonl"
-    cmd = eval_cli(str(src), "--output-dir", str(out), "--concurrency", "4")
+    cmd = eval_cli(str(src), "--output-dir", str(out), "--concurrency", "4", "--orders", "ab")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (results.exists() and results.read_text().strip()):

@@ -83,6 +83,7 @@ def judge_trl(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow  # installs TRL 1.0 and imports it (torch); the picker's tests run by default
 def test_trl_with_a_judge_interface_gets_a_base_pairwise_judge(judge_trl):
     """In an environment the test builds (TRL 1.0 ahead of the installed TRL), the judge is a
     ``BasePairwiseJudge`` and returns a pick per prompt."""

@@ -28,9 +28,9 @@ from devtools.record_builtin_outputs import record
 RECORDED = Path(__file__).resolve().parent.parent / "data" / "builtin_outputs.json"
 
 
-#: The default run judges the example and three pool entries per mode (a batch gives each
-#: the verdict it gets alone); ``-m slow`` all eleven.
-PER_MODE = 4
+#: The default run judges the example and one pool entry per mode (a batch gives each the
+#: verdict it gets alone); ``-m slow`` all eleven.
+PER_MODE = 2
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,17 @@ FORMATS = (
     "constraints",
     "multiturn_pairwise",
 )
-#: ``score`` runs every format in the default run; ``eval``, ``rank`` and ``serve`` run one of
-#: each kind there (human scores with a reference, a weighted reward over labelled pairs,
-#: two replies with a tie) and the rest with ``-m slow``.
+#: The default run takes one judge of each kind (human scores with a reference, a weighted
+#: reward over labelled pairs, two replies with a tie) through ``eval``, ``rank`` and
+#: ``serve``, and those and the conversation judge through ``score``; ``-m slow`` every
+#: format through each (every rubric loads by default).
 KINDS = ("prometheus_reference", "hhh_likert", "mtbench_pairwise")
 SOME = tuple(
     name if name in KINDS else pytest.param(name, marks=pytest.mark.slow) for name in FORMATS
+)
+SCORED = tuple(
+    name if name in (*KINDS, "multiturn_pairwise") else pytest.param(name, marks=pytest.mark.slow)
+    for name in FORMATS
 )
 
 
@@ -106,7 +111,7 @@ def test_every_example_rubric_loads_and_the_readme_lists_each_format():
     assert as_judge(JUDGES / "mtbench_pairwise.toml").reward == "verdict"
 
 
-@pytest.mark.parametrize("name", FORMATS)
+@pytest.mark.parametrize("name", SCORED)
 def test_score_as_the_readme_writes_it(name, run_cli, tmp_path):
     judge = as_judge(JUDGES / f"{name}.toml")
     out = tmp_path / "out.jsonl"

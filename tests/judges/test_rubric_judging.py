@@ -15,7 +15,7 @@ from tests.conftest import EXAMPLES
 JUDGES = EXAMPLES / "judges"
 HH = JUDGES / "helpful_harmless.toml"
 CORRECT = JUDGES / "reference_correct.toml"
-FAST = ["--num-shots", "1", "--max-tokens", "40"]
+FAST = ["--num-shots", "1", "--max-tokens", "16"]
 
 
 def records(path: Path) -> list[dict]:

@@ -70,8 +70,8 @@ def test_second_verdict_reuses_the_shot_prefix(local_backend):
             "conversation_B": [user, {"role": "assistant", "content": b}],
         }
 
-    first = model.judge(pair("What is 7 times 8?", "56", "54"), **FAST).meta
-    second = model.judge(pair("Spell 'cat' backwards.", "tac", "act"), **FAST).meta
+    first = model.judge(pair("What is 7 times 8?", "56", "54"), max_tokens=8).meta
+    second = model.judge(pair("Spell 'cat' backwards.", "tac", "act"), max_tokens=8).meta
     assert second["prompt_tokens"] > 1000
     assert second["cached_tokens"] / second["prompt_tokens"] >= 0.9
     assert first["shots"] == second["shots"] and len(second["shots"]) == 3
@@ -101,7 +101,7 @@ def test_tricky_batch_all_valid_and_bad_example_skipped(pairwise_model):
             }
         )
     examples.insert(2, {"id": "bad", "conversation_A": [{"role": "user", "content": "x"}]})
-    results = list(pairwise_model.judge_batch(examples, max_tokens=25))
+    results = list(pairwise_model.judge_batch(examples, max_tokens=12))
     assert len(results) == len(examples)
     bad = [r for r in results if not r.ok]
     assert [r.id for r in bad] == ["bad"] and "conversation_A" in bad[0].error

@@ -102,6 +102,42 @@ def check_result(judge, name: str, verdict: dict, meta: dict) -> None:
     assert set(meta["truncated"]) <= {"before", "after"}
 
 
+def test_all_the_program_names_at_once_are_one_judges_fields_and_inputs(
+    program_names, local_backend
+):
+    """Every name as a choice field of one judge, between two text fields, and every name
+    an input may have as an input of its template (the default run's sibling of the next
+    test, which judges each name on its own)."""
+    fields: dict[str, Any] = {"opening": (Short, ...)}
+    for i, name in enumerate(program_names):
+        plain = name.isidentifier() and not name.startswith("_") and is_attribute(name)
+        key = name if plain and name not in ("opening", "closing") else f"value_{i}"
+        fields[key] = (Literal["yes", "no"], Field(alias=None if key == name else name))
+    fields["closing"] = (Short, ...)
+    inputs = [name for name in program_names if allowed_input(name)]
+    template = "{$fields}\n" + "".join(f"{name}: {{${name}}}\n" for name in inputs) + "JSON: "
+    judge = make_judge(
+        create_model("AllNames", **fields),
+        template,
+        reward=program_names[0],
+        scale={"yes": 1.0, "no": 0.0},
+    )
+    example = {name: f"text {i}" for i, name in enumerate(inputs)}
+    with ICRM(judge=judge, num_shots=0, backend=local_backend) as model:
+        (result,) = model.judge_batch([{"id": "a", **example}], max_tokens=4)
+    assert result.ok, result.error
+    assert list(result.verdict) == ["opening", *program_names, "closing"]
+    assert judge.public(judge.validate(result.verdict)) == result.verdict
+    distributions = result.meta["field_probabilities"]
+    assert set(distributions) == set(program_names)
+    for name in program_names:
+        dist = distributions[name]
+        assert set(dist) == {"yes", "no"} and sum(dist.values()) == pytest.approx(1, abs=1e-4)
+    yes = distributions[program_names[0]]["yes"]
+    assert result.meta["reward"] == pytest.approx(yes, abs=1e-5)
+
+
+@pytest.mark.slow  # one judge per name (~80 runs); the test above has them all in one
 def test_every_name_the_program_uses_works_as_a_field_and_an_input(program_names, local_backend):
     failed = {}
     for name in program_names:

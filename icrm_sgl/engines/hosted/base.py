@@ -1,39 +1,23 @@
-"""The hosted-engine base class: one abstract call, capability flags, shared retries."""
+"""The hosted-engine base class: one abstract call, capability flags, shared retries
+(the validate-and-re-ask loop is ``reask``; the busy-retry policy ``engines.retry``)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from icrm_sgl.engines.capabilities import Capabilities
 from icrm_sgl.engines.hosted.fields import FieldRequest
-from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
 from icrm_sgl.engines.hosted.preflight import missing_key
-from icrm_sgl.engines.hosted.retry import obtain_verdict
+from icrm_sgl.engines.hosted.reask import Message, Reply, obtain_verdict
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.retry import RetryPolicy, retry_after_seconds
 from icrm_sgl.errors import EngineError
 
 if TYPE_CHECKING:
     from icrm_sgl.judges import Judge
-
-Message = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One API answer: the verdict text the model produced and the usage it reported."""
-
-    text: str
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
-    cut: bool = False  # the reply stopped at its token budget
-    requests: int = 1  # HTTP requests it took (a refused request form counts)
 
 
 class HostedOptions(EngineOptions):

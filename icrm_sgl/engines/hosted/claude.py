@@ -12,14 +12,13 @@ from icrm_sgl.engines.capabilities import BASIC_SAMPLING, Capabilities
 from icrm_sgl.engines.hosted.base import (
     HostedEngine,
     HostedOptions,
-    Message,
-    Reply,
     connection_error,
     resolve_key,
     sdk_status_error,
 )
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.engines.hosted.presets import CLAUDE_KEY_ENV
+from icrm_sgl.engines.hosted.reask import Message, Reply
 from icrm_sgl.errors import InputError
 
 TOOL_NAME = "record_verdict"

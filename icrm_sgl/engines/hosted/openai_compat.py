@@ -17,8 +17,6 @@ from pydantic import Field
 from icrm_sgl.engines.hosted.base import (
     HostedEngine,
     HostedOptions,
-    Message,
-    Reply,
     connection_error,
     resolve_key,
     sdk_status_error,
@@ -34,6 +32,7 @@ from icrm_sgl.engines.hosted.logprobs import (
 )
 from icrm_sgl.engines.hosted.presets import PRESETS as PRESETS
 from icrm_sgl.engines.hosted.presets import CompletionSchema, Preset, needs_key
+from icrm_sgl.engines.hosted.reask import Message, Reply
 from icrm_sgl.engines.hosted.servers import SERVER_KINDS, detect, json_schema_format
 from icrm_sgl.errors import EngineError, InputError
 
@@ -54,7 +53,9 @@ class OpenAIOptions(HostedOptions):
     completion_schema: CompletionSchema | None = Field(
         None, description="server kind: llama.cpp, vllm, vllm-legacy, sglang, none (detected)"
     )
-    logprobs: bool | None = None  # ask for token log-probabilities (default: the preset's)
+    #: Ask for token log-probabilities (default: the preset's ``probabilities``); it sets
+    #: the engine's ``capabilities.probabilities``.
+    logprobs: bool | None = None
 
 
 def response_format(kind: str, wanted: FieldRequest) -> dict[str, Any]:
@@ -110,8 +111,12 @@ class OpenAICompatEngine(HostedEngine):
         constraint = (
             self.server_kind.constraint if kind != "none" else preset.capabilities.constraint
         )
-        self.capabilities = dataclasses.replace(preset.capabilities, constraint=constraint)
-        self.logprobs = preset.logprobs if options.logprobs is None else options.logprobs
+        probabilities = preset.capabilities.probabilities
+        self.capabilities = dataclasses.replace(
+            preset.capabilities,
+            constraint=constraint,
+            probabilities=probabilities if options.logprobs is None else options.logprobs,
+        )
         self._format = 0
         self._format_lock = threading.Lock()
         super().__init__(options, options.model_name or "")
@@ -156,7 +161,7 @@ class OpenAICompatEngine(HostedEngine):
             if gen.get(key):
                 params[key] = gen[key]
         extra = dict(extra or {})
-        if self.preset.top_k and gen.get("top_k", -1) > 0:
+        if "top_k" in self.capabilities.sampling and gen.get("top_k", -1) > 0:
             extra["top_k"] = gen["top_k"]
         if self.options.seed is not None:
             if self.preset.seed_field == "seed":
@@ -179,7 +184,9 @@ class OpenAICompatEngine(HostedEngine):
     def _complete(
         self, messages: list[Message], wanted: FieldRequest, gen: dict[str, Any]
     ) -> Reply:
-        logprobs: dict[str, Any] = {"logprobs": TOP_LOGPROBS} if self.logprobs else {}
+        logprobs: dict[str, Any] = (
+            {"logprobs": TOP_LOGPROBS} if self.capabilities.probabilities else {}
+        )
         res = self._request(
             lambda: self.client.completions.create(
                 model=self.model_name,
@@ -231,14 +238,18 @@ class OpenAICompatEngine(HostedEngine):
         )
 
     def _logprob_fields(self) -> dict[str, Any]:
-        return {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}
+        return (
+            {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+            if self.capabilities.probabilities
+            else {}
+        )
 
     def probability_meta(
         self, messages: list[Message], reply: Reply, judge: Judge, completion: bool
     ) -> dict[str, Any]:
         """The score / choice distribution from the reply's token log-probabilities; in
         completion mode, a branch off the reply's path is resolved by one-token requests."""
-        if not self.logprobs:
+        if not self.capabilities.probabilities:
             return {"probabilities_unavailable": "not requested (-E logprobs=true asks for them)"}
         if not reply.tokens:
             return {"probabilities_unavailable": f"{self.where} returned no log-probabilities"}

@@ -25,11 +25,9 @@ class Preset:
     completion_schema: CompletionSchema
     #: The request field of the seed.
     seed_field: str = "seed"
-    #: The server reads ``top_k`` (the OpenAI API itself has none).
-    top_k: bool = False
-    #: The API returns token log-probabilities when asked.
-    logprobs: bool = False
-    #: What the engine offers with this provider (declared with the provider's defaults).
+    #: What the engine offers with this provider (declared with the provider's defaults):
+    #: ``top_k`` in its sampling where the server reads it (the OpenAI API has none),
+    #: ``probabilities`` where the API returns token log-probabilities when asked.
     capabilities: Capabilities = field(kw_only=True)
 
 
@@ -42,7 +40,6 @@ PRESETS = {
         "OPENAI_API_KEY",
         True,
         "none",
-        logprobs=True,
         capabilities=Capabilities(
             sampling=OPENAI_SAMPLING,
             modes=("chat", "completion"),
@@ -57,7 +54,6 @@ PRESETS = {
         "TOGETHER_API_KEY",
         True,
         "none",
-        top_k=True,
         capabilities=Capabilities(
             sampling=OPENAI_SAMPLING | {"top_k"},
             modes=("chat", "completion"),
@@ -72,8 +68,6 @@ PRESETS = {
         "VLLM_API_KEY",
         False,
         "vllm",
-        top_k=True,
-        logprobs=True,
         capabilities=Capabilities(
             sampling=OPENAI_SAMPLING | {"top_k"},
             modes=("completion", "chat"),

@@ -1,6 +1,6 @@
-"""The one verdict loop of every hosted engine: each request tried under the busy-retry
-policy, follow-ups for what a reply left out or got wrong, and a typed error rather than
-anything invalid."""
+"""The one validate-and-re-ask loop of every hosted engine: each request tried under the
+busy-retry policy (``engines.retry``), follow-ups for what a reply left out or got wrong,
+and a typed error rather than anything invalid; with the API answer it reads (``Reply``)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,27 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from icrm_sgl.engines.hosted.fields import FieldRequest, Unreadable, read_fields
+from icrm_sgl.engines.hosted.logprobs import TokenLogprobs
 from icrm_sgl.engines.retry import RetryPolicy
 from icrm_sgl.errors import VerdictError
 
 if TYPE_CHECKING:
-    from icrm_sgl.engines.hosted.base import Message, Reply
     from icrm_sgl.judges import Judge
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One API answer: the verdict text the model produced and the usage it reported."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    tokens: list[TokenLogprobs] | None = None  # per-token log-probabilities, if asked for
+    cut: bool = False  # the reply stopped at its token budget
+    requests: int = 1  # HTTP requests it took (a refused request form counts)
 
 
 @dataclass
