@@ -88,7 +88,7 @@ def llama_server(threads: int) -> Iterator[str]:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
-    cmd += ["--n_threads", str(threads)]
+    cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -24,6 +24,8 @@ EXAMPLES = ROOT / "examples"
 # Three xdist workers share two cores: one llama.cpp thread per engine, or their spinning
 # threads slow each other down by orders of magnitude (subprocesses inherit it).
 os.environ.setdefault("ICRM_THREADS", "1")
+# The same for torch (TRL and verl tests) and anything else built with OpenMP.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 #: Set in the first process of a run (the xdist controller) to the run's own cache folder;
 #: the workers it starts inherit it and keep it.
@@ -161,7 +163,10 @@ def llama_server():
 
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+    # Prompts too run on one thread: the server's default for them is every core, whose
+    # threads spin against the test workers and slow the whole run down (10x here).
+    cmd += ["--n_threads", "1", "--n_threads_batch", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
