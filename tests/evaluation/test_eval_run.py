@@ -135,7 +135,7 @@ def test_ctrl_c_during_eval_prints_no_traceback_from_the_program_threads(tmp_pat
     src = write_pairs(tmp_path / "pairs.json")
     out = tmp_path / "out"
     results = out / "results.jsonl"
-    cmd = eval_cli(str(src), "--output-dir", str(out), "--concurrency", "4", "--orders", "ab")
+    cmd = eval_cli(str(src), "--output-dir", str(out), "--concurrency", "2", "--orders", "ab")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and not (results.exists() and results.read_text().strip()):
