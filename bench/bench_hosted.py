@@ -26,16 +26,16 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from devtools.llama_server import llama_server  # noqa: E402  (the server the tests use too)
+
 PROMETHEUS = REPO / "examples" / "judges" / "prometheus_absolute.toml"
 JUDGES = {"individual": "individual", "pairwise": "pairwise", "prometheus": str(PROMETHEUS)}
 
@@ -69,45 +69,6 @@ def examples_for(judge: str, records: list[dict[str, Any]]) -> list[dict[str, An
     return [
         {"id": f"n{i}", "conversation": conversation(r, "output_1")} for i, r in enumerate(records)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def llama_server(threads: int) -> Iterator[str]:
-    """llama-cpp-python's server with the bundled model on a free loopback port; its
-    ``/v1`` URL while it runs, stopped afterwards."""
-    import requests
-
-    from icrm_sgl.engines.local import default_model_path
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
-    cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"llama.cpp server did not start (exit code {proc.poll()})")
-            try:
-                if requests.get(f"{url}/models", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def run_judge(url: str, judge: str, examples: list[dict[str, Any]], args: Any, budget: int):

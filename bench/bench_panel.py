@@ -9,7 +9,7 @@ Run from the repository root::
 Member 1 is the built-in pairwise judge on the local engine (llama.cpp in this process);
 member 2 the multi-turn pairwise rubric (``examples/judges/multiturn_pairwise.toml``) on
 ``--engine openai`` against llama-cpp-python's server with the bundled SmolLM2, which this
-script starts on a free loopback port (``bench_hosted.llama_server``). Each runs alone
+script starts on a free loopback port (``devtools.llama_server``). Each runs alone
 as a one-member panel, then both as one panel (a thread per member), over the first
 ``--limit`` pairs of ``examples/pairs.jsonl`` (repeated when there are fewer), greedy.
 A panel whose members run concurrently takes about its slowest member's time, not the
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hosted import llama_server  # noqa: E402  (the server recipe, shared)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from devtools.llama_server import llama_server  # noqa: E402  (the server the tests use too)
 
 RUBRIC = REPO / "examples" / "judges" / "multiturn_pairwise.toml"
 PAIRS = REPO / "examples" / "pairs.jsonl"

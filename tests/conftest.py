@@ -7,16 +7,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
-
-from icrm_sgl.engines.retry import poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -156,42 +152,8 @@ def individual_example():
 
 @pytest.fixture(scope="session")
 def llama_server():
-    """The server's base URL (``http://127.0.0.1:PORT/v1``)."""
-    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
-    from icrm_sgl.engines.local import default_model_path
-    from icrm_sgl.engines.server_process import free_port
+    """The loopback llama.cpp server's base URL (``http://127.0.0.1:PORT/v1``), one thread."""
+    from devtools.llama_server import llama_server
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
-    # Prompts too run on one thread: the server's default for them is every core, whose
-    # threads spin against the test workers and slow the whole run down (10x here).
-    cmd += ["--n_threads", "1", "--n_threads_batch", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_until_up(proc, base_url, timeout=60)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_until_up(proc: subprocess.Popen, base_url: str, timeout: float) -> None:
-    """Until ``/models`` answers, on the engines' own polling helper."""
-
-    def probe(seconds_left: float) -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"llama.cpp server exited with code {proc.returncode}")
-        try:
-            return requests.get(f"{base_url}/models", timeout=1).ok
-        except requests.RequestException:
-            return False
-
-    def gave_up(_: bool) -> BaseException:
-        return pytest.fail.Exception(f"llama.cpp server not up within {timeout} s")
-
-    poll_until(probe, bool, timeout, gave_up, interval=0.25)
+    with llama_server(threads=1, timeout=60) as url:
+        yield url

@@ -1,0 +1,54 @@
+"""llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2 on a free loopback
+port: the hosted engines' real counterpart, for the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+
+from icrm_sgl.engines.local import default_model_path
+from icrm_sgl.engines.retry import poll_until
+from icrm_sgl.engines.server_process import free_port
+
+
+@contextmanager
+def llama_server(threads: int = 1, timeout: float = 120) -> Iterator[str]:
+    """The server's ``/v1`` URL while it runs, stopped afterwards. Prompts run on
+    ``threads`` too: the server's own default for them is every core, whose threads spin
+    against whatever else runs (its verdicts were 10x slower beside the test workers)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+    cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_until_up(proc, url, timeout)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float) -> None:
+    """Until ``/models`` answers, on the engines' own polling helper."""
+
+    def probe(seconds_left: float) -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama.cpp server exited with code {proc.returncode}")
+        try:
+            return requests.get(f"{url}/models", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def gave_up(_: bool) -> BaseException:
+        return RuntimeError(f"llama.cpp server not up within {timeout} s")
+
+    poll_until(probe, bool, timeout, gave_up, interval=0.25)
