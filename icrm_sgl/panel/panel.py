@@ -179,14 +179,16 @@ class Panel:
         if not valid:
             return
         pairs = self.spec.pairs
+        # Members' verdicts meet by position (a file may repeat an id).
+        numbered = [{**example, "id": str(k)} for k, example in enumerate(valid)]
         runs = [
-            self._member_run(i, valid, pairs, both_orders, progress, gen)
+            self._member_run(i, numbered, pairs, both_orders, progress, gen)
             for i in range(len(self.models))
         ]
         with ThreadPoolExecutor(len(runs), thread_name_prefix="icrm-panel") as pool:
             by_member = list(pool.map(lambda run: run(), runs))
-        for example in valid:
-            outcomes = [found[example["id"]] for found in by_member]
+        for k, example in enumerate(valid):
+            outcomes = [found[str(k)] for found in by_member]
             yield combine.combine(self.spec, example["id"], outcomes, self.require_all)
 
     def _member_run(

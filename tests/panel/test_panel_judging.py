@@ -139,3 +139,21 @@ def _example():
             {"role": "assistant", "content": "4"},
         ]
     }
+
+
+def test_examples_sharing_an_id_each_get_their_own_members_verdicts(run_cli, tmp_path):
+    """Members' verdicts meet by position: two examples with one id used to both get the
+    second one's (the panel matched them by id)."""
+    lines = (EXAMPLES / "pairs.jsonl").read_text("utf-8").splitlines()[:2]
+    src = tmp_path / "same_id.jsonl"
+    src.write_text("".join(json.dumps({**json.loads(line), "id": "x"}) + "\n" for line in lines))
+    out = tmp_path / "out.jsonl"
+    panel = EXAMPLES / "panel.toml"
+    result = run_cli(
+        "score", src, "--panel", panel, "--num-shots", "0", "--max-tokens", "8", "-o", out
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in out.read_text("utf-8").splitlines())
+    assert first["id"] == second["id"] == "x"
+    prompts = [[m["meta"]["prompt_tokens"] for m in r["meta"]["members"]] for r in (first, second)]
+    assert prompts[0] != prompts[1], prompts  # the two pairs' texts differ in length
