@@ -9,6 +9,7 @@ a thread per member, so the panel takes about as long as its slowest member.
 from __future__ import annotations
 
 import json
+import queue
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -175,45 +176,63 @@ class Panel:
         progress: bool,
         gen: dict[str, Any],
     ) -> Iterator[Judgement]:
+        """Each example's panel judgement, in order, as soon as every member has judged it
+        (so a caller writes each one then, as it does for one judge)."""
         yield from failures
         if not valid:
             return
-        pairs = self.spec.pairs
         # Members' verdicts meet by position (a file may repeat an id).
         numbered = [{**example, "id": str(k)} for k, example in enumerate(valid)]
-        runs = [
-            self._member_run(i, numbered, pairs, both_orders, progress, gen)
-            for i in range(len(self.models))
-        ]
-        with ThreadPoolExecutor(len(runs), thread_name_prefix="icrm-panel") as pool:
-            by_member = list(pool.map(lambda run: run(), runs))
-        for k, example in enumerate(valid):
-            outcomes = [found[str(k)] for found in by_member]
-            yield combine.combine(self.spec, example["id"], outcomes, self.require_all)
+        arrived: queue.Queue[tuple[int, str | None, Any]] = queue.Queue()
+        pool = ThreadPoolExecutor(len(self.models), thread_name_prefix="icrm-panel")
+        for index in range(len(self.models)):
+            pool.submit(self._member_run, index, numbered, both_orders, progress, gen, arrived)
+        got: list[dict[str, combine.Outcome]] = [{} for _ in self.models]
+        running, k = len(self.models), 0
+        try:
+            while k < len(valid):
+                index, key, outcome = arrived.get()
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                if key is None:  # that member's batch is over
+                    running -= 1
+                else:
+                    got[index][key] = outcome
+                while k < len(valid) and all(str(k) in found for found in got):
+                    outcomes = [found.pop(str(k)) for found in got]
+                    yield combine.combine(self.spec, valid[k]["id"], outcomes, self.require_all)
+                    k += 1
+                if k < len(valid) and not running:
+                    raise EngineError(f"panel {self.name}: a member gave no result for an example")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _member_run(
         self,
         index: int,
         examples: list[dict[str, Any]],
-        pairs: bool,
         both_orders: bool | None,
         progress: bool,
         gen: dict[str, Any],
-    ) -> Callable[[], dict[str, combine.Outcome]]:
-        """What one member's thread does: its whole batch, each result as an outcome."""
+        arrived: queue.Queue[tuple[int, str | None, Any]],
+    ) -> None:
+        """One member's thread: its whole batch, each result put as an outcome as it comes,
+        then ``(index, None, None)`` (or the exception that ended it)."""
         model, member = self.models[index], self.members[index]
         shown = progress and index == 0  # one bar: the first member's
-
-        def run() -> dict[str, combine.Outcome]:
-            if pairs:
+        try:
+            if self.spec.pairs:
                 from icrm_sgl.pair_judging import judge_pairs
 
                 found = judge_pairs(model, examples, bool(both_orders), progress=shown, **gen)
-                return {r.id: combine.two_replies(member, model.model_name, r) for r in found}
-            results = model.judge_batch(examples, progress=shown, **gen)
-            return {r.id: combine.one_reply(member, model.model_name, r) for r in results}
-
-        return run
+                for r in found:
+                    arrived.put((index, r.id, combine.two_replies(member, model.model_name, r)))
+            else:
+                for r in model.judge_batch(examples, progress=shown, **gen):
+                    arrived.put((index, r.id, combine.one_reply(member, model.model_name, r)))
+            arrived.put((index, None, None))
+        except BaseException as exc:
+            arrived.put((index, None, exc))
 
     def _prepare(self, examples: Iterable[Any]) -> tuple[list[Judgement], list[dict[str, Any]]]:
         """Each example checked against every member's inputs: a failure for one that any

@@ -157,3 +157,39 @@ def test_examples_sharing_an_id_each_get_their_own_members_verdicts(run_cli, tmp
     assert first["id"] == second["id"] == "x"
     prompts = [[m["meta"]["prompt_tokens"] for m in r["meta"]["members"]] for r in (first, second)]
     assert prompts[0] != prompts[1], prompts  # the two pairs' texts differ in length
+
+
+def test_a_panel_result_comes_once_every_member_has_judged_it_not_at_the_batchs_end(
+    monkeypatch,
+):
+    """A caller writes each example as it is judged (eval's results, score's lines), so an
+    interrupted run keeps what was done: the panel used to wait for every member's whole
+    batch. The second member is held after its first verdict; the first result arrives."""
+    import threading
+
+    from icrm_sgl import Panel
+
+    examples = [json.loads(line) for line in (EXAMPLES / "pairs.jsonl").read_text().splitlines()]
+    gate = threading.Event()
+    with Panel(EXAMPLES / "panel.toml", num_shots=0) as panel:
+        real = panel.models[1].judge_batch
+
+        def held(calls, **kwargs):
+            for n, result in enumerate(real(calls, **kwargs)):
+                if n == 1:
+                    assert gate.wait(300)
+                yield result
+
+        monkeypatch.setattr(panel.models[1], "judge_batch", held)
+        results = panel.judge_batch(examples[:2], max_tokens=8)
+        first: list = []
+        reader = threading.Thread(target=lambda: first.append(next(results)))
+        reader.start()
+        reader.join(timeout=120)
+        arrived = bool(first)
+        gate.set()
+        reader.join()
+        assert arrived, "the first example waited for the held member's whole batch"
+        second = next(results)
+        assert [first[0].id, second.id] == [examples[0]["id"], examples[1]["id"]]
+        assert first[0].ok and second.ok, (first[0].error, second.error)
