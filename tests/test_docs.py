@@ -35,6 +35,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXCEPTIONS = {
     "pip install": "installs packages: the test run's environment has them already",
     "python -m pytest": "the test suite itself",
+    "icrm-sgl report": "reads an eval folder an earlier command wrote (tests/report runs it)",
     "make ": "the install, the whole suite or the benchmark",
     "~/models/": "needs a GGUF model you download",
     "--model_name M --engine together": "needs a Together API key",

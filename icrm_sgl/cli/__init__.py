@@ -16,6 +16,7 @@ import click
 from icrm_sgl.cli.deferred_import import defer_init
 from icrm_sgl.cli.eval import eval_command
 from icrm_sgl.cli.rank import rank_command
+from icrm_sgl.cli.report import report_command
 from icrm_sgl.cli.score import score
 from icrm_sgl.cli.serve import serve
 from icrm_sgl.cli.shots import shots
@@ -33,6 +34,7 @@ cli.add_command(shots)
 cli.add_command(eval_command)
 cli.add_command(serve)
 cli.add_command(rank_command)
+cli.add_command(report_command)
 
 
 class Terminated(KeyboardInterrupt):

@@ -185,9 +185,10 @@ def _folder_files(source: str) -> list[Path]:
 def _refuse_overwrite(out: Path, reads: list[str | Path]) -> None:
     """An ``InputError`` when a file the run writes in ``out`` is one it reads."""
     from icrm_sgl.evaluation.lock import LOCK_FILE
+    from icrm_sgl.evaluation.report import REPORT
     from icrm_sgl.evaluation.store import CONFIG, RESULTS
 
-    for name in (RESULTS, CONFIG, METRICS, CHART, CALIBRATION, LOCK_FILE):
+    for name in (RESULTS, CONFIG, METRICS, CHART, CALIBRATION, LOCK_FILE, REPORT):
         refuse_overwrite(out / name, reads)
 
 
@@ -254,9 +255,20 @@ def _judge(run: Run, evaluator: Evaluator) -> int:
             f"interrupted: {saved} pairs saved in {store.results_path}; continue with --resume",
             err=True,
         )
+        _write_report(run)
         raise
     finally:
         store.close()
+
+
+def _write_report(run: Run) -> None:
+    """The folder's report.html; a failure is one warning, never the run's."""
+    from icrm_sgl.evaluation.report import write_report
+
+    try:
+        write_report(run.store.folder, items=run.pairs)
+    except Exception as exc:
+        click.echo(f"warning: no report.html written ({exc})", err=True)
 
 
 def _report(run: Run, metrics: dict[str, Any], table: str, written: int, started: float) -> None:
@@ -268,6 +280,7 @@ def _report(run: Run, metrics: dict[str, Any], table: str, written: int, started
     (out / METRICS).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     chart = write_chart(metrics, out / CHART)
     write_calibration_chart(metrics.get("calibration", {}), out / CALIBRATION)
+    _write_report(run)
     elapsed = time.perf_counter() - started
     click.echo(table)
     click.echo(
