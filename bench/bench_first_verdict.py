@@ -61,7 +61,7 @@ def examples() -> dict[str, dict[str, Any]]:
 def worker(names: list[str], max_tokens: int) -> dict[str, Any]:
     """Judge ``names`` in order in this process; one row per verdict."""
     start = time.perf_counter()
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     model = ICRM(rm_type="pairwise", num_shots=3)
     load_s = time.perf_counter() - start

@@ -140,7 +140,7 @@ def first_example() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def no_saved_states(runner) -> Iterator[None]:
-    from icrm_sgl.engines.prefix_cache import PrefixCache
+    from icrm_sgl.engines.local.prefix_cache import PrefixCache
 
     saved = runner.prefix_cache
     runner.prefix_cache = PrefixCache(0)
@@ -218,7 +218,7 @@ def decode_bench(model, example, new_tokens: int, reps: int, meter: CallMeter) -
     summed over repetitions. Warm-up calls of both conditions come first, compiling the
     grammar and paying first-call effects.
     """
-    from icrm_sgl.engines.sampling import Sampling
+    from icrm_sgl.engines.local.sampling import Sampling
     from icrm_sgl.programs.judge import FIELD_REGEX
 
     runner = model.backend.runner
@@ -289,7 +289,7 @@ def decode_bench(model, example, new_tokens: int, reps: int, meter: CallMeter) -
 def prefill_rate(model, example: dict[str, Any]) -> dict[str, Any]:
     """Prompt tokens/s for one unseen example after the saved shot prefix: the live KV is
     emptied, the prefix restored, the example's tokens evaluated, one token chosen."""
-    from icrm_sgl.engines.sampling import Sampling
+    from icrm_sgl.engines.local.sampling import Sampling
 
     runner = model.backend.runner
     runner.reset()
@@ -424,7 +424,7 @@ def batching_examples() -> list[dict[str, Any]]:
 
 def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str, Any]:
     """Judge the 16 examples on a fresh engine with ``width`` sequences in flight."""
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     examples = batching_examples()
     options: dict[str, Any] = {"n_seq": width}
@@ -470,9 +470,9 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
     each holding ``context`` tokens: the ceiling the engine's steps compare with."""
     import numpy as np
 
-    from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
-    from icrm_sgl.engines.local import default_model_path
-    from icrm_sgl.engines.threads import default_threads
+    from icrm_sgl.engines.local.engine import default_model_path
+    from icrm_sgl.engines.local.llama_adapter import GgufModel, SequenceContext
+    from icrm_sgl.engines.local.threads import default_threads
 
     model = GgufModel(str(default_model_path()))
     ctx = SequenceContext(
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.examples <= len(FURTHER):
         parser.error(f"--examples must be between 1 and {len(FURTHER)}")
 
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     t0 = time.perf_counter()
     load_avg_start = os.getloadavg() if hasattr(os, "getloadavg") else None

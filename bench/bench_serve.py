@@ -176,7 +176,7 @@ def serve_run(pool: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
 
 def baseline_run(pool: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """The same examples, ``max_batch`` at a time, through ``judge_batch`` in-process."""
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     todo = [{"id": str(i), **pool[i % len(pool)]} for i in range(args.served)]
     seconds, failed = [], 0

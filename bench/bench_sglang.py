@@ -117,7 +117,7 @@ def routed_rows(examples: list, args) -> list[dict]:
     """One server alone, then two behind the router the engine launches, then the same
     two behind routers with other policies."""
     from icrm_sgl.engines.server_process import ServerGroup
-    from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
+    from icrm_sgl.engines.sglang.router import spawn_router, wait_for_workers
 
     fleet = create_engine("sglang", **cpu_engine_options(num_workers=2))
     rows = []

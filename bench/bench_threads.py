@@ -57,7 +57,7 @@ def settings() -> dict[str, dict[str, str]]:
 def worker(max_tokens: int) -> dict[str, Any]:
     """One cold verdict in this process: load seconds, verdict seconds, the verdict."""
     start = time.perf_counter()
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     model = ICRM(rm_type="pairwise", num_shots=3)
     loaded = time.perf_counter()

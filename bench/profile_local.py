@@ -59,7 +59,7 @@ class Timers:
 
 def instrument(runner, timers: Timers) -> None:
     """Wrap the runner's llama.cpp calls and per-token Python steps in timers."""
-    import icrm_sgl.engines.llama_runner as lr
+    import icrm_sgl.engines.local.llama_runner as lr
 
     seqs = runner._seqs
     original_decode = seqs.decode
@@ -111,7 +111,7 @@ def instrument(runner, timers: Timers) -> None:
 
 
 def profile_width(width: int, n: int, max_tokens: int, threads: int | None) -> dict:
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     options: dict = {"n_seq": width}
     if threads:

@@ -49,7 +49,7 @@ def record(backend, per_mode: int | None = None) -> dict[str, list[dict]]:
 
 
 def main() -> None:
-    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+    from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 
     backend = LocalBackend(LocalOptions(n_ctx=4096))
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import requests
 
-from icrm_sgl.engines.sglang_router import ROUTING_KEY_HEADER
+from icrm_sgl.engines.sglang.router import ROUTING_KEY_HEADER
 
 #: smg's response header naming the worker a request went to.
 ROUTED_WORKER = "x-smg-routed-worker-id"

@@ -16,25 +16,25 @@ from icrm_sgl.errors import (
     MissingDependencyError,
     VerdictError,
 )
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges.shots import load_shots, sample_shots
 from icrm_sgl.judges.verdicts import IndividualVerdict, PairwiseVerdict
-from icrm_sgl.shots import load_shots, sample_shots
+from icrm_sgl.plumbing.judgement import Judgement
 
 _LAZY = {
-    "ICRM": "icrm_sgl.icrm",
+    "ICRM": "icrm_sgl.judging.icrm",
     "ProgramConfig": "icrm_sgl.programs.judge",
     "build_program": "icrm_sgl.programs.judge",
     "write_judgement": "icrm_sgl.programs.judge",
     "read_verdict": "icrm_sgl.programs.judge",
-    "program_config": "icrm_sgl.programs.factory",
+    "program_config": "icrm_sgl.judging.program_config",
     "Judge": "icrm_sgl.judges",
     "make_judge": "icrm_sgl.judges",
     "load_rubric": "icrm_sgl.judges.rubric",
     "Panel": "icrm_sgl.panel.panel",
     "load_panel": "icrm_sgl.panel.spec",
-    "CacheSettings": "icrm_sgl.options",
-    "EngineSettings": "icrm_sgl.options",
-    "JudgingSettings": "icrm_sgl.options",
+    "CacheSettings": "icrm_sgl.judging.settings",
+    "EngineSettings": "icrm_sgl.judging.settings",
+    "JudgingSettings": "icrm_sgl.judging.settings",
 }
 
 __all__ = [

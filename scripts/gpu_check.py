@@ -21,7 +21,7 @@ from typing import Any
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.errors import IcrmError
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.judgement import Judgement
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LANGUAGES = {"French": "merci", "Spanish": "gracias", "German": "danke", "Italian": "grazie"}

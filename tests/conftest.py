@@ -119,7 +119,7 @@ def run_cli(capfd, monkeypatch):
 
 @pytest.fixture(scope="session")
 def local_backend():
-    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+    from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 
     backend = LocalBackend(LocalOptions(n_ctx=4096))
     yield backend

@@ -57,7 +57,7 @@ def test_api_misuse_is_an_input_error(pairwise_model, call, message):
     ],
 )
 def test_api_bounds_match_the_cli(option, bad, good):
-    from icrm_sgl.arguments import check_generation
+    from icrm_sgl.plumbing.arguments import check_generation
 
     with pytest.raises(InputError, match=option):
         check_generation({option: bad})
@@ -80,7 +80,7 @@ def test_a_closed_owned_model_does_not_kill_the_interpreter():
     script = textwrap.dedent(
         """
         from icrm_sgl import ICRM, EngineError
-        from icrm_sgl.engines.local import LocalBackend
+        from icrm_sgl.engines.local.engine import LocalBackend
         conv = lambda text: [{"role": "user", "content": "Hi"},
                              {"role": "assistant", "content": text}]
         m = ICRM(rm_type="pairwise", num_shots=0)
@@ -157,7 +157,7 @@ def test_from_settings_takes_settings_groups_not_dicts(group, kind):
     with pytest.raises(InputError) as info:
         ICRM.from_settings(**{group: {"name": "local"}})
     assert str(info.value) == (
-        f"{group} must be an icrm_sgl.options.{kind} (or None), got dict; "
+        f"{group} must be an icrm_sgl.judging.settings.{kind} (or None), got dict; "
         f"{kind}(**values) builds one"
     )
 

@@ -54,11 +54,11 @@ def test_the_engines_options_and_unflagged_launch_settings_pass():
 def _options_model(engine: str) -> type:
     """The engine's options model, imported when a test uses it."""
     if engine == "sglang":
-        from icrm_sgl.engines.sglang_server import SglangOptions
+        from icrm_sgl.engines.sglang.options import SglangOptions
 
         return SglangOptions
     if engine == "vllm":
-        from icrm_sgl.engines.vllm_server import VllmOptions
+        from icrm_sgl.engines.hosted.vllm import VllmOptions
 
         return VllmOptions
     if engine == "openai":
@@ -69,7 +69,7 @@ def _options_model(engine: str) -> type:
         from icrm_sgl.engines.hosted.base import HostedOptions
 
         return HostedOptions
-    from icrm_sgl.engines.local import LocalOptions
+    from icrm_sgl.engines.local.engine import LocalOptions
 
     return LocalOptions
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from icrm_sgl.cli import cli
 from icrm_sgl.judges import default_judge
-from icrm_sgl.shots import builtin_pool_path, load_shots
+from icrm_sgl.judges.shots import builtin_pool_path, load_shots
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

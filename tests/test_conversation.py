@@ -1,7 +1,7 @@
 import pytest
 
-from icrm_sgl.conversation import split_conversation, validate_conversation, validate_pair
 from icrm_sgl.errors import InputError
+from icrm_sgl.plumbing.conversation import split_conversation, validate_conversation, validate_pair
 
 U = {"role": "user", "content": "hi"}
 A = {"role": "assistant", "content": "hello"}

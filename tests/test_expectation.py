@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.expectation import (
+from icrm_sgl.judges import default_judge
+from icrm_sgl.judging.expectation import (
     expectations,
     expected_margin,
     expected_score,
     prob_a_better,
     prob_first_scores_higher,
 )
-from icrm_sgl.judges import default_judge
 from tests.conftest import FAST
 
 

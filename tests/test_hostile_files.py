@@ -20,9 +20,9 @@ from icrm_sgl.cli.options import read_paths
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.store import ResultStore
-from icrm_sgl.files import SizeLimit, decode, open_input, read_text
-from icrm_sgl.inputs import load_examples
-from icrm_sgl.records import read_records
+from icrm_sgl.judging.examples import load_examples
+from icrm_sgl.plumbing.files import SizeLimit, decode, open_input, read_text
+from icrm_sgl.plumbing.records import read_records
 from tests.conftest import EXAMPLES, ROOT
 
 GIB = 1 << 30
@@ -240,7 +240,7 @@ def test_a_small_file_reads_in_a_process_short_of_memory(tmp_path):
     script = textwrap.dedent(
         """
         import os, resource, sys
-        from icrm_sgl.records import read_records
+        from icrm_sgl.plumbing.records import read_records
         with open("/proc/self/statm") as statm:
             used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         hard = resource.getrlimit(resource.RLIMIT_AS)[1]

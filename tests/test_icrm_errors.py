@@ -12,7 +12,7 @@ from sglang.lang.backend.base_backend import BaseBackend
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.local import LocalBackend, LocalOptions
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 from icrm_sgl.errors import EngineError, InputError
 from icrm_sgl.judges import default_judge
 from tests.engines.standin import StandinServer, error_reply
@@ -64,10 +64,10 @@ def test_a_programming_error_propagates_out_of_the_batch_with_failing_standin(
 
 
 def test_no_process_wide_warnings_filter_is_installed():
-    import icrm_sgl.icrm
+    import icrm_sgl.judging.icrm
     import icrm_sgl.runners.programs
 
-    assert icrm_sgl.icrm.ICRM and icrm_sgl.runners.programs.ProgramRunner
+    assert icrm_sgl.judging.icrm.ICRM and icrm_sgl.runners.programs.ProgramRunner
 
     assert not [f for f in warnings.filters if f[1] and "stream_executor" in f[1].pattern]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.inputs import load_examples, screen_examples
+from icrm_sgl.judging.examples import load_examples, screen_examples
 
 USER = {"role": "user", "content": "Hi"}
 PAIR = {

@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from icrm_sgl import ICRM
-from icrm_sgl.engines import local
+from icrm_sgl.engines.local import engine as local
 from icrm_sgl.errors import InputError
-from icrm_sgl.options import (
+from icrm_sgl.judging.settings import (
     CacheSettings,
     EndpointSettings,
     EngineSettings,
@@ -232,11 +232,11 @@ def test_an_endpoint_with_a_password_is_refused_without_showing_it():
 def _engine_options(name: str) -> type:
     """An engine's options model, imported when a test uses it."""
     if name == "sglang":
-        from icrm_sgl.engines.sglang_server import SglangOptions
+        from icrm_sgl.engines.sglang.options import SglangOptions
 
         return SglangOptions
     if name == "vllm":
-        from icrm_sgl.engines.vllm_server import VllmOptions
+        from icrm_sgl.engines.hosted.vllm import VllmOptions
 
         return VllmOptions
     if name == "openai":

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from icrm_sgl import ICRM
-from icrm_sgl.engines.local import LocalBackend, LocalOptions, default_model_path
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions, default_model_path
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES, FAST
@@ -62,7 +62,7 @@ def test_a_changed_engine_default_is_a_cache_miss(local_backend, tmp_path):
 
 def test_fingerprint_names_the_engine_class_model_and_version(local_backend):
     identity = ICRM(num_shots=1, backend=local_backend).fingerprint()["engine_identity"]
-    assert identity["class"] == "icrm_sgl.engines.local.LocalBackend"
+    assert identity["class"] == "icrm_sgl.engines.local.engine.LocalBackend"
     assert identity["model"] == "SmolLM2-135M-Instruct" and identity["version"]
     assert "n_threads" not in identity["options"]  # speed settings do not change verdicts
 

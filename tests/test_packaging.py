@@ -101,7 +101,7 @@ def test_wheel_holds_every_data_file_the_package_opens(wheel):
     opened = data_files_opened()
     assert {
         "icrm_sgl/shots_pool/pairwise.json",
-        "icrm_sgl/programs/templates/pairwise.template",
+        "icrm_sgl/judges/templates/pairwise.template",
     } <= opened
     assert opened <= names, f"missing from the wheel: {sorted(opened - names)}"
     shipped = {

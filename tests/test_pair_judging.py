@@ -9,7 +9,7 @@ import pytest
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges.verdicts import SWAPPED
-from icrm_sgl.pair_judging import judge_pairs
+from icrm_sgl.judging.pair_judging import judge_pairs
 from tests.conftest import EXAMPLES, FAST
 
 MARGINS = {"A++": 2, "A+": 1, "A=B": 0, "B+": -1, "B++": -2}

@@ -8,7 +8,7 @@ import pytest
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.metrics import compute_metrics
 from icrm_sgl.judges import default_judge
-from icrm_sgl.pair_orders import choice_view, reconcile
+from icrm_sgl.judging.pair_orders import choice_view, reconcile
 
 PAIRWISE = default_judge("pairwise")
 

@@ -10,7 +10,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError
-from icrm_sgl.ranking import binary_insertion, history_turns
+from icrm_sgl.judging.ranking import binary_insertion, history_turns
 from tests.conftest import FAST
 
 ITEM = {

@@ -9,9 +9,9 @@ import pytest
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.store import ResultStore
-from icrm_sgl.inputs import load_examples
-from icrm_sgl.records import read_records
-from icrm_sgl.shots import read_pool
+from icrm_sgl.judges.shots import read_pool
+from icrm_sgl.judging.examples import load_examples
+from icrm_sgl.plumbing.records import read_records
 
 BOM = b"\xef\xbb\xbf"
 

@@ -4,7 +4,7 @@ import pytest
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import default_judge
-from icrm_sgl.shots import load_shots, sample_shots
+from icrm_sgl.judges.shots import load_shots, sample_shots
 
 
 @pytest.mark.parametrize("rm_type", ["individual", "pairwise"])

@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 
-from icrm_sgl.conversation import validate_conversation
 from icrm_sgl.judges import default_judge
+from icrm_sgl.judges.shots import load_shots, sample_shots
 from icrm_sgl.judges.verdicts import choice_winner
-from icrm_sgl.shots import load_shots, sample_shots
+from icrm_sgl.plumbing.conversation import validate_conversation
 
 CATEGORIES = {
     "chat",

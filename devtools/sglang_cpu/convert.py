@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from icrm_sgl.engines.local import default_model_path
-from icrm_sgl.runners.cache import default_cache_dir
+from icrm_sgl.engines.local.engine import default_model_path
+from icrm_sgl.plumbing.files import default_cache_dir
 
 #: Bumped when the conversion changes, so stale caches are rebuilt.
 _VERSION = "1"

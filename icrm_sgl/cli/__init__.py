@@ -55,7 +55,7 @@ def _on_sigint(signum: int, frame: object) -> None:
 def _quiet_program_threads() -> None:
     """The process is stopping: keep the failures of sglang program threads still running
     quiet (the frontend adapter is imported only if a program ran)."""
-    frontend = sys.modules.get("icrm_sgl.engines.sglang_frontend")
+    frontend = sys.modules.get("icrm_sgl.engines.sglang.frontend")
     if frontend is not None:
         frontend.quiet_program_errors_from_now_on()
 

@@ -21,9 +21,9 @@ from icrm_sgl.cli.options import (
     split_panel,
 )
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import refuse_overwrite
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import Settings
+from icrm_sgl.judging.settings import Settings
+from icrm_sgl.plumbing.files import refuse_overwrite
 
 if TYPE_CHECKING:
     from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
@@ -211,7 +211,7 @@ def _run(run: Run, reconcile: str | None, tie_credit: float) -> None:
     """Judge with one judge, then write and print its report."""
     from icrm_sgl.evaluation.metrics import compute_metrics, format_table
     from icrm_sgl.evaluation.runner import Evaluator
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     started = time.perf_counter()
     with ICRM.from_settings(*run.settings) as model:

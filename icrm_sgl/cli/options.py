@@ -12,12 +12,11 @@ import click
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from icrm_sgl.arguments import GenerationOptions
 from icrm_sgl.engines import engine_names
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, default_judge
-from icrm_sgl.options import (
+from icrm_sgl.judging.settings import (
     CacheSettings,
     EngineSettings,
     Flag,
@@ -26,6 +25,7 @@ from icrm_sgl.options import (
     check_engine_key,
 )
 from icrm_sgl.panel.spec import PanelSpec
+from icrm_sgl.plumbing.arguments import GenerationOptions
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Decorator = Callable[[_F], _F]

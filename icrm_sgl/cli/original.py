@@ -12,8 +12,8 @@ from icrm_sgl.cli import main as run_group
 from icrm_sgl.cli.options import engine_option, field_kind, setting_option
 from icrm_sgl.cli.score import judge_loaded
 from icrm_sgl.engines.hosted.preflight import preflight
-from icrm_sgl.inputs import load_examples
-from icrm_sgl.options import CacheSettings, EngineSettings, JudgingSettings, Settings
+from icrm_sgl.judging.examples import load_examples
+from icrm_sgl.judging.settings import CacheSettings, EngineSettings, JudgingSettings, Settings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

@@ -22,13 +22,13 @@ from icrm_sgl.cli.options import (
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.files import refuse_overwrite
-from icrm_sgl.inputs import Entry, load_examples
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.supply import RANK, check_supplied
-from icrm_sgl.options import Settings
+from icrm_sgl.judging.examples import Entry, load_examples
+from icrm_sgl.judging.ranking import item_examples, rank
+from icrm_sgl.judging.settings import Settings
 from icrm_sgl.panel.spec import PanelSpec
-from icrm_sgl.ranking import item_examples, rank
+from icrm_sgl.plumbing.files import refuse_overwrite
 
 
 @click.command("rank")
@@ -115,7 +115,9 @@ def _opened(
     ``--require-all``) whose members share its judging and cache settings."""
     if panel is None:
         status(f"loading the {settings.engine.name} engine …")
-        from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+        from icrm_sgl.judging.icrm import (
+            ICRM,  # imports sglang (seconds): only once the input is read
+        )
 
         return lambda: ICRM.from_settings(*settings)
     status(f"loading the panel's {plural(len(panel[0].members), 'member')} …")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from icrm_sgl.files import refuse_overwrite
+from icrm_sgl.plumbing.files import refuse_overwrite
 
 #: The files of an eval folder the page is built from.
 _READ = ("config.json", "metrics.json", "results.jsonl")

@@ -24,12 +24,12 @@ from icrm_sgl.cli.options import (
 from icrm_sgl.cli.sink import RecordSink
 from icrm_sgl.cli.summary import plural, status, verdict_progress
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.files import refuse_overwrite
-from icrm_sgl.inputs import ExampleFile, Group, load_examples, screen_examples
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge, as_judge
-from icrm_sgl.options import Settings
+from icrm_sgl.judging.examples import ExampleFile, Group, load_examples, screen_examples
+from icrm_sgl.judging.settings import Settings
 from icrm_sgl.panel.spec import PanelSpec
+from icrm_sgl.plumbing.files import refuse_overwrite
+from icrm_sgl.plumbing.judgement import Judgement
 
 
 @click.command()
@@ -99,8 +99,10 @@ def judge_loaded(
         if problems:
             raise InputError(problems[0][1])
         status(f"loading the {settings.engine.name} engine …")
-        from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
-        from icrm_sgl.pair_judging import judge_pair
+        from icrm_sgl.judging.icrm import (
+            ICRM,  # imports sglang (seconds): only once the input is read
+        )
+        from icrm_sgl.judging.pair_judging import judge_pair
 
         ((chosen, examples),) = groups
         with ICRM.from_settings(
@@ -196,7 +198,7 @@ def _screen_panel(loaded: ExampleFile, spec: PanelSpec) -> tuple[list[Any], list
 @contextmanager
 def _models(groups: list[Group], judge: Any, settings: Settings) -> Iterator[list[Any]]:
     """One ``ICRM`` per group's judge, all on the first one's engine; closed in reverse."""
-    from icrm_sgl.icrm import ICRM  # imports sglang (seconds): only once the input is read
+    from icrm_sgl.judging.icrm import ICRM  # imports sglang (seconds): only once the input is read
 
     models: list[Any] = []
     try:
@@ -217,7 +219,7 @@ def _all_results(
     an interrupt closes the running batch and its progress bar)."""
     for model, (_, examples) in zip(models, groups, strict=True):
         if both_orders:
-            from icrm_sgl.pair_judging import judge_pairs
+            from icrm_sgl.judging.pair_judging import judge_pairs
 
             yield from judge_pairs(model, examples, True, progress=True, **gen)
         else:

@@ -14,10 +14,8 @@ from dataclasses import dataclass, replace
 import click
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.inputs import detect_rm_type
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, builtin_judge, default_judge
-from icrm_sgl.programs.template import Slot
-from icrm_sgl.shots import (
+from icrm_sgl.judges.shots import (
     SAMPLING_MODES,
     Shot,
     load_shots,
@@ -26,6 +24,8 @@ from icrm_sgl.shots import (
     sample_shots,
     shot_label,
 )
+from icrm_sgl.judges.template import Slot
+from icrm_sgl.judging.examples import detect_rm_type
 
 RM_TYPES = BUILTIN_NAMES
 
@@ -103,7 +103,7 @@ def _pools(rm_type: str | None, judge_path: str | None, pool_path: str | None) -
 
 
 def _counter() -> Callable[[str], int]:
-    from icrm_sgl.engines.gguf import token_counter  # llama.cpp's tokenizer, not sglang
+    from icrm_sgl.engines.local.gguf import token_counter  # llama.cpp's tokenizer, not sglang
 
     return token_counter()
 

@@ -11,7 +11,7 @@ import sys
 from typing import IO, Any
 
 from icrm_sgl.errors import OutputError
-from icrm_sgl.files import open_for_writing
+from icrm_sgl.plumbing.files import open_for_writing
 
 
 class RecordSink:

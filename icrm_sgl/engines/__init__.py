@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from icrm_sgl.engines.protocol import Engine, check_engine
 from icrm_sgl.errors import InputError, MissingDependencyError
 
-if TYPE_CHECKING:
-    from icrm_sgl.options import EngineSettings
-
 EngineFactory = Callable[..., Engine]
 
 #: name → the factory, or its "module:function" (imported lazily).
 _ENGINES: dict[str, str | EngineFactory] = {
-    "local": "icrm_sgl.engines.local:create",
-    "sglang": "icrm_sgl.engines.sglang_server:create",
+    "local": "icrm_sgl.engines.local.engine:create",
+    "sglang": "icrm_sgl.engines.sglang.launch:create",
     "openai": "icrm_sgl.engines.hosted.openai_compat:create",
     "together": "icrm_sgl.engines.hosted.openai_compat:create_together",
-    "vllm": "icrm_sgl.engines.vllm_server:create",
+    "vllm": "icrm_sgl.engines.hosted.vllm:create",
     "mistral": "icrm_sgl.engines.hosted.openai_compat:create_mistral",
     "claude": "icrm_sgl.engines.hosted.claude:create",
 }
@@ -62,12 +59,6 @@ def create_engine(name: str, model_name: str | None = None, **options: Any) -> E
         engine.shutdown()
         raise
     return engine
-
-
-def build_engine(settings: EngineSettings) -> Engine:
-    """Build the engine ``settings`` describe; the factory gets its model, seed, launch
-    settings and own options, nothing of the judging or the cache."""
-    return create_engine(settings.name, **settings.factory_options())
 
 
 def _factory(name: str, target: str) -> EngineFactory:

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from icrm_sgl.conversation import validate_conversation, validate_pair
 from icrm_sgl.errors import InputError
+from icrm_sgl.plumbing.conversation import validate_conversation, validate_pair
 
 #: Accepted label spellings -> "A", "B" or "tie".
 LABELS: dict[Any, str] = {

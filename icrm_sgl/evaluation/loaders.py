@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from icrm_sgl.conversation import Turn, validate_pair
 from icrm_sgl.errors import InputError, MissingDependencyError
 from icrm_sgl.evaluation.columns import (
     ColumnMap,
@@ -24,7 +23,8 @@ from icrm_sgl.evaluation.columns import (
     mapped_reply,
     parse_columns,
 )
-from icrm_sgl.records import (
+from icrm_sgl.plumbing.conversation import Turn, validate_pair
+from icrm_sgl.plumbing.records import (
     JSON_SUFFIXES,
     JSONL_SUFFIXES,
     PARQUET_SUFFIXES,

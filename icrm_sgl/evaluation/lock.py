@@ -13,7 +13,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import writable_folder
+from icrm_sgl.plumbing.files import writable_folder
 
 LOCK_FILE = ".lock"
 

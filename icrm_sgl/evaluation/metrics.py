@@ -20,14 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from icrm_sgl import pair_orders
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.calibration import calibration, format_calibration
 from icrm_sgl.evaluation.correlation import kendall, pearson, spearman
 from icrm_sgl.evaluation.rewardbench import EXAMPLE_COUNTS, SUBSET_MAPPING, SUBSETS
-from icrm_sgl.expectation import checked_distribution
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, default_judge
-from icrm_sgl.pair_orders import View, disagree
+from icrm_sgl.judging import pair_orders
+from icrm_sgl.judging.expectation import checked_distribution
+from icrm_sgl.judging.pair_orders import View, disagree
 
 #: Order name -> sign that turns the presented A-vs-B margin into "chosen is better".
 ORDER_SIGN = {"chosen_first": 1, "rejected_first": -1}

@@ -42,9 +42,9 @@ from icrm_sgl.evaluation.runner import (
     individual_jobs,
     jobs_for,
 )
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.supply import two_replies
+from icrm_sgl.plumbing.judgement import Judgement
 
 if TYPE_CHECKING:
     from icrm_sgl.panel.panel import Panel

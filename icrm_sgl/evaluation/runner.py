@@ -16,8 +16,6 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
 from icrm_sgl.evaluation.metrics import DECIMALS, plain_number, reconcile
 from icrm_sgl.evaluation.store import ResultStore
-from icrm_sgl.icrm import ICRM
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.inputs import CONVERSATION_KEYS, TemplateInputs
 from icrm_sgl.judges.supply import (
@@ -28,6 +26,8 @@ from icrm_sgl.judges.supply import (
     one_reply,
     two_replies,
 )
+from icrm_sgl.judging.icrm import ICRM
+from icrm_sgl.plumbing.judgement import Judgement
 
 ORDERS = ("both", "ab", "alternate")
 

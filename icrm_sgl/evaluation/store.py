@@ -15,8 +15,8 @@ from typing import Any
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.lock import FolderLock
-from icrm_sgl.files import open_input, read_text
-from icrm_sgl.records import loads, read_records
+from icrm_sgl.plumbing.files import open_input, read_text
+from icrm_sgl.plumbing.records import loads, read_records
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from icrm_sgl.conversation import Turn
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges.supply import RESERVED
+from icrm_sgl.plumbing.conversation import Turn
 
 #: A prompt or completion: plain text, or chat messages ({"role", "content"} dicts).
 Text = str | list[dict[str, Any]]

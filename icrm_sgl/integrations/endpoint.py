@@ -39,7 +39,7 @@ from icrm_sgl.engines.hosted.base import connection_error, status_error
 from icrm_sgl.engines.retry import RetryPolicy
 from icrm_sgl.errors import EngineError, InputError
 from icrm_sgl.integrations.outcome import Failure, Outcome
-from icrm_sgl.options import EndpointSettings
+from icrm_sgl.judging.settings import EndpointSettings
 
 #: Statuses that mean "busy or going away, ask again".
 _RETRY = (429, 503)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from icrm_sgl.integrations.outcome import Failure, Outcome
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import Settings
+from icrm_sgl.judging.settings import Settings
+from icrm_sgl.plumbing.judgement import Judgement
 
 
 class LocalJudging:
@@ -57,7 +57,7 @@ class LocalJudging:
 
 def _built(accept: Callable[[Judge], None], default: str, options: dict[str, Any]) -> Any:
     """An ``ICRM`` from ``ICRM``'s keywords, its judge resolved (once) and accepted first."""
-    from icrm_sgl.icrm import ICRM
+    from icrm_sgl.judging.icrm import ICRM
 
     backend = options.pop("backend", None)
     if options.get("judge") is None and options.get("rm_type") is None:

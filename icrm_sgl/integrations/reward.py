@@ -22,7 +22,6 @@ from icrm_sgl.integrations.convert import (
 from icrm_sgl.integrations.endpoint import Query, RewardEndpoint
 from icrm_sgl.integrations.local import LocalJudging
 from icrm_sgl.integrations.outcome import Failure, Outcome
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.supply import (
     REWARD_FUNCTION,
@@ -31,8 +30,9 @@ from icrm_sgl.judges.supply import (
     checked,
     one_reply,
 )
-from icrm_sgl.options import EndpointSettings
+from icrm_sgl.judging.settings import EndpointSettings
 from icrm_sgl.panel.spec import PanelSpec, load_panel
+from icrm_sgl.plumbing.judgement import Judgement
 
 
 @dataclass

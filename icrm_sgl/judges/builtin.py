@@ -13,8 +13,8 @@ from pathlib import Path
 
 from icrm_sgl.judges.inputs import ConversationInputs, Inputs, PairInputs
 from icrm_sgl.judges.judge import Judge, PairSpec, feedback_key
+from icrm_sgl.judges.template import Template
 from icrm_sgl.judges.verdicts import MARGINS, SWAPPED, IndividualVerdict, PairwiseVerdict
-from icrm_sgl.programs.template import Template
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def builtin_judge(
     """A built-in judge, with the user's templates (seed ``{$key}`` style) or shots pool
     in place of the packaged ones."""
     from icrm_sgl.errors import InputError
-    from icrm_sgl.shots import builtin_pool_path, load_shots  # shots import judges.verdicts
+    from icrm_sgl.judges.shots import builtin_pool_path, load_shots  # shots import judges.verdicts
 
     spec = BUILTINS.get(name)
     if spec is None:
@@ -94,5 +94,5 @@ def _template(
 ) -> Template:
     if path is not None:
         return Template.load(path, allowed=allowed, required=required)
-    text = resources.files("icrm_sgl.programs").joinpath("templates", builtin).read_text("utf-8")
+    text = resources.files("icrm_sgl.judges").joinpath("templates", builtin).read_text("utf-8")
     return Template.parse(text, name=builtin, allowed=allowed, required=required)

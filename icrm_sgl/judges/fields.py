@@ -19,8 +19,8 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
+from icrm_sgl.plumbing.conversation import check_text
 
 Kind = Literal["text", "choice", "int", "bool"]
 #: The most values a ``select`` may score; a wider integer range is refused.

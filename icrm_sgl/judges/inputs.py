@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
-from icrm_sgl.conversation import (
+from icrm_sgl.errors import InputError
+from icrm_sgl.plumbing.conversation import (
     Turn,
     check_text,
     split_conversation,
     validate_conversation,
     validate_pair,
 )
-from icrm_sgl.errors import InputError
 
 NO_HISTORY = "(none)"
 _ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}

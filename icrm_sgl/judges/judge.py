@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges.fields import FieldSpec, model_fields
 from icrm_sgl.judges.inputs import Inputs
-from icrm_sgl.programs.template import Slot, Template
+from icrm_sgl.judges.template import Slot, Template
 
 #: Longest text a free-text verdict field may hold, in characters.
 MAX_FIELD_CHARS = 2000

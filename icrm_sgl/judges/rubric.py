@@ -28,13 +28,13 @@ from pydantic import (
     create_model,
 )
 
-from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text, read_toml
 from icrm_sgl.judges.fields import MAX_VALUES, TokenBudget, check_name, is_attribute
 from icrm_sgl.judges.inputs import CONVERSATION_KEYS, INPUT_TYPES, InputType, TemplateInputs
 from icrm_sgl.judges.judge import MAX_FIELD_CHARS, Judge, PairSpec
-from icrm_sgl.programs.template import Template, placeholders
+from icrm_sgl.judges.template import Template, placeholders
+from icrm_sgl.plumbing.conversation import check_text
+from icrm_sgl.plumbing.files import read_text, read_toml
 
 #: Placeholders the judge fills itself: the rendered shots and the list of fields.
 OWN_KEYS = frozenset({"shots", "fields"})
@@ -445,6 +445,6 @@ def _shot_template(text: str | None, keys: list[str]) -> Template:
 
 def read_shots(judge: Judge, path: str | Path) -> list[dict[str, Any]]:
     """A judge's shots from a pool file (a JSON list), each feedback validated."""
-    from icrm_sgl.shots import load_shots  # the shots module imports the judges
+    from icrm_sgl.judges.shots import load_shots  # the shots module imports the judges
 
     return load_shots(judge, path)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from icrm_sgl.expectation import DECIMALS
-from icrm_sgl.judgement import Judgement
-from icrm_sgl.pair_judging import SUMMED, PairJudgement
+from icrm_sgl.judging.expectation import DECIMALS
+from icrm_sgl.judging.pair_judging import SUMMED, PairJudgement
 from icrm_sgl.panel.spec import Member, PanelSpec, reward_range
+from icrm_sgl.plumbing.judgement import Judgement
 
 #: Two-reply decisions, from the first reply's side.
 FIRST, SECOND, TIE = "A", "B", "tie"

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from icrm_sgl.arguments import check_examples
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import EngineError, InputError, VerdictError
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import CacheSettings, JudgingSettings, Settings
+from icrm_sgl.judging.ranking import WINS
+from icrm_sgl.judging.settings import CacheSettings, JudgingSettings, Settings
 from icrm_sgl.panel import combine
 from icrm_sgl.panel.spec import Member, PanelSpec, load_panel
+from icrm_sgl.plumbing.arguments import check_examples
+from icrm_sgl.plumbing.judgement import Judgement
 
 #: ``ICRM`` keywords that each member has from the panel file.
 _MEMBERS_OWN = frozenset(
@@ -83,7 +84,7 @@ class Panel:
         self.require_all = require_all
         self.models: list[Any] = []
         self._closed = False
-        from icrm_sgl.icrm import ICRM  # imports sglang: only once the panel is checked
+        from icrm_sgl.judging.icrm import ICRM  # imports sglang: only once the panel is checked
 
         shared: dict[str, Any] = {}
         try:
@@ -148,6 +149,22 @@ class Panel:
     ) -> Judgement:
         """One pair in both orders (or one), raising as ``judge`` does."""
         return _one(self.judge_pairs([example], both_orders, **gen))
+
+    def ranking_row(self, result: Judgement) -> tuple[dict[str, Any], tuple[float, float]]:
+        """A judged reply's row for ``rank``: the panel's reward and agreement."""
+        reward = result.meta["reward"]
+        row = {"reward": reward, "agreement": result.meta["agreement"], "verdict": result.verdict}
+        return row, (reward, reward)
+
+    def ranking_comparison(
+        self, build: Callable[[Judge], Mapping[str, Any]], **gen: Any
+    ) -> dict[str, Any]:
+        """One comparison for ``rank``: the panel's reward (0-1, 0.5 a tie: the first
+        reply's share) and agreement, each member reading the pair as its judge takes it."""
+        result = self.judge_pair(self.example(build), True, **gen)
+        decision = (result.verdict or {}).get("decision")
+        meta = result.meta
+        return {WINS: meta["reward"], "decision": decision, "agreement": meta["agreement"]}
 
     def check(self, gen: Mapping[str, Any]) -> None:
         """Raise ``InputError`` now for generation settings any member would reject (and
@@ -222,7 +239,7 @@ class Panel:
         shown = progress and index == 0  # one bar: the first member's
         try:
             if self.spec.pairs:
-                from icrm_sgl.pair_judging import judge_pairs
+                from icrm_sgl.judging.pair_judging import judge_pairs
 
                 found = judge_pairs(model, examples, bool(both_orders), progress=shown, **gen)
                 for r in found:
@@ -270,8 +287,3 @@ def _one(results: Iterator[Judgement]) -> Judgement:
         error = InputError if result.meta.get("stage") == "input" else VerdictError
         raise error(f"example {result.id}: {result.error}")
     return result
-
-
-def members_of(model: Any) -> Sequence[Judge]:
-    """The judges behind an ``ICRM`` (its one) or a ``Panel`` (each member's)."""
-    return model.judges if isinstance(model, Panel) else (model.definition,)

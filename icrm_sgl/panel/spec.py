@@ -18,10 +18,10 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_toml
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge
 from icrm_sgl.judges.supply import two_replies
-from icrm_sgl.options import EngineSettings, check_engine_key
+from icrm_sgl.judging.settings import EngineSettings, check_engine_key
+from icrm_sgl.plumbing.files import read_toml
 
 Combine = Literal["mean", "vote"]
 #: The engine's launch settings a member's ``options`` may hold, as ``-E`` takes them

@@ -28,8 +28,8 @@ from sglang.lang.ir import SglFunction
 from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.fields import FieldSpec
+from icrm_sgl.judges.template import Slot, Template
 from icrm_sgl.programs.choices import joint_probability
-from icrm_sgl.programs.template import Slot, Template
 
 #: Bumped whenever prompt layout or decoding changes what a verdict would be, or what a
 #: record's meta holds (3: choice probabilities keyed by the choice's text; a sampled

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
+from icrm_sgl.judges.shots import Shot
+from icrm_sgl.judges.template import Template
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.programs.judge import PROGRAM_VERSION
-from icrm_sgl.programs.template import Template
-from icrm_sgl.shots import Shot
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -27,8 +26,8 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import writable_folder
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.files import default_cache_dir, writable_folder
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.runners.base import Batch, Runner
 
 #: Turns a stored verdict (a dict) into the public verdict; raises on an invalid one.
@@ -38,11 +37,6 @@ Validator = Callable[[Any], dict[str, Any]]
 TABLE = "judgements"
 
 _T = TypeVar("_T")
-
-
-def default_cache_dir() -> Path:
-    """``$ICRM_CACHE_DIR``, else ``~/.cache/icrm-sgl``."""
-    return Path(os.environ.get("ICRM_CACHE_DIR", Path.home() / ".cache" / "icrm-sgl"))
 
 
 def cache_key(identity: str, fields: Mapping[str, str]) -> str:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from icrm_sgl.engines.protocol import HostedJudge
 from icrm_sgl.errors import EngineError, VerdictError
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.runners.base import Batch, RunContext
 from icrm_sgl.runners.threads import completed
 

@@ -11,16 +11,16 @@ from pydantic import ValidationError
 from sglang.lang.backend.base_backend import BaseBackend
 from sglang.lang.ir import SglFunction
 
-from icrm_sgl.engines.sglang_frontend import program_errors_quiet
+from icrm_sgl.engines.sglang.frontend import program_errors_quiet
 from icrm_sgl.errors import EngineError, IcrmError
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges.template import Template
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.programs.judge import (
     ProgramConfig,
     build_program,
     verdict_accounting,
     verdict_text,
 )
-from icrm_sgl.programs.template import Template
 from icrm_sgl.runners.base import Batch, RunContext
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, ShuttingDown, client_record
 from icrm_sgl.serve.config import ServeConfig
 from icrm_sgl.serve.judges import Judges

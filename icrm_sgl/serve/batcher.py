@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.serve.metrics import Metrics
 
 log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
-from icrm_sgl.options import Settings
+from icrm_sgl.judging.settings import Settings
 from icrm_sgl.panel.spec import PanelSpec
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.serve.payloads import Parsed, RewardRequest, parse_examples, reward_examples
 
 
@@ -41,7 +41,7 @@ class Judges:
         """Build the engine once (model load, or server launch) and an ICRM per judge on it:
         a built-in judge's name, or your own judge (a ``Judge`` or a rubric path). The
         settings groups, or ``ICRM``'s keywords (``backend=`` among them) to make them."""
-        from icrm_sgl.icrm import ICRM  # imports sglang: seconds, so only when serving
+        from icrm_sgl.judging.icrm import ICRM  # imports sglang: seconds, so only when serving
 
         backend = icrm_options.pop("backend", None)
         settings = settings or Settings.from_flat(icrm_options)

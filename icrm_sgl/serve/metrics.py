@@ -8,7 +8,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.plumbing.judgement import Judgement
 
 #: Latency bucket bounds in seconds: a verdict takes from under a second (a GPU server)
 #: to minutes (a busy CPU).

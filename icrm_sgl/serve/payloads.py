@@ -10,13 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
-from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
-from icrm_sgl.inputs import check_id
 from icrm_sgl.integrations.convert import to_conversation
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.inputs import ConversationInputs, PairInputs
 from icrm_sgl.judges.supply import GET_REWARD, check_supplied, checked, one_reply, two_replies
+from icrm_sgl.judging.examples import check_id
+from icrm_sgl.plumbing.conversation import check_text
 
 
 class Turn(BaseModel):

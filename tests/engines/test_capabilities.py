@@ -20,8 +20,8 @@ from tests.engines.test_hosted_standin import VALID
 def test_every_built_in_engine_declares_its_capabilities():
     from icrm_sgl.engines.hosted.claude import ClaudeEngine
     from icrm_sgl.engines.hosted.openai_compat import PRESETS
-    from icrm_sgl.engines.local import LocalBackend
-    from icrm_sgl.engines.sglang_server import SglangBackend
+    from icrm_sgl.engines.local.engine import LocalBackend
+    from icrm_sgl.engines.sglang.backend import SglangBackend
 
     declared = {
         "local": LocalBackend.capabilities,

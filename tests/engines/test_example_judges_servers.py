@@ -11,7 +11,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.judges import Judge, as_judge
-from icrm_sgl.pair_judging import judge_pairs
+from icrm_sgl.judging.pair_judging import judge_pairs
 from tests.conftest import EXAMPLES
 
 JUDGES = EXAMPLES / "judges"

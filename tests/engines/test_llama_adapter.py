@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from icrm_sgl.engines.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
-from icrm_sgl.engines.local import default_model_path
+from icrm_sgl.engines.local.engine import default_model_path
+from icrm_sgl.engines.local.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
 
 PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
 PRIVATE = re.compile(r"_internals|\._ctx|\._model\b|\._llm\b")  # issue 19's grep

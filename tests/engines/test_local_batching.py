@@ -9,8 +9,8 @@ import time
 import pytest
 
 from icrm_sgl import ICRM
-from icrm_sgl.engines.local import LocalBackend, LocalOptions
-from icrm_sgl.engines.sampling import Sampling
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
+from icrm_sgl.engines.local.sampling import Sampling
 from icrm_sgl.errors import EngineError
 from tests.conftest import EXAMPLES as EXAMPLES_DIR
 

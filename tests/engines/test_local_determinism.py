@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from icrm_sgl.engines.llama_runner import chunk_bounds
-from icrm_sgl.engines.sampling import Sampling
+from icrm_sgl.engines.local.llama_runner import chunk_bounds
+from icrm_sgl.engines.local.sampling import Sampling
 
 PROMPT = "Rate the reply from 1 to 10.\nUser: I want to book a flight\nReply: Where to?\nScore:"
 CHOICES = [" 2", " 7", " 10"]

@@ -12,8 +12,9 @@ import pytest
 import sglang as sgl
 
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines.prefix_cache import KVState, PrefixCache
-from icrm_sgl.engines.sampling import Sampling, ban_repeated_ngrams
+from icrm_sgl.engines.local.prefix_cache import PrefixCache
+from icrm_sgl.engines.local.sampling import Sampling, ban_repeated_ngrams
+from icrm_sgl.engines.local.state_store import KVState
 from icrm_sgl.errors import EngineError, InputError
 from icrm_sgl.programs.judge import FIELD_REGEX
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icrm_sgl.engines.llama_adapter import state_identity
-from icrm_sgl.engines.llama_runner import LlamaRunner
-from icrm_sgl.engines.local import LocalBackend, LocalOptions, default_model_path
-from icrm_sgl.engines.sampling import Sampling
-from icrm_sgl.engines.state_store import SUFFIX, StateStore
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions, default_model_path
+from icrm_sgl.engines.local.llama_adapter import state_identity
+from icrm_sgl.engines.local.llama_runner import LlamaRunner
+from icrm_sgl.engines.local.sampling import Sampling
+from icrm_sgl.engines.local.state_store import SUFFIX, StateStore
 from icrm_sgl.errors import EngineError
 from tests.conftest import EXAMPLES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from icrm_sgl.engines.threads import default_threads, others_busy, own_cpus, threads_for
+from icrm_sgl.engines.local.threads import default_threads, others_busy, own_cpus, threads_for
 from icrm_sgl.errors import EngineError
 
 #: Spins until killed, or for a minute at most.

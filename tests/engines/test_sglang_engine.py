@@ -22,7 +22,9 @@ from sglang.lang.tracer import extract_prefix_by_tracing
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines import server_process as sp
-from icrm_sgl.engines import sglang_server as eng
+from icrm_sgl.engines.sglang.client import fetch_model_info
+from icrm_sgl.engines.sglang.launch import create, launch_command
+from icrm_sgl.engines.sglang.options import SglangOptions
 from icrm_sgl.errors import EngineError, InputError
 from icrm_sgl.judges import default_judge
 from icrm_sgl.programs.judge import ProgramConfig, build_program
@@ -185,7 +187,7 @@ def wait_dead(pid: int, within: float = 5.0) -> bool:
 
 
 def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
-    opts = eng.SglangOptions(
+    opts = SglangOptions(
         model_name="Qwen/Qwen2.5-7B-Instruct",
         num_workers=2,
         num_gpu_per_worker=4,
@@ -194,7 +196,7 @@ def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
         api_key="k",
         python="/opt/py/bin/python",
     )
-    cmd = eng.launch_command(opts.model_name, opts, 31234)
+    cmd = launch_command(opts.model_name, opts, 31234)
     assert cmd[:5] == [
         "/opt/py/bin/python",
         "-m",
@@ -207,39 +209,39 @@ def test_launch_command_has_parallelism_port_seed_and_passthrough_args():
     assert flags["--host"] == "127.0.0.1" and flags["--port"] == "31234"
     assert flags["--random-seed"] == "7" and flags["--api-key"] == "k"
     assert cmd[-4:] == ["--mem-fraction-static", "0.8", "--chat-template", "my template.jinja"]
-    typed = eng.SglangOptions(model_name="m", dtype="bfloat16", quantization="fp8")
-    typed_flags = eng.launch_command("m", typed, 1)
+    typed = SglangOptions(model_name="m", dtype="bfloat16", quantization="fp8")
+    typed_flags = launch_command("m", typed, 1)
     assert typed_flags[typed_flags.index("--dtype") + 1] == "bfloat16"
     assert typed_flags[typed_flags.index("--quantization") + 1] == "fp8"
-    cpu = eng.SglangOptions(model_name="m", device="cpu")
-    assert cpu.device == "cpu" and "--device" not in eng.launch_command("m", opts, 1)
-    assert eng.launch_command("m", cpu, 1)[-4:-2] == ["--device", "cpu"]
-    unseeded = eng.SglangOptions(model_name="m", seed=None, server_args=["--x"])
-    assert "--random-seed" not in eng.launch_command("m", unseeded, 1)
-    assert eng.launch_command("m", unseeded, 1)[-1] == "--x"
+    cpu = SglangOptions(model_name="m", device="cpu")
+    assert cpu.device == "cpu" and "--device" not in launch_command("m", opts, 1)
+    assert launch_command("m", cpu, 1)[-4:-2] == ["--device", "cpu"]
+    unseeded = SglangOptions(model_name="m", seed=None, server_args=["--x"])
+    assert "--random-seed" not in launch_command("m", unseeded, 1)
+    assert launch_command("m", unseeded, 1)[-1] == "--x"
 
 
 def test_routed_workers_each_get_their_own_gpus_and_one_data_parallel_rank():
-    opts = eng.SglangOptions(model_name="m", num_workers=3, num_gpu_per_worker=2)
+    opts = SglangOptions(model_name="m", num_workers=3, num_gpu_per_worker=2)
     flags = [
         dict(zip(c[3::2], c[4::2], strict=False))
-        for c in (eng.launch_command("m", opts, 1000 + i, worker=i) for i in range(3))
+        for c in (launch_command("m", opts, 1000 + i, worker=i) for i in range(3))
     ]
     assert [f["--dp-size"] for f in flags] == ["1", "1", "1"]
     assert [f.get("--base-gpu-id") for f in flags] == [None, "2", "4"]
-    cpu = eng.SglangOptions(model_name="m", num_workers=2, device="cpu")
-    assert "--base-gpu-id" not in eng.launch_command("m", cpu, 1, worker=1)
+    cpu = SglangOptions(model_name="m", num_workers=2, device="cpu")
+    assert "--base-gpu-id" not in launch_command("m", cpu, 1, worker=1)
 
 
 def test_server_env_takes_key_value_text_as_the_cli_gives_it():
-    opts = eng.SglangOptions(model_name="m", server_env="A=1,PYTHONPATH=/x/y=z")
+    opts = SglangOptions(model_name="m", server_env="A=1,PYTHONPATH=/x/y=z")
     assert opts.server_env == {"A": "1", "PYTHONPATH": "/x/y=z"}
     with pytest.raises(ValidationError, match="KEY=VALUE"):
-        eng.SglangOptions(model_name="m", server_env="A=1,oops")
+        SglangOptions(model_name="m", server_env="A=1,oops")
 
 
 def test_router_command_is_loopback_sticky_and_passes_extra_flags():
-    from icrm_sgl.engines.sglang_router import router_command
+    from icrm_sgl.engines.sglang.router import router_command
 
     urls = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
     cmd = router_command("/py", 9, urls, "round_robin", True, "k", ["--log-level", "warn"])
@@ -262,7 +264,7 @@ def test_router_command_is_loopback_sticky_and_passes_extra_flags():
 
 def test_a_real_router_without_live_workers_is_refused_in_one_line(tmp_path):
     """sglang's router (smg, real) in front of a port where nothing listens."""
-    from icrm_sgl.engines.sglang_router import spawn_router
+    from icrm_sgl.engines.sglang.router import spawn_router
 
     dead = f"http://127.0.0.1:{sp.free_port()}"
     router = spawn_router(sys.executable, [dead], "consistent_hashing", True, None, [],
@@ -280,7 +282,7 @@ def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path
     """sglang's router (smg, real, its own retries off so that the busy answers reach the
     engine) in front of a stand-in worker whose first three /generate requests get 503:
     the engine retries them and every verdict is valid."""
-    from icrm_sgl.engines.sglang_router import spawn_router, wait_for_workers
+    from icrm_sgl.engines.sglang.router import spawn_router, wait_for_workers
 
     worker = start_standin(standin, tmp_path, "--mode", "busy:3")
     router = spawn_router(sys.executable, [worker.url], "consistent_hashing", True, None,
@@ -319,7 +321,7 @@ def test_a_briefly_busy_worker_behind_a_real_router_is_retried(standin, tmp_path
 )
 def test_bad_options_are_rejected(options, message):
     with pytest.raises(ValidationError, match=message):
-        eng.SglangOptions(**options)
+        SglangOptions(**options)
 
 
 def test_sglang_without_model_or_endpoint_says_which_flags_to_give():
@@ -367,7 +369,7 @@ def test_too_few_gpus_fail_before_anything_is_launched(monkeypatch, tmp_path):
     fake_python.chmod(0o755)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with pytest.raises(EngineError, match=r"4 GPU\(s\) needed .* but 1 visible"):
-        eng.create("m", num_workers=2, num_gpu_per_worker=2, python=str(fake_python))
+        create("m", num_workers=2, num_gpu_per_worker=2, python=str(fake_python))
     assert not marker.exists()
 
 
@@ -377,7 +379,7 @@ def test_too_few_gpus_fail_before_anything_is_launched(monkeypatch, tmp_path):
 def test_wait_and_shutdown_with_standin_server(standin, tmp_path):
     server = start_standin(standin, tmp_path)
     child = child_pid(server.log_path)
-    info = eng.fetch_model_info(server.url, timeout=5)
+    info = fetch_model_info(server.url, timeout=5)
     assert info["model_path"] == "standin/judge-model"
     assert server.proc.poll() is None and not is_dead(child)
     started = time.monotonic()
@@ -464,7 +466,7 @@ def test_connecting_to_an_unreachable_url_fails_fast():
     url = f"http://127.0.0.1:{sp.free_port()}"
     started = time.monotonic()
     with pytest.raises(EngineError, match=r"cannot reach .*/health"):
-        eng.create("m", endpoint=url, request_timeout=2)
+        create("m", endpoint=url, request_timeout=2)
     assert time.monotonic() - started < 5
 
 
@@ -472,8 +474,8 @@ def test_standin_serving_another_model_is_refused(standin, tmp_path):
     server = start_standin(standin, tmp_path, "--model-path", "org/other-model")
     try:
         with pytest.raises(EngineError, match=r"serves 'org/other-model', not 'org/my-model'"):
-            eng.create("org/my-model", endpoint=server.url)
-        backend = eng.create("/models/other-model", endpoint=server.url + "/")
+            create("org/my-model", endpoint=server.url)
+        backend = create("/models/other-model", endpoint=server.url + "/")
         assert backend.get_model_name() == "org/other-model"
         backend.shutdown()  # connected, not launched: the server keeps running
         assert server.proc.poll() is None
@@ -484,7 +486,7 @@ def test_standin_serving_another_model_is_refused(standin, tmp_path):
 def test_server_http_errors_become_engine_errors(standin, tmp_path):
     server = start_standin(standin, tmp_path, "--mode", "reject")
     try:
-        backend = eng.create(None, endpoint=server.url)
+        backend = create(None, endpoint=server.url)
         with pytest.raises(EngineError, match=r"HTTP 400: .*bad request"):
             backend.cache_prefix("x" * 100)
     finally:

@@ -11,7 +11,7 @@ import sglang as sgl
 from packaging.requirements import Requirement
 from sglang.lang.backend.base_backend import BaseBackend
 
-from icrm_sgl.engines.sglang_frontend import (
+from icrm_sgl.engines.sglang.frontend import (
     SUPPORTED,
     program_errors_quiet,
     program_run_id,

@@ -107,9 +107,9 @@ def test_a_request_past_its_timeout_fails_cleanly(sglang_url, pairwise_example):
 
 
 def test_unknown_chat_template_is_refused_in_chat_mode(sglang_url, monkeypatch):
-    from icrm_sgl.engines import sglang_server
+    from icrm_sgl.engines.sglang import backend
 
-    monkeypatch.setattr(sglang_server, "local_chat_template", lambda path: "")
+    monkeypatch.setattr(backend, "local_chat_template", lambda path: "")
     backend = create_engine("sglang", endpoint=sglang_url)
     assert not backend.chat_template_known
     with pytest.raises(InputError, match="chat_template=NAME"):

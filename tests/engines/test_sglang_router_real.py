@@ -27,7 +27,7 @@ from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import ServerProcess
-from icrm_sgl.engines.sglang_router import router_workers, spawn_router, wait_for_workers
+from icrm_sgl.engines.sglang.router import router_workers, spawn_router, wait_for_workers
 from icrm_sgl.judges import default_judge
 from icrm_sgl.judges.verdicts import CHOICES
 from tests.conftest import ROOT

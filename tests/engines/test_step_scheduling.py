@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from icrm_sgl.engines.batcher import ContextGate, StepBatcher
+from icrm_sgl.engines.local.batcher import ContextGate, StepBatcher
 
 
 def _recording_batcher(decoding: list[int], wait_s: float) -> tuple[StepBatcher, list]:

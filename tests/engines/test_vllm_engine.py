@@ -12,7 +12,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.engines import create_engine
-from icrm_sgl.engines import vllm_server as eng
+from icrm_sgl.engines.hosted import vllm as eng
 from icrm_sgl.errors import EngineError, InputError, MissingDependencyError
 from icrm_sgl.judges import default_judge
 from tests.engines.test_hosted_standin import VALID

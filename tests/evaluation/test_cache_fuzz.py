@@ -14,8 +14,8 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import load_pairs
 from icrm_sgl.evaluation.runner import Evaluator
 from icrm_sgl.evaluation.store import ResultStore
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import default_judge
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.runners import VerdictCache
 from tests.engines.standin import VALID
 

@@ -15,9 +15,9 @@ import pytest
 from icrm_sgl.evaluation.chart import write_chart
 from icrm_sgl.evaluation.loaders import LabelledPair
 from icrm_sgl.evaluation.panel import format_panel_table, panel_metrics, panel_record
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.panel import combine
 from icrm_sgl.panel.spec import load_panel
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.runners.hosted import HostedRunner
 from icrm_sgl.runners.programs import ProgramRunner
 from tests.evaluation.test_eval_judge import QUESTIONS, TWO_REPLIES

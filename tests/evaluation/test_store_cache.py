@@ -6,8 +6,8 @@ import pytest
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.store import ResultStore
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import default_judge
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.runners import VerdictCache, cache_key
 
 CONFIG = {"engine": "local", "seed": 42, "orders": "both"}

@@ -76,7 +76,7 @@ def test_a_bad_completion_type_gets_no_reward_and_the_rest_are_judged(
 def test_a_judge_failure_inside_the_step_gives_no_reward(grpo_trainer):
     """A real per-example judge failure: the 4,000-character completion does not fit the
     judge's 512-token context, so that completion gets no verdict; the other does."""
-    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+    from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 
     backend = LocalBackend(LocalOptions(n_ctx=512))
     try:

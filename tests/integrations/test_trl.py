@@ -115,7 +115,7 @@ def test_failed_completions_get_the_failed_reward_or_raise(individual_model):
 
 def test_a_verdict_failure_raises_a_verdict_error_when_asked(individual_model):
     from icrm_sgl import ICRM
-    from icrm_sgl.engines.local import LocalBackend, LocalOptions
+    from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 
     backend = LocalBackend(LocalOptions(n_ctx=512))
     try:

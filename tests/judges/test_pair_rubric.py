@@ -9,7 +9,7 @@ import pytest
 
 from icrm_sgl import ICRM
 from icrm_sgl.judges import as_judge, builtin_judge
-from icrm_sgl.pair_judging import judge_pair
+from icrm_sgl.judging.pair_judging import judge_pair
 
 RUBRIC = '''
 name = "tiny_pair"

@@ -11,7 +11,7 @@ import pytest
 from icrm_sgl import ICRM
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import as_judge
-from icrm_sgl.pair_judging import judge_pair
+from icrm_sgl.judging.pair_judging import judge_pair
 
 CONSTRAINTS = '''
 name = "constraints"

@@ -80,7 +80,7 @@ def test_a_two_engine_panel_through_score_rank_and_serve(run_cli, tmp_path, pane
 def _serve(panel_file, example):
     from fastapi.testclient import TestClient
 
-    from icrm_sgl.options import Settings
+    from icrm_sgl.judging.settings import Settings
     from icrm_sgl.panel import load_panel
     from icrm_sgl.serve.app import create_app
     from icrm_sgl.serve.config import ServeConfig

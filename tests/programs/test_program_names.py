@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, create_model
 from icrm_sgl import ICRM
 from icrm_sgl.judges import as_judge, make_judge
 from icrm_sgl.judges.fields import TokenBudget, is_attribute
-from icrm_sgl.programs.factory import program_config
+from icrm_sgl.judging.program_config import program_config
 from icrm_sgl.programs.judge import (
     LAYOUTS,
     build_program,

@@ -5,7 +5,7 @@ import pytest
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import builtin_judge, default_judge
 from icrm_sgl.judges.inputs import render_history
-from icrm_sgl.programs.template import KNOWN_KEYS, Slot, Template
+from icrm_sgl.judges.template import KNOWN_KEYS, Slot, Template
 
 CONV = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "r"}]
 

@@ -13,7 +13,7 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.report.compare import changes
 from icrm_sgl.evaluation.report.folder import Item, read_run
 from icrm_sgl.evaluation.report.model import Page
-from icrm_sgl.files import open_for_writing
+from icrm_sgl.plumbing.files import open_for_writing
 
 REPORT = "report.html"
 #: What may not appear raw in a ``<script>`` block's JSON, and its JSON escape.

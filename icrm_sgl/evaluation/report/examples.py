@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from icrm_sgl import pair_orders
 from icrm_sgl.errors import InputError
 from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply
 from icrm_sgl.evaluation.metrics import TIE_TOLERANCE, judgement_view, record_judge
 from icrm_sgl.evaluation.panel import PANEL_TIE_TOLERANCE
 from icrm_sgl.evaluation.report.model import Example, Verdict
+from icrm_sgl.judging import pair_orders
 
 
 def _text(value: Any) -> str:

@@ -15,8 +15,8 @@ from icrm_sgl.evaluation.panel import panel_metrics
 from icrm_sgl.evaluation.report.examples import example, shown_inputs
 from icrm_sgl.evaluation.report.model import Run
 from icrm_sgl.evaluation.store import CONFIG, RESULTS
-from icrm_sgl.files import read_text
-from icrm_sgl.records import loads, read_records
+from icrm_sgl.plumbing.files import read_text
+from icrm_sgl.plumbing.records import loads, read_records
 
 METRICS = "metrics.json"
 #: The page's budget for the examples' texts: each text is cut to its share of it.

@@ -14,20 +14,41 @@ N(N-1)/2 comparisons: 6 vs at most 5 for N=4, 120 vs at most 49 for N=16.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from icrm_sgl.conversation import validate_conversation
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.judgement import Judgement
+from icrm_sgl.judges.judge import Judge
 from icrm_sgl.judges.supply import RANK, check_supplied, checked, one_reply, two_replies
-from icrm_sgl.pair_judging import judge_pair
-from icrm_sgl.panel.panel import Panel, members_of
+from icrm_sgl.plumbing.conversation import validate_conversation
+from icrm_sgl.plumbing.judgement import Judgement
 
-if TYPE_CHECKING:
-    from icrm_sgl.icrm import ICRM
-    from icrm_sgl.judges.judge import Judge
+#: A comparison's chance (a judge's) or share (a panel's reward) for its first reply.
+WINS = "p_a_better"
+
+
+class Ranker(Protocol):
+    """What ranking asks of a judge (``ICRM``) or a panel: its judges, a batch of
+    one-reply verdicts, a judged reply's row, and one comparison in both orders."""
+
+    @property
+    def judges(self) -> Sequence[Judge]: ...
+
+    def judge_batch(
+        self, examples: Sequence[Mapping[str, Any]], **gen: Any
+    ) -> Iterator[Judgement]: ...
+
+    def ranking_row(self, result: Judgement) -> tuple[dict[str, Any], tuple[float, float]]:
+        """A judged reply's row and what orders it (its reward, then a tie-breaker)."""
+        ...
+
+    def ranking_comparison(
+        self, build: Callable[[Judge], Mapping[str, Any]], **gen: Any
+    ) -> dict[str, Any]:
+        """One comparison in both orders, ``WINS`` the first reply's chance; ``build``
+        gives the pair as each judge reads it."""
+        ...
 
 
 @dataclass
@@ -80,7 +101,7 @@ def _conversations(
 
 
 def rank(
-    model: ICRM | Panel,
+    model: Ranker,
     responses: Sequence[str],
     prompt: str | None = None,
     conversation: Sequence[Mapping[str, str]] | None = None,
@@ -92,7 +113,7 @@ def rank(
     by comparisons with a judge of pairs, else by each response's reward. ``extras``: the
     item's other keys (``reference`` ...), for judges whose template uses them. A panel
     ranks by its reward, every member's judge checking the item first."""
-    judges = members_of(model)
+    judges = model.judges
     for judge in judges:
         examples = item_examples(judge, responses, prompt, conversation, extras, where)
     if judges[0].pair is not None:
@@ -124,7 +145,7 @@ def item_examples(
 
 
 def _by_scores(
-    model: ICRM | Panel, examples: list[Mapping[str, Any]], where: str, gen: dict[str, Any]
+    model: Ranker, examples: list[Mapping[str, Any]], where: str, gen: dict[str, Any]
 ) -> Ranking:
     rows: list[dict[str, Any]] = [{} for _ in examples]
     keys: list[tuple[float, float]] = [(0.0, 0.0) for _ in examples]
@@ -132,7 +153,7 @@ def _by_scores(
         if result.verdict is None:
             raise VerdictError(f"{where}: response {result.id}: {result.error}")
         index = int(result.id)
-        row, keys[index] = _score_row(model, result)
+        row, keys[index] = model.ranking_row(result)
         rows[index] = {"index": index, **row}
     order = sorted(range(len(rows)), key=lambda i: (-keys[i][0], -keys[i][1], i))
     for place, i in enumerate(order, start=1):
@@ -140,27 +161,8 @@ def _by_scores(
     return Ranking("scores", order, rows, judge_calls=len(rows))
 
 
-def _score_row(
-    model: ICRM | Panel, result: Judgement
-) -> tuple[dict[str, Any], tuple[float, float]]:
-    """A judged response's row and what orders it: its reward (a judge's under its reward
-    key, with the field it names; a panel's with its agreement), then the greedy reward."""
-    verdict = result.verdict or {}
-    if isinstance(model, Panel):
-        reward = result.meta["reward"]
-        return {"reward": reward, "agreement": result.meta["agreement"], "verdict": verdict}, (
-            reward,
-            reward,
-        )
-    judge = model.definition
-    named = {} if judge.reward is None else {judge.reward: verdict[judge.reward]}
-    value = judge.reward_value(verdict, result.meta)
-    row = {**named, judge.reward_key: value, "verdict": verdict}
-    return row, (value, judge.reward_value(verdict, {}))
-
-
 def _by_comparisons(
-    model: ICRM | Panel,
+    model: Ranker,
     before: list[dict[str, str]],
     responses: list[str],
     extras: dict[str, Any],
@@ -171,43 +173,20 @@ def _by_comparisons(
 
     def better(i: int, j: int) -> bool:
         """Whether response i beats response j (both orders, debiased)."""
-        found = _comparison(model, before, (responses[i], responses[j]), extras, where, gen)
+        replies = (responses[i], responses[j])
+
+        def build(judge: Judge) -> Mapping[str, Any]:
+            return checked(judge, RANK, two_replies(judge, before, replies, extras, where), where)
+
+        found = model.ranking_comparison(build, **gen)
         comparisons.append({"a": i, "b": j, **found})
-        return found[_WINS] > 0.5
+        return found[WINS] > 0.5
 
     order = binary_insertion(len(responses), better)
     rows = [_win_row(i, comparisons) for i in range(len(responses))]
     for place, i in enumerate(order, start=1):
         rows[i]["rank"] = place
     return Ranking("comparisons", order, rows, comparisons, judge_calls=2 * len(comparisons))
-
-
-#: A comparison's chance (an ICRM's) or share (a panel's reward) for its first reply.
-_WINS = "p_a_better"
-
-
-def _comparison(
-    model: ICRM | Panel,
-    before: list[dict[str, str]],
-    replies: tuple[str, str],
-    extras: dict[str, Any],
-    where: str,
-    gen: dict[str, Any],
-) -> dict[str, Any]:
-    """One comparison in both orders: a judge of pairs' reconciled numbers, or a panel's
-    reward (0-1, 0.5 a tie: it stands for the first reply's chance) and agreement, each
-    member reading the pair as its judge takes it."""
-
-    def build(judge: Judge) -> Mapping[str, Any]:
-        return checked(judge, RANK, two_replies(judge, before, replies, extras, where), where)
-
-    if isinstance(model, Panel):
-        result = model.judge_pair(model.example(build), True, **gen)
-        decision = (result.verdict or {}).get("decision")
-        meta = result.meta
-        return {_WINS: meta["reward"], "decision": decision, "agreement": meta["agreement"]}
-    found = judge_pair(model, build(model.definition), True, **gen).result()
-    return {key: found[key] for key in (_WINS, "expected_margin", "flipped")}
 
 
 def binary_insertion(n: int, better: Callable[[int, int], bool]) -> list[int]:
@@ -229,7 +208,7 @@ def binary_insertion(n: int, better: Callable[[int, int], bool]) -> list[int]:
 def _win_row(index: int, comparisons: list[dict[str, Any]]) -> dict[str, Any]:
     """A response's mean probability of winning over the comparisons it took part in."""
     wins = [
-        c[_WINS] if c["a"] == index else 1 - c[_WINS]
+        c[WINS] if c["a"] == index else 1 - c[WINS]
         for c in comparisons
         if index in (c["a"], c["b"])
     ]

@@ -14,30 +14,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from icrm_sgl.engines.state_store import StateStore
-
-
-def common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
-    """Length of the longest common prefix of two token arrays."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.flatnonzero(a[:n] != b[:n])
-    return int(diff[0]) if len(diff) else n
-
-
-@dataclass(frozen=True)
-class KVState:
-    """A saved sequence state: the tokens it holds and llama.cpp's serialised bytes."""
-
-    tokens: np.ndarray
-    data: bytes
+from icrm_sgl.engines.local.state_store import KVState, StateStore, common_prefix_len
 
 
 class PrefixCache:

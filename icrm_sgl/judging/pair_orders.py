@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from icrm_sgl.expectation import (
+from icrm_sgl.judges import Judge
+from icrm_sgl.judging.expectation import (
     DECIMALS,
     choice_distribution,
     expected_margin,
@@ -21,7 +22,6 @@ from icrm_sgl.expectation import (
     point_mass,
     prob_a_better,
 )
-from icrm_sgl.judges import Judge
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def gguf_problem(path: Path) -> str | None:
 
 def token_counter(model_name: str | None = None) -> Callable[[str], int]:
     """Count tokens with a model's tokenizer only (no weights are loaded)."""
-    from icrm_sgl.engines.llama_adapter import GgufModel
+    from icrm_sgl.engines.local.llama_adapter import GgufModel
 
     model = GgufModel(str(resolve_model_path(model_name)), vocab_only=True)
 

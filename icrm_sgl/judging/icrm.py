@@ -5,24 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from tqdm import tqdm
 
-from icrm_sgl.arguments import check_example, check_examples, check_generation
-from icrm_sgl.engines import build_engine
 from icrm_sgl.engines.identity import engine_identity
 from icrm_sgl.engines.protocol import Engine, HostedJudge, check_engine
 from icrm_sgl.errors import EngineError, InputError, VerdictError
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import CacheSettings, EngineSettings, JudgingSettings, Settings
-from icrm_sgl.pair_judging import PairJudgement, judge_pair
+from icrm_sgl.judges.shots import Shot
+from icrm_sgl.judges.template import Template
+from icrm_sgl.judging.pair_judging import PairJudgement, judge_pair
+from icrm_sgl.judging.ranking import WINS, Ranking, rank
+from icrm_sgl.judging.settings import CacheSettings, EngineSettings, JudgingSettings, Settings
+from icrm_sgl.plumbing.arguments import check_example, check_examples, check_generation
+from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.programs.judge import PROGRAM_VERSION
-from icrm_sgl.programs.template import Template
-from icrm_sgl.ranking import Ranking, rank
 from icrm_sgl.runners import (
     Batch,
     HostedRunner,
@@ -32,7 +32,6 @@ from icrm_sgl.runners import (
     cache_key,
     run_cached,
 )
-from icrm_sgl.shots import Shot
 
 _G = TypeVar("_G", EngineSettings, JudgingSettings, CacheSettings)
 
@@ -51,7 +50,7 @@ class ICRM:
     with ``parse_json=True``; ``judge_batch`` runs many examples with ``run_batch``.
     ``judge=`` takes your own judge instead of a built-in mode: a ``Judge``
     (``icrm_sgl.judges.make_judge``) or a TOML rubric file's path. ``from_settings``
-    takes the settings as groups (``icrm_sgl.options``), as the constructor makes them.
+    takes the settings as groups (``icrm_sgl.judging.settings``), as the constructor makes them.
     """
 
     def __init__(
@@ -128,7 +127,7 @@ class ICRM:
         """Take the given engine, or build one from the engine settings, and check it;
         what was opened so far is closed when that fails."""
         try:
-            self.backend: Engine = backend or build_engine(self.settings.engine)
+            self.backend: Engine = backend or self.settings.engine.build()
         except BaseException:
             self._owns_backend = False
             self.close()
@@ -349,6 +348,28 @@ class ICRM:
         by binary-insertion sorting on both-order comparisons (pairwise model)."""
         return rank(self, responses, prompt, conversation, where, **gen)
 
+    @property
+    def judges(self) -> tuple[Judge, ...]:
+        """This model's one judge (a panel has one per member)."""
+        return (self.definition,)
+
+    def ranking_row(self, result: Judgement) -> tuple[dict[str, Any], tuple[float, float]]:
+        """A judged reply's row for ``rank``: the field the reward names and the reward
+        under its key; ordered by the reward, then the greedy reward."""
+        verdict = result.verdict or {}
+        judge = self.definition
+        named = {} if judge.reward is None else {judge.reward: verdict[judge.reward]}
+        value = judge.reward_value(verdict, result.meta)
+        row = {**named, judge.reward_key: value, "verdict": verdict}
+        return row, (value, judge.reward_value(verdict, {}))
+
+    def ranking_comparison(
+        self, build: Callable[[Judge], Mapping[str, Any]], **gen: Any
+    ) -> dict[str, Any]:
+        """One comparison for ``rank`` in both orders: its reconciled numbers."""
+        found = judge_pair(self, build(self.definition), True, **gen).result()
+        return {key: found[key] for key in (WINS, "expected_margin", "flipped")}
+
     def _validate_cached(self, verdict: Any) -> dict[str, Any]:
         """A cached verdict checked like a fresh one (raises on an invalid entry)."""
         return self.definition.public(self.definition.validate(verdict))
@@ -399,7 +420,7 @@ def _group(name: str, value: Any, kind: type[_G]) -> _G:
         return kind()
     if not isinstance(value, kind):
         raise InputError(
-            f"{name} must be an icrm_sgl.options.{kind.__name__} (or None), got "
+            f"{name} must be an icrm_sgl.judging.settings.{kind.__name__} (or None), got "
             f"{type(value).__name__}; {kind.__name__}(**values) builds one"
         )
     return value

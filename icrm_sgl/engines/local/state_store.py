@@ -30,7 +30,23 @@ from typing import Any
 
 import numpy as np
 
-from icrm_sgl.engines.prefix_cache import KVState, common_prefix_len
+
+def common_prefix_len(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two token arrays."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if len(diff) else n
+
+
+@dataclass(frozen=True)
+class KVState:
+    """A saved sequence state: the tokens it holds and llama.cpp's serialised bytes."""
+
+    tokens: np.ndarray
+    data: bytes
+
 
 MAGIC = b"ICRM-KV\0"
 SUFFIX = ".kvstate"

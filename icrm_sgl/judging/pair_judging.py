@@ -9,15 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from icrm_sgl.errors import InputError, VerdictError
-from icrm_sgl.judgement import Judgement
 from icrm_sgl.judges import Judge
-from icrm_sgl.pair_orders import Reconciliation, choice_view, reconcile
+from icrm_sgl.judging.pair_orders import Reconciliation, choice_view, reconcile
+from icrm_sgl.plumbing.judgement import Judgement
 
-if TYPE_CHECKING:
-    from icrm_sgl.icrm import ICRM
+
+class PairJudge(Protocol):
+    """What pair judging asks of a model (``ICRM``): its judge and a batch of verdicts."""
+
+    definition: Judge
+    rm_type: str
+
+    def judge_batch(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        shots: Sequence[Any] | None = None,
+        progress: bool = False,
+        **gen: Any,
+    ) -> Iterator[Judgement]: ...
+
 
 #: Suffixes of the two calls' ids, and the names the result gives the two verdicts.
 ORDERS = {"#ab": "A/B", "#ba": "B/A"}
@@ -101,7 +114,7 @@ def _calls(
 
 
 def judge_pairs(
-    model: ICRM,
+    model: PairJudge,
     examples: Iterable[Mapping[str, Any]],
     both_orders: bool = False,
     shots: Sequence[Any] | None = None,
@@ -127,7 +140,7 @@ def judge_pairs(
 
 
 def judge_pair(
-    model: ICRM,
+    model: PairJudge,
     example: Mapping[str, Any],
     both_orders: bool = False,
     shots: Sequence[Any] | None = None,

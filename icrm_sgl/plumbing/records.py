@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.files import BoundedFile, SizeLimit, decode, memory_error, open_input
+from icrm_sgl.plumbing.files import BoundedFile, SizeLimit, decode, memory_error, open_input
 
 #: File suffixes read as one JSON document, as one JSON value per line, or as parquet.
 JSON_SUFFIXES = (".json",)

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from icrm_sgl.conversation import check_text
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import Judge, default_judge, judge_for
 from icrm_sgl.judges.inputs import check_one_form
-from icrm_sgl.records import read_records
+from icrm_sgl.plumbing.conversation import check_text
+from icrm_sgl.plumbing.records import read_records
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import read_text
+from icrm_sgl.plumbing.files import read_text
 
 _PLACEHOLDER = re.compile(r"\{\$([A-Za-z_][A-Za-z0-9_]*)\}")
 

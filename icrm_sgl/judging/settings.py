@@ -1,6 +1,6 @@
 """``ICRM``'s settings in three groups, each validated and handed to the layer that owns it.
 
-``EngineSettings`` builds the engine (``engines.build_engine``), ``JudgingSettings`` the
+``EngineSettings`` builds the engine (``EngineSettings.build``), ``JudgingSettings`` the
 judge definition and its shots, ``CacheSettings`` the verdict cache. ``ICRM(...)``'s flat,
 seed-compatible keywords are sorted into these groups by ``Settings.from_flat``; the
 command line builds them the same way, and ``ICRM.from_settings`` takes them directly.
@@ -28,10 +28,12 @@ from pydantic import (
     model_validator,
 )
 
-from icrm_sgl.arguments import GenerationOptions, check_count, validation_message
+from icrm_sgl.engines import create_engine
+from icrm_sgl.engines.protocol import Engine
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
-from icrm_sgl.shots import SAMPLING_MODES, Shot, check_sampling_mode, sample_shots
+from icrm_sgl.judges.shots import SAMPLING_MODES, Shot, check_sampling_mode, sample_shots
+from icrm_sgl.plumbing.arguments import GenerationOptions, check_count, validation_message
 
 if TYPE_CHECKING:
     from icrm_sgl.runners.cache import VerdictCache
@@ -138,6 +140,11 @@ class EngineSettings(_Group):
                 f"{twice[0]} is an engine setting of its own, not one of the engine's options"
             )
         return options
+
+    def build(self) -> Engine:
+        """The engine these settings describe; its factory gets the model, seed, launch
+        settings and own options, nothing of the judging or the cache."""
+        return create_engine(self.name, **self.factory_options())
 
     def factory_options(self) -> dict[str, Any]:
         """The engine factory's keywords: model, seed, the launch settings that change

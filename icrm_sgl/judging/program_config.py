@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from icrm_sgl.judges import Judge
-from icrm_sgl.options import JudgingSettings
+from icrm_sgl.judging.settings import JudgingSettings
 from icrm_sgl.programs.judge import ProgramConfig
 
 

@@ -16,17 +16,18 @@ from sglang.lang.ir import SglSamplingParams
 
 from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import template_name_in
-from icrm_sgl.engines.gguf import DEFAULT_MODEL, resolve_model_path  # model files: gguf.py
-from icrm_sgl.engines.gguf import default_model_path as default_model_path
-from icrm_sgl.engines.gguf import is_default as _is_default
-from icrm_sgl.engines.gguf import token_counter as token_counter
-from icrm_sgl.engines.llama_adapter import state_identity
-from icrm_sgl.engines.llama_runner import LlamaRunner
+from icrm_sgl.engines.local.gguf import DEFAULT_MODEL, resolve_model_path  # model files: gguf.py
+from icrm_sgl.engines.local.gguf import default_model_path as default_model_path
+from icrm_sgl.engines.local.gguf import is_default as _is_default
+from icrm_sgl.engines.local.gguf import token_counter as token_counter
+from icrm_sgl.engines.local.llama_adapter import state_identity
+from icrm_sgl.engines.local.llama_runner import LlamaRunner
+from icrm_sgl.engines.local.sampling import Sampling
+from icrm_sgl.engines.local.state_store import StateStore
 from icrm_sgl.engines.protocol import EngineOptions
-from icrm_sgl.engines.sampling import Sampling
-from icrm_sgl.engines.sglang_frontend import program_text
-from icrm_sgl.engines.state_store import StateStore
+from icrm_sgl.engines.sglang.frontend import program_text
 from icrm_sgl.errors import EngineError
+from icrm_sgl.plumbing.files import default_cache_dir
 
 #: Environment variable with the disk bound (MiB) of kept prefix states; 0 turns them off.
 DISK_CACHE_ENV = "ICRM_DISK_CACHE_MIB"
@@ -87,8 +88,6 @@ def disk_cache_bytes(mib: int | None) -> int:
 
 def state_store(model_path: Path, mib: int | None) -> StateStore | None:
     """Where the model's prefix states are kept between runs; None when turned off."""
-    from icrm_sgl.runners.cache import default_cache_dir  # the project's one cache folder
-
     max_bytes = disk_cache_bytes(mib)
     if max_bytes == 0:
         return None

@@ -37,6 +37,11 @@ _KINDS = {
 }
 
 
+def default_cache_dir() -> Path:
+    """``$ICRM_CACHE_DIR``, else ``~/.cache/icrm-sgl``."""
+    return Path(os.environ.get("ICRM_CACHE_DIR", Path.home() / ".cache" / "icrm-sgl"))
+
+
 @dataclass(frozen=True)
 class SizeLimit:
     """The most bytes one kind of file may hold, and how its error names that kind."""

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
-from icrm_sgl.files import DEFINITION_LIMIT
 from icrm_sgl.judges.verdicts import choice_winner
-from icrm_sgl.records import loads, read_records
+from icrm_sgl.plumbing.files import DEFINITION_LIMIT
+from icrm_sgl.plumbing.records import loads, read_records
 
 if TYPE_CHECKING:
     from icrm_sgl.judges.judge import Judge

@@ -36,19 +36,19 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from icrm_sgl.engines.batcher import ContextGate, StepBatcher
-from icrm_sgl.engines.grammar import GrammarCache, allowed_tokens
-from icrm_sgl.engines.llama_adapter import GgufModel, SequenceContext
-from icrm_sgl.engines.prefix_cache import KVState, PrefixCache, common_prefix_len
-from icrm_sgl.engines.sampling import (
+from icrm_sgl.engines.local.batcher import ContextGate, StepBatcher
+from icrm_sgl.engines.local.grammar import GrammarCache, allowed_tokens
+from icrm_sgl.engines.local.llama_adapter import GgufModel, SequenceContext
+from icrm_sgl.engines.local.prefix_cache import PrefixCache
+from icrm_sgl.engines.local.sampling import (
     Sampling,
     apply_penalties,
     ban_repeated_ngrams,
     choose_token,
     log_softmax,
 )
-from icrm_sgl.engines.state_store import StateStore
-from icrm_sgl.engines.threads import default_threads
+from icrm_sgl.engines.local.state_store import KVState, StateStore, common_prefix_len
+from icrm_sgl.engines.local.threads import default_threads
 from icrm_sgl.errors import EngineError
 
 #: A context is saved before truncation only when at least this many tokens would be lost.

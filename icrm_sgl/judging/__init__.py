@@ -1,0 +1,1 @@
+"""The judging core: ``ICRM``, its settings, pairs in both orders, ranking, expected values."""

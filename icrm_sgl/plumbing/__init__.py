@@ -1,0 +1,1 @@
+"""Input and output plumbing: files, records, conversations, argument checks, judgements."""
