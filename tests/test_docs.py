@@ -39,7 +39,7 @@ EXCEPTIONS = {
     "make ": "the install, the whole suite or the benchmark",
     "~/models/": "needs a GGUF model you download",
     "--model_name M --engine together": "needs a Together API key",
-    "--engine sglang": "needs an sglang server on a GPU (tests/engines/test_sglang_real.py "
+    "--engine sglang": "needs an sglang server on a GPU (tests/engines/sglang/test_sglang_real.py "
     "runs one on the CPU)",
     "--engine vllm": "needs vLLM and a GPU",
     "--engine openai --model gpt-4o-mini": "needs an OpenAI API key",

@@ -6,7 +6,7 @@ batch that mixes tokens of several sequences. Those live in llama-cpp-python's p
 ``_internals`` and its low-level C bindings, whose names follow llama.cpp's C API and
 change between releases. Everything of that kind is here, behind two small classes, so
 that an upgrade breaks in one place; ``SUPPORTED_VERSIONS`` is the range tested
-(``tests/engines/test_llama_adapter.py``).
+(``tests/engines/local/test_llama_adapter.py``).
 """
 
 from __future__ import annotations

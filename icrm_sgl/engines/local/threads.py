@@ -8,7 +8,7 @@ one thread and 252 s to over 300 s with two (``bench/bench_threads.py``); on idl
 two threads are faster. So the default is the cores of this process that other
 processes leave free, sampled for 0.1 s when an engine starts (at least one). The
 thread count changes no number: llama.cpp's kernels give bit-identical logits for any
-count (``tests/engines/test_local_threads.py``), so a verdict does not depend on the
+count (``tests/engines/local/test_local_threads.py``), so a verdict does not depend on the
 machine's load.
 """
 

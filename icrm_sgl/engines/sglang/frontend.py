@@ -1,5 +1,5 @@
 """Every use of sglang's frontend internals, in one place (tested against the pinned
-version in ``tests/engines/test_sglang_frontend.py``).
+version in ``tests/engines/sglang/test_sglang_frontend.py``).
 
 A ``BaseBackend`` receives the program's ``StreamExecutor``, whose public surface does
 not include the text so far (``text_``) or the run's id (``sid``); and the executor

@@ -11,7 +11,7 @@ from packaging.specifiers import SpecifierSet
 from icrm_sgl.engines.local.engine import default_model_path
 from icrm_sgl.engines.local.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
 
-PACKAGE = Path(__file__).resolve().parents[2] / "icrm_sgl"
+PACKAGE = Path(__file__).resolve().parents[3] / "icrm_sgl"
 PRIVATE = re.compile(r"_internals|\._ctx|\._model\b|\._llm\b")  # issue 19's grep
 
 
@@ -19,7 +19,7 @@ def test_installed_llama_cpp_python_is_in_the_supported_range():
     installed = version("llama-cpp-python")
     assert installed in SpecifierSet(SUPPORTED_VERSIONS), (
         f"llama-cpp-python {installed} is outside {SUPPORTED_VERSIONS}: "
-        "rerun tests/engines/test_llama_adapter.py and widen the range in llama_adapter.py"
+        "rerun tests/engines/local/test_llama_adapter.py and widen the range in llama_adapter.py"
     )
 
 

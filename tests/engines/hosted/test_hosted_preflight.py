@@ -15,7 +15,7 @@ import pytest
 from icrm_sgl.engines.hosted.preflight import preflight
 from icrm_sgl.errors import EngineError, InputError
 
-EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "test_pairwise.json")
+EXAMPLE = str(Path(__file__).resolve().parents[3] / "examples" / "test_pairwise.json")
 KEYS = ("OPENAI_API_KEY", "TOGETHER_API_KEY", "MISTRAL_API_KEY", "ANTHROPIC_API_KEY")
 
 

@@ -12,7 +12,7 @@ from icrm_sgl.cli import cli
 from icrm_sgl.judges import default_judge
 from icrm_sgl.judges.shots import builtin_pool_path, load_shots
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def invoke(*args):

@@ -15,8 +15,8 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted import vllm as eng
 from icrm_sgl.errors import EngineError, InputError, MissingDependencyError
 from icrm_sgl.judges import default_judge
-from tests.engines.test_hosted_standin import VALID
-from tests.engines.test_sglang_engine import child_pid, wait_dead
+from tests.engines.hosted.test_hosted_standin import VALID
+from tests.engines.sglang.test_sglang_engine import child_pid, wait_dead
 
 #: A stand-in for ``vllm serve``: records its argv, answers /health and the OpenAI chat
 #: and completion endpoints with a valid verdict, and has a child that ignores SIGTERM.
