@@ -12,9 +12,9 @@ from icrm_sgl.engines import engine_names
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import default_judge
 from icrm_sgl.judges.verdicts import SCORES
-from tests.engines.standin import OPENAI_CHAT_FIELDS, StandinServer, chat_reply
 from tests.engines.hosted.test_hosted_claude import message
 from tests.engines.hosted.test_hosted_standin import VALID
+from tests.engines.standin import OPENAI_CHAT_FIELDS, StandinServer, chat_reply
 
 
 def test_every_built_in_engine_declares_its_capabilities():

@@ -10,8 +10,8 @@ from icrm_sgl.engines.hosted.claude import TOOL_NAME
 from icrm_sgl.engines.hosted.fields import FieldRequest
 from icrm_sgl.errors import EngineError
 from icrm_sgl.judges import default_judge
-from tests.engines.standin import StandinServer, error_reply
 from tests.engines.hosted.test_hosted_standin import GEN, VALID
+from tests.engines.standin import StandinServer, error_reply
 
 BAD = {**VALID, "choice": "maybe"}
 

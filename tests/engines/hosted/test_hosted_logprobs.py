@@ -13,9 +13,9 @@ from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.hosted.logprobs import TokenLogprobs, Unavailable, value_probabilities
 from icrm_sgl.judges import default_judge
 from icrm_sgl.judging.expectation import expected_score
-from tests.engines.standin import StandinServer, chat_reply
 from tests.engines.hosted.test_hosted_claude import claude, message
 from tests.engines.hosted.test_hosted_standin import GEN, VALID, engine
+from tests.engines.standin import StandinServer, chat_reply
 
 ln = math.log
 
