@@ -26,6 +26,7 @@ from icrm_sgl.judges.shots import (
 )
 from icrm_sgl.judges.template import Slot
 from icrm_sgl.judging.examples import detect_rm_type
+from icrm_sgl.plumbing.defaults import NUM_SHOTS, SEED
 
 RM_TYPES = BUILTIN_NAMES
 
@@ -171,9 +172,9 @@ def validate(pool_file: str, rm_type: str | None, judge_path: str | None) -> Non
 
 
 @shots.command()
-@click.option("--n", "num_shots", type=click.IntRange(0), default=3, show_default=True)
+@click.option("--n", "num_shots", type=click.IntRange(0), default=NUM_SHOTS, show_default=True)
 @click.option("--mode", type=click.Choice(SAMPLING_MODES), default="fixed", show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=SEED, show_default=True)
 @click.option(
     "--rm-type",
     type=click.Choice(RM_TYPES),

@@ -162,6 +162,7 @@ def pair_record(pair: Item, judge: Judge, results: list[tuple[str, Judgement]]) 
             "probabilities": result.meta.get("probabilities") if result.ok else None,
             "error": result.error,
             "failed": not result.ok,
+            "verdict": result.verdict,
             "meta": meta,
         }
     if judge.pair is not None:  # one call compared both replies
@@ -194,6 +195,7 @@ def pair_record(pair: Item, judge: Judge, results: list[tuple[str, Judgement]]) 
         "margin": margin,
         "failed": margin is None,
         **_label(pair),
+        "verdicts": {slot: j.verdict for slot, j in results},
         "meta": meta,
     }
 
@@ -206,11 +208,11 @@ def _label(pair: LabelledPair) -> dict[str, str]:
 
 
 def _judgement(judge: Judge, slot: str, result: Judgement) -> dict[str, Any]:
-    """One order's stored verdict: its reward field's choice and, when the engine gave
-    them, that field's probabilities."""
+    """One order's stored verdict: its reward field's choice, the whole verdict (None
+    when it failed) and, when the engine gave them, that field's probabilities."""
     verdict, key = result.verdict, str(judge.reward)
     out = {"order": slot, "choice": verdict[key] if verdict is not None else None}
-    out["error"] = result.error
+    out.update(error=result.error, verdict=verdict)
     if result.ok and "probabilities" in result.meta:
         out["probabilities"] = result.meta["probabilities"]
     return out

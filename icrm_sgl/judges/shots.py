@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges.verdicts import choice_winner
+from icrm_sgl.plumbing.defaults import SEED
 from icrm_sgl.plumbing.files import DEFINITION_LIMIT
 from icrm_sgl.plumbing.records import loads, read_records
 
@@ -95,7 +96,7 @@ def load_shots(judge: Judge, path: str | Path | None = None) -> list[Shot]:
 
 
 def sample_shots(
-    pool: list[Shot], n: int, mode: str = "fixed", seed: int | None = 42
+    pool: list[Shot], n: int, mode: str = "fixed", seed: int | None = SEED
 ) -> list[Shot]:
     """Pick ``n`` shots.
 

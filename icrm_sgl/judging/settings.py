@@ -34,6 +34,7 @@ from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge, builtin_judge
 from icrm_sgl.judges.shots import SAMPLING_MODES, Shot, check_sampling_mode, sample_shots
 from icrm_sgl.plumbing.arguments import GenerationOptions, check_count, validation_message
+from icrm_sgl.plumbing.defaults import FIELD_TOKENS, NUM_SHOTS, SEED
 
 if TYPE_CHECKING:
     from icrm_sgl.runners.cache import VerdictCache
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
 LAUNCH_NEUTRAL: dict[str, Any] = {"num_workers": 1, "num_gpu_per_worker": 1}
 
 StrPath = str | Path
-
-#: The seed of the engine's sampling and of shot sampling, unless one is given.
-SEED = 42
 
 
 class Flag:
@@ -190,7 +188,7 @@ class JudgingSettings(_Group):
         None, description="A shots pool JSON file (default: the packaged pool)."
     )
     num_shots: Annotated[int, Flag("--num-shots")] = Field(
-        3, ge=0, description="Shots shown before each example."
+        NUM_SHOTS, ge=0, description="Shots shown before each example."
     )
     shot_sampling_mode: Annotated[str, Flag("--shot-sampling", choices=SAMPLING_MODES)] = Field(
         "fixed",
@@ -203,7 +201,7 @@ class JudgingSettings(_Group):
         "mode: completion for local, sglang, vllm; chat for hosted APIs).",
     )
     #: Each text field's token budget (``max_tokens`` of a call splits its own evenly).
-    field_tokens: int = Field(128, ge=1)
+    field_tokens: int = Field(FIELD_TOKENS, ge=1)
     concurrency: Annotated[int | None, Flag("--concurrency")] = Field(
         None,
         ge=1,

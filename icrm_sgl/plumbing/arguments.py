@@ -57,7 +57,7 @@ def validation_message(exc: ValidationError, given: Mapping[str, Any], owner: st
 
 
 def check_count(name: str, value: Any) -> int:
-    """A whole number ≥ 0 (``num_shots=3``): not text, a fraction or a bool."""
+    """A whole number ≥ 0 (``num_shots``, ``n_seq``): not text, a fraction or a bool."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError(f"{name} must be a whole number ≥ 0, got {value!r}")
     return value

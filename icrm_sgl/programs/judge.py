@@ -29,6 +29,7 @@ from icrm_sgl.errors import EngineError, VerdictError
 from icrm_sgl.judges import Judge
 from icrm_sgl.judges.fields import FieldSpec
 from icrm_sgl.judges.template import Slot, Template
+from icrm_sgl.plumbing.defaults import FIELD_TOKENS
 from icrm_sgl.programs.choices import joint_probability
 
 #: Bumped whenever prompt layout or decoding changes what a verdict would be, or what a
@@ -113,7 +114,7 @@ class ProgramConfig:
     judge: Judge
     prompt: Template
     completion: bool = True
-    field_tokens: int = 128
+    field_tokens: int = FIELD_TOKENS
     sample_final: bool = False
     layout: str = "per_field"
 

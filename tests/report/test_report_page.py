@@ -8,6 +8,7 @@ import math
 
 from selenium.webdriver.common.by import By
 
+from icrm_sgl.evaluation.metrics import record_judge
 from tests.report.conftest import HOSTILE
 
 
@@ -19,6 +20,18 @@ def _open(browser, folder):
 def _visible(browser) -> list[str]:
     rows = browser.find_elements(By.CSS_SELECTOR, "#examples tbody tr")
     return [row.find_element(By.TAG_NAME, "td").text for row in rows if row.is_displayed()]
+
+
+def _fields(card) -> list[str]:
+    """The verdict field names a card shows, in order."""
+    keys = card.find_elements(By.CSS_SELECTOR, ".fields > .field > .key")
+    return [key.text.removesuffix(":") for key in keys]
+
+
+def _cards(page, row: int):
+    """Click the examples table's row ``row``; the verdict cards it opens."""
+    page.find_elements(By.CSS_SELECTOR, "#examples tbody tr")[row].click()
+    return page.find_elements(By.CSS_SELECTOR, "#detail .verdict")
 
 
 def _metric(metrics: dict, name: str):
@@ -60,9 +73,13 @@ def test_page_shows_metrics_json_filters_and_both_orders(browser, eval_folders, 
         "chosen_first",
         "rejected_first",
     ]
+    keys = record_judge(records[0]["mode"]).keys
     for card, judgement in zip(cards, records[0]["judgements"], strict=True):
         assert f"choice: {judgement['choice']}" in card.text
         assert len(card.find_elements(By.CSS_SELECTOR, ".bar")) == len(judgement["probabilities"])
+        verdict = judgement["verdict"]  # the whole verdict, in the judge's field order
+        assert _fields(card) == [key for key in keys if key in verdict]
+        assert verdict["analysis of A"].strip() in card.text
     assert "What is 3 + 4?" in page.find_element(By.ID, "detail").text
     resources = page.execute_script("return performance.getEntriesByType('resource').length")
     assert resources == 0
@@ -93,3 +110,26 @@ def test_in_progress_page_computes_its_metrics(browser, eval_folders, run_cli):
     assert _visible(page) == ["p0"]
     cell = page.find_element(By.CSS_SELECTOR, "td[data-metric='choice|overall|n']")
     assert cell.text == "1"
+
+
+def test_custom_judge_and_panel_show_their_own_fields(browser, rubric_folder, panel_folder):
+    """A rubric's fields in its program's order, each order's explanation in its column; a
+    panel's column per member and reply with the member's verdict."""
+    page = _open(browser, rubric_folder)
+    record = json.loads((rubric_folder / "results.jsonl").read_text().splitlines()[0])
+    cards = _cards(page, 0)
+    assert len(cards) == 2
+    for card, judgement in zip(cards, record["judgements"], strict=True):
+        assert _fields(card) == list(judgement["verdict"]) == ["explanation", "verdict"]
+        assert judgement["verdict"]["explanation"].strip() in card.text
+        assert f"verdict: {judgement['verdict']['verdict']}" in card.text
+    page = _open(browser, panel_folder)
+    cards = _cards(page, 1)
+    titles = [c.find_element(By.TAG_NAME, "h3").text for c in cards]
+    assert titles == [
+        f"member {k}: rater_{m} ({side})"
+        for k, m in ((1, "a"), (2, "b"))
+        for side in ("chosen", "rejected")
+    ]
+    assert [_fields(c) for c in cards] == [["reason", "score"]] * 4
+    assert "reason: rater_b on rejected p1" in cards[3].text and "score: 1" in cards[3].text

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic_core
 
 from icrm_sgl.judges.judge import MAX_FIELD_CHARS
+from icrm_sgl.plumbing.defaults import FIELD_TOKENS
 
 if TYPE_CHECKING:
     from icrm_sgl.judges import Judge
@@ -40,7 +41,6 @@ SKELETON_TOKENS_PER_CHAR = 0.5
 #: shorter tokens is cut by ``max_tokens`` and completed by a follow-up.
 CHARS_PER_TOKEN = 3
 #: The field's programs' default token budget (``ICRM``'s ``field_tokens``).
-DEFAULT_FIELD_TOKENS = 128
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,10 @@ class FieldRequest:
 
     judge: Judge
     keys: tuple[str, ...]
-    field_tokens: int = DEFAULT_FIELD_TOKENS
+    field_tokens: int = FIELD_TOKENS
 
     @classmethod
-    def whole(cls, judge: Judge, field_tokens: int = DEFAULT_FIELD_TOKENS) -> FieldRequest:
+    def whole(cls, judge: Judge, field_tokens: int = FIELD_TOKENS) -> FieldRequest:
         """Every field of the verdict."""
         return cls(judge, tuple(judge.keys), field_tokens)
 

@@ -12,6 +12,7 @@ from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.sglang.router import (
     Policy,
 )
+from icrm_sgl.plumbing.defaults import SEED
 
 #: Options that only make sense when this engine launches the server itself.
 _LAUNCH_ONLY = (
@@ -72,7 +73,7 @@ class SglangOptions(EngineOptions):
     layout: Literal["per_field", "one_request"] = Field(
         "one_request", description="text fields in one request, or one request per field"
     )
-    seed: int | None = 42
+    seed: int | None = SEED
     python: str = Field(default_factory=lambda: sys.executable, description="server's python")
     device: Literal["cuda", "cpu"] = Field("cuda", description="where a launched server runs")
     dtype: str | None = Field(None, description="--dtype of a launched server")

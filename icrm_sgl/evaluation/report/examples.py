@@ -3,7 +3,8 @@ flipped, its confidence and correctness, and every verdict with the fields it ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from icrm_sgl.errors import InputError
@@ -61,28 +62,52 @@ def _rest(entry: Mapping[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in drop}
 
 
+@cache
+def _judge_keys(name: str) -> tuple[str, ...]:
+    """The field order of the built-in judge ``name``; none for a custom judge, whose
+    stored verdict keeps its program's order."""
+    try:
+        return tuple(record_judge(name).keys)
+    except InputError:
+        return ()
+
+
+def _fields(verdict: Any, keys: Sequence[str]) -> list[tuple[str, Any]]:
+    """A stored verdict's fields, in the judge's order (``keys``) then as stored; none
+    for a failed verdict or a record written before eval kept whole verdicts."""
+    if not isinstance(verdict, Mapping):
+        return []
+    order = [k for k in keys if k in verdict] + [k for k in verdict if k not in keys]
+    return [(str(k), verdict[k]) for k in order]
+
+
 def _pairwise(record: Mapping[str, Any]) -> tuple[dict[str, str], list[Verdict], bool | None]:
+    """A two-reply judge's record: each order's choice, whole verdict and probabilities."""
+    keys = _judge_keys(str(record.get("mode")))
     verdicts, decisions = [], {}
     for judgement in record.get("judgements") or []:
         order = str(judgement.get("order"))
         decisions[order] = _text(judgement.get("choice"))
-        probabilities = _distribution(judgement.get("probabilities"))
         verdicts.append(
             Verdict(
                 title=order,
-                fields=_rest(judgement, "order", "probabilities"),
-                probabilities=probabilities,
+                fields=_fields(judgement.get("verdict"), keys),
+                record=_rest(judgement, "order", "probabilities", "verdict"),
+                probabilities=_distribution(judgement.get("probabilities")),
             )
         )
     return decisions, verdicts, _flipped_orders(record)
 
 
 def _sides(record: Mapping[str, Any]) -> tuple[dict[str, str], list[Verdict], bool | None]:
-    """A one-reply judge's record: each reply's score, reward, error and probabilities."""
+    """A one-reply judge's record: each reply's verdict, score, reward, error and
+    probabilities."""
+    keys = _judge_keys(str(record.get("mode")))
     scores = record.get("scores") or {"reply": record.get("score")}
     probabilities = record.get("probabilities") or {}
+    stored = record.get("verdicts") or {}
     if "scores" not in record:
-        probabilities = {"reply": probabilities}
+        probabilities, stored = {"reply": probabilities}, {"reply": record.get("verdict")}
     verdicts = []
     for side, score in scores.items():
         fields = {"score": score}
@@ -93,24 +118,38 @@ def _sides(record: Mapping[str, Any]) -> tuple[dict[str, str], list[Verdict], bo
             if "scores" not in record and key in record:
                 fields[key] = record[key]
         verdicts.append(
-            Verdict(title=side, fields=fields, probabilities=_distribution(probabilities.get(side)))
+            Verdict(
+                title=side,
+                fields=_fields(stored.get(side), keys),
+                record=fields,
+                probabilities=_distribution(probabilities.get(side)),
+            )
         )
     return {side: _text(score) for side, score in scores.items()}, verdicts, None
 
 
+def _member(k: int, member: Mapping[str, Any]) -> list[Verdict]:
+    """A panel member's columns: one per verdict it stored (an order or a reply), else
+    one of its record entry alone."""
+    title = f"member {member.get('member', k + 1)}: {member.get('judge', '')}".strip(": ")
+    rest = _rest(member, "member", "verdicts")
+    stored = member.get("verdicts")
+    if not isinstance(stored, Mapping) or not stored:
+        return [Verdict(title=title, fields=[], record=rest)]
+    keys = _judge_keys(str(member.get("judge")))
+    return [
+        Verdict(title=f"{title} ({where})", fields=_fields(verdict, keys), record=rest)
+        for where, verdict in stored.items()
+    ]
+
+
 def _panel(record: Mapping[str, Any]) -> tuple[dict[str, str], list[Verdict], bool | None]:
-    """A panel's record: its reward (per order or per reply) and each member's entry."""
+    """A panel's record: its reward (per order or per reply) and each member's verdicts."""
     if "order" in record:
         decisions = {str(record["order"]): _text(record.get("reward"))}
     else:
         decisions = {k: _text(v) for k, v in (record.get("rewards") or {}).items()}
-    verdicts = [
-        Verdict(
-            title=f"member {m.get('member', k + 1)}: {m.get('judge', '')}".strip(": "),
-            fields=_rest(m, "member"),
-        )
-        for k, m in enumerate(record["members"])
-    ]
+    verdicts = [v for k, m in enumerate(record["members"]) for v in _member(k, m)]
     flips = [m.get("flipped") for m in record["members"] if m.get("flipped") is not None]
     return decisions, verdicts, any(flips) if flips else None
 
@@ -134,17 +173,30 @@ def shown_inputs(item: LabelledPair | ScoredReply | None, limit: int) -> dict[st
             "chosen": item.chosen[-1]["content"],
             "rejected": item.rejected[-1]["content"],
         }
-    return _cut({**shown, **item.inputs}, limit)
+    return cut({**shown, **item.inputs}, limit, "the source")
 
 
-def _cut(value: Any, limit: int) -> Any:
+def cut(value: Any, limit: int, where: str) -> Any:
+    """``value`` with each text longer than ``limit`` cut, saying how much more ``where``
+    holds."""
     if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}… ({len(value) - limit} more characters in the source)"
-    if isinstance(value, list):
-        return [_cut(v, limit) for v in value]
+        return f"{value[:limit]}… ({len(value) - limit} more characters in {where})"
+    if isinstance(value, list | tuple):
+        return [cut(v, limit, where) for v in value]
     if isinstance(value, dict):
-        return {k: _cut(v, limit) for k, v in value.items()}
+        return {k: cut(v, limit, where) for k, v in value.items()}
     return value
+
+
+def texts(value: Any) -> int:
+    """How many texts ``value`` holds, however deep."""
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, list | tuple):
+        return sum(texts(v) for v in value)
+    if isinstance(value, dict):
+        return sum(texts(v) for v in value.values())
+    return 0
 
 
 def example(record: Mapping[str, Any], inputs: dict[str, Any] | None) -> Example:
@@ -179,6 +231,8 @@ def example(record: Mapping[str, Any], inputs: dict[str, Any] | None) -> Example
             "rewards",
             "probabilities",
             "errors",
+            "verdict",
+            "verdicts",
             "id",
             "subset",
         ),

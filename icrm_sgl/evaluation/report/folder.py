@@ -12,15 +12,17 @@ from icrm_sgl.errors import IcrmError, InputError
 from icrm_sgl.evaluation.loaders import LabelledPair, ScoredReply, load_pairs
 from icrm_sgl.evaluation.metrics import compute_metrics, unique_records
 from icrm_sgl.evaluation.panel import panel_metrics
-from icrm_sgl.evaluation.report.examples import example, shown_inputs
-from icrm_sgl.evaluation.report.model import Run
+from icrm_sgl.evaluation.report.examples import cut, example, shown_inputs, texts
+from icrm_sgl.evaluation.report.model import Example, Run
 from icrm_sgl.evaluation.store import CONFIG, RESULTS
 from icrm_sgl.plumbing.files import read_text
 from icrm_sgl.plumbing.records import loads, read_records
 
 METRICS = "metrics.json"
-#: The page's budget for the examples' texts: each text is cut to its share of it.
-INPUT_BUDGET = 3_000_000
+#: The page's budgets for the examples' texts and for the verdicts' texts: each text is
+#: cut to its share of its budget.
+INPUT_BUDGET = 2_500_000
+VERDICT_BUDGET = 1_500_000
 #: The longest text shown whole, however few the examples.
 LONGEST_TEXT = 20_000
 
@@ -88,6 +90,16 @@ def source_items(config: dict[str, Any]) -> list[Item] | None:
         return None
 
 
+def cut_verdicts(examples: list[Example]) -> None:
+    """Cut the verdicts' texts to their share of ``VERDICT_BUDGET`` (results.jsonl keeps
+    them whole): a thousand examples' analyses stay a page."""
+    verdicts = [v for e in examples for v in e.verdicts]
+    count = sum(texts([value for _, value in v.fields]) for v in verdicts)
+    limit = max(100, min(LONGEST_TEXT, VERDICT_BUDGET // max(1, count)))
+    for verdict in verdicts:
+        verdict.fields = [(key, cut(value, limit, RESULTS)) for key, value in verdict.fields]
+
+
 def read_run(folder: Path, items: Sequence[Item] | None = None) -> Run:
     """The page's view of one eval folder; ``items`` are the run's own examples (eval
     passes them), else the source is read again where it can be."""
@@ -100,11 +112,13 @@ def read_run(folder: Path, items: Sequence[Item] | None = None) -> Run:
     items = items if items is not None else source_items(config)
     by_id = {item.id: item for item in items or ()}
     limit = max(200, min(LONGEST_TEXT, INPUT_BUDGET // max(1, 3 * len(records))))
+    examples = [example(r, shown_inputs(by_id.get(str(r["id"])), limit)) for r in records]
+    cut_verdicts(examples)
     return Run(
         title=str(folder),
         status=status,
         settings=_settings(config, metrics),
         metrics=metrics,
         note=note,
-        examples=[example(r, shown_inputs(by_id.get(str(r["id"])), limit)) for r in records],
+        examples=examples,
     )

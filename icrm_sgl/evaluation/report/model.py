@@ -8,11 +8,13 @@ from pydantic import BaseModel
 
 
 class Verdict(BaseModel):
-    """One verdict of an example (an order, a reply or a panel member): its fields as the
-    record holds them, and its label probabilities when the engine gave them."""
+    """One verdict of an example (an order, a reply or a panel member's): the judge's
+    fields in the judge's order (none where the record holds no whole verdict), what the
+    record keeps beside them (choice, score, reward, error), and its label probabilities."""
 
     title: str
-    fields: dict[str, Any]
+    fields: list[tuple[str, Any]]
+    record: dict[str, Any]
     probabilities: dict[str, float] | None = None
 
 

@@ -210,8 +210,12 @@ function detail(example) {
   box.replaceChildren(el("h2", {}, `example ${example.id} (${example.subset})`), inputsBox(example.inputs));
   const verdicts = el("div", { className: "verdicts" });
   for (const verdict of example.verdicts) {
-    const card = el("div", { className: "verdict" }, el("h3", {}, verdict.title));
-    for (const [key, value] of Object.entries(verdict.fields)) card.append(field(key, value));
+    // The judge's fields in its own order (a list of [name, value]), then the record's.
+    const fields = el("div", { className: "fields" });
+    for (const [key, value] of verdict.fields) fields.append(field(key, value));
+    const stored = el("div", { className: "stored" });
+    for (const [key, value] of Object.entries(verdict.record)) stored.append(field(key, value));
+    const card = el("div", { className: "verdict" }, el("h3", {}, verdict.title), fields, stored);
     if (verdict.probabilities) card.append(bars(verdict.probabilities));
     verdicts.append(card);
   }
