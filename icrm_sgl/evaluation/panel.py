@@ -192,6 +192,9 @@ def _members_two(spec: PanelSpec, order: str, entries: list[dict[str, Any]]) -> 
         out.update(reward=value, margin=_two_reply_margin(value, order))
         out.update(flipped=entry.get("flipped"), order_margins=_order_margins(member.judge, entry))
         out["error"] = entry.get("error")
+        out["verdicts"] = entry.get("verdicts") or (
+            {"A/B": entry["verdict"]} if "verdict" in entry else None
+        )
         members.append(out)
     return members
 
@@ -207,6 +210,7 @@ def _members_one(sides: Mapping[str, list[dict[str, Any]]], count: int) -> list[
         rewards = {slot: entry.get("normalized") for slot, entry in entries.items()}
         out.update(rewards=rewards, margin=_one_reply_margin(rewards))
         out["errors"] = {slot: e["error"] for slot, e in entries.items() if e.get("error")}
+        out["verdicts"] = {slot: e.get("verdict") for slot, e in entries.items()}
         members.append(out)
     return members
 

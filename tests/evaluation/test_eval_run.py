@@ -145,3 +145,4 @@ def test_ctrl_c_during_eval_prints_no_traceback_from_the_program_threads(tmp_pat
     assert proc.returncode == 130, stderr
     assert "Error in stream_executor" not in stderr and "Traceback" not in stderr, stderr
     assert stderr.rstrip().splitlines()[-1] == "interrupted"
+    assert (out / "report.html").stat().st_size > 0  # the page of what was saved

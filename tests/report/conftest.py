@@ -20,10 +20,19 @@ def run_eval(*args: str) -> None:
     cli.main(["eval", *args, *FAST], standalone_mode=False)
 
 
+def _without_verdicts(line: str) -> str:
+    """A record line as eval wrote it before records kept each order's whole verdict."""
+    record = json.loads(line)
+    for judgement in record["judgements"]:
+        del judgement["verdict"]
+    return json.dumps(record) + "\n"
+
+
 @pytest.fixture(scope="session")
 def eval_folders(tmp_path_factory) -> dict[str, Path]:
     """``finished`` (a real run of four pairs), ``resumed`` (its first record kept, then
-    ``--resume``) and ``progress`` (one record and a line cut short, no metrics)."""
+    ``--resume``) and ``progress`` (one record and a line cut short, no metrics); the
+    first record of both in the shape eval wrote before it kept whole verdicts."""
     root = tmp_path_factory.mktemp("report")
     source = write_pairs(root / "pairs.json", 4)
     finished = root / "finished"
@@ -34,7 +43,7 @@ def eval_folders(tmp_path_factory) -> dict[str, Path]:
         (copy / "metrics.json").unlink()
         (copy / "report.html").unlink()
         lines = (copy / "results.jsonl").read_text().splitlines(keepends=True)
-        (copy / "results.jsonl").write_text(lines[0] + lines[1][:40])
+        (copy / "results.jsonl").write_text(_without_verdicts(lines[0]) + lines[1][:40])
     run_eval(str(source), "--output-dir", str(resumed), "--resume")
     return {"finished": finished, "resumed": resumed, "progress": progress, "source": source}
 
@@ -46,7 +55,9 @@ RUBRIC = str(Path(__file__).parents[2] / "examples" / "judges" / "mtbench_pairwi
 def rubric_folder(eval_folders) -> Path:
     """A real run of a custom judge (a rubric: an explanation, then a verdict) on two pairs."""
     folder = eval_folders["source"].parent / "rubric"
-    run_eval(str(eval_folders["source"]), "--judge", RUBRIC, "--limit", "2", "--output-dir", str(folder))
+    run_eval(
+        str(eval_folders["source"]), "--judge", RUBRIC, "--limit", "2", "--output-dir", str(folder)
+    )
     return folder
 
 
@@ -99,7 +110,10 @@ def panel_folder(eval_folders) -> Path:
                     "m",
                     Judgement(
                         f"{pair.id}#{side}",
-                        verdict={"reason": f"{member.judge.name} on {side} {pair.id}", "score": score},
+                        verdict={
+                            "reason": f"{member.judge.name} on {side} {pair.id}",
+                            "score": score,
+                        },
                     ),
                 )
                 for member in spec.members

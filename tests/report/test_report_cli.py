@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+from icrm_sgl.evaluation.metrics import record_judge
 from icrm_sgl.evaluation.report.build import embedded_json
 from icrm_sgl.evaluation.report.model import Page, Run
 
@@ -56,11 +57,15 @@ def test_report_refuses_bad_folders_and_outputs_in_one_line(eval_folders, run_cl
 
 
 def test_a_thousand_examples_stay_under_five_megabytes(eval_folders, tmp_path):
-    """A synthetic folder: the real run's record and config, a thousand long pairs."""
+    """A synthetic folder: the real run's record and config, a thousand long pairs whose
+    verdicts hold long analyses."""
     from icrm_sgl.evaluation.report import write_report
 
     finished = eval_folders["finished"]
     record = json.loads((finished / "results.jsonl").read_text().splitlines()[0])
+    texts = [field.key for field in record_judge(record["mode"]).text_fields]
+    for judgement in record["judgements"]:
+        judgement["verdict"].update(dict.fromkeys(texts, "an analysis " * 400))
     folder = tmp_path / "big"
     folder.mkdir()
     long = "a long reply " * 400
@@ -84,7 +89,8 @@ def test_a_thousand_examples_stay_under_five_megabytes(eval_folders, tmp_path):
     (folder / "results.jsonl").write_text("\n".join(lines) + "\n")
     page = write_report(folder)
     assert page.stat().st_size < 5 * MB
-    assert "a long reply" in page.read_text() and '"status":"in progress"' in page.read_text()
+    html = page.read_text()
+    assert "a long reply" in html and "an analysis" in html and '"status":"in progress"' in html
 
 
 def test_embedded_json_cannot_close_its_script_tag():

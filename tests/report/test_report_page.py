@@ -110,6 +110,8 @@ def test_in_progress_page_computes_its_metrics(browser, eval_folders, run_cli):
     assert _visible(page) == ["p0"]
     cell = page.find_element(By.CSS_SELECTOR, "td[data-metric='choice|overall|n']")
     assert cell.text == "1"
+    cards = _cards(page, 0)  # a record written before eval kept whole verdicts
+    assert len(cards) == 2 and all(not _fields(c) and "choice: " in c.text for c in cards)
 
 
 def test_custom_judge_and_panel_show_their_own_fields(browser, rubric_folder, panel_folder):

@@ -21,8 +21,8 @@ from icrm_sgl.plumbing.records import loads, read_records
 METRICS = "metrics.json"
 #: The page's budgets for the examples' texts and for the verdicts' texts: each text is
 #: cut to its share of its budget.
-INPUT_BUDGET = 2_500_000
-VERDICT_BUDGET = 1_500_000
+INPUT_BUDGET = 2_200_000
+VERDICT_BUDGET = 1_000_000
 #: The longest text shown whole, however few the examples.
 LONGEST_TEXT = 20_000
 
