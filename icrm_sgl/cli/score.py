@@ -93,7 +93,9 @@ def judge_loaded(
     """``score``'s work once the file is read and the settings made (``icrm test`` too)."""
     groups, problems = screen_examples(loaded, None if judge is None else as_judge(judge))
     if both_orders and any(chosen.pair is None for chosen, _ in groups):
-        raise click.UsageError("--both-orders compares two replies: it needs pairwise examples")
+        from icrm_sgl.judging.pair_judging import ONE_REPLY
+
+        raise click.UsageError(ONE_REPLY)
     if loaded.single and not output:
         sink = RecordSink(None)
         if problems:

@@ -16,8 +16,9 @@ from icrm_sgl.cli.options import (
     split_panel,
 )
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.judges import BUILTIN_NAMES, Judge
+from icrm_sgl.judges import BUILTIN_NAMES, Judge, as_judge
 from icrm_sgl.judges.supply import GET_REWARD, check_supplied
+from icrm_sgl.panel.spec import PanelSpec
 from icrm_sgl.serve.config import ServeConfig
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -48,6 +49,7 @@ def serve(**options: Any) -> None:
     """Serve the judge over HTTP: POST /v1/judge, POST /get_reward (OpenRLHF), GET /health,
     GET /metrics. Without --rm-type or --judge both built-in judging modes are served on
     one engine; with --panel, the panel (its reward in /v1/judge and /get_reward).
+    With --both-orders every pair is judged A/B and B/A and answered reconciled.
     """
     try:
         from icrm_sgl.serve.judges import Judges
@@ -61,6 +63,8 @@ def serve(**options: Any) -> None:
     settings = {key: options.pop(key) for key in serve_keys}
     panel, require_all = split_panel(options)
     judge, gen, groups = split_options(options)
+    if settings["both_orders"]:
+        _check_both_orders(panel, judge)
     for member in panel.judges if panel else (judge,) if isinstance(judge, Judge) else ():
         _note_reward(member)
     config = ServeConfig(**settings, gen={k: v for k, v in gen.items() if v is not None})
@@ -84,3 +88,15 @@ def _note_reward(judge: Judge) -> None:
         check_supplied(judge, GET_REWARD)
     except InputError as exc:
         click.echo(f"note: /get_reward will answer 422: {exc}", err=True)
+
+
+def _check_both_orders(panel: PanelSpec | None, judge: Judge | str | None) -> None:
+    """Refuse ``--both-orders`` before the engine loads when no served judge compares two
+    replies, in ``score --both-orders``' words (the built-ins include the pairwise judge)."""
+    if panel is not None:
+        if not panel.pairs:
+            raise InputError("--both-orders compares two replies: this panel judges one")
+        return
+    chosen = None if judge is None else as_judge(judge)
+    if chosen is not None and chosen.pair is None:
+        raise InputError(f"--both-orders compares two replies: judge {chosen.name} judges one")

@@ -32,6 +32,9 @@ class PairJudge(Protocol):
     ) -> Iterator[Judgement]: ...
 
 
+#: Why a one-reply example cannot be judged in both orders (score and serve say it alike).
+ONE_REPLY = "--both-orders compares two replies: it needs pairwise examples"
+
 #: Suffixes of the two calls' ids, and the names the result gives the two verdicts.
 ORDERS = {"#ab": "A/B", "#ba": "B/A"}
 

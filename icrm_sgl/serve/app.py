@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from icrm_sgl.plumbing.judgement import Judgement
-from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, ShuttingDown, client_record
+from icrm_sgl.judging.pair_judging import PairJudgement
+from icrm_sgl.serve.batcher import Batcher, Item, QueueFull, Result, ShuttingDown, client_record
 from icrm_sgl.serve.config import ServeConfig
 from icrm_sgl.serve.judges import Judges
 from icrm_sgl.serve.metrics import Metrics
@@ -59,8 +59,9 @@ class State:
         self.config = config
         self.judges = judges
         self.metrics = Metrics()
+        runners = judges.runners(config.both_orders)
         self.batcher = Batcher(
-            judges.by_mode, config.gen, self.metrics, config.max_queue, config.max_batch
+            runners, config.gen, self.metrics, config.max_queue, config.max_batch
         )
 
     def close(self) -> None:
@@ -113,7 +114,7 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
     async def judge(request: Request) -> Response:
         state = _authorized(request, config)
         body = await _read_body(request, config.max_body_bytes)
-        parsed = _checked(state, lambda: state.judges.parse(load_json(body)))
+        parsed = _checked(state, lambda: state.judges.parse(load_json(body), config.both_orders))
         results = await _judge(request, state, parsed.rm_types, parsed.examples)
         records = [
             _record(state.judges, rm, client_record(result, cid))
@@ -126,7 +127,10 @@ def _routes(app: FastAPI, config: ServeConfig) -> None:
         state = _authorized(request, config)
         body = await _read_body(request, config.max_body_bytes)
         name, examples = _checked(
-            state, lambda: state.judges.reward_examples(_reward_request(load_json(body)))
+            state,
+            lambda: state.judges.reward_examples(
+                _reward_request(load_json(body)), config.both_orders
+            ),
         )
         results = await _judge(request, state, [name] * len(examples), examples)
         rewards = [state.judges.reward(name, result) for result in results]
@@ -163,8 +167,12 @@ def _index(loc: tuple[Any, ...]) -> int | None:
     return loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
 
 
-def _record(judges: Judges, rm_type: str, result: Judgement) -> dict[str, Any]:
+def _record(judges: Judges, rm_type: str, result: Result) -> dict[str, Any]:
+    """The example's record with its ``reward``; a pair in both orders: the record ``score
+    --both-orders`` writes (its reward is ``result.expected_margin``)."""
     record = result.record()
+    if isinstance(result, PairJudgement):
+        return record
     reward = judges.reward(rm_type, result)
     if reward is not None:
         record["reward"] = reward
@@ -172,7 +180,7 @@ def _record(judges: Judges, rm_type: str, result: Judgement) -> dict[str, Any]:
 
 
 def _rewards(
-    results: list[Judgement], rewards: list[float | None], failed: float | None
+    results: list[Result], rewards: list[float | None], failed: float | None
 ) -> dict[str, Any]:
     """OpenRLHF's answer: ``rewards`` (and ``scores``, the same numbers) per query."""
     failures = [(i, r.error) for i, r in enumerate(results) if not r.ok]
@@ -193,12 +201,13 @@ def _rewards(
 
 async def _judge(
     request: Request, state: State, rm_types: list[str], examples: list[dict[str, Any]]
-) -> list[Judgement]:
+) -> list[Result]:
     """Queue the examples and wait for all of them, the deadline, or the client to leave."""
-    if len(examples) > state.config.max_queue:
-        raise HTTPProblem(
-            413, f"{len(examples)} examples; the queue holds {state.config.max_queue}", "too_large"
-        )
+    calls = sum(map(state.batcher.calls, rm_types))  # a pair in both orders counts two
+    if calls > state.config.max_queue:
+        counted = f" ({calls} engine calls)" if calls != len(examples) else ""
+        message = f"{len(examples)} examples{counted}; the queue holds {state.config.max_queue}"
+        raise HTTPProblem(413, message, "too_large")
     deadline = time.monotonic() + _deadline(request, state.config.deadline)
     try:
         items = state.batcher.submit(rm_types, examples, deadline)
@@ -239,7 +248,7 @@ async def _wait(
             raise ClientGone
 
 
-def _outcomes(items: list[Item], state: State) -> list[Judgement]:
+def _outcomes(items: list[Item], state: State) -> list[Result]:
     """Each example's judgement; a deadline or a shutdown fails the whole request."""
     missing = [i for i, item in enumerate(items) if not _judged(item)]
     if not missing:

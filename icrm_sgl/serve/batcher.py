@@ -1,6 +1,9 @@
 """One bounded queue in front of the engine: requests from every client are cut into
 batches for ``ICRM.judge_batch`` by a single worker thread, so concurrent clients share
-the engine's prefix cache (and, on an sglang server, its continuous batching)."""
+the engine's prefix cache (and, on an sglang server, its continuous batching).
+
+The queue counts engine calls: an example is one, a pair judged in both orders two (its
+runner's ``calls``), for ``max_queue``, ``max_batch``, the depth and ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -9,12 +12,18 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from icrm_sgl.judging.pair_judging import PairJudgement
 from icrm_sgl.plumbing.judgement import Judgement
 from icrm_sgl.serve.metrics import Metrics
+
+#: What an example's future gets: its verdict, or a pair's reconciled result.
+Result = Judgement | PairJudgement
+_R = TypeVar("_R", bound=Result)
 
 log = logging.getLogger("uvicorn.error")  # printed with uvicorn's own lines
 
@@ -34,16 +43,20 @@ class ShuttingDown(Exception):
 
 @dataclass
 class Item:
-    """One example waiting for (or in) the engine; ``future`` gets its ``Judgement``."""
+    """One example waiting for (or in) the engine, ``calls`` engine calls; ``future`` gets
+    its ``Judgement`` (a pair in both orders: its ``PairJudgement``)."""
 
     rm_type: str
     example: dict[str, Any]
     deadline: float
-    future: Future[Judgement] = field(default_factory=Future)
+    calls: int = 1
+    future: Future[Result] = field(default_factory=Future)
 
 
 class Batcher:
-    """Feeds queued examples to one ``ICRM`` per judging mode, ``max_batch`` at a time."""
+    """Feeds queued examples to one runner per judging mode (an ``ICRM``, or anything with
+    its ``judge_batch`` and an optional ``calls`` per example), ``max_batch`` calls at a
+    time."""
 
     def __init__(
         self,
@@ -75,30 +88,35 @@ class Batcher:
     ) -> list[Item]:
         """Queue a request's examples together, or refuse all of them."""
         items = [
-            Item(rm, {**ex, "id": f"q{next(self._ids)}"}, deadline)
+            Item(rm, {**ex, "id": f"q{next(self._ids)}"}, deadline, self.calls(rm))
             for rm, ex in zip(rm_types, examples, strict=True)
         ]
         with self._cond:
             if self._drain_deadline is not None or self._stopped:
                 raise ShuttingDown("the server is shutting down")
             self._purge()
-            if len(self._queue) + len(items) > self.max_queue:
-                raise QueueFull(f"queue full ({len(self._queue)}/{self.max_queue} examples)")
+            queued = _load(self._queue)
+            if queued + _load(items) > self.max_queue:
+                raise QueueFull(f"queue full ({queued}/{self.max_queue} examples)")
             self._queue.extend(items)
             self._cond.notify()
         return items
 
+    def calls(self, rm_type: str) -> int:
+        """Engine calls one example of ``rm_type`` takes (two for a pair in both orders)."""
+        return int(getattr(self.judges[rm_type], "calls", 1))
+
     def retry_after(self) -> int:
         """Seconds until what is queued now is likely judged (1-60), for ``Retry-After``."""
         with self._cond:
-            waiting = len(self._queue) + self._in_engine
+            waiting = _load(self._queue) + self._in_engine
         return max(1, min(60, round(self._seconds_per_example * waiting)))
 
     def depth(self) -> dict[str, float]:
-        """Queue depth and examples in the engine, for /health and /metrics."""
+        """Queue depth and examples in the engine (engine calls), for /health and /metrics."""
         with self._cond:
             self._purge()
-            return {"queue_depth": len(self._queue), "in_engine": self._in_engine}
+            return {"queue_depth": _load(self._queue), "in_engine": self._in_engine}
 
     def _purge(self) -> None:
         """Forget examples whose client left or gave up: they must not hold queue room."""
@@ -185,7 +203,7 @@ class Batcher:
             with self._cond:
                 self._in_engine = 0
                 self._seconds_per_example = 0.7 * self._seconds_per_example + 0.3 * (
-                    elapsed / len(batch)
+                    elapsed / _load(batch)
                 )
 
     def _next_batch(self) -> list[Item] | None:
@@ -199,14 +217,15 @@ class Batcher:
                     return None
                 batch = self._take()
                 if batch:
-                    self._in_engine = len(batch)
+                    self._in_engine = _load(batch)
                     return batch
                 self._cond.wait(timeout=0.5)
 
     def _take(self) -> list[Item]:
+        """Up to ``max_batch`` calls' worth of items (at least one item, whatever its calls)."""
         batch: list[Item] = []
-        now = time.monotonic()
-        while self._queue and len(batch) < self.max_batch:
+        calls, now = 0, time.monotonic()
+        while self._queue and (not batch or calls + self._queue[0].calls <= self.max_batch):
             item = self._queue.popleft()
             if not item.future.set_running_or_notify_cancel():
                 continue  # the client went away or its deadline passed while it waited
@@ -214,12 +233,13 @@ class Batcher:
                 item.future.set_exception(TimeoutError("deadline passed while queued"))
                 continue
             batch.append(item)
+            calls += item.calls
         return batch
 
     def _run(self, rm_type: str, group: list[Item]) -> None:
         """One ``judge_batch`` call; every item's future is resolved, whatever happens."""
         by_id = {item.example["id"]: item for item in group}
-        done: list[tuple[str, Judgement]] = []
+        done: list[tuple[str, Result]] = []
         try:
             for result in self.judges[rm_type].judge_batch(
                 [item.example for item in group], **self.gen
@@ -239,7 +259,12 @@ class Batcher:
             missing = Judgement(item.example["id"], error="engine error: no result returned")
             item.future.set_result(missing)
             done.append((rm_type, missing))
-        self.metrics.batch(done)
+        self.metrics.batch(done, _load(group))
+
+
+def _load(items: Iterable[Item]) -> int:
+    """The engine calls ``items`` take."""
+    return sum(item.calls for item in items)
 
 
 def _queued(item: Item) -> bool:
@@ -247,6 +272,6 @@ def _queued(item: Item) -> bool:
     return not item.future.running() and not item.future.done()
 
 
-def client_record(result: Judgement, client_id: str) -> Judgement:
+def client_record(result: _R, client_id: str) -> _R:
     """The judgement under the id the client gave (the queue used its own ids)."""
     return replace(result, id=client_id)

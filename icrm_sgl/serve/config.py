@@ -44,6 +44,11 @@ class ServeConfig(BaseModel):
         description="/get_reward value for a query without a verdict (default: the request "
         "fails, 500).",
     )
+    both_orders: bool = Field(
+        False,
+        description="Judge each two-reply example A/B and B/A and answer the reconciled "
+        "record, as score --both-orders does (each counts as two examples in the queue).",
+    )
     gen: dict[str, Any] = Field(default_factory=dict)
 
     @property

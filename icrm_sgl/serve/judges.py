@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from icrm_sgl.errors import InputError
 from icrm_sgl.judges import BUILTIN_NAMES, Judge
+from icrm_sgl.judging.pair_judging import PairJudgement, judge_pairs
 from icrm_sgl.judging.settings import Settings
 from icrm_sgl.panel.spec import PanelSpec
 from icrm_sgl.plumbing.judgement import Judgement
-from icrm_sgl.serve.payloads import Parsed, RewardRequest, parse_examples, reward_examples
+from icrm_sgl.serve.payloads import (
+    ONE_REPLY,
+    Parsed,
+    Problem,
+    RequestRejected,
+    RewardRequest,
+    parse_examples,
+    reward_examples,
+)
+
+
+@dataclass(frozen=True)
+class BothOrders:
+    """A judge of two replies run as ``score --both-orders`` runs it: each example judged
+    A/B and B/A and reconciled (``judge_pairs``), two engine calls."""
+
+    judge_batch: Callable[..., Iterator[Any]]
+    calls: int = 2
 
 
 @dataclass
@@ -65,31 +86,69 @@ class Judges:
             return tuple(self.panel.judges)
         return tuple(model.definition for model in self.by_mode.values())
 
-    def parse(self, data: Any) -> Parsed:
+    def runners(self, both_orders: bool = False) -> dict[str, Any]:
+        """What the batcher judges each mode's examples with: its ``ICRM`` (the panel);
+        with ``both_orders``, a judge of two replies in both orders (``BothOrders``)."""
+        if not both_orders:
+            return dict(self.by_mode)
+        if self.panel is not None:
+            paired = BothOrders(partial(self.panel.judge_pairs, both_orders=True))
+            return {self.panel.name: paired if self.panel.spec.pairs else self.panel}
+        return {
+            name: BothOrders(partial(judge_pairs, model, both_orders=True))
+            if model.definition.pair is not None
+            else model
+            for name, model in self.by_mode.items()
+        }
+
+    def parse(self, data: Any, both_orders: bool = False) -> Parsed:
         """``/v1/judge``'s examples, each matched to the served judge it is for; for a
-        panel, read by every member (a problem of any member is the example's)."""
+        panel, read by every member (a problem of any member is the example's). With
+        ``both_orders`` an example of one reply is a problem (as ``score`` refuses it)."""
         if self.panel is None:
-            return parse_examples(data, self.modes)
-        found = [parse_examples(data, (judge,)) for judge in self.panel.judges]
-        merged = [self._merged([p.examples[i] for p in found]) for i in range(len(found[0].ids))]
+            return parse_examples(data, self.modes, both_orders)
+        found = [parse_examples(data, (judge,), both_orders) for judge in self.panel.judges]
+        each = [[p.examples[i] for p in found] for i in range(len(found[0].ids))]
+        merged = self._merged(each, "example")
         return Parsed(found[0].single, [self.panel.name] * len(merged), merged, found[0].ids)
 
-    def reward_examples(self, request: RewardRequest) -> tuple[str, list[dict[str, Any]]]:
-        """``/get_reward``'s queries as the examples of the judge that rewards them (a
-        panel: every member's inputs), with that judge's name."""
+    def reward_examples(
+        self, request: RewardRequest, both_orders: bool = False
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """``/get_reward``'s queries as the examples of the judge that rewards them
+        (``reward_judge``; a panel: every member's inputs), with that judge's name."""
         if self.panel is None:
-            judge = self.reward_judge
+            judge = self.reward_judge(both_orders)
             return judge.name, reward_examples(request, judge)
+        if both_orders and not self.panel.spec.pairs:
+            raise RequestRejected([Problem(None, None, ONE_REPLY)])
         found = [reward_examples(request, judge) for judge in self.panel.judges]
-        return self.panel.name, [self._merged(list(each)) for each in zip(*found, strict=True)]
+        return self.panel.name, self._merged([list(ex) for ex in zip(*found, strict=True)], "query")
 
-    def _merged(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        """One example from what each panel member reads (members in order)."""
+    def _merged(self, each: list[list[dict[str, Any]]], where: str) -> list[dict[str, Any]]:
+        """One example per entry of ``each`` (what every member reads, members in order);
+        a key two members need to hold different values is a problem naming it."""
+        merged, problems = [], []
+        for i, examples in enumerate(each):
+            try:
+                merged.append(self._merged_one(examples))
+            except InputError as exc:
+                keys = dict.fromkeys(key for example in examples for key in example)
+                key = next((k for k in keys if f"reads {k!r} " in str(exc)), None)
+                problems.append(Problem(i, key, f"{where} {i}: {exc}"))
+        if problems:
+            raise RequestRejected(problems)
+        return merged
+
+    def _merged_one(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         by_judge = dict(zip(map(id, self.panel.judges), examples, strict=True))
         return self.panel.example(lambda judge: by_judge[id(judge)])
 
-    def reward(self, rm_type: str, result: Judgement) -> float | None:
-        """A judged example's reward: the panel's, or its judge's (None without one)."""
+    def reward(self, rm_type: str, result: Judgement | PairJudgement) -> float | None:
+        """A judged example's reward: a pair's reconciled expected margin (both orders),
+        the panel's, or its judge's (None without one)."""
+        if isinstance(result, PairJudgement):
+            return float(result.result()["expected_margin"]) if result.ok else None
         if result.verdict is None:
             return None
         if self.panel is not None:
@@ -101,9 +160,15 @@ class Judges:
         """The definition of the served judge called ``name``."""
         return self.by_mode[name].definition
 
-    @property
-    def reward_judge(self) -> Judge:
-        """The judge ``/get_reward`` uses: the first that judges one response, else the first."""
+    def reward_judge(self, both_orders: bool = False) -> Judge:
+        """The judge ``/get_reward`` uses: the first that judges one response, else the
+        first; with ``both_orders`` the first of two replies (with none, every request is
+        refused, as ``score --both-orders`` refuses examples of one reply)."""
+        pairs = [judge for judge in self.modes if judge.pair is not None]
+        if both_orders:
+            if not pairs:
+                raise RequestRejected([Problem(None, None, ONE_REPLY)])
+            return pairs[0]
         single = [judge for judge in self.modes if judge.pair is None]
         return (single or list(self.modes))[0]
 

@@ -8,6 +8,7 @@ import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from icrm_sgl.judging.pair_judging import PairJudgement
 from icrm_sgl.plumbing.judgement import Judgement
 
 #: Latency bucket bounds in seconds: a verdict takes from under a second (a GPU server)
@@ -22,7 +23,7 @@ _ERROR_KINDS = (
 )
 
 
-def failure_kind(result: Judgement) -> str:
+def failure_kind(result: Judgement | PairJudgement) -> str:
     """A failed judgement's kind: input, verdict, engine or other."""
     if result.meta.get("stage") == "input":
         return "input"
@@ -59,7 +60,9 @@ class Metrics:
         )
         self._batches = Counter("icrm_batches", "judge_batch calls", registry=registry)
         self._batched = Counter(
-            "icrm_batched_examples", "examples sent to the engine", registry=registry
+            "icrm_batched_examples",
+            "engine calls sent (a pair in both orders counts two)",
+            registry=registry,
         )
         self._lock = threading.Lock()  # the share's two counts, read together
         self._token_counts = {"prompt": 0, "cached": 0}
@@ -79,10 +82,11 @@ class Metrics:
     def failure(self, kind: str, count: int = 1) -> None:
         self._failures.labels(kind).inc(count)
 
-    def batch(self, results: list[tuple[str, Judgement]]) -> None:
-        """Count one engine batch: verdicts by mode, failures by kind, prompt tokens."""
+    def batch(self, results: list[tuple[str, Judgement | PairJudgement]], calls: int) -> None:
+        """Count one engine batch of ``calls`` engine calls: verdicts (a reconciled pair is
+        one) by mode, failures by kind, prompt tokens."""
         self._batches.inc()
-        self._batched.inc(len(results))
+        self._batched.inc(calls)
         for rm_type, result in results:
             if result.ok:
                 self._verdicts.labels(rm_type).inc()

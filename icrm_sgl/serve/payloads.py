@@ -16,7 +16,10 @@ from icrm_sgl.judges import Judge
 from icrm_sgl.judges.inputs import ConversationInputs, PairInputs
 from icrm_sgl.judges.supply import GET_REWARD, check_supplied, checked, one_reply, two_replies
 from icrm_sgl.judging.examples import check_id
+from icrm_sgl.judging.pair_judging import ONE_REPLY
 from icrm_sgl.plumbing.conversation import check_text
+
+#: Why ``--both-orders`` refuses an example of one reply (``score --both-orders``' words).
 
 
 class Turn(BaseModel):
@@ -114,9 +117,10 @@ def load_json(body: bytes) -> Any:
         ) from None
 
 
-def parse_examples(data: Any, judges: tuple[Judge, ...]) -> Parsed:
+def parse_examples(data: Any, judges: tuple[Judge, ...], pairs_only: bool = False) -> Parsed:
     """One example object or a list of them, each matched to the served judge its keys
-    are meant for; every problem of every example is reported."""
+    are meant for; every problem of every example is reported. ``pairs_only``
+    (``--both-orders``): an example for a judge of one reply is a problem too."""
     single = isinstance(data, dict)
     items = [data] if single else data
     if not isinstance(items, list) or not items:
@@ -126,7 +130,7 @@ def parse_examples(data: Any, judges: tuple[Judge, ...]) -> Parsed:
     problems: list[Problem] = []
     parsed: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(items):
-        found = _check_example(index, item, judges)
+        found = _check_example(index, item, judges, pairs_only)
         if isinstance(found, list):
             problems.extend(found)
         else:
@@ -140,7 +144,7 @@ def parse_examples(data: Any, judges: tuple[Judge, ...]) -> Parsed:
 
 
 def _check_example(
-    index: int, item: Any, judges: tuple[Judge, ...]
+    index: int, item: Any, judges: tuple[Judge, ...], pairs_only: bool
 ) -> tuple[str, dict[str, Any]] | list[Problem]:
     where = f"example {index}"
     if not isinstance(item, dict):
@@ -149,6 +153,8 @@ def _check_example(
     if judge is None:
         names = " and ".join(j.name for j in judges)
         return [Problem(index, None, f"{where}: this server judges {names} only")]
+    if pairs_only and judge.pair is None:
+        return [Problem(index, None, f"{where}: {ONE_REPLY}")]
     request_model = _MODELS.get(type(judge.inputs))
     example = dict(item)
     try:
