@@ -58,10 +58,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 FAST = {"max_tokens": 40}
 
 
-#: Session fixtures that start a server process, and the xdist group of the tests that use
-#: one. Under ``-n`` (pytest-xdist, ``--dist loadgroup``, the default run) a group runs on
-#: one worker, so each server starts once per run.
-SERVER_GROUPS = {"llama_server": "llama_server", "server": "icrm_serve"}
+#: Session fixtures that start a server process (or make real eval runs: the report tests'),
+#: and the xdist group of the tests that use one. Under ``-n`` (pytest-xdist, ``--dist
+#: loadgroup``, the default run) a group runs on one worker, so each fixture runs once.
+SERVER_GROUPS = {"llama_server": "llama_server", "server": "icrm_serve", "eval_folders": "report"}
 #: Tests marked ``sglang_server`` share one group: the CPU sglang servers (the session one
 #: and the router tier's) never run at the same time.
 SGLANG_GROUP = "sglang_server"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from icrm_sgl.cli.deferred_import import defer_init
 from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES
@@ -42,7 +44,9 @@ def test_a_deferred_package_runs_its_init_once_at_the_first_name_read(tmp_path, 
             sys.modules.pop(name, None)
 
 
-def test_a_cli_verdict_never_imports_torch_and_sglang_stays_whole():
+def _cli_verdict_then(after: str) -> list[str]:
+    """A verdict through the command line's ``main`` in a fresh interpreter, then ``after``;
+    its output lines, the verdict's first."""
     script = textwrap.dedent(
         """
         import sys
@@ -54,17 +58,35 @@ def test_a_cli_verdict_never_imports_torch_and_sglang_stays_whole():
         except SystemExit as exc:
             assert not exc.code, exc.code
         print("heavy:", sorted({"torch", "transformers"} & set(sys.modules)))
-        import sglang
-        print("whole:", sglang.function is sglang.lang.api.function, "torch" in sys.modules)
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, str(EXAMPLES / "test_pairwise.json")],
+        [
+            sys.executable,
+            "-c",
+            script + textwrap.dedent(after),
+            str(EXAMPLES / "test_pairwise.json"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[-2:] == ["heavy: []", "whole: True True"], done.stdout
-    default_judge("pairwise").validate(json.loads("\n".join(lines[:-2])))
+    return done.stdout.splitlines()
+
+
+def test_a_cli_verdict_never_imports_torch():
+    lines = _cli_verdict_then("")
+    assert lines[-1] == "heavy: []", lines
+    default_judge("pairwise").validate(json.loads("\n".join(lines[:-1])))
+
+
+@pytest.mark.slow  # imports all of sglang (torch); the deferral itself is tested above
+def test_after_a_cli_verdict_sglang_stays_whole():
+    lines = _cli_verdict_then(
+        """
+        import sglang
+        print("whole:", sglang.function is sglang.lang.api.function, "torch" in sys.modules)
+        """
+    )
+    assert lines[-2:] == ["heavy: []", "whole: True True"], lines

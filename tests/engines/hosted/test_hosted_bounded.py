@@ -287,6 +287,7 @@ def test_one_bounded_request_per_verdict_on_llama_server(
         num_shots=0,
         completion=completion,
         max_retries=0,
+        logprobs=False,  # the bound is the point; probabilities: test_hosted_logprobs
     ) as model:
         assert model.backend.completion_schema == "llama.cpp"
         result = model.judge(individual_example, max_tokens=80, temperature=0.0)

@@ -97,6 +97,7 @@ def test_every_budget_gives_a_valid_verdict_on_llama_server(
     """The issue's command: one shot, --max-tokens 200 / 60 / 30, SmolLM2 on llama.cpp."""
     args = ["score", EXAMPLES / f"test_{mode}.json", "--engine", "openai"]
     args += ["--base-url", llama_server, "--model", "smollm2", "--num-shots", "1"]
+    args += ["-E", "logprobs=false"]  # validity is the point; probabilities: test_hosted_logprobs
     proc = run_cli(*args, "--max-tokens", max_tokens)
     assert proc.returncode == 0, proc.stderr
     verdict = json.loads(proc.stdout)

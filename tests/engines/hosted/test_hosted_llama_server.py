@@ -83,6 +83,7 @@ def test_vllm_preset_in_completion_mode_with_llama_schema_fields(llama_server, p
     assert result.meta["engine"] == "vllm"
 
 
+@pytest.mark.slow  # the budget test in test_hosted_budget.py is its CLI twin by default
 def test_cli_scores_against_llama_server(llama_server, run_cli):
     args = ["--engine", "openai", "--base-url", llama_server, "--model", "smollm2"]  # chat
     args += ["-E", "logprobs=false"]

@@ -59,6 +59,7 @@ def test_greedy_pairwise_verdict_has_probabilities(sglang_backend, pairwise_exam
     assert result.meta["prompt_tokens"] > 500 and result.meta["completion_tokens"] > 0
 
 
+@pytest.mark.slow  # chat mode runs on the local engine by default; the template check above
 def test_chat_mode_individual_uses_the_models_template(sglang_backend, individual_example):
     model = judge_model(sglang_backend, "individual", completion=False, verbose=False)
     result = model.judge(individual_example, **BUDGET)
@@ -173,6 +174,7 @@ def test_generate_then_judge_example_runs_on_the_server(sglang_url):
     assert set(out["probabilities"]) == set(CHOICES)
 
 
+@pytest.mark.slow  # rubrics run on the local engine and the llama.cpp server by default
 def test_rubric_judge_on_the_sglang_server_gives_every_fields_probabilities(sglang_backend):
     """A rubric's program (a text field, then three 1-5 integers) on the real server."""
     rubric = EXAMPLES / "judges" / "helpful_harmless.toml"
