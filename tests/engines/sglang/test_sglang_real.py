@@ -174,7 +174,6 @@ def test_generate_then_judge_example_runs_on_the_server(sglang_url):
     assert set(out["probabilities"]) == set(CHOICES)
 
 
-@pytest.mark.slow  # rubrics run on the local engine and the llama.cpp server by default
 def test_rubric_judge_on_the_sglang_server_gives_every_fields_probabilities(sglang_backend):
     """A rubric's program (a text field, then three 1-5 integers) on the real server."""
     rubric = EXAMPLES / "judges" / "helpful_harmless.toml"
