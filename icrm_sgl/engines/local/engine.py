@@ -27,6 +27,7 @@ from icrm_sgl.engines.local.state_store import StateStore
 from icrm_sgl.engines.protocol import EngineOptions
 from icrm_sgl.engines.sglang.frontend import program_text
 from icrm_sgl.errors import EngineError
+from icrm_sgl.plumbing.defaults import SEED
 from icrm_sgl.plumbing.files import default_cache_dir
 
 #: Environment variable with the disk bound (MiB) of kept prefix states; 0 turns them off.
@@ -67,7 +68,7 @@ class LocalOptions(EngineOptions):
         "$ICRM_CACHE_DIR/prefix-states); 0: off; None: $ICRM_DISK_CACHE_MIB, else 1024",
     )
     chat_template: str | None = Field(None, description="sglang template name override")
-    seed: int | None = 42
+    seed: int | None = SEED
     no_repeat_ngram: int = Field(
         4, ge=0, description="forbid repeating any n-gram within one generated field (0: off)"
     )

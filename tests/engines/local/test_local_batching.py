@@ -75,7 +75,11 @@ def _rubric_examples() -> list[dict]:
     ("judge", "examples"),
     [
         ({"rm_type": "pairwise"}, _pairwise_examples),
-        ({"judge": EXAMPLES_DIR / "judges" / "helpful_harmless.toml"}, _rubric_examples),
+        pytest.param(  # a rubric's program: its batching is the pairwise one's
+            {"judge": EXAMPLES_DIR / "judges" / "helpful_harmless.toml"},
+            _rubric_examples,
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["pairwise", "rubric"],
 )
