@@ -54,7 +54,6 @@ def test_a_pairwise_example_in_both_orders_on_the_llama_server(
     check_reconciled(as_judge(rubric), record["result"])
 
 
-@pytest.mark.slow  # the llama.cpp server's twin and the sglang rubric test run by default
 @pytest.mark.sglang_server
 @pytest.mark.parametrize("name", PAIRWISE)
 def test_a_pairwise_example_in_both_orders_on_the_sglang_server(name, sglang_backend):
