@@ -26,10 +26,11 @@ def _public(result) -> str:
 
 @pytest.fixture
 def fresh_individual_model():
-    """A model of its own: what its cache holds depends on this test alone."""
+    """A model of its own: what its cache holds depends on this test alone (no prefix
+    states kept on disk by earlier tests of the session)."""
     from icrm_sgl import ICRM
 
-    with ICRM(rm_type="individual", num_shots=1, n_ctx=4096) as model:
+    with ICRM(rm_type="individual", num_shots=1, n_ctx=4096, disk_cache_mib=0) as model:
         yield model
 
 
