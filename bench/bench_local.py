@@ -432,7 +432,7 @@ def batching_width(width: int, max_tokens: int, threads: int | None) -> dict[str
         options["n_threads"] = threads
     model = ICRM(rm_type="pairwise", num_shots=3, **options)
     try:
-        batcher = model.backend.runner.batcher
+        batcher = model.backend.runner.scheduler
         busy = CallMeter(model.backend.runner._seqs, "decode")
         start = time.perf_counter()
         results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))

@@ -5,9 +5,9 @@ Run from the repository root::
     python bench/profile_local.py [--widths 1 8] [--examples 8] [--max-tokens 100]
 
 Judges the bench's pairwise 3-shot examples on a fresh engine per width, with the
-runner's and the batcher's steps wrapped in timers: time inside llama.cpp (shared decode
-steps, prompt evaluation, state restore / save), time threads wait on the batcher or for
-the context (prompt work or a step), per-token Python work (mask, penalties, n-gram guard, choice,
+runner's and the scheduler's steps wrapped in timers: time inside llama.cpp (shared decode
+steps, prompt evaluation, state restore / save), time threads wait for a step or for
+their prompt work, per-token Python work (mask, penalties, n-gram guard, choice,
 detokenize) and the rest (sglang interpreter, tokenizer). Thread-seconds add over
 threads; llama.cpp seconds are serial (one context), so they compare with the wall time.
 """
@@ -93,21 +93,6 @@ def instrument(runner, timers: Timers) -> None:
     timers.wrap(runner, "_sync", "thread: _sync (prompt to KV)")
     timers.wrap(runner, "generate", "thread: generate")
     timers.wrap(runner, "choice_logprobs", "thread: choice_logprobs (select)")
-    gate = runner._gate
-    for kind in ("prompt", "step"):
-        original = getattr(gate, kind)
-
-        @contextmanager
-        def timed(_f=original, _k=kind):
-            with timers.time(f"thread: waiting for the context ({_k})"):
-                entered = _f()
-                entered.__enter__()
-            try:
-                yield
-            finally:
-                entered.__exit__(None, None, None)
-
-        setattr(gate, kind, timed)
 
 
 def profile_width(width: int, n: int, max_tokens: int, threads: int | None) -> dict:
@@ -126,7 +111,7 @@ def profile_width(width: int, n: int, max_tokens: int, threads: int | None) -> d
         start = time.perf_counter()
         results = list(model.judge_batch(examples, num_threads=width, max_tokens=max_tokens))
         wall = time.perf_counter() - start
-        batcher = runner.batcher
+        batcher = runner.scheduler
         width_mean = batcher.tokens / batcher.steps if batcher.steps else 1.0
     finally:
         model.close()

@@ -99,8 +99,8 @@ def state_store(model_path: Path, mib: int | None) -> StateStore | None:
 class LocalBackend(BaseBackend):
     """An sglang frontend backend that runs a GGUF model with llama-cpp-python."""
 
-    #: ``run_batch`` threads: one per KV sequence (``n_seq``), each keeping its example's
-    #: context live from field to field; their decode steps are batched together.
+    #: ``run_batch`` threads: one per KV sequence (``n_seq``), each program run keeping its
+    #: example's context live from field to field; their decode steps are batched together.
     batch_threads = 1
     capabilities = Capabilities(
         modes=("completion", "chat"), constraint="llguidance token masks", **PROGRAM_ENGINE
@@ -157,6 +157,7 @@ class LocalBackend(BaseBackend):
             seed=self.options.seed,
             ignore_eos=p.ignore_eos,
             no_repeat_ngram=self.options.no_repeat_ngram,
+            run=s,
         )
         meta = {
             "prompt_tokens": out.prompt_tokens,
@@ -179,7 +180,9 @@ class LocalBackend(BaseBackend):
         method = choices_method or token_length_normalized
         if method.requires_unconditional_logprobs:
             raise EngineError("the local engine does not compute unconditional logprobs")
-        logprobs, prompt_tokens, cached = self.runner.choice_logprobs(program_text(s), choices)
+        logprobs, prompt_tokens, cached = self.runner.choice_logprobs(
+            program_text(s), choices, run=s
+        )
         decision = method(
             choices=choices,
             normalized_prompt_logprobs=[sum(t[0] for t in lp) / len(lp) for lp in logprobs],

@@ -15,21 +15,17 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from queue import SimpleQueue
-from typing import Any, TypeVar
+from typing import Any
 
 import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaModel
 
+from icrm_sgl.engines.local.scheduler import Scheduler
 from icrm_sgl.errors import EngineError
 
 #: llama-cpp-python releases this adapter is tested with (PEP 440 specifier).
 SUPPORTED_VERSIONS = ">=0.3.16,<0.4"
-
-_T = TypeVar("_T")
 
 _backend_lock = threading.Lock()
 _backend_ready = False
@@ -108,11 +104,12 @@ class SequenceContext:
     numbers then do not depend on which other sequences share a batch (in one shared
     pool, where a token's cell lands changes the attention sums in the last bits).
 
-    Every call into the context runs on one thread the context owns. llama.cpp's CPU
-    backend computes with OpenMP, which keeps a team of worker threads per calling
-    thread; once two threads have called it, libgomp counts more threads than cores and
-    every barrier in the graph sleeps instead of spinning: with 2 threads a decode step
-    took 2.5x as long when called from a second thread (23 ms against 9.4 ms here).
+    Every call into the context runs on the thread of its ``Scheduler``, the loop that
+    also batches decode steps. llama.cpp's CPU backend computes with OpenMP, which keeps
+    a team of worker threads per calling thread; once two threads have called it,
+    libgomp counts more threads than cores and every barrier in the graph sleeps instead
+    of spinning: with 2 threads a decode step took 2.5x as long when called from a
+    second thread (23 ms against 9.4 ms here).
     """
 
     def __init__(
@@ -134,30 +131,18 @@ class SequenceContext:
         self.n_vocab = model.n_vocab
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq_max)
-        self._calls: SimpleQueue = SimpleQueue()
-        # A thread of its own rather than an executor: closing at interpreter exit must work.
-        threading.Thread(target=self._serve, name="llama.cpp", daemon=True).start()
+        self.scheduler = Scheduler(self._decode_step, n_slots=n_seq_max)
 
-    def _serve(self) -> None:
-        while (job := self._calls.get()) is not None:
-            call, args, future = job
-            try:
-                future.set_result(call(*args))
-            except BaseException as exc:  # the caller re-raises it
-                future.set_exception(exc)
-
-    def _on_owner(self, call: Callable[..., _T], *args) -> _T:
-        """Run ``call(*args)`` on the context's own thread and wait for it."""
-        future: Future = Future()
-        self._calls.put((call, args, future))
-        return future.result()
+    def _decode_step(self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray):
+        """One decode step: every token's logits (through ``decode``, on the loop)."""
+        return self.decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
 
     def decode(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
     ) -> np.ndarray:
         """Evaluate one batch (token i at ``positions[i]`` in sequence ``seqs[i]``); returns
         the logits of the tokens whose ``outputs`` flag is set, one row each, in order."""
-        return self._on_owner(self._decode, tokens, positions, seqs, outputs)
+        return self.scheduler.call(self._decode, tokens, positions, seqs, outputs)
 
     def _decode(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
@@ -188,7 +173,7 @@ class SequenceContext:
 
     def seq_rm(self, seq: int, start: int, stop: int = -1) -> None:
         """Drop positions ``[start, stop)`` (to the end when ``stop`` is -1) of a sequence."""
-        llama_cpp.llama_memory_seq_rm(self._memory, seq, start, stop)
+        self.scheduler.call(llama_cpp.llama_memory_seq_rm, self._memory, seq, start, stop)
 
     def copy_sequence(self, src: int, dst: int) -> None:
         """Copy all of ``src``'s KV into the empty sequence ``dst`` (no recomputation).
@@ -196,10 +181,13 @@ class SequenceContext:
         Only whole sequences: llama.cpp aborts the process on a partial copy between
         separate KV buffers.
         """
-        llama_cpp.llama_memory_seq_cp(self._memory, src, dst, -1, -1)
+        self.scheduler.call(llama_cpp.llama_memory_seq_cp, self._memory, src, dst, -1, -1)
 
     def state(self, seq: int) -> bytes:
         """One sequence's KV state, serialised."""
+        return self.scheduler.call(self._state, seq)
+
+    def _state(self, seq: int) -> bytes:
         size = llama_cpp.llama_state_seq_get_size(self._ctx, seq)
         buf = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, seq)
@@ -207,13 +195,16 @@ class SequenceContext:
 
     def restore(self, seq: int, data: bytes) -> bool:
         """Load a state from ``state`` into an empty sequence; False when llama.cpp refuses."""
+        return self.scheduler.call(self._restore, seq, data)
+
+    def _restore(self, seq: int, data: bytes) -> bool:
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         return llama_cpp.llama_state_seq_set_data(self._ctx, buf, len(data), seq) != 0
 
     def close(self) -> None:
         if self._ctx is not None:
-            self._on_owner(self._free)
-            self._calls.put(None)
+            self.scheduler.call(self._free)
+            self.scheduler.stop()
 
     def _free(self) -> None:
         llama_cpp.llama_batch_free(self._batch)

@@ -1,11 +1,11 @@
 """In-process llama.cpp runner: prefix-reusing KV management and constrained decoding.
 
 One ``LlamaRunner`` owns one llama.cpp context with ``n_seq`` KV sequences. Every public
-call takes a free sequence (the one its thread used last, if free), brings its KV cache
-to the request's prompt by keeping the longest common token prefix (from the live
+call takes a free sequence (the one its program run used last, if free), brings its KV
+cache to the request's prompt by keeping the longest common token prefix (from the live
 sequence or from a saved state), evaluates only the new tokens, and then decodes with an
-optional llguidance mask. With several sequences, the one-token decode steps of all
-calls in flight run as one llama.cpp batch (``StepBatcher``).
+optional llguidance mask. Every llama.cpp call runs on the context's ``Scheduler`` loop,
+which runs the one-token decode steps of all calls in flight as one llama.cpp batch.
 
 Same input, same numbers: llama.cpp's CPU kernels round differently when a batch holds
 one token of a sequence than when it holds several (every batch of two or more gives
@@ -13,8 +13,8 @@ bit-identical KV and logits, whatever its size; a one-token row is the same alon
 a decode step beside other sequences). So each sequence records, per token, whether its
 KV came from a one-token batch ("stepped": decoding) or from a chunk, and the KV is a
 function of the tokens and those flags alone. A call's prompt keeps the flags its own
-thread's previous call left for the same tokens (a program's next field reuses the text
-it decoded, without evaluating it again), the rest is chunked; when another call took
+program run's previous call left for the same tokens (a program's next field reuses the
+text it decoded, without evaluating it again), the rest is chunked; when another call took
 the sequence in between, the runner rebuilds the same flags (stepped tokens one at a
 time), so what the cache held never changes a number. Saved states hold chunked tokens
 only; a prompt computed mostly afresh is also kept on disk (``state_store``), so that the
@@ -32,11 +32,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from icrm_sgl.engines.local.batcher import ContextGate, StepBatcher
 from icrm_sgl.engines.local.grammar import GrammarCache, allowed_tokens
 from icrm_sgl.engines.local.llama_adapter import GgufModel, SequenceContext
 from icrm_sgl.engines.local.prefix_cache import PrefixCache
@@ -47,6 +47,7 @@ from icrm_sgl.engines.local.sampling import (
     choose_token,
     log_softmax,
 )
+from icrm_sgl.engines.local.scheduler import Scheduler
 from icrm_sgl.engines.local.state_store import KVState, StateStore, common_prefix_len
 from icrm_sgl.engines.local.threads import default_threads
 from icrm_sgl.errors import EngineError
@@ -131,7 +132,6 @@ class LlamaRunner:
             n_threads=self.n_threads,
         )
         self.model_path = model_path
-        self.closed = False
         # Free it before interpreter teardown: llama-cpp-python's __del__ then fails loudly.
         atexit.register(_close_at_exit, weakref.ref(self))
         self.n_ctx = self._seqs.n_ctx
@@ -139,19 +139,14 @@ class LlamaRunner:
         self._n_batch = n_batch
         self.n_seq = n_seq
         self._slots = [_Slot(i) for i in range(n_seq)]
-        self._free = set(range(n_seq))
-        self._last: dict[int, int] = {}
-        self._pool = threading.Condition()
-        #: Pairs the closed check with each call into the context (``close`` takes it too).
-        self._gate = ContextGate()
-        #: Calls in their decoding loop: the sequences the next decode step waits for.
-        self._decoding = 0
-        self.batcher = StepBatcher(self._decode_step, lambda: self._decoding, self._gate)
+        #: The loop that runs every call into the context, batches the decode steps and
+        #: keeps the pool of free sequences.
+        self.scheduler: Scheduler = self._seqs.scheduler
         self.prefix_cache = PrefixCache(cache_bytes, store)
         #: Called as decoding advances: ``(tokens, calls)`` newly done (a call is a field).
         self.on_progress: Callable[[int, int], None] | None = None
-        #: Each thread's context after its last call (see the module docstring).
-        self._histories: WeakKeyDictionary[threading.Thread, _Slot] = WeakKeyDictionary()
+        #: Each program run's context after its last call (see the module docstring).
+        self._histories: WeakKeyDictionary[Any, _Slot] = WeakKeyDictionary()
         self._grammars: GrammarCache | None = None
         #: Held while llguidance reads the vocabulary (see ``_matcher``); ``close`` takes it.
         self._vocab_lock = threading.Lock()
@@ -202,57 +197,39 @@ class LlamaRunner:
         Calls in flight fail with an ``EngineError`` at their next step; the model is
         freed once they have let go of their sequences.
         """
-        with self._pool:
-            if self.closed:
-                return
-            self.closed = True
-            self._pool.notify_all()
-            while len(self._free) < self.n_seq:
-                self._pool.wait()
-        with self._vocab_lock, self._gate.prompt():
-            self._seqs.close()
-            self.model.close()
+        if self.scheduler.drain():
+            with self._vocab_lock:
+                self._seqs.close()
+                self.model.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.scheduler.closing
 
     @contextmanager
-    def _slot(self) -> Iterator[_Slot]:
-        """A free sequence for the duration of a call, preferring this thread's last."""
-        me = threading.get_ident()
-        with self._pool:
-            while True:
-                self._check_open()
-                if self._free:
-                    break
-                self._pool.wait()
-            seq = self._last.get(me)
-            seq = seq if seq in self._free else min(self._free)
-            self._free.remove(seq)
-            self._last[me] = seq
+    def _slot(self, run: Any = None) -> Iterator[_Slot]:
+        """A free sequence for the duration of a call, preferring ``run``'s last."""
+        last = self._histories.get(run) if run is not None else None
+        seq = self.scheduler.take(None if last is None else last.seq, self._check_open)
         try:
             yield self._slots[seq]
         finally:
-            with self._pool:
-                self._free.add(seq)
-                self._pool.notify_all()
+            self.scheduler.give(seq)
 
     def _decode(
         self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray, outputs: np.ndarray
     ) -> np.ndarray:
-        with self._gate.prompt():
-            self._check_open()
-            return self._seqs.decode(tokens, positions, seqs, outputs)
-
-    def _decode_step(
-        self, tokens: np.ndarray, positions: np.ndarray, seqs: np.ndarray
-    ) -> np.ndarray:
-        self._check_open()  # the batcher holds the context for the step
-        return self._seqs.decode(tokens, positions, seqs, np.ones(len(tokens), dtype=bool))
+        self._check_open()
+        # The whole call on the loop: a wrapper of ``decode`` (a meter) times llama.cpp alone.
+        return self.scheduler.call(self._seqs.decode, tokens, positions, seqs, outputs)
 
     def _step(self, slot: _Slot, token: int) -> np.ndarray:
         """Append one decoded token; its logits come from a step shared with other calls."""
+        self._check_open()
         pos = len(slot.tokens)
         if pos + 1 > self.n_ctx:
             raise EngineError(f"the context size of {self.n_ctx} tokens is full")
-        row = self.batcher.step(slot.seq, token, pos)
+        row = self.scheduler.step(slot.seq, token, pos)
         slot.append(np.array([token]), stepped=True)
         return row
 
@@ -305,25 +282,22 @@ class LlamaRunner:
 
     def _cut(self, slot: _Slot, n: int) -> None:
         if n < len(slot.tokens):
-            with self._gate.prompt():
-                self._check_open()
-                self._seqs.seq_rm(slot.seq, n)
+            self._check_open()
+            self._seqs.seq_rm(slot.seq, n)
             slot.cut(n)
 
     def _save_state(self, slot: _Slot) -> KVState:
-        with self._gate.prompt():
-            self._check_open()
-            return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
+        self._check_open()
+        return KVState(slot.tokens.copy(), self._seqs.state(slot.seq))
 
     def _restore_state(self, slot: _Slot, state: KVState) -> bool:
         """Load ``state`` into the emptied sequence; a state llama.cpp refuses (one from
         disk that this build cannot read) is forgotten, and False returned."""
-        with self._gate.prompt():
-            self._check_open()
+        self._check_open()
+        self._seqs.seq_rm(slot.seq, 0)
+        restored = self._seqs.restore(slot.seq, state.data)
+        if not restored:
             self._seqs.seq_rm(slot.seq, 0)
-            restored = self._seqs.restore(slot.seq, state.data)
-            if not restored:
-                self._seqs.seq_rm(slot.seq, 0)
         slot.cut(0)
         if not restored:
             self.prefix_cache.discard(state)
@@ -333,7 +307,7 @@ class LlamaRunner:
 
     def _target(self, tokens: np.ndarray, history: _Slot | None) -> _Target:
         """The flags ``tokens`` must be evaluated with: those the same tokens had in this
-        thread's previous context (``history``), chunked from where they part; the last
+        program run's previous context (``history``), chunked from where they part; the last
         two tokens always form the final chunk (one token alone: stepped)."""
         n = len(tokens)
         keep = 0 if history is None else common_prefix_len(history.tokens, tokens)
@@ -421,40 +395,18 @@ class LlamaRunner:
             return  # a saved state holds chunked tokens only; or this one is kept already
         self.prefix_cache.put(self._save_state(slot), persist=True)
 
-    @contextmanager
-    def _in_decoding(self) -> Iterator[None]:
-        """Count this call among those the next decode step waits for."""
-        with self._pool:
-            self._decoding += 1
-        try:
-            yield
-        finally:
-            with self._pool:
-                self._decoding -= 1
-            self.batcher.poke()
-
-    def _history(self) -> _Slot | None:
-        return self._histories.get(threading.current_thread())
-
-    def _remember(self, slot: _Slot) -> None:
-        """Keep this thread's context (tokens and flags) for its next call."""
-        self._histories[threading.current_thread()] = _Slot(
-            slot.seq, slot.tokens.copy(), slot.stepped.copy()
-        )
+    def _remember(self, run: Any, slot: _Slot) -> None:
+        """Keep ``run``'s context (tokens and flags) for its next call."""
+        self._histories[run] = _Slot(slot.seq, slot.tokens.copy(), slot.stepped.copy())
 
     def reset(self) -> None:
         """Empty every live sequence without saving it (saved prefixes stay)."""
         for slot in self._slots:
-            with self._pool:
-                while slot.seq not in self._free:
-                    self._pool.wait()
-                self._free.remove(slot.seq)
+            self.scheduler.take(slot.seq, self._check_open, only=True)
             try:
                 self._truncate(slot, 0, save=False)
             finally:
-                with self._pool:
-                    self._free.add(slot.seq)
-                    self._pool.notify_all()
+                self.scheduler.give(slot.seq)
 
     def cache_prefix(self, text: str) -> int:
         """Evaluate ``text`` and keep its KV state; returns its length in tokens."""
@@ -479,13 +431,19 @@ class LlamaRunner:
         seed: int | None = None,
         ignore_eos: bool = False,
         no_repeat_ngram: int = 0,
+        run: Any = None,
     ) -> Completion:
-        """Continue ``prompt``; with a constraint, every token is masked by llguidance."""
+        """Continue ``prompt``; with a constraint, every token is masked by llguidance.
+
+        ``run`` names the program run the call belongs to (its calls reuse each other's
+        decoded text; any object that takes a weak reference); None: the calling thread.
+        """
         matcher = self._matcher(regex=regex, json_schema=json_schema)
         rng = np.random.default_rng(seed)
-        with self._slot() as slot:
+        run = threading.current_thread() if run is None else run
+        with self._slot(run) as slot:
             tokens = self.model.tokenize(prompt)
-            logits, cached = self._sync(slot, tokens, self._history())
+            logits, cached = self._sync(slot, tokens, self._histories.get(run))
             budget = min(max_new_tokens, self.n_ctx - len(tokens))
             out, text, finish = self._decode_tokens(
                 slot,
@@ -498,7 +456,7 @@ class LlamaRunner:
                 ignore_eos=ignore_eos,
                 no_repeat_ngram=no_repeat_ngram,
             )
-            self._remember(slot)
+            self._remember(run, slot)
         self._report(0, 1)
         return Completion(text, len(tokens), cached, len(out), finish)
 
@@ -525,7 +483,7 @@ class LlamaRunner:
         out: list[int] = []
         counts: Counter[int] = Counter()
         text = ""
-        with self._in_decoding():
+        with self.scheduler.decoding(slot.seq):
             for _ in range(max(budget, 0)):
                 scores = logits.astype(np.float32, copy=True)
                 if matcher is not None:
@@ -557,16 +515,20 @@ class LlamaRunner:
                 logits = self._step(slot, token)
         return out, text, {"type": "length", "length": budget}
 
-    def choice_logprobs(self, prompt: str, choices: list[str]) -> tuple[list[list], int, int]:
+    def choice_logprobs(
+        self, prompt: str, choices: list[str], *, run: Any = None
+    ) -> tuple[list[list], int, int]:
         """Per choice, ``(logprob, token_id, text)`` for each of its tokens after ``prompt``.
 
         The choices' own tokens are decoded one at a time, in the decode steps shared with
         other calls, and a token prefix that several choices share is decoded once.
         Returns the lists, the prompt length and the number of prompt tokens reused.
+        ``run``: as in ``generate``.
         """
         results, cached = [], 0
-        history = self._history()
-        with self._slot() as slot:
+        run = threading.current_thread() if run is None else run
+        history = self._histories.get(run)
+        with self._slot(run) as slot:
             prompt_ids = self.model.tokenize(prompt)
             # Where prompt and choice merge into one token, score from the split point.
             splits = []
@@ -594,7 +556,7 @@ class LlamaRunner:
                         for row, tok in zip(rows, tail, strict=True)
                     ]
                 )
-            self._remember(slot)
+            self._remember(run, slot)
         self._report(0, 1)
         return results, len(prompt_ids), cached
 
@@ -604,7 +566,7 @@ class LlamaRunner:
         """Step ``tail`` from position ``start``, keeping what the sequence holds of it."""
         held = common_prefix_len(slot.tokens[start:], tail)
         self._cut(slot, start + held)
-        with self._in_decoding():
+        with self.scheduler.decoding(slot.seq):
             for k in range(held, len(tail)):
                 rows_after[tail[: k + 1].tobytes()] = self._step(slot, int(tail[k]))
 

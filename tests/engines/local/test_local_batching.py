@@ -48,12 +48,12 @@ def test_batched_verdicts_are_identical_to_serial_ones(local_backend, batched_ba
     serial = ICRM(rm_type="individual", num_shots=1, backend=local_backend)
     batched = ICRM(rm_type="individual", num_shots=1, backend=batched_backend)
     runner = batched_backend.runner
-    steps, tokens = runner.batcher.steps, runner.batcher.tokens
+    steps, tokens = runner.scheduler.steps, runner.scheduler.tokens
     one = [_public(r) for r in serial.judge_batch(EXAMPLES, max_tokens=16, num_threads=1)]
     many = [_public(r) for r in batched.judge_batch(EXAMPLES, max_tokens=16)]
     assert many == one
     # The decode steps were shared: more tokens than steps.
-    assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
+    assert runner.scheduler.tokens - tokens > runner.scheduler.steps - steps
 
 
 def _pairwise_examples() -> list[dict]:
@@ -121,16 +121,16 @@ def test_a_call_joining_while_another_decodes_shares_its_steps(local_backend, ba
             prompt, max_new_tokens=30, sampling=greedy, ignore_eos=True
         ).text
 
-    steps, tokens = runner.batcher.steps, runner.batcher.tokens
+    steps, tokens = runner.scheduler.steps, runner.scheduler.tokens
     early = threading.Thread(target=run, args=("first", first))
     early.start()
     deadline = time.monotonic() + 60
-    while runner.batcher.steps - steps < 5 and time.monotonic() < deadline:
+    while runner.scheduler.steps - steps < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     run("second", second)
     early.join()
     assert [out["first"], out["second"]] == expected
-    assert runner.batcher.tokens - tokens > runner.batcher.steps - steps
+    assert runner.scheduler.tokens - tokens > runner.scheduler.steps - steps
 
 
 def test_closing_the_engine_mid_batch_is_a_clean_error():
@@ -148,7 +148,7 @@ def test_closing_the_engine_mid_batch_is_a_clean_error():
     for t in threads:
         t.start()
     deadline = time.monotonic() + 60
-    while runner.batcher.steps < 3 and time.monotonic() < deadline:
+    while runner.scheduler.steps < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
     backend.shutdown()
     for t in threads:
@@ -203,7 +203,7 @@ def test_steps_wait_only_for_calls_that_are_decoding(batched_backend):
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    partial, steps = runner.batcher.partial_steps, runner.batcher.steps
+    partial, steps = runner.scheduler.partial_steps, runner.scheduler.steps
     run("A lone call")  # nobody else decodes: no step waits for a sequence that left
-    assert runner.batcher.steps - steps == 19
-    assert runner.batcher.partial_steps == partial
+    assert runner.scheduler.steps - steps == 19
+    assert runner.scheduler.partial_steps == partial
