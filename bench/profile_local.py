@@ -90,7 +90,7 @@ def instrument(runner, timers: Timers) -> None:
     timers.wrap(runner.model, "detokenize", "python: detokenize")
     timers.wrap(runner.model, "tokenize", "python: tokenize")
     timers.wrap(runner, "_step", "thread: _step (decode wait + step)")
-    timers.wrap(runner, "_sync", "thread: _sync (prompt to KV)")
+    timers.wrap(runner.kv, "sync", "thread: kv.sync (prompt to KV)")
     timers.wrap(runner, "generate", "thread: generate")
     timers.wrap(runner, "choice_logprobs", "thread: choice_logprobs (select)")
 

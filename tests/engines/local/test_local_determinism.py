@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from icrm_sgl.engines.local.llama_runner import chunk_bounds
 from icrm_sgl.engines.local.sampling import Sampling
+from icrm_sgl.engines.local.sequence_kv import chunk_bounds
 
 PROMPT = "Rate the reply from 1 to 10.\nUser: I want to book a flight\nReply: Where to?\nScore:"
 CHOICES = [" 2", " 7", " 10"]
@@ -146,13 +146,13 @@ def test_a_select_decodes_each_shared_choice_prefix_once_whatever_the_order(
     runner.reset()
     reference = runner.choice_logprobs(prompt, choices)[0]
     stepped: list[int] = []
-    step = runner._step
+    step = runner.kv.step
 
     def counting(slot, token):
         stepped.append(token)
         return step(slot, token)
 
-    monkeypatch.setattr(runner, "_step", counting)
+    monkeypatch.setattr(runner.kv, "step", counting)
     backwards = runner.choice_logprobs(prompt, choices[::-1])[0]
     assert backwards[::-1] == reference
     base = len(runner.model.tokenize(prompt))

@@ -179,8 +179,8 @@ def test_the_kept_states_stay_within_their_bound(tmp_path, model):
         for topic in ("apples", "rivers", "clocks"):
             runner.generate(f"Facts about {topic}. " * 20, max_new_tokens=1, sampling=Sampling())
             with runner._slot() as slot:
-                runner._cut(slot, slot.chunked_len())
-                states.append(runner._save_state(slot))
+                runner.kv.cut(slot, slot.chunked_len())
+                states.append(runner.kv.save_state(slot))
     finally:
         runner.close()
     size = max(len(s.data) + 4 * len(s.tokens) for s in states)
@@ -198,8 +198,8 @@ def test_two_writers_of_one_state_leave_one_whole_file(tmp_path, model):
     try:
         runner.generate(PROMPT, max_new_tokens=1, sampling=Sampling())
         with runner._slot() as slot:
-            runner._cut(slot, slot.chunked_len())
-            state = runner._save_state(slot)
+            runner.kv.cut(slot, slot.chunked_len())
+            state = runner.kv.save_state(slot)
     finally:
         runner.close()
     identity = {"model": "writers test"}
