@@ -470,7 +470,7 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
     each holding ``context`` tokens: the ceiling the engine's steps compare with."""
     import numpy as np
 
-    from icrm_sgl.engines.local.engine import default_model_path
+    from icrm_sgl.engines.local.gguf import default_model_path
     from icrm_sgl.engines.local.llama_adapter import GgufModel, SequenceContext
     from icrm_sgl.engines.local.threads import default_threads
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import requests
 
-from icrm_sgl.engines.local.engine import default_model_path
+from icrm_sgl.engines.local.gguf import default_model_path
 from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import free_port
 

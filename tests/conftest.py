@@ -58,10 +58,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 FAST = {"max_tokens": 40}
 
 
-#: Session fixtures that start a server process (or make real eval runs: the report tests'),
-#: and the xdist group of the tests that use one. Under ``-n`` (pytest-xdist, ``--dist
-#: loadgroup``, the default run) a group runs on one worker, so each fixture runs once.
-SERVER_GROUPS = {"llama_server": "llama_server", "server": "icrm_serve", "eval_folders": "report"}
+#: Session fixtures that start a server process (or make real eval runs: the report tests';
+#: or load the training tests' policy model), and the xdist group of the tests that use one.
+#: Under ``-n`` (pytest-xdist, ``--dist loadgroup``, the default run) a group runs on one
+#: worker, so each fixture runs once.
+SERVER_GROUPS = {
+    "llama_server": "llama_server",
+    "server": "icrm_serve",
+    "eval_folders": "report",
+    "policy": "policy",
+}
 #: Tests marked ``sglang_server`` share one group: the CPU sglang servers (the session one
 #: and the router tier's) never run at the same time.
 SGLANG_GROUP = "sglang_server"
@@ -157,3 +163,47 @@ def llama_server():
 
     with llama_server(threads=1, timeout=60) as url:
         yield url
+
+
+@dataclass(frozen=True)
+class ConversionRace:
+    """Two ``python -m devtools.sglang_cpu.convert`` started at once on one cache folder."""
+
+    folder: Path
+    #: The checkpoint was not there yet when they started (else nothing raced).
+    raced: bool
+    #: Each process's (stdout, stderr, exit code).
+    results: list[tuple[str, str, int]]
+
+
+def race_conversions(folder: Path) -> ConversionRace:
+    """Convert the bundled model into ``folder`` from two processes at once."""
+    import subprocess
+
+    from devtools.sglang_cpu.convert import CHECKPOINT
+
+    raced = not (folder / CHECKPOINT / "config.json").is_file()
+    env = {**os.environ, "ICRM_CACHE_DIR": str(folder)}
+    command = [sys.executable, "-m", "devtools.sglang_cpu.convert"]
+    runs = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(*run.communicate(timeout=900), run.returncode) for run in runs]
+    return ConversionRace(folder, raced, results)
+
+
+@pytest.fixture(scope="session")
+def converted_checkpoint() -> ConversionRace | None:
+    """The run's one conversion of the bundled model (for the CPU sglang server and the
+    training tests), made as two processes racing on the run's empty cache folder: the
+    race the conversion test checks, at no extra cost when it is the first to ask.
+    None where another worker had converted it already."""
+    from devtools.sglang_cpu.convert import CHECKPOINT
+
+    folder = Path(os.environ["ICRM_CACHE_DIR"])
+    if (folder / CHECKPOINT / "config.json").is_file():
+        return None
+    return race_conversions(folder)

@@ -12,16 +12,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from icrm_sgl.engines.local.engine import default_model_path
+from icrm_sgl.engines.local.gguf import default_model_path
 from icrm_sgl.plumbing.files import default_cache_dir
 
-#: Bumped when the conversion changes, so stale caches are rebuilt.
-_VERSION = "1"
+#: The checkpoint's folder name in the cache; its version is bumped when the conversion
+#: changes, so stale caches are rebuilt.
+CHECKPOINT = "smollm2-135m-hf-v1"
 
 
 def cache_dir() -> Path:
     """Where the converted checkpoint lives: in the project's cache folder."""
-    return default_cache_dir() / f"smollm2-135m-hf-v{_VERSION}"
+    return default_cache_dir() / CHECKPOINT
 
 
 def converted_model() -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def sglang_backend():
+def sglang_backend(converted_checkpoint):
     """A real sglang server launched by the engine, stopped with its process group."""
     from devtools.sglang_cpu import cpu_engine_options
     from icrm_sgl.engines import create_engine

@@ -37,7 +37,7 @@ def judged(individual_model, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def policy():
+def policy(converted_checkpoint):
     """The converted SmolLM2 checkpoint as a float32 policy and its tokenizer (loaded once)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

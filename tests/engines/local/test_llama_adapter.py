@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from icrm_sgl.engines.local.engine import default_model_path
+from icrm_sgl.engines.local.gguf import default_model_path
 from icrm_sgl.engines.local.llama_adapter import SUPPORTED_VERSIONS, GgufModel, SequenceContext
 
 PACKAGE = Path(__file__).resolve().parents[3] / "icrm_sgl"
