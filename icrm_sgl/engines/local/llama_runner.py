@@ -88,9 +88,7 @@ class LlamaRunner:
         self.scheduler: Scheduler = self._seqs.scheduler
         self.prefix_cache = PrefixCache(cache_bytes, store)
         #: What each sequence holds, and how a prompt is brought into it.
-        self.kv = SequenceKV(
-            self._seqs, self.prefix_cache, n_batch=n_batch, check_open=self._check_open
-        )
+        self.kv = SequenceKV(self._seqs, self.prefix_cache, check_open=self._check_open)
         #: Called as decoding advances: ``(tokens, calls)`` newly done (a call is a field).
         self.on_progress: Callable[[int, int], None] | None = None
         #: Each program run's context after its last call (see ``sequence_kv``).
@@ -124,16 +122,6 @@ class LlamaRunner:
                     tokenizer = lltokenizer_from_vocab(self.model.vocab, eos_token=self.model.eos)
                 self._grammars = GrammarCache(tokenizer, self.vocab_size)
             return self._grammars.matcher(regex=regex, json_schema=json_schema)
-
-    def tokenize(self, text: str) -> np.ndarray:
-        """Tokens of ``text``; special-token markup (chat templates) is recognised."""
-        with self._slot():
-            return self.model.tokenize(text)
-
-    def detokenize(self, ids: list[int]) -> bytes:
-        with self._vocab_lock:
-            self._check_open()
-            return self.model.detokenize(ids)
 
     def _check_open(self) -> None:
         if self.closed:  # llama.cpp would abort the whole process on a freed model

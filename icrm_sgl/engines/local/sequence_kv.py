@@ -80,14 +80,12 @@ class SequenceKV:
         seqs: SequenceContext,
         prefix_cache: PrefixCache,
         *,
-        n_batch: int,
         check_open: Callable[[], None],
     ) -> None:
         self._seqs = seqs
         self.scheduler = seqs.scheduler
         self.prefix_cache = prefix_cache
         self.n_ctx = seqs.n_ctx
-        self._n_batch = n_batch
         #: Raises once the model is closed (llama.cpp aborts the process on a freed model).
         self._check_open = check_open
         self.slots = [Slot(i) for i in range(seqs.n_seq_max)]
@@ -116,7 +114,7 @@ class SequenceKV:
         one token alone is a stepped token.
         """
         rows: list[np.ndarray] = []
-        for start, stop in chunk_bounds(len(tokens), self._n_batch):
+        for start, stop in chunk_bounds(len(tokens), self._seqs.n_batch):
             chunk = np.asarray(tokens[start:stop], dtype=np.int32)
             n_past = len(slot.tokens)
             if n_past + len(chunk) > self.n_ctx:
