@@ -1,7 +1,8 @@
 """icrm-sgl: an in-context reward model built on sglang programs with constrained decoding.
 
-Names that need sglang (slow to import) load on first use, so that the CLI's help
-starts quickly.
+Names that need sglang load on first use, so that the CLI's help starts quickly; and
+sglang's own package ``__init__`` (torch, transformers) is deferred until something reads
+a name from it (``plumbing/deferred_import.py``): the programs need its frontend only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from icrm_sgl.errors import (
 )
 from icrm_sgl.judges.shots import load_shots, sample_shots
 from icrm_sgl.judges.verdicts import IndividualVerdict, PairwiseVerdict
+from icrm_sgl.plumbing.deferred_import import defer_init
 from icrm_sgl.plumbing.judgement import Judgement
+
+# Before any module of the package imports sglang.lang (none of the above does).
+defer_init("sglang")
 
 _LAZY = {
     "ICRM": "icrm_sgl.judging.icrm",

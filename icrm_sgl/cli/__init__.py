@@ -13,7 +13,6 @@ from typing import TextIO
 
 import click
 
-from icrm_sgl.cli.deferred_import import defer_init
 from icrm_sgl.cli.eval import eval_command
 from icrm_sgl.cli.rank import rank_command
 from icrm_sgl.cli.report import report_command
@@ -124,7 +123,6 @@ def main(group: click.Group = cli) -> None:
     """Entry point: library errors become one line on stderr and their exit code (2 for
     bad input, 1 for a verdict that could not be produced); a closed stdout pipe exits
     141 without a word, whichever command was writing."""
-    defer_init("sglang")  # its frontend language only, not torch (see deferred_import)
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
     try:

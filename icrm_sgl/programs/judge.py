@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sglang.lang import api as sgl  # not the package's __init__ (cli/deferred_import.py)
+from sglang.lang import api as sgl  # not the package's __init__ (plumbing/deferred_import.py)
 from sglang.lang.ir import SglFunction
 
 from icrm_sgl.errors import EngineError, VerdictError

@@ -29,8 +29,6 @@ CHOICES = [" good", " bad"]
 #: One verdict in this process: what the test compares, as one JSON line on stdout.
 VERDICT_SCRIPT = """
 import json, sys
-from icrm_sgl.cli.deferred_import import defer_init
-defer_init("sglang")  # as the command line does: sglang.lang without torch's import
 from icrm_sgl import ICRM
 example = json.loads(open(sys.argv[1], encoding="utf-8").read())
 with ICRM(rm_type="pairwise", num_shots=1, n_ctx=2048) as model:

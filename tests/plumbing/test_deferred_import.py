@@ -1,5 +1,6 @@
-"""The command line imports sglang's frontend language without the package's ``__init__``
-(torch and transformers, ~12 s of CPU here); a name read from the package runs it."""
+"""icrm_sgl imports sglang's frontend language without the package's ``__init__`` (torch
+and transformers, ~8 s of CPU here), from the command line and from Python alike; a name
+read from the package runs it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import textwrap
 
 import pytest
 
-from icrm_sgl.cli.deferred_import import defer_init
 from icrm_sgl.judges import default_judge
+from icrm_sgl.plumbing.deferred_import import defer_init
 from tests.conftest import EXAMPLES
 
 
@@ -44,29 +45,39 @@ def test_a_deferred_package_runs_its_init_once_at_the_first_name_read(tmp_path, 
             sys.modules.pop(name, None)
 
 
-def _cli_verdict_then(after: str) -> list[str]:
-    """A verdict through the command line's ``main`` in a fresh interpreter, then ``after``;
-    its output lines, the verdict's first."""
-    script = textwrap.dedent(
-        """
-        import sys
-        from icrm_sgl.cli import main
+#: A verdict in a fresh interpreter, then what the test appends; ``{call}`` is the way in.
+_VERDICT_SCRIPT = """
+import sys
+{call}
+print("heavy:", sorted({{"torch", "transformers"}} & set(sys.modules)))
+"""
 
-        sys.argv = ["icrm-sgl", "score", sys.argv[1], "--num-shots", "0", "--max-tokens", "8"]
-        try:
-            main()
-        except SystemExit as exc:
-            assert not exc.code, exc.code
-        print("heavy:", sorted({"torch", "transformers"} & set(sys.modules)))
-        """
-    )
+_THROUGH_CLI = """
+from icrm_sgl.cli import main
+
+sys.argv = ["icrm-sgl", "score", sys.argv[1], "--num-shots", "0", "--max-tokens", "8"]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+"""
+
+_THROUGH_PYTHON = """
+import json
+from icrm_sgl import ICRM
+
+with ICRM(rm_type="pairwise", num_shots=0) as model:
+    example = json.loads(open(sys.argv[1], encoding="utf-8").read())
+    print(json.dumps(model.judge(example, max_tokens=8).verdict))
+"""
+
+
+def _verdict_then(call: str, after: str = "") -> list[str]:
+    """A verdict through ``call`` in a fresh interpreter, then ``after``; its output lines,
+    the verdict's first."""
+    script = _VERDICT_SCRIPT.format(call=call) + textwrap.dedent(after)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script + textwrap.dedent(after),
-            str(EXAMPLES / "test_pairwise.json"),
-        ],
+        [sys.executable, "-c", script, str(EXAMPLES / "test_pairwise.json")],
         capture_output=True,
         text=True,
         timeout=600,
@@ -75,18 +86,20 @@ def _cli_verdict_then(after: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_a_cli_verdict_never_imports_torch():
-    lines = _cli_verdict_then("")
+@pytest.mark.parametrize("call", [_THROUGH_CLI, _THROUGH_PYTHON], ids=["cli", "python"])
+def test_a_verdict_never_imports_torch(call):
+    lines = _verdict_then(call)
     assert lines[-1] == "heavy: []", lines
     default_judge("pairwise").validate(json.loads("\n".join(lines[:-1])))
 
 
 @pytest.mark.slow  # imports all of sglang (torch); the deferral itself is tested above
-def test_after_a_cli_verdict_sglang_stays_whole():
-    lines = _cli_verdict_then(
+def test_after_a_verdict_sglang_stays_whole():
+    lines = _verdict_then(
+        _THROUGH_PYTHON,
         """
         import sglang
         print("whole:", sglang.function is sglang.lang.api.function, "torch" in sys.modules)
-        """
+        """,
     )
     assert lines[-2:] == ["heavy: []", "whole: True True"], lines

@@ -1,11 +1,11 @@
-"""A package registered before its ``__init__`` runs, for the command line's start-up.
+"""A package registered before its ``__init__`` runs: sglang's, when icrm_sgl is imported.
 
 sglang's package ``__init__`` imports torch and transformers for its server runtime (about
-12 s of CPU on this project's 2-core test machine); the judging programs need only its
-frontend language, ``sglang.lang``. The command line registers the package unexecuted
+8 s of CPU per process on this project's 2-core test machine); the judging programs need
+only its frontend language, ``sglang.lang``. icrm_sgl registers the package unexecuted
 before anything imports it: its submodules import as usual, and the first name read from
-the package itself (``sglang.Engine``, ``sglang.__version__``) runs the real ``__init__``
-then, so code that wants the rest of the package still gets all of it.
+the package itself (``sglang.function``, ``sglang.Engine``, ``sglang.__version__``) runs
+the real ``__init__`` then, so code that wants the rest of the package still gets all of it.
 """
 
 from __future__ import annotations
