@@ -113,12 +113,13 @@ def test_sigterm_during_a_hosted_batch_ends_at_once_with_the_summary(llama_serve
     src, out = tmp_path / "b.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps({"id": f"e{i}", **example}) + "\n" for i in range(6)))
     cmd = [sys.executable, "-m", "icrm_sgl.cli", "score", str(src), "--engine", "openai"]
-    # Three shots: a prompt no earlier test left in the server's cache, whose prefill keeps
-    # the requests in flight well past the 5 s bound. No log-probabilities: llama-cpp-python
-    # cannot cancel a request whose client is gone, and with them (~0.2 s a token) the two
-    # orphaned requests held the next test's requests back by over a minute.
-    cmd += ["--base-url", llama_server, "--model", "smollm2", "--num-shots", "3"]
-    cmd += ["-E", "logprobs=false", "--max-tokens", "400", "--concurrency", "2", "-o", str(out)]
+    # Two shots: a prompt no other test sends, whose prefill (~1,700 tokens on one thread)
+    # keeps the requests in flight well past the 5 s bound. llama-cpp-python cannot cancel a
+    # request whose client is gone, so the server finishes both after the test, holding the
+    # next test's requests back: no log-probabilities (~0.2 s a token: over a minute with
+    # them) and a small budget (the decoding after the prefill is not what is tested).
+    cmd += ["--base-url", llama_server, "--model", "smollm2", "--num-shots", "2"]
+    cmd += ["-E", "logprobs=false", "--max-tokens", "16", "--concurrency", "2", "-o", str(out)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     _wait_for_progress_bar(proc)
     time.sleep(1.0)  # both requests are in flight on the one-thread server
