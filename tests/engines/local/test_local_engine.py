@@ -9,7 +9,10 @@ import threading
 import jsonschema
 import numpy as np
 import pytest
-import sglang as sgl
+
+# Not ``import sglang as sgl``: pytest probes every module-level name while collecting, and
+# a probe of the package runs its deferred ``__init__`` (torch: ~8 s of CPU per worker).
+from sglang.lang import api as sgl
 
 from icrm_sgl.engines import create_engine
 from icrm_sgl.engines.local.prefix_cache import PrefixCache

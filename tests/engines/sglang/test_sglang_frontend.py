@@ -7,8 +7,11 @@ import warnings
 from importlib import metadata
 
 import pytest
-import sglang as sgl
 from packaging.requirements import Requirement
+
+# Not ``import sglang as sgl``: pytest probes every module-level name while collecting, and
+# a probe of the package runs its deferred ``__init__`` (torch: ~8 s of CPU per worker).
+from sglang.lang import api as sgl
 from sglang.lang.backend.base_backend import BaseBackend
 
 from icrm_sgl.engines.sglang.frontend import (
