@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sglang_backend(converted_checkpoint):
-    """A real sglang server launched by the engine, stopped with its process group."""
+    """A real sglang server launched by the engine, stopped with its process group once the
+    run leaves this package (every test that uses it is here, in one xdist group, run in a
+    row): not idling to the session's end."""
     from devtools.sglang_cpu import cpu_engine_options
     from icrm_sgl.engines import create_engine
 
