@@ -28,6 +28,9 @@ def panel_file(tmp_path, llama_server):
         '[[members]]\njudge = "pairwise"\n'
         f'[[members]]\njudge = "{RUBRIC}"\nengine = "openai"\nbase_url = "{llama_server}"\n'
         'model = "smollm2"\nweight = 2\n'
+        # The member's reward is the one its verdict names: llama-cpp-python's server spends
+        # ~0.2 s a token on log-probabilities (test_judges_hosted checks those).
+        "options = { logprobs = false }\n"
     )
     return path
 

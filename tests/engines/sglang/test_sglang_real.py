@@ -28,7 +28,7 @@ pytestmark = pytest.mark.sglang_server
 BUDGET = {"max_tokens": 40}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sglang_url(sglang_backend):
     return sglang_backend.base_url
 
