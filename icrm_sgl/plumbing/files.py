@@ -8,8 +8,10 @@ refused before anything waits on it, and an output never replaces a file the com
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
+import threading
 import tomllib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -184,11 +186,38 @@ def read_text(path: str | Path, label: str = "", limit: SizeLimit = DEFINITION_L
     return decode(data, f"{label} {path}".strip()).replace("\r\n", "\n").replace("\r", "\n")
 
 
+_GC_PAUSE = threading.Lock()
+#: Parsers inside ``deep_parse`` now, and whether the collector was on before the first.
+_gc_pause = {"depth": 0, "was_enabled": False}
+
+
+@contextmanager
+def deep_parse() -> Iterator[None]:
+    """Around a parser that an input nested deeply enough stops with ``RecursionError``: no
+    cyclic garbage collection meanwhile. A collection that starts at that depth runs
+    finalizers there, which fail for want of stack and print "Exception ignored" lines on
+    stderr beside the input's one-line error."""
+    with _GC_PAUSE:
+        if _gc_pause["depth"] == 0:
+            _gc_pause["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_pause["depth"] += 1
+    try:
+        yield
+    finally:
+        with _GC_PAUSE:
+            _gc_pause["depth"] -= 1
+            if _gc_pause["depth"] == 0 and _gc_pause["was_enabled"]:
+                gc.enable()
+
+
 def read_toml(path: str | Path, label: str) -> dict[str, Any]:
     """A small TOML file (a rubric, a panel) as its top-level table, read as ``read_text``
     reads; a parse error is one line, ``LABEL PATH: invalid TOML (…)``."""
+    text = read_text(path, label)
     try:
-        return tomllib.loads(read_text(path, label))
+        with deep_parse():
+            return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{label} {path}: invalid TOML ({exc})") from None
     except RecursionError:

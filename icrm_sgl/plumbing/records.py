@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from icrm_sgl.errors import InputError, MissingDependencyError
-from icrm_sgl.plumbing.files import BoundedFile, SizeLimit, decode, memory_error, open_input
+from icrm_sgl.plumbing.files import (
+    BoundedFile,
+    SizeLimit,
+    decode,
+    deep_parse,
+    memory_error,
+    open_input,
+)
 
 #: File suffixes read as one JSON document, as one JSON value per line, or as parquet.
 JSON_SUFFIXES = (".json",)
@@ -59,7 +66,8 @@ def loads(text: str | bytes, where: str) -> Any:
     """One JSON value (bytes must be UTF-8); an ``InputError`` naming ``where`` instead of
     the parser's own exceptions, a structure nested too deeply included."""
     try:
-        return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+        with deep_parse():
+            return json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
     except UnicodeDecodeError:
         raise InputError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
@@ -77,7 +85,8 @@ def _read_json(source: BoundedFile, name: str, limit: int | None, skip_bad: bool
     if not text.strip():
         return RecordFile([])
     try:
-        data = json.loads(text)
+        with deep_parse():
+            data = json.loads(text)
     except json.JSONDecodeError as exc:
         line, column = _position(text, exc.pos)
         raise InputError(

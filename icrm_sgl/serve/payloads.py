@@ -18,6 +18,7 @@ from icrm_sgl.judges.supply import GET_REWARD, check_supplied, checked, one_repl
 from icrm_sgl.judging.examples import check_id
 from icrm_sgl.judging.pair_judging import ONE_REPLY
 from icrm_sgl.plumbing.conversation import check_text
+from icrm_sgl.plumbing.files import deep_parse
 
 #: Why ``--both-orders`` refuses an example of one reply (``score --both-orders``' words).
 
@@ -108,7 +109,8 @@ class Parsed:
 def load_json(body: bytes) -> Any:
     """The body as JSON, or a rejection saying where it stops parsing."""
     try:
-        return json.loads(body)
+        with deep_parse():
+            return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestRejected([Problem(None, None, f"body is not valid JSON: {exc}")]) from None
     except RecursionError:
