@@ -470,11 +470,11 @@ def raw_steps(threads: int | None, context: int, reps: int = 9) -> dict[int, flo
     each holding ``context`` tokens: the ceiling the engine's steps compare with."""
     import numpy as np
 
-    from icrm_sgl.engines.local.gguf import default_model_path
     from icrm_sgl.engines.local.llama_adapter import GgufModel, SequenceContext
+    from icrm_sgl.engines.local.requantize import default_weights
     from icrm_sgl.engines.local.threads import default_threads
 
-    model = GgufModel(str(default_model_path()))
+    model = GgufModel(str(default_weights()))
     ctx = SequenceContext(
         model, n_ctx=2048, n_batch=512, n_seq_max=8, n_threads=threads or default_threads()
     )

@@ -1,5 +1,6 @@
 """llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2 on a free loopback
-port: the hosted engines' real counterpart, for the tests and the benchmarks."""
+port (the Q8_0 weights the local engine runs): the hosted engines' real counterpart, for the
+tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 
 import requests
 
-from icrm_sgl.engines.local.gguf import default_model_path
+from icrm_sgl.engines.local.requantize import default_weights
 from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import free_port
 
@@ -21,7 +22,7 @@ def llama_server(threads: int = 1, timeout: float = 120) -> Iterator[str]:
     ``threads`` too: the server's own default for them is every core, whose threads spin
     against whatever else runs (its verdicts were 10x slower beside the test workers)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path())]
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_weights())]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
     cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

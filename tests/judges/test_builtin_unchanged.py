@@ -8,7 +8,10 @@ then b3cb875's after the same-input fix; the recording was last made when the lo
 engine began reusing the KV of a program's decoded text instead of evaluating that text
 again (9/11 verdicts per mode unchanged, every score and choice unchanged, probabilities
 within 0.048 of b3cb875's), and again when a ``select`` began decoding its choices' tokens
-one at a time (11/11 verdicts per mode unchanged, probabilities within 0.011).
+one at a time (11/11 verdicts per mode unchanged, probabilities within 0.011), and when the
+local engine began running the packaged Q4_1 model as a Q8_0 copy (``requantize.py``; every
+score and choice unchanged, texts unchanged in 2/11 individual and 5/11 pairwise verdicts,
+probabilities within 0.19).
 
 The numbers belong to a llama.cpp build and CPU: llama-cpp-python compiles for the
 machine it is installed on, and another CPU's kernels round differently (the recording of

