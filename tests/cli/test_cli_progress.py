@@ -33,7 +33,7 @@ def test_the_engine_reports_each_token_and_each_field(individual_model, individu
 def test_off_a_terminal_one_line_says_what_runs(run_cli):
     proc = run_cli("score", EXAMPLES / "test_individual.json", *SHOTS)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines() == ["judging 1 example with SmolLM2-135M-Instruct …"]
+    assert proc.stderr.splitlines() == ["judging 1 example with SmolLM2-135M-Instruct.Q8_0 …"]
 
 
 def _read_all(fd: int, into: io.BytesIO) -> None:
