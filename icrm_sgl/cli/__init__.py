@@ -42,18 +42,22 @@ class Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    _quiet_program_threads()
+    _stop_program_threads()
     raise Terminated
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    _quiet_program_threads()
+    _stop_program_threads()
     raise KeyboardInterrupt
 
 
-def _quiet_program_threads() -> None:
-    """The process is stopping: keep the failures of sglang program threads still running
-    quiet (the frontend adapter is imported only if a program ran)."""
+def _stop_program_threads() -> None:
+    """The process is stopping: sglang program threads still running on the local engine
+    stop at their next token (their verdicts would not be written), and their failures stay
+    quiet (each module is imported only if a program ran)."""
+    runner = sys.modules.get("icrm_sgl.engines.local.llama_runner")
+    if runner is not None:
+        runner.interrupt_all()
     frontend = sys.modules.get("icrm_sgl.engines.sglang.frontend")
     if frontend is not None:
         frontend.quiet_program_errors_from_now_on()

@@ -52,6 +52,18 @@ class Completion:
     finish_reason: dict = field(default_factory=dict)
 
 
+#: Every runner made in this process, for ``interrupt_all``.
+_RUNNERS: weakref.WeakSet[LlamaRunner] = weakref.WeakSet()
+
+
+def interrupt_all() -> None:
+    """The process is stopping (Ctrl-C, SIGTERM): on every runner, calls in flight fail at
+    their next token and new calls at once, instead of decoding verdicts nobody will read.
+    Takes no lock: safe in a signal handler."""
+    for runner in list(_RUNNERS):
+        runner.interrupt()
+
+
 class LlamaRunner:
     """A GGUF model with ``n_seq`` KV sequences, shared safely between threads."""
 
@@ -80,6 +92,9 @@ class LlamaRunner:
         self.model_path = model_path
         # Free it before interpreter teardown: llama-cpp-python's __del__ then fails loudly.
         atexit.register(_close_at_exit, weakref.ref(self))
+        #: Set by ``interrupt``: every call fails at its next token.
+        self.interrupted = False
+        _RUNNERS.add(self)
         self.n_ctx = self._seqs.n_ctx
         self.vocab_size = self.model.n_vocab
         self.n_seq = n_seq
@@ -126,6 +141,13 @@ class LlamaRunner:
     def _check_open(self) -> None:
         if self.closed:  # llama.cpp would abort the whole process on a freed model
             raise EngineError(f"model {self.model_path} is closed")
+        if self.interrupted:
+            raise EngineError("interrupted: the process is stopping")
+
+    def interrupt(self) -> None:
+        """Fail every call at its next token from now on (``close`` still frees the model
+        once they have let go of their sequences). Takes no lock."""
+        self.interrupted = True
 
     def close(self) -> None:
         """Free the model now rather than in ``__del__`` at interpreter exit.

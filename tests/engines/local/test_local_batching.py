@@ -1,6 +1,6 @@
 """Several examples decoded together on the local engine (``-E n_seq=N``): the same
 verdicts as one at a time, one failing example never sinks the batch, late arrivals
-join the running steps, and closing mid-batch is a clean error."""
+join the running steps, and closing or interrupting mid-batch is a clean error."""
 
 import json
 import threading
@@ -157,6 +157,39 @@ def test_closing_the_engine_mid_batch_is_a_clean_error():
     assert all("closed" in str(e) for e in errors)
     with pytest.raises(EngineError, match="closed"):
         runner.generate("Hello", max_new_tokens=2, sampling=Sampling())
+
+
+def test_an_interrupt_stops_the_calls_in_flight_at_their_next_token():
+    """What Ctrl-C and SIGTERM do in the command line (``interrupt_all``): the verdicts in
+    flight would not be written, so they stop instead of decoding to their end; new calls
+    fail at once, and closing still frees the model."""
+    backend = LocalBackend(LocalOptions(n_ctx=1024, n_seq=2))
+    runner = backend.runner
+    errors: list[BaseException] = []
+
+    def run(prompt):
+        try:
+            runner.generate(prompt, max_new_tokens=400, sampling=Sampling(), ignore_eos=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("Once upon a time", "In a galaxy")]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while runner.scheduler.steps < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    before = runner.scheduler.steps
+    runner.interrupt()
+    for t in threads:
+        t.join(timeout=60)
+    assert runner.scheduler.steps - before <= 1  # the step already queued, if any
+    assert len(errors) == 2 and all(isinstance(e, EngineError) for e in errors), errors
+    assert all("interrupted" in str(e) for e in errors)
+    with pytest.raises(EngineError, match="interrupted"):
+        runner.generate("Hello", max_new_tokens=2, sampling=Sampling())
+    backend.shutdown()
+    assert runner.closed
 
 
 def test_closing_while_llguidance_reads_the_vocabulary_waits_for_it():
