@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from icrm_sgl import ICRM
-from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions, default_model_path
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
+from icrm_sgl.engines.local.requantize import default_weights
 from icrm_sgl.errors import InputError
 from icrm_sgl.judges import default_judge
 from tests.conftest import EXAMPLES, FAST
@@ -114,9 +115,10 @@ def test_icrm_test_takes_a_gguf_file_and_the_dashed_spelling_of_every_flag(
     """The original command line, with a GGUF file as the model, in either spelling."""
     from icrm_sgl.cli.original import main
 
+    gguf = default_weights()  # the run's Q8_0 copy: Q4_1 prompts take 1.6x as long
     monkeypatch.setenv("ICRM_CACHE_DIR", str(tmp_path))
     args = [str(EXAMPLES / "test_individual.json"), "--rm-type", "individual", "--num-shots", "0"]
-    args += ["--model_name", str(default_model_path()), "--engine", "local"]
+    args += ["--model_name", str(gguf), "--engine", "local"]
     args += ["--use-cache", "--overwrite-cache", "--num-workers", "1", "--num-gpu-per-worker", "1"]
     proc = run_cli("test", *args, main=main)
     assert proc.returncode == 0, proc.stderr

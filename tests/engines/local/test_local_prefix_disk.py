@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions, default_model_path
+from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
 from icrm_sgl.engines.local.llama_adapter import state_identity
 from icrm_sgl.engines.local.llama_runner import LlamaRunner
+from icrm_sgl.engines.local.requantize import default_weights
 from icrm_sgl.engines.local.sampling import Sampling
 from icrm_sgl.engines.local.state_store import SUFFIX, StateStore
 from icrm_sgl.errors import EngineError
@@ -98,7 +99,7 @@ def _numbers_of_a_fresh_runner(model: Path, store_root: Path | None) -> tuple[tu
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    return default_model_path()
+    return default_weights()  # the file the default engine runs
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_a_state_of_another_model_file_is_not_used(tmp_path, reference):
     """A model file replaced in place (same path, new modification time), and the old
     model's state file copied over the new one's: neither is loaded."""
     copy = tmp_path / "model.gguf"
-    shutil.copyfile(default_model_path(), copy)
+    shutil.copyfile(default_weights(), copy)
     states = tmp_path / "states"
     numbers, before = _numbers_of_a_fresh_runner(copy, states)
     assert numbers == reference and before.written == 1
