@@ -14,7 +14,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from icrm_sgl.engines.local.gguf import DEFAULT_QUANT, default_model_path, gguf_problem
+from icrm_sgl.engines.local.gguf import (
+    DEFAULT_QUANT,
+    DEFAULT_RUN_NAME,
+    default_model_path,
+    gguf_problem,
+)
 from icrm_sgl.errors import EngineError
 from icrm_sgl.plumbing.files import default_cache_dir
 
@@ -52,8 +57,7 @@ def _copy_path(source: Path) -> Path:
     stat = source.stat()
     key = f"{source.name}:{stat.st_size}:{stat.st_mtime_ns}:{llama_cpp.__version__}"
     tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-    name = source.name.replace(".Q4_1.gguf", "")
-    return default_cache_dir().expanduser() / MODELS_FOLDER / f"{name}.{DEFAULT_QUANT}-{tag}.gguf"
+    return default_cache_dir().expanduser() / MODELS_FOLDER / f"{DEFAULT_RUN_NAME}-{tag}.gguf"
 
 
 def _write(source: Path, target: Path) -> None:
@@ -70,7 +74,6 @@ def _write(source: Path, target: Path) -> None:
     finally:
         if os.path.exists(staging):
             os.unlink(staging)
-    stem = target.name.rsplit("-", 1)[0]
-    for old in target.parent.glob(f"{stem}-*.gguf"):
+    for old in target.parent.glob(f"{DEFAULT_RUN_NAME}-*.gguf"):
         if old != target:
             old.unlink(missing_ok=True)

@@ -133,9 +133,9 @@ def test_a_call_joining_while_another_decodes_shares_its_steps(local_backend, ba
     assert runner.scheduler.tokens - tokens > runner.scheduler.steps - steps
 
 
-def test_closing_the_engine_mid_batch_is_a_clean_error():
-    backend = LocalBackend(LocalOptions(n_ctx=1024, n_seq=2))
-    runner = backend.runner
+def _two_long_calls(runner) -> tuple[list[threading.Thread], list[BaseException]]:
+    """Two 400-token calls decoding together, returned once three steps have run; each
+    call's exception lands in the list."""
     errors: list[BaseException] = []
 
     def run(prompt):
@@ -150,6 +150,13 @@ def test_closing_the_engine_mid_batch_is_a_clean_error():
     deadline = time.monotonic() + 60
     while runner.scheduler.steps < 3 and time.monotonic() < deadline:
         time.sleep(0.01)
+    return threads, errors
+
+
+def test_closing_the_engine_mid_batch_is_a_clean_error():
+    backend = LocalBackend(LocalOptions(n_ctx=1024, n_seq=2))
+    runner = backend.runner
+    threads, errors = _two_long_calls(runner)
     backend.shutdown()
     for t in threads:
         t.join(timeout=60)
@@ -165,20 +172,7 @@ def test_an_interrupt_stops_the_calls_in_flight_at_their_next_token():
     fail at once, and closing still frees the model."""
     backend = LocalBackend(LocalOptions(n_ctx=1024, n_seq=2))
     runner = backend.runner
-    errors: list[BaseException] = []
-
-    def run(prompt):
-        try:
-            runner.generate(prompt, max_new_tokens=400, sampling=Sampling(), ignore_eos=True)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in ("Once upon a time", "In a galaxy")]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 60
-    while runner.scheduler.steps < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    threads, errors = _two_long_calls(runner)
     before = runner.scheduler.steps
     runner.interrupt()
     for t in threads:
