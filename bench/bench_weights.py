@@ -30,6 +30,9 @@ def raw_speed(path: Path) -> tuple[float, float]:
     """Prompt and decode tokens per CPU-second of one llama.cpp thread."""
     import llama_cpp
 
+    from icrm_sgl.engines.local.llama_adapter import llama_without_amx
+
+    llama_without_amx()  # weights loaded as the local engine loads them
     llm = llama_cpp.Llama(str(path), n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False)
     tokens = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 120)[:1024]
     started = time.process_time()

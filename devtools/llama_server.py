@@ -8,12 +8,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 
 from icrm_sgl.engines.local.requantize import default_weights
 from icrm_sgl.engines.retry import poll_until
 from icrm_sgl.engines.server_process import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -22,10 +25,10 @@ def llama_server(threads: int = 1, timeout: float = 120) -> Iterator[str]:
     ``threads`` too: the server's own default for them is every core, whose threads spin
     against whatever else runs (its verdicts were 10x slower beside the test workers)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_weights())]
+    cmd = [sys.executable, "-m", "devtools.llama_server", "--model", str(default_weights())]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
     cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         _wait_until_up(proc, url, timeout)
@@ -53,3 +56,13 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float) -> None:
         return RuntimeError(f"llama.cpp server not up within {timeout} s")
 
     poll_until(probe, bool, timeout, gave_up, interval=0.25)
+
+
+if __name__ == "__main__":
+    # llama-cpp-python's server, loading its model as the local engine does (no AMX buffers).
+    from llama_cpp.server.__main__ import main
+
+    from icrm_sgl.engines.local.llama_adapter import llama_without_amx
+
+    llama_without_amx()
+    main()

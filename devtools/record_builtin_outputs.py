@@ -5,8 +5,10 @@ PYTHONPATH (see ``tests/judges/test_builtin_unchanged.py`` for the history)::
 
     PYTHONPATH=<checkout> python devtools/record_builtin_outputs.py tests/data/builtin_outputs.json
 
-The cases (the two example files and ten pool examples per mode) and the settings come
-from ``builtin_cases``, which ``tests/judges/test_builtin_unchanged.py`` uses too.
+The numbers belong to a llama.cpp build and CPU, so the file keeps one recording per build
+(``build_identity``): this machine's replaces its own, the others stay. The cases (the two
+example files and ten pool examples per mode) and the settings come from ``builtin_cases``,
+which ``tests/judges/test_builtin_unchanged.py`` uses too.
 """
 
 from __future__ import annotations
@@ -48,15 +50,24 @@ def record(backend, per_mode: int | None = None) -> dict[str, list[dict]]:
     return out
 
 
+def recordings(path: Path) -> list[dict]:
+    """The recordings in ``path``: ``{"build": ..., "individual": [...], "pairwise": [...]}``."""
+    return json.loads(path.read_text("utf-8"))["recordings"] if path.exists() else []
+
+
 def main() -> None:
     from icrm_sgl.engines.local.engine import LocalBackend, LocalOptions
+    from icrm_sgl.engines.local.llama_adapter import build_identity
 
     backend = LocalBackend(LocalOptions(n_ctx=4096))
     try:
-        data = record(backend)
+        data = {"build": build_identity(), **record(backend)}
     finally:
         backend.shutdown()
-    Path(sys.argv[1]).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    path = Path(sys.argv[1])
+    kept = [r for r in recordings(path) if r["build"] != data["build"]]
+    text = json.dumps({"recordings": [*kept, data]}, indent=1, ensure_ascii=False)
+    path.write_text(text + "\n", "utf-8")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ that an upgrade breaks in one place; ``SUPPORTED_VERSIONS`` is the range tested
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import threading
@@ -41,6 +42,40 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
+@functools.cache
+def amx_build() -> bool:
+    """Whether this llama.cpp build multiplies weights with Intel AMX tiles where the CPU has
+    them."""
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+def _without_amx(params: llama_cpp.llama_model_params) -> llama_cpp.llama_model_params:
+    """``params`` without the extra weight buffers on an AMX build. Built from source by GCC
+    12 (Debian 12's), ggml's AMX matrix multiply loads a tile configuration with half its
+    bytes unset, and the first decode dies of a general protection fault (seen on a Xeon
+    with AMX). The other extra buffer, weight repacking, covers no type the default model
+    uses on x86 (Q8_0, Q4_1)."""
+    if amx_build():
+        params.use_extra_bufts = False
+    return params
+
+
+def model_params() -> llama_cpp.llama_model_params:
+    """llama.cpp's default model parameters, safe on every build (``_without_amx``)."""
+    return _without_amx(llama_cpp.llama_model_default_params())
+
+
+def llama_without_amx() -> None:
+    """Make every ``llama_cpp.Llama`` built in this process load its weights with
+    ``model_params()``: for llama-cpp-python's own server, which takes no such option."""
+    low_level = llama_cpp.llama_cpp
+    defaults = low_level.llama_model_default_params
+    if not getattr(defaults, "without_amx", False):
+        safe = functools.wraps(defaults)(lambda: _without_amx(defaults()))
+        safe.without_amx = True  # type: ignore[attr-defined]
+        low_level.llama_model_default_params = safe
+
+
 #: llama.cpp's file types by the names ``quantize`` takes.
 _FTYPES = {"Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0}
 
@@ -65,7 +100,7 @@ class GgufModel:
 
     def __init__(self, path: str, *, vocab_only: bool = False) -> None:
         _init_backend()
-        params = llama_cpp.llama_model_default_params()
+        params = model_params()
         params.vocab_only = vocab_only
         try:
             self._model = LlamaModel(path_model=path, params=params, verbose=False)
@@ -99,9 +134,18 @@ class GgufModel:
 STATE_LAYOUT = "f16-kv/no-flash-attn/per-sequence/1"
 
 
+def build_identity() -> dict[str, str]:
+    """What a model's numbers depend on besides its weights: llama-cpp-python's version and
+    the CPU features its llama.cpp was built for (other kernels round differently)."""
+    return {
+        "llama_cpp": llama_cpp.__version__,
+        "system": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+    }
+
+
 def state_identity(model_path: str) -> dict[str, Any]:
     """What a saved sequence state is valid for: the model file (path, size, modification
-    time), llama.cpp's version and the CPU features it was built for, the KV layout."""
+    time), the llama.cpp build (``build_identity``), the KV layout."""
     stat = os.stat(model_path)
     return {
         "model": {
@@ -109,8 +153,7 @@ def state_identity(model_path: str) -> dict[str, Any]:
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
         },
-        "llama_cpp": llama_cpp.__version__,
-        "system": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+        **build_identity(),
         "layout": STATE_LAYOUT,
     }
 

@@ -1,6 +1,8 @@
 """The llama-cpp-python adapter: the only user of its private API, pinned to a tested range."""
 
 import re
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -125,3 +127,22 @@ def test_every_decode_runs_on_the_contexts_own_thread(model, monkeypatch):
         ctx.close()
     assert len(ran_on) == 2 and len(set(ran_on)) == 1
     assert ran_on[0] not in (threading.get_ident(), caller.ident)
+
+
+def test_llama_cpp_pythons_own_llama_decodes_once_told_to_load_as_the_engine_does():
+    """On a Xeon with AMX, a GCC 12 build's AMX weight buffers kill the first decode (a
+    general protection fault); the engine and the test server load without them there."""
+    script = (
+        "import sys, llama_cpp\n"
+        "from icrm_sgl.engines.local.llama_adapter import amx_build, llama_without_amx\n"
+        "llama_without_amx()\n"
+        "llm = llama_cpp.Llama(sys.argv[1], n_ctx=256, n_threads=1, verbose=False)\n"
+        "llm.eval(llm.tokenize(b'Hello, world'))\n"
+        "print(llm.model_params.use_extra_bufts, amx_build())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(default_model_path())], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    extra_bufts, amx = done.stdout.split()
+    assert extra_bufts == str(amx != "True")
