@@ -22,9 +22,9 @@ the commit that keeps llama.cpp's AMX buffers off (every score and choice the sa
 EPYC's, texts equal in 5/11 individual and 6/11 pairwise verdicts, probabilities within
 0.39 where the texts differ, 0.042 where not). On a build with a recording the outputs must
 be that recording's, bit for bit; on another, what no CPU changed between those two: the
-cases, each verdict's fields in order, its probabilities' values, and the scores and choices
-(by wide margins here: 8 and A+ on every case). To add a build, run the recorder there at a
-commit where this test passes on a recorded build
+cases, each verdict's fields in order, the values its probabilities cover, and the scores
+and choices (by wide margins here: 8 and A+ on every case). To add a build, run the
+recorder there at a commit where this test passes on a recorded build
 (``python -m devtools.record_builtin_outputs tests/data/builtin_outputs.json``).
 """
 
